@@ -1,0 +1,1 @@
+//! Everything a user needs, in one import.

@@ -1,0 +1,1 @@
+//! vis (in progress)
