@@ -1,1 +1,15 @@
-//! Everything a user needs, in one import.
+//! Everything a user needs, in one import: `use static_nn::prelude::*;`.
+//!
+//! It re-exports dfdx's prelude (tensors, shapes, devices, losses,
+//! optimizers, `Module`), with static-nn's layers and its
+//! [`DeviceBuildExt::build_module`] in place of dfdx's. Import this instead
+//! of `dfdx::prelude::*`, not beside it.
+pub use dfdx::prelude::*;
+
+pub use crate::models::{summary, LeNet, LeNet5, LeNetClass, LeNetSeq, Mlp, Summary};
+pub use crate::nn::{
+    AvgPool2D, BuildOnDevice, Conv2D, Conv2DRect, DeviceBuildExt, Flatten, InferShape, Inferred,
+    LazyConv2D, LazyConv2DRect, LazyLinear, Linear, LogSoftmax, MaxPool2D, ReLU, Sequential,
+    Sigmoid, Softmax, Tanh,
+};
+pub use crate::shapes::{conv_output_size, Flat};

@@ -1,1 +1,18 @@
-//! models (in progress)
+//! The notebook's networks as types, and model summaries.
+//!
+//! | type | network | parameters |
+//! |---|---|---|
+//! | [`Mlp`] | `Flatten, Linear(784, 128), ReLU, Linear(128, 10)` | 101,770 |
+//! | [`LeNetClass`] | the class `LeNet`: ReLU, max pool twice, 400 → 84 → 10 | 37,106 |
+//! | [`LeNetSeq`] | the `nn.Sequential` LeNet: max pool, then avg pool | 37,106 |
+//! | [`LeNet5`] | LeNet-5 (1998): sigmoid, avg pool, 400 → 120 → 84 → 10 | 61,706 |
+//!
+//! All take `(B, 1, 28, 28)` images and return `(B, 10)` logits. The
+//! notebook ends each network with `Softmax`; these return logits, and the
+//! `lenet` example's `--tutorial` flag adds the softmax back.
+
+mod lenet;
+mod summary;
+
+pub use lenet::{LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp};
+pub use summary::{summary, Summary};

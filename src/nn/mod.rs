@@ -1,1 +1,43 @@
-//! nn (in progress)
+//! Layers and their composition.
+//!
+//! A network is a type built from the layer types below, nested in tuples
+//! (up to 16 layers each, [`Sequential`]) or in a model struct such as
+//! [`LeNet`](crate::models::LeNet). [`DeviceBuildExt::build_module`] turns the
+//! type into modules on a device, and dfdx's `Module::forward` runs them.
+//!
+//! | static-nn | PyTorch | input → output |
+//! |---|---|---|
+//! | [`Conv2D<IN, OUT, K, S, P>`](Conv2D) | `nn.Conv2d(IN, OUT, K, S, P)` | `(B, IN, H, W)` → `(B, OUT, H', W')` |
+//! | [`Conv2DRect<IN, OUT, KH, KW, S, P>`](Conv2DRect) | `nn.Conv2d(IN, OUT, (KH, KW), S, P)` | same |
+//! | [`LazyConv2D<OUT, K, S, P>`](LazyConv2D) | `nn.LazyConv2d(OUT, K, S, P)` | same, `IN` inferred |
+//! | [`MaxPool2D<K, S, P>`](MaxPool2D) | `nn.MaxPool2d(K, S, P)` | `(B, C, H, W)` → `(B, C, H', W')` |
+//! | [`AvgPool2D<K, S, P>`](AvgPool2D) | `nn.AvgPool2d(K, S, P)` | same |
+//! | [`Flatten`] | `nn.Flatten()` | `(B, C, H, W)` → `(B, Flat<C, H, W>)` |
+//! | [`Linear<IN, OUT>`](Linear) | `nn.Linear(IN, OUT)` | `(B, IN)` → `(B, OUT)` |
+//! | [`LazyLinear<OUT>`](LazyLinear) | `nn.LazyLinear(OUT)` | same, `IN` inferred |
+//! | [`ReLU`], [`Sigmoid`], [`Tanh`], [`Softmax`] | same names | unchanged |
+//!
+//! `H' = (H + 2P − K) / S + 1` is computed at compile time
+//! ([`shapes`](crate::shapes)).
+
+mod activations;
+#[macro_use]
+mod build;
+mod conv;
+mod flatten;
+mod infer;
+mod linear;
+mod pool;
+mod sequential;
+mod sequential_impls;
+
+pub use activations::{LogSoftmax, ReLU, Sigmoid, Softmax, Tanh};
+pub use build::{BuildOnDevice, DeviceBuildExt};
+pub use conv::{Conv2D, Conv2DModule, Conv2DRect};
+pub use flatten::Flatten;
+pub use infer::{
+    join_name, InferShape, Inferred, LayerRow, LazyConv2D, LazyConv2DRect, LazyLinear, OutputShape,
+};
+pub use linear::{FlatProduct, Linear, LinearModule, LinearOf};
+pub use pool::{AvgPool2D, MaxPool2D, PoolPadding};
+pub use sequential::Sequential;

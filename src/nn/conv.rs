@@ -1,0 +1,288 @@
+//! 2-D convolution layers.
+use super::build::BuildOnDevice;
+use crate::ops::{Conv2DKernel, Conv2DOp};
+use crate::shapes::checks::{Conv2DChannels, Conv2DLayer};
+use crate::shapes::{ConvOut, ConvOutSize};
+use dfdx::nn::tensor_collection::ModuleVisitor;
+use dfdx::nn::{Module, NonMutableModule, TensorCollection, TensorOptions};
+use dfdx::prelude::*;
+use num_traits::Float;
+use rand_distr::{uniform::SampleUniform, Uniform};
+
+/// A 2-D convolution with a square `K×K` kernel and a bias:
+/// `IN` input channels, `OUT` output channels, stride `S`, zero padding `P`.
+///
+/// PyTorch: `nn.Conv2d(IN, OUT, kernel_size=K, stride=S, padding=P)`; the
+/// weights are initialised as PyTorch does (uniform in ±1/√(IN·K·K)).
+///
+/// # Shapes
+/// - input: `(B, IN, H, W)` with `B` a `Const` or a runtime `usize`, or one
+///   image `(IN, H, W)`;
+/// - output: `(B, OUT, H', W')` (or `(OUT, H', W')`) with
+///   `H' = (H + 2P − K) / S + 1` computed at compile time
+///   ([`conv_output_size`](crate::shapes::conv_output_size)).
+///
+/// A wrong channel count or a kernel larger than the padded input does not
+/// compile.
+///
+/// ```
+/// use static_nn::prelude::*;
+/// let dev = Cpu::default();
+/// let conv = dev.build_module::<Conv2D<1, 6, 5, 1, 2>, f32>();
+/// let y: Tensor<Rank4<8, 6, 28, 28>, f32, _> = conv.forward(dev.zeros::<Rank4<8, 1, 28, 28>>());
+/// # let _ = y;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Conv2D<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const S: usize = 1,
+    const P: usize = 0,
+>;
+
+/// A 2-D convolution with a rectangular `KH×KW` kernel, like the notebook's
+/// 1×2 edge kernel. Otherwise as [`Conv2D`].
+///
+/// PyTorch: `nn.Conv2d(IN, OUT, kernel_size=(KH, KW), stride=S, padding=P)`.
+///
+/// # Shapes
+/// - input: `(B, IN, H, W)` or `(IN, H, W)`;
+/// - output: `(B, OUT, H', W')` with `H' = (H + 2P − KH) / S + 1` and
+///   `W' = (W + 2P − KW) / S + 1`.
+///
+/// ```
+/// use static_nn::prelude::*;
+/// let dev = Cpu::default();
+/// let conv = dev.build_module::<Conv2DRect<1, 1, 1, 2>, f32>();
+/// let y: Tensor<Rank3<1, 6, 7>, f32, _> = conv.forward(dev.zeros::<Rank3<1, 6, 8>>());
+/// # let _ = y;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Conv2DRect<
+    const IN: usize,
+    const OUT: usize,
+    const KH: usize,
+    const KW: usize,
+    const S: usize = 1,
+    const P: usize = 0,
+>;
+
+/// A built 2-D convolution: the parameters of [`Conv2D`] / [`Conv2DRect`].
+///
+/// Tensor names (as PyTorch's): `weight` `(OUT, IN, KH, KW)` and `bias` `(OUT,)`.
+#[derive(Clone, Debug)]
+pub struct Conv2DModule<
+    const IN: usize,
+    const OUT: usize,
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const P: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    /// Kernels, `(OUT, IN, KH, KW)`.
+    pub weight: Tensor<Rank4<OUT, IN, KH, KW>, E, D>,
+    /// Bias, `(OUT,)`.
+    pub bias: Tensor<Rank1<OUT>, E, D>,
+}
+
+impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, E, D>
+    BuildOnDevice<D, E> for Conv2D<I, O, K, S, P>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type Built = Conv2DModule<I, O, K, K, S, P, E, D>;
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        E,
+        D,
+    > BuildOnDevice<D, E> for Conv2DRect<I, O, KH, KW, S, P>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type Built = Conv2DModule<I, O, KH, KW, S, P, E, D>;
+}
+
+/// PyTorch's default init: uniform in ±1/√fan_in (kaiming-uniform with a=√5).
+pub(crate) fn reset_fan_in<S: Shape, E: Dtype + Float + SampleUniform, D: Device<E>>(
+    t: &mut Tensor<S, E, D>,
+    fan_in: usize,
+) -> Result<(), D::Err> {
+    let b = E::ONE / E::from_usize(fan_in.max(1)).unwrap_or(E::ONE).sqrt();
+    t.try_fill_with_distr(Uniform::new(-b, b))
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        E,
+        D,
+    > TensorCollection<E, D> for Conv2DModule<I, O, KH, KW, S, P, E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Conv2DModule<I, O, KH, KW, S, P, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(|t| reset_fan_in(t, I * KH * KW)),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_with(|t| reset_fan_in(t, I * KH * KW)),
+                ),
+            ),
+            |(weight, bias)| Conv2DModule { weight, bias },
+        )
+    }
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        E: Dtype,
+        D: Storage<E>,
+    > NonMutableModule for Conv2DModule<I, O, KH, KW, S, P, E, D>
+{
+}
+
+/// The output dim of this layer along an input dim of size `H` with kernel `K`.
+type Out<const H: usize, const K: usize, const S: usize, const P: usize> =
+    ConvOutSize<H, K, S, P, Conv2DLayer>;
+
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        B: Dim,
+        E: Dtype,
+        D: Conv2DKernel<E>,
+        T: Tape<E, D>,
+    > Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>>
+    for Conv2DModule<I, O, KH, KW, S, P, E, D>
+where
+    (): Conv2DChannels<I, C>,
+    Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
+    Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
+{
+    type Output = Tensor<(B, Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, T>;
+    type Error = D::Err;
+
+    fn try_forward(
+        &self,
+        x: Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
+    ) -> Result<Self::Output, D::Err> {
+        let batch = x.shape().0;
+        let op = self.op(batch.size(), H, W);
+        D::try_conv2d(
+            op,
+            x,
+            &self.weight,
+            &self.bias,
+            (batch, Const, Default::default(), Default::default()),
+        )
+    }
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        E: Dtype,
+        D: Conv2DKernel<E>,
+        T: Tape<E, D>,
+    > Module<Tensor<(Const<C>, Const<H>, Const<W>), E, D, T>>
+    for Conv2DModule<I, O, KH, KW, S, P, E, D>
+where
+    (): Conv2DChannels<I, C>,
+    Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
+    Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
+{
+    type Output = Tensor<(Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, T>;
+    type Error = D::Err;
+
+    fn try_forward(
+        &self,
+        x: Tensor<(Const<C>, Const<H>, Const<W>), E, D, T>,
+    ) -> Result<Self::Output, D::Err> {
+        let op = self.op(1, H, W);
+        D::try_conv2d(
+            op,
+            x,
+            &self.weight,
+            &self.bias,
+            (Const, Default::default(), Default::default()),
+        )
+    }
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        E: Dtype,
+        D: Storage<E>,
+    > Conv2DModule<I, O, KH, KW, S, P, E, D>
+{
+    /// The runtime sizes for a batch of `batch` images of `h × w`.
+    fn op(&self, batch: usize, h: usize, w: usize) -> Conv2DOp {
+        let size = |n, k| crate::shapes::try_conv_output_size(n, k, S, P).unwrap_or(0);
+        Conv2DOp {
+            batch,
+            chan_in: I,
+            chan_out: O,
+            h_in: h,
+            w_in: w,
+            kh: KH,
+            kw: KW,
+            stride: S,
+            padding: P,
+            h_out: size(h, KH),
+            w_out: size(w, KW),
+        }
+    }
+}

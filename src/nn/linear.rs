@@ -1,0 +1,178 @@
+//! Fully connected layers.
+use super::build::BuildOnDevice;
+use super::conv::reset_fan_in;
+use crate::shapes::checks::{LinearFeatures, LinearFlatFeatures};
+use crate::shapes::{Flat, ToTypenum};
+use dfdx::nn::tensor_collection::ModuleVisitor;
+use dfdx::nn::{Module, NonMutableModule, TensorCollection, TensorOptions};
+use dfdx::prelude::*;
+use num_traits::Float;
+use rand_distr::uniform::SampleUniform;
+use typenum::{IsEqual, Prod};
+
+/// A fully connected layer `y = x·Wᵀ + b` with `IN` inputs and `OUT` outputs.
+///
+/// PyTorch: `nn.Linear(IN, OUT)`; initialised as PyTorch does (uniform in
+/// ±1/√IN).
+///
+/// # Shapes
+/// - input: `(B, IN)` or `(IN,)`; `IN` may also be the
+///   [`Flat<C, H, W>`](crate::shapes::Flat) features of a
+///   [`Flatten`](super::Flatten) with `C·H·W = IN`;
+/// - output: `(B, OUT)` or `(OUT,)`.
+///
+/// A wrong input count does not compile:
+/// `Linear expects 401 input features, but the input has 400`.
+///
+/// ```
+/// use static_nn::prelude::*;
+/// let dev = Cpu::default();
+/// let fc = dev.build_module::<Linear<400, 84>, f32>();
+/// let y: Tensor<Rank2<64, 84>, f32, _> = fc.forward(dev.zeros::<Rank2<64, 400>>());
+/// # let _ = y;
+/// ```
+pub type Linear<const IN: usize, const OUT: usize> = LinearOf<Const<IN>, OUT>;
+
+/// A fully connected layer whose input size is the dim type `IN`
+/// (`Const<N>` or [`Flat<C, H, W>`](crate::shapes::Flat)). Write
+/// [`Linear<IN, OUT>`] for a const count; [`LazyLinear`](super::LazyLinear)
+/// infers `IN` from the layer before it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinearOf<IN, const OUT: usize>(core::marker::PhantomData<IN>);
+
+/// A built fully connected layer.
+///
+/// Tensor names (as PyTorch's): `weight` `(OUT, IN)` and `bias` `(OUT,)`.
+#[derive(Clone, Debug)]
+pub struct LinearModule<IN: ConstDim, const OUT: usize, E: Dtype, D: Storage<E>> {
+    /// Weight, `(OUT, IN)`.
+    pub weight: Tensor<(Const<OUT>, IN), E, D>,
+    /// Bias, `(OUT,)`.
+    pub bias: Tensor<Rank1<OUT>, E, D>,
+}
+
+impl<IN: ConstDim, const O: usize, E, D> BuildOnDevice<D, E> for LinearOf<IN, O>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type Built = LinearModule<IN, O, E, D>;
+}
+
+impl<IN: ConstDim, const O: usize, E, D> TensorCollection<E, D> for LinearModule<IN, O, E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = LinearModule<IN, O, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(|t| reset_fan_in(t, IN::SIZE)),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_with(|t| reset_fan_in(t, IN::SIZE)),
+                ),
+            ),
+            |(weight, bias)| LinearModule { weight, bias },
+        )
+    }
+}
+
+impl<IN: ConstDim, const O: usize, E: Dtype, D: Storage<E>> NonMutableModule
+    for LinearModule<IN, O, E, D>
+{
+}
+
+impl<IN: ConstDim, const O: usize, E: Dtype, D: Device<E>> LinearModule<IN, O, E, D> {
+    /// `x·Wᵀ + b` for a batch whose feature dim is already `IN`.
+    fn affine<B: Dim, T: Tape<E, D>>(
+        &self,
+        x: Tensor<(B, IN), E, D, T>,
+    ) -> Result<Tensor<(B, Const<O>), E, D, T>, D::Err> {
+        let batch = x.shape().0;
+        let w = self.weight.retaped::<T>().try_permute::<_, Axes2<1, 0>>()?;
+        let b = self
+            .bias
+            .retaped::<T>()
+            .try_broadcast_like(&(batch, Const::<O>))?;
+        x.try_matmul(w)?.try_add(b)
+    }
+}
+
+/// Implements `Module` for a batch `(B, X)` and a single vector `(X,)`, given
+/// the input dim `X`, the layer's `IN` and the check that ties them.
+macro_rules! linear_forward {
+    ([$($g:tt)*] $in:ty, $x:ty, $($check:tt)*) => {
+        impl<$($g)* B: Dim, const O: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>
+            Module<Tensor<(B, $x), E, D, T>> for LinearModule<$in, O, E, D>
+        where $($check)*
+        {
+            type Output = Tensor<(B, Const<O>), E, D, T>;
+            type Error = D::Err;
+            fn try_forward(&self, x: Tensor<(B, $x), E, D, T>) -> Result<Self::Output, D::Err> {
+                let batch = x.shape().0;
+                let x = x.try_reshape_like(&(batch, <$in>::default()))?;
+                self.affine(x)
+            }
+        }
+
+        impl<$($g)* const O: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>
+            Module<Tensor<($x,), E, D, T>> for LinearModule<$in, O, E, D>
+        where $($check)*
+        {
+            type Output = Tensor<(Const<O>,), E, D, T>;
+            type Error = D::Err;
+            fn try_forward(&self, x: Tensor<($x,), E, D, T>) -> Result<Self::Output, D::Err> {
+                let x = x.try_reshape_like(&(Const::<1>, <$in>::default()))?;
+                self.affine(x)?.try_reshape_like(&(Const::<O>,))
+            }
+        }
+    };
+}
+
+linear_forward!([const I: usize, const N: usize,] Const<I>, Const<N>, (): LinearFeatures<I, N>);
+linear_forward!(
+    [const I: usize, const C: usize, const H: usize, const W: usize,]
+    Const<I>, Flat<C, H, W>,
+    Const<I>: ToTypenum,
+    Const<C>: ToTypenum,
+    Const<H>: ToTypenum,
+    Const<W>: ToTypenum,
+    (): FlatProduct<C, H, W>,
+    <Const<I> as ToTypenum>::Output: IsEqual<<() as FlatProduct<C, H, W>>::Output>,
+    <<Const<I> as ToTypenum>::Output as IsEqual<<() as FlatProduct<C, H, W>>::Output>>::Output:
+        LinearFlatFeatures<I, C, H, W>
+);
+linear_forward!(
+    [const C: usize, const H: usize, const W: usize,]
+    Flat<C, H, W>, Flat<C, H, W>,
+    (): Sized
+);
+
+/// `C·H·W` as a typenum integer.
+pub trait FlatProduct<const C: usize, const H: usize, const W: usize> {
+    /// The product.
+    type Output;
+}
+type TnOf<const N: usize> = <Const<N> as ToTypenum>::Output;
+impl<const C: usize, const H: usize, const W: usize> FlatProduct<C, H, W> for ()
+where
+    Const<C>: ToTypenum,
+    Const<H>: ToTypenum,
+    Const<W>: ToTypenum,
+    TnOf<C>: core::ops::Mul<TnOf<H>>,
+    Prod<TnOf<C>, TnOf<H>>: core::ops::Mul<TnOf<W>>,
+{
+    type Output = Prod<Prod<TnOf<C>, TnOf<H>>, TnOf<W>>;
+}

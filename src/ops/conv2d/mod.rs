@@ -1,0 +1,156 @@
+//! 2-D convolution (cross-correlation, as PyTorch's `F.conv2d`).
+use dfdx::prelude::*;
+
+pub(crate) mod cpu;
+pub mod generic;
+
+/// The runtime sizes of one 2-D convolution.
+///
+/// Input `(batch, chan_in, h_in, w_in)`, weight `(chan_out, chan_in, kh, kw)`,
+/// bias `(chan_out,)`, output `(batch, chan_out, h_out, w_out)`, all
+/// contiguous and row-major.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2DOp {
+    /// Batch size.
+    pub batch: usize,
+    /// Input channels.
+    pub chan_in: usize,
+    /// Output channels.
+    pub chan_out: usize,
+    /// Input height.
+    pub h_in: usize,
+    /// Input width.
+    pub w_in: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (both directions).
+    pub stride: usize,
+    /// Zero padding (all four sides).
+    pub padding: usize,
+    /// Output height.
+    pub h_out: usize,
+    /// Output width.
+    pub w_out: usize,
+}
+
+impl Conv2DOp {
+    /// Sizes for the given input and kernel; the output size follows
+    /// [`conv_output_size`](crate::shapes::conv_output_size).
+    /// `None` if the kernel does not fit or the stride is 0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        batch: usize,
+        chan_in: usize,
+        chan_out: usize,
+        (h_in, w_in): (usize, usize),
+        (kh, kw): (usize, usize),
+        stride: usize,
+        padding: usize,
+    ) -> Option<Self> {
+        let h_out = crate::shapes::try_conv_output_size(h_in, kh, stride, padding)?;
+        let w_out = crate::shapes::try_conv_output_size(w_in, kw, stride, padding)?;
+        Some(Self {
+            batch,
+            chan_in,
+            chan_out,
+            h_in,
+            w_in,
+            kh,
+            kw,
+            stride,
+            padding,
+            h_out,
+            w_out,
+        })
+    }
+
+    /// Rows of the im2col matrix: `chan_in · kh · kw`.
+    pub fn patch_len(&self) -> usize {
+        self.chan_in * self.kh * self.kw
+    }
+
+    /// Output positions per channel: `h_out · w_out`.
+    pub fn out_plane(&self) -> usize {
+        self.h_out * self.w_out
+    }
+
+    /// Multiply-adds of the forward pass.
+    pub fn forward_macs(&self) -> usize {
+        self.batch * self.chan_out * self.patch_len() * self.out_plane()
+    }
+
+    /// The input position `(y, x)` read by output `(oy, ox)` at kernel offset
+    /// `(ky, kx)`, or `None` when it falls in the padding.
+    #[inline(always)]
+    pub(crate) fn source(
+        &self,
+        oy: usize,
+        ox: usize,
+        ky: usize,
+        kx: usize,
+    ) -> Option<(usize, usize)> {
+        let y = (oy * self.stride + ky).checked_sub(self.padding)?;
+        let x = (ox * self.stride + kx).checked_sub(self.padding)?;
+        (y < self.h_in && x < self.w_in).then_some((y, x))
+    }
+}
+
+/// A device that can run [`Conv2DOp`] with autograd.
+///
+/// [`Cpu`] runs hand-written kernels; other devices run the
+/// [`generic`] composition of dfdx ops.
+pub trait Conv2DKernel<E: Dtype>: Device<E> {
+    /// `y = conv2d(x, weight) + bias`, recording the backward pass on `x`'s tape.
+    ///
+    /// `x`, `weight` and `bias` hold `op`'s sizes; `out` is the output's shape
+    /// (`op.batch · op.chan_out · op.h_out · op.w_out` elements).
+    fn try_conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, T: Tape<E, Self>>(
+        op: Conv2DOp,
+        x: Tensor<S, E, Self, T>,
+        weight: &Tensor<Sw, E, Self>,
+        bias: &Tensor<Sb, E, Self>,
+        out: So,
+    ) -> Result<Tensor<So, E, Self, T>, Self::Err>;
+}
+
+impl Conv2DKernel<f32> for Cpu {
+    fn try_conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, T: Tape<f32, Self>>(
+        op: Conv2DOp,
+        x: Tensor<S, f32, Self, T>,
+        weight: &Tensor<Sw, f32, Self>,
+        bias: &Tensor<Sb, f32, Self>,
+        out: So,
+    ) -> Result<Tensor<So, f32, Self, T>, Self::Err> {
+        cpu::conv2d(op, x, weight, bias, out)
+    }
+}
+
+impl Conv2DKernel<f64> for Cpu {
+    fn try_conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, T: Tape<f64, Self>>(
+        op: Conv2DOp,
+        x: Tensor<S, f64, Self, T>,
+        weight: &Tensor<Sw, f64, Self>,
+        bias: &Tensor<Sb, f64, Self>,
+        out: So,
+    ) -> Result<Tensor<So, f64, Self, T>, Self::Err> {
+        cpu::conv2d(op, x, weight, bias, out)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl<E: Dtype> Conv2DKernel<E> for Cuda
+where
+    Cuda: Device<E>,
+{
+    fn try_conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, T: Tape<E, Self>>(
+        op: Conv2DOp,
+        x: Tensor<S, E, Self, T>,
+        weight: &Tensor<Sw, E, Self>,
+        bias: &Tensor<Sb, E, Self>,
+        out: So,
+    ) -> Result<Tensor<So, E, Self, T>, Self::Err> {
+        generic::conv2d(op, x, weight, bias, out)
+    }
+}

@@ -1,0 +1,116 @@
+//! The CPU pooling kernels, parallel over planes. Max pooling records the
+//! argmax of each window for the backward pass.
+use super::{Pool2DOp, PoolKind};
+use crate::ops::cpu_util::{is_nan, to_vec};
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+/// Max-pools one plane; writes the flat index of each window's maximum into
+/// `arg` (first maximum wins, as in PyTorch).
+fn max_plane<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
+    for oy in 0..op.h_out {
+        let (y0, y1) = op.window(oy, op.h_in);
+        for ox in 0..op.w_out {
+            let (x0, x1) = op.window(ox, op.w_in);
+            let mut best = y0 * op.w_in + x0;
+            for iy in y0..y1 {
+                for ix in x0..x1 {
+                    let i = iy * op.w_in + ix;
+                    // `>` keeps the first maximum; NaN propagates like PyTorch.
+                    if x[i] > x[best] || is_nan(x[i]) && !is_nan(x[best]) {
+                        best = i;
+                    }
+                }
+            }
+            y[oy * op.w_out + ox] = x[best];
+            arg[oy * op.w_out + ox] = best as u32;
+        }
+    }
+}
+
+/// Average-pools one plane (padding counts as 0 and stays in the divisor).
+fn avg_plane<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E]) {
+    let inv = E::ONE / E::from_usize(op.kernel * op.kernel).unwrap_or(E::ONE);
+    for oy in 0..op.h_out {
+        let (y0, y1) = op.window(oy, op.h_in);
+        for ox in 0..op.w_out {
+            let (x0, x1) = op.window(ox, op.w_in);
+            let mut sum = E::default();
+            for iy in y0..y1 {
+                for v in &x[iy * op.w_in + x0..iy * op.w_in + x1] {
+                    sum += *v;
+                }
+            }
+            y[oy * op.w_out + ox] = sum * inv;
+        }
+    }
+}
+
+fn avg_plane_backward<E: Dtype>(op: &Pool2DOp, gy: &[E], gx: &mut [E]) {
+    let inv = E::ONE / E::from_usize(op.kernel * op.kernel).unwrap_or(E::ONE);
+    for oy in 0..op.h_out {
+        let (y0, y1) = op.window(oy, op.h_in);
+        for ox in 0..op.w_out {
+            let (x0, x1) = op.window(ox, op.w_in);
+            let g = gy[oy * op.w_out + ox] * inv;
+            for iy in y0..y1 {
+                for v in &mut gx[iy * op.w_in + x0..iy * op.w_in + x1] {
+                    *v += g;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
+    op: Pool2DOp,
+    x: Tensor<S, E, Cpu, T>,
+    out: So,
+) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
+    let x = x.try_contiguous()?;
+    let (x, mut tape) = x.split_tape();
+    let dev = x.device().clone();
+    let xs = to_vec(&x)?;
+    let (hw, ohw) = (op.h_in * op.w_in, op.h_out * op.w_out);
+    let mut y = vec![E::default(); op.planes * ohw];
+    let mut arg = match op.kind {
+        PoolKind::Max => vec![0u32; op.planes * ohw],
+        PoolKind::Avg => Vec::new(),
+    };
+    match op.kind {
+        PoolKind::Max => y
+            .par_chunks_mut(ohw)
+            .zip(arg.par_chunks_mut(ohw))
+            .zip(xs.par_chunks(hw))
+            .for_each(|((yp, ap), xp)| max_plane(&op, xp, yp, ap)),
+        PoolKind::Avg => y
+            .par_chunks_mut(ohw)
+            .zip(xs.par_chunks(hw))
+            .for_each(|(yp, xp)| avg_plane(&op, xp, yp)),
+    }
+    drop(xs);
+    let y = dev.try_tensor_from_vec(y, out)?;
+    if T::OWNS_TAPE {
+        let (x_g, y_g) = (x.ghost(), y.ghost());
+        tape.add_backward_op(move |grads| {
+            let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+            let gx = grads.get_or_alloc_mut(&x_g)?;
+            match op.kind {
+                PoolKind::Max => gx
+                    .par_chunks_mut(hw)
+                    .zip(gy.par_chunks(ohw).zip(arg.par_chunks(ohw)))
+                    .for_each(|(gxp, (gyp, ap))| {
+                        for (g, a) in gyp.iter().zip(ap) {
+                            gxp[*a as usize] += *g;
+                        }
+                    }),
+                PoolKind::Avg => gx
+                    .par_chunks_mut(hw)
+                    .zip(gy.par_chunks(ohw))
+                    .for_each(|(gxp, gyp)| avg_plane_backward(&op, gyp, gxp)),
+            }
+            Ok(())
+        });
+    }
+    Ok(y.put_tape(tape))
+}

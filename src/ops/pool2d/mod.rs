@@ -1,0 +1,123 @@
+//! 2-D max and average pooling (PyTorch's `MaxPool2d` and `AvgPool2d`).
+use dfdx::prelude::*;
+
+pub(crate) mod cpu;
+pub mod generic;
+
+/// Which reduction a pooling window applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    /// The largest value in the window; padding counts as −∞.
+    Max,
+    /// The mean of the window; padding counts as 0 and is included in the
+    /// divisor (PyTorch's default `count_include_pad=True`).
+    Avg,
+}
+
+/// The runtime sizes of one 2-D pooling: `planes` independent `h_in × w_in`
+/// planes (batch × channels), each reduced to `h_out × w_out`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pool2DOp {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Number of planes (`batch · channels`).
+    pub planes: usize,
+    /// Input height.
+    pub h_in: usize,
+    /// Input width.
+    pub w_in: usize,
+    /// Window size (square).
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding on all four sides.
+    pub padding: usize,
+    /// Output height.
+    pub h_out: usize,
+    /// Output width.
+    pub w_out: usize,
+}
+
+impl Pool2DOp {
+    /// Sizes for the given planes and window; `None` if the window does not
+    /// fit, the stride is 0, or the padding is more than half the window.
+    pub fn new(
+        kind: PoolKind,
+        planes: usize,
+        (h_in, w_in): (usize, usize),
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Option<Self> {
+        if 2 * padding > kernel {
+            return None;
+        }
+        let h_out = crate::shapes::try_conv_output_size(h_in, kernel, stride, padding)?;
+        let w_out = crate::shapes::try_conv_output_size(w_in, kernel, stride, padding)?;
+        Some(Self {
+            kind,
+            planes,
+            h_in,
+            w_in,
+            kernel,
+            stride,
+            padding,
+            h_out,
+            w_out,
+        })
+    }
+
+    /// The valid input rows (or columns) `lo..hi` of the window starting at
+    /// output index `o` along an axis of length `len`.
+    #[inline(always)]
+    pub(crate) fn window(&self, o: usize, len: usize) -> (usize, usize) {
+        let start = o * self.stride;
+        let lo = start.saturating_sub(self.padding);
+        let hi = (start + self.kernel).saturating_sub(self.padding).min(len);
+        (lo, hi.max(lo))
+    }
+}
+
+/// A device that can run [`Pool2DOp`] with autograd.
+pub trait Pool2DKernel<E: Dtype>: Device<E> {
+    /// Pools `x` (`op.planes · op.h_in · op.w_in` elements) into the shape `out`.
+    fn try_pool2d<S: Shape, So: Shape, T: Tape<E, Self>>(
+        op: Pool2DOp,
+        x: Tensor<S, E, Self, T>,
+        out: So,
+    ) -> Result<Tensor<So, E, Self, T>, Self::Err>;
+}
+
+impl Pool2DKernel<f32> for Cpu {
+    fn try_pool2d<S: Shape, So: Shape, T: Tape<f32, Self>>(
+        op: Pool2DOp,
+        x: Tensor<S, f32, Self, T>,
+        out: So,
+    ) -> Result<Tensor<So, f32, Self, T>, Self::Err> {
+        cpu::pool2d(op, x, out)
+    }
+}
+
+impl Pool2DKernel<f64> for Cpu {
+    fn try_pool2d<S: Shape, So: Shape, T: Tape<f64, Self>>(
+        op: Pool2DOp,
+        x: Tensor<S, f64, Self, T>,
+        out: So,
+    ) -> Result<Tensor<So, f64, Self, T>, Self::Err> {
+        cpu::pool2d(op, x, out)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl<E: Dtype> Pool2DKernel<E> for Cuda
+where
+    Cuda: Device<E>,
+{
+    fn try_pool2d<S: Shape, So: Shape, T: Tape<E, Self>>(
+        op: Pool2DOp,
+        x: Tensor<S, E, Self, T>,
+        out: So,
+    ) -> Result<Tensor<So, E, Self, T>, Self::Err> {
+        generic::pool2d(op, x, out)
+    }
+}
