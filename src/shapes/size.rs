@@ -36,14 +36,15 @@ pub const fn try_conv_output_size(
 /// The spatial output size of a convolution or pooling window:
 /// `(input + 2·padding − kernel) / stride + 1` (rounded down, as in PyTorch).
 ///
-/// Usable in `const` items; the notebook's exercise table:
+/// Usable in `const` items; the notebook's exercise table (528/7/3/2 gives
+/// (528 + 4 − 7) / 3 + 1 = 176, as PyTorch does):
 ///
 /// ```
 /// use static_nn::shapes::conv_output_size;
 /// const A: usize = conv_output_size(30, 3, 1, 0);
 /// const B: usize = conv_output_size(224, 5, 2, 1);
 /// const C: usize = conv_output_size(528, 7, 3, 2);
-/// assert_eq!((A, B, C), (28, 111, 175));
+/// assert_eq!((A, B, C), (28, 111, 176));
 /// ```
 ///
 /// # Panics
@@ -149,7 +150,7 @@ mod tests {
     fn notebook_table_at_both_levels() {
         assert_eq!(size::<30, 3, 1, 0>(), conv_output_size(30, 3, 1, 0));
         assert_eq!(size::<224, 5, 2, 1>(), 111);
-        assert_eq!(size::<528, 7, 3, 2>(), 175);
+        assert_eq!(size::<528, 7, 3, 2>(), 176);
         assert_eq!(size::<28, 5, 1, 2>(), 28);
         assert_eq!(size::<14, 5, 1, 0>(), 10);
         assert_eq!(size::<10, 2, 2, 0>(), 5);

@@ -102,6 +102,9 @@ fn forward_sample<E: Dtype>(op: &Conv2DOp, w: &[E], b: &[E], col: &[E], y: &mut 
     );
 }
 
+/// Samples per partial sum of the weight gradient.
+const REDUCE_CHUNK: usize = 8;
+
 pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     op: Conv2DOp,
     x: Tensor<S, E, Cpu, T>,
@@ -161,12 +164,15 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                 }
             }
 
-            let gw_sum = gy
-                .par_chunks(out_len)
-                .zip(cols.par_chunks(ckk * ohw))
-                .fold(
-                    || vec![E::default(); op.chan_out * ckk],
-                    |mut acc, (gyi, col)| {
+            // Partial sums over fixed chunks of the batch, added in order, so
+            // the result does not depend on rayon's scheduling (bit-identical
+            // training for a given seed).
+            let partials: Vec<Vec<E>> = gy
+                .par_chunks(out_len * REDUCE_CHUNK)
+                .zip(cols.par_chunks(ckk * ohw * REDUCE_CHUNK))
+                .map(|(gys, cs)| {
+                    let mut acc = vec![E::default(); op.chan_out * ckk];
+                    for (gyi, col) in gys.chunks(out_len).zip(cs.chunks(ckk * ohw)) {
                         gemm(
                             op.chan_out,
                             ckk,
@@ -179,16 +185,13 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                             true,
                             false,
                         );
-                        acc
-                    },
-                )
-                .reduce_with(|mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                });
+                    }
+                    acc
+                })
+                .collect();
             let gw = grads.get_or_alloc_mut(&w_g)?;
-            if let Some(sum) = gw_sum {
-                gw.iter_mut().zip(sum).for_each(|(g, s)| *g += s);
+            for part in partials {
+                gw.iter_mut().zip(part).for_each(|(g, p)| *g += p);
             }
 
             let gx = grads.get_or_alloc_mut(&x_g)?;

@@ -1,0 +1,219 @@
+//! Gradients: finite differences against the tape, and the fast CPU kernels
+//! against the generic composition of dfdx ops on random shapes.
+use proptest::prelude::*;
+use static_nn::ops::conv2d::generic;
+use static_nn::ops::pool2d::generic as pool_generic;
+use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind};
+use static_nn::prelude::*;
+
+type Dyn4 = (usize, usize, usize, usize);
+
+/// Runs `f` on `(x, w, b)` with a tape; returns the output and the gradients
+/// of `sum(y · r)` for fixed random `r`, with respect to x, w and b.
+fn conv_grads(
+    op: Conv2DOp,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    fast: bool,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let dev = Cpu::seed_from_u64(7);
+    let x = dev.tensor_from_vec(x.to_vec(), (op.batch, op.chan_in, op.h_in, op.w_in));
+    let w = dev.tensor_from_vec(w.to_vec(), (op.chan_out, op.chan_in, op.kh, op.kw));
+    let b = dev.tensor_from_vec(b.to_vec(), (op.chan_out,));
+    let out: Dyn4 = (op.batch, op.chan_out, op.h_out, op.w_out);
+    let r = dev.sample_normal_like(&out);
+    let xt = x.clone().leaky_traced();
+    let y = if fast {
+        Cpu::try_conv2d(op, xt, &w, &b, out).unwrap()
+    } else {
+        generic::conv2d(op, xt, &w, &b, out).unwrap()
+    };
+    let yv = y.retaped::<NoneTape>().as_vec();
+    let g = (y * r).sum().backward();
+    (
+        yv,
+        g.get(&x).as_vec(),
+        g.get(&w).as_vec(),
+        g.get(&b).as_vec(),
+    )
+}
+
+fn loss(op: Conv2DOp, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) -> f64 {
+    let dev = Cpu::default();
+    let xt = dev.tensor_from_vec(x.to_vec(), (op.batch, op.chan_in, op.h_in, op.w_in));
+    let wt = dev.tensor_from_vec(w.to_vec(), (op.chan_out, op.chan_in, op.kh, op.kw));
+    let bt = dev.tensor_from_vec(b.to_vec(), (op.chan_out,));
+    let y = Cpu::try_conv2d(
+        op,
+        xt,
+        &wt,
+        &bt,
+        (op.batch, op.chan_out, op.h_out, op.w_out),
+    )
+    .unwrap();
+    y.as_vec().iter().zip(r).map(|(a, b)| a * b).sum()
+}
+
+fn random(n: usize, seed: u64) -> Vec<f64> {
+    let dev = Cpu::seed_from_u64(seed);
+    dev.sample_normal_like(&(n,)).as_vec()
+}
+
+#[test]
+fn conv_gradients_match_finite_differences() {
+    // stride 2 and padding 1, rectangular kernel, several channels
+    let op = Conv2DOp::new(2, 3, 4, (6, 5), (3, 2), 2, 1).unwrap();
+    let x = random(2 * 3 * 6 * 5, 1);
+    let w = random(4 * 3 * 3 * 2, 2);
+    let b = random(4, 3);
+    let (_, gx, gw, gb) = conv_grads(op, &x, &w, &b, true);
+    let dev = Cpu::seed_from_u64(7);
+    let r: Vec<f64> = dev
+        .sample_normal_like(&(op.batch, op.chan_out, op.h_out, op.w_out))
+        .as_vec();
+    let eps = 1e-6;
+    let check = |which: usize, analytic: &[f64]| {
+        let mut bufs = [x.clone(), w.clone(), b.clone()];
+        for i in 0..analytic.len() {
+            let orig = bufs[which][i];
+            bufs[which][i] = orig + eps;
+            let up = loss(op, &bufs[0], &bufs[1], &bufs[2], &r);
+            bufs[which][i] = orig - eps;
+            let down = loss(op, &bufs[0], &bufs[1], &bufs[2], &r);
+            bufs[which][i] = orig;
+            let numeric = (up - down) / (2.0 * eps);
+            assert!(
+                (numeric - analytic[i]).abs() < 1e-6,
+                "tensor {which} index {i}: {numeric} vs {}",
+                analytic[i]
+            );
+        }
+    };
+    check(0, &gx);
+    check(1, &gw);
+    check(2, &gb);
+}
+
+fn pool_grads(op: Pool2DOp, x: &[f64], fast: bool) -> (Vec<f64>, Vec<f64>) {
+    let dev = Cpu::seed_from_u64(11);
+    let x = dev.tensor_from_vec(x.to_vec(), (op.planes, op.h_in, op.w_in));
+    let out = (op.planes, op.h_out, op.w_out);
+    let r = dev.sample_normal_like(&out);
+    let xt = x.clone().leaky_traced();
+    let y = if fast {
+        Cpu::try_pool2d(op, xt, out).unwrap()
+    } else {
+        pool_generic::pool2d(op, xt, out).unwrap()
+    };
+    let yv = y.retaped::<NoneTape>().as_vec();
+    let g = (y * r).sum().backward();
+    (yv, g.get(&x).as_vec())
+}
+
+#[test]
+fn pool_gradients_match_finite_differences() {
+    for kind in [PoolKind::Max, PoolKind::Avg] {
+        let op = Pool2DOp::new(kind, 3, (7, 6), 3, 2, 1).unwrap();
+        let x = random(3 * 7 * 6, 5);
+        let (_, gx) = pool_grads(op, &x, true);
+        let dev = Cpu::seed_from_u64(11);
+        let r: Vec<f64> = dev
+            .sample_normal_like(&(op.planes, op.h_out, op.w_out))
+            .as_vec();
+        let f = |x: &[f64]| -> f64 {
+            let dev = Cpu::default();
+            let t = dev.tensor_from_vec(x.to_vec(), (op.planes, op.h_in, op.w_in));
+            let y = Cpu::try_pool2d(op, t, (op.planes, op.h_out, op.w_out)).unwrap();
+            y.as_vec().iter().zip(&r).map(|(a, b)| a * b).sum()
+        };
+        let eps = 1e-6;
+        for i in 0..x.len() {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += eps;
+            down[i] -= eps;
+            let numeric = (f(&up) - f(&down)) / (2.0 * eps);
+            assert!(
+                (numeric - gx[i]).abs() < 1e-6,
+                "{kind:?} index {i}: {numeric} vs {}",
+                gx[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn linear_gradients_match_finite_differences() {
+    let dev = Cpu::seed_from_u64(3);
+    let mut fc = dev.build_module::<Linear<5, 3>, f64>();
+    let x: Tensor<Rank2<4, 5>, f64, _> = dev.sample_normal();
+    let r: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
+    let g = (fc.forward(x.clone().traced(fc.alloc_grads())) * r.clone())
+        .sum()
+        .backward();
+    let gw: Vec<f64> = g.get(&fc.weight).as_vec();
+    let mut w: Vec<f64> = fc.weight.as_vec();
+    let eps = 1e-6;
+    for i in 0..w.len() {
+        let orig = w[i];
+        let mut eval = |v: f64| {
+            w[i] = v;
+            fc.weight.copy_from(&w);
+            let v: f64 = (fc.forward(x.clone()) * r.clone())
+                .sum::<Rank0, _>()
+                .array();
+            v
+        };
+        let numeric = (eval(orig + eps) - eval(orig - eps)) / (2.0 * eps);
+        eval(orig);
+        assert!((numeric - gw[i]).abs() < 1e-6);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The fast CPU convolution equals the generic composition, forward and
+    /// gradients, on random shapes, strides and paddings.
+    #[test]
+    fn fast_conv_equals_generic(
+        batch in 1usize..3, cin in 1usize..4, cout in 1usize..4,
+        h in 1usize..9, w in 1usize..9, kh in 1usize..4, kw in 1usize..4,
+        stride in 1usize..4, padding in 0usize..3, seed in 0u64..1000,
+    ) {
+        let op = Conv2DOp::new(batch, cin, cout, (h, w), (kh, kw), stride, padding);
+        prop_assume!(op.is_some());
+        let op = op.unwrap();
+        let x = random(batch * cin * h * w, seed);
+        let wt = random(cout * cin * kh * kw, seed + 1);
+        let b = random(cout, seed + 2);
+        let fast = conv_grads(op, &x, &wt, &b, true);
+        let slow = conv_grads(op, &x, &wt, &b, false);
+        for (a, b) in [(fast.0, slow.0), (fast.1, slow.1), (fast.2, slow.2), (fast.3, slow.3)] {
+            prop_assert_eq!(a.len(), b.len());
+            for (p, q) in a.iter().zip(&b) {
+                prop_assert!((p - q).abs() < 1e-9, "{} vs {}", p, q);
+            }
+        }
+    }
+
+    /// The fast CPU pooling equals the generic composition.
+    #[test]
+    fn fast_pool_equals_generic(
+        planes in 1usize..4, h in 1usize..9, w in 1usize..9, k in 1usize..4,
+        stride in 1usize..4, padding in 0usize..2, max in any::<bool>(), seed in 0u64..1000,
+    ) {
+        let kind = if max { PoolKind::Max } else { PoolKind::Avg };
+        let op = Pool2DOp::new(kind, planes, (h, w), k, stride, padding);
+        prop_assume!(op.is_some());
+        let op = op.unwrap();
+        let x = random(planes * h * w, seed);
+        let fast = pool_grads(op, &x, true);
+        let slow = pool_grads(op, &x, false);
+        for (a, b) in [(fast.0, slow.0), (fast.1, slow.1)] {
+            for (p, q) in a.iter().zip(&b) {
+                prop_assert!((p - q).abs() < 1e-9, "{} vs {}", p, q);
+            }
+        }
+    }
+}
