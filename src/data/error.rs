@@ -217,18 +217,18 @@ fn render_unavailable(
     }
     let _ = write!(
         s,
-        "To provide the data, put the files {} (gzip-compressed or raw IDX) in a directory DIR and either \
-         set {env_var}=DIR, or pass --data DIR (an explicit directory), or allow the download \
-         (network access; unset STATIC_NN_OFFLINE), which fills ",
+        "To provide the data: put the files {} (gzip-compressed or raw IDX) in a directory DIR \
+         and set {env_var}=DIR or pass --data DIR; or allow the download (network access, \
+         STATIC_NN_OFFLINE unset), which fills ",
         files.join(", ")
     );
     match cache_dir {
         Some(c) => {
             let _ = write!(s, "the cache directory {}.", c.display());
         }
-        None => {
-            s.push_str("the per-user cache directory (none found here: set STATIC_NN_CACHE_DIR).")
-        }
+        None => s.push_str(
+            "the per-user cache directory (there is none here: set STATIC_NN_CACHE_DIR).",
+        ),
     }
     s
 }

@@ -101,7 +101,7 @@ pub struct DataLoader {
     /// Samples that are actually usable (guards against hand-built data
     /// whose pixel buffer is too short).
     n: usize,
-    table: [f32; 256],
+    table: Arc<[f32; 256]>,
 }
 
 impl DataLoader {
@@ -115,12 +115,12 @@ impl DataLoader {
             "DataLoader: batch_size must be at least 1"
         );
         let per = data.image_len();
-        let n = if per == 0 {
-            data.labels.len()
-        } else {
-            data.labels.len().min(data.pixels.len() / per)
-        };
-        let table = pixel_table(cfg.normalize);
+        let n = data
+            .pixels
+            .len()
+            .checked_div(per)
+            .map_or(data.labels.len(), |m| m.min(data.labels.len()));
+        let table = Arc::new(pixel_table(cfg.normalize));
         DataLoader {
             data,
             cfg,
@@ -181,7 +181,7 @@ impl DataLoader {
             data: Arc::clone(&self.data),
             order: Arc::new(self.order(epoch)),
             batch_size: self.cfg.batch_size,
-            table: self.table,
+            table: Arc::clone(&self.table),
             next: 0,
             end: self.len(),
         };
@@ -233,7 +233,7 @@ struct Producer {
     data: Arc<LabelledImages>,
     order: Arc<Vec<usize>>,
     batch_size: usize,
-    table: [f32; 256],
+    table: Arc<[f32; 256]>,
     next: usize,
     end: usize,
 }
@@ -251,7 +251,7 @@ impl Producer {
         let per = d.image_len();
         let mut images = Vec::with_capacity(idx.len() * per);
         let mut labels = Vec::with_capacity(idx.len());
-        let t = &self.table;
+        let t: &[f32; 256] = &self.table;
         for &i in idx {
             // `order` only holds indices below the loader's `n`, which fits the buffers.
             let img = &d.pixels[i * per..(i + 1) * per];
