@@ -1,0 +1,302 @@
+//! [`Batch`]: one batch of images as `f32`, and its conversion to typed
+//! dfdx tensors on any device.
+
+use dfdx::shapes::{Const, Rank1, Rank2, Rank4};
+use dfdx::tensor::Tensor;
+use dfdx::tensor_ops::Device;
+
+use super::error::DataError;
+
+/// Number of classes of the MNIST-format data sets.
+pub const NUM_CLASSES: usize = 10;
+
+/// A batch of images with a batch size known at run time: `(batch, 1, H, W)`.
+pub type ImagesTensor<const H: usize, const W: usize, D> =
+    Tensor<(usize, Const<1>, Const<H>, Const<W>), f32, D>;
+/// The labels of a batch with a batch size known at run time.
+pub type LabelsTensor<D> = Tensor<(usize,), usize, D>;
+/// One-hot targets of a batch with a batch size known at run time.
+pub type OneHotTensor<D> = Tensor<(usize, Const<NUM_CLASSES>), f32, D>;
+
+/// One batch: images as `f32` (in `[0, 1]`, or normalised), and their labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// `len() * rows * cols` values, row-major, image after image.
+    pub images: Vec<f32>,
+    /// One label per image, in `0..=9`.
+    pub labels: Vec<usize>,
+    /// Rows of each image.
+    pub rows: usize,
+    /// Columns of each image.
+    pub cols: usize,
+}
+
+fn device_err<E: std::fmt::Display>(e: E) -> DataError {
+    DataError::Device(e.to_string())
+}
+
+impl Batch {
+    /// Number of images in the batch.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the batch holds no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Checks the image size against a tensor's `H`×`W` and the buffer length.
+    fn check<const H: usize, const W: usize>(&self) -> Result<(), DataError> {
+        if (self.rows, self.cols) != (H, W) {
+            return Err(DataError::ShapeMismatch {
+                rows: self.rows,
+                cols: self.cols,
+                want_rows: H,
+                want_cols: W,
+            });
+        }
+        if self.images.len() != self.len() * H * W {
+            return Err(DataError::Inconsistent(format!(
+                "a batch of {} images of {H}×{W} needs {} values, it holds {}",
+                self.len(),
+                self.len() * H * W,
+                self.images.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The batch as tensors on `dev`, with the batch size known at run time:
+    /// images `(usize, Const<1>, Const<H>, Const<W>)` and labels `(usize,)`.
+    ///
+    /// Errors (no panic) if the images are not `H`×`W`.
+    ///
+    /// ```
+    /// use dfdx::prelude::*;
+    /// use static_nn::data::Batch;
+    /// let dev = Cpu::default();
+    /// let b = Batch { images: vec![0.5; 2 * 4], labels: vec![3, 1], rows: 2, cols: 2 };
+    /// let (x, y) = b.to_tensors::<2, 2, _>(&dev)?;
+    /// assert_eq!(x.shape().0, 2);
+    /// assert_eq!(y.as_vec(), [3, 1]);
+    /// assert!(b.to_tensors::<28, 28, _>(&dev).is_err());
+    /// # Ok::<(), static_nn::data::DataError>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn to_tensors<const H: usize, const W: usize, D: Device<f32>>(
+        &self,
+        dev: &D,
+    ) -> Result<(ImagesTensor<H, W, D>, LabelsTensor<D>), DataError> {
+        self.check::<H, W>()?;
+        let n = self.len();
+        let x = dev
+            .try_tensor_from_vec(self.images.clone(), (n, Const::<1>, Const::<H>, Const::<W>))
+            .map_err(device_err)?;
+        let y = dev
+            .try_tensor_from_vec(self.labels.clone(), (n,))
+            .map_err(device_err)?;
+        Ok((x, y))
+    }
+
+    /// [`Batch::to_tensors`] that consumes the batch and so saves a copy.
+    #[allow(clippy::type_complexity)]
+    pub fn into_tensors<const H: usize, const W: usize, D: Device<f32>>(
+        self,
+        dev: &D,
+    ) -> Result<(ImagesTensor<H, W, D>, LabelsTensor<D>), DataError> {
+        self.check::<H, W>()?;
+        let n = self.len();
+        let x = dev
+            .try_tensor_from_vec(self.images, (n, Const::<1>, Const::<H>, Const::<W>))
+            .map_err(device_err)?;
+        let y = dev
+            .try_tensor_from_vec(self.labels, (n,))
+            .map_err(device_err)?;
+        Ok((x, y))
+    }
+
+    /// The batch as tensors with a const batch size `B`:
+    /// `Tensor<Rank4<B, 1, H, W>>` and `Tensor<Rank1<B>, usize>`.
+    ///
+    /// Errors (no panic) if the batch does not hold exactly `B` images (the
+    /// last batch of an epoch, unless `drop_last`) or the images are not `H`×`W`.
+    ///
+    /// ```
+    /// use dfdx::prelude::*;
+    /// use static_nn::data::Batch;
+    /// let dev = Cpu::default();
+    /// let b = Batch { images: vec![0.0; 3 * 4], labels: vec![0, 1, 2], rows: 2, cols: 2 };
+    /// let (x, _y): (Tensor<Rank4<3, 1, 2, 2>, f32, _>, _) = b.to_const_tensors(&dev)?;
+    /// assert!(b.to_const_tensors::<4, 2, 2, _>(&dev).is_err());
+    /// # Ok::<(), static_nn::data::DataError>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn to_const_tensors<const B: usize, const H: usize, const W: usize, D: Device<f32>>(
+        &self,
+        dev: &D,
+    ) -> Result<
+        (
+            Tensor<Rank4<B, 1, H, W>, f32, D>,
+            Tensor<Rank1<B>, usize, D>,
+        ),
+        DataError,
+    > {
+        if self.len() != B {
+            return Err(DataError::BatchSize {
+                expected: B,
+                found: self.len(),
+            });
+        }
+        self.check::<H, W>()?;
+        let x = dev
+            .try_tensor_from_vec(self.images.clone(), Default::default())
+            .map_err(device_err)?;
+        let y = dev
+            .try_tensor_from_vec(self.labels.clone(), Default::default())
+            .map_err(device_err)?;
+        Ok((x, y))
+    }
+
+    /// The one-hot values, row after row (a label outside `0..=9` gives a row of zeros).
+    fn one_hot_values(&self) -> Vec<f32> {
+        let mut v = vec![0.0f32; self.len() * NUM_CLASSES];
+        for (row, &l) in v.chunks_exact_mut(NUM_CLASSES).zip(&self.labels) {
+            if let Some(x) = row.get_mut(l) {
+                *x = 1.0;
+            }
+        }
+        v
+    }
+
+    /// One-hot targets `(usize, Const<10>)`, for losses that want probabilities.
+    ///
+    /// # Panics
+    /// Only if the device cannot allocate the tensor (as dfdx's own
+    /// constructors do); see [`Batch::try_one_hot`].
+    ///
+    /// ```
+    /// use dfdx::prelude::*;
+    /// use static_nn::data::Batch;
+    /// let b = Batch { images: vec![], labels: vec![2], rows: 0, cols: 0 };
+    /// let t = b.one_hot(&Cpu::default());
+    /// assert_eq!(t.as_vec(), [0., 0., 1., 0., 0., 0., 0., 0., 0., 0.]);
+    /// ```
+    pub fn one_hot<D: Device<f32>>(&self, dev: &D) -> OneHotTensor<D> {
+        dev.tensor_from_vec(self.one_hot_values(), (self.len(), Const::<NUM_CLASSES>))
+    }
+
+    /// [`Batch::one_hot`] that returns device errors.
+    pub fn try_one_hot<D: Device<f32>>(&self, dev: &D) -> Result<OneHotTensor<D>, DataError> {
+        dev.try_tensor_from_vec(self.one_hot_values(), (self.len(), Const::<NUM_CLASSES>))
+            .map_err(device_err)
+    }
+
+    /// One-hot targets with a const batch size: `Tensor<Rank2<B, 10>>`;
+    /// errors if the batch does not hold exactly `B` images.
+    pub fn one_hot_const<const B: usize, D: Device<f32>>(
+        &self,
+        dev: &D,
+    ) -> Result<Tensor<Rank2<B, NUM_CLASSES>, f32, D>, DataError> {
+        if self.len() != B {
+            return Err(DataError::BatchSize {
+                expected: B,
+                found: self.len(),
+            });
+        }
+        dev.try_tensor_from_vec(self.one_hot_values(), Default::default())
+            .map_err(device_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dfdx::prelude::*;
+
+    fn batch(n: usize) -> Batch {
+        Batch {
+            images: (0..n * 6).map(|i| i as f32).collect(),
+            labels: (0..n).map(|i| i % 10).collect(),
+            rows: 2,
+            cols: 3,
+        }
+    }
+
+    #[test]
+    fn runtime_tensors() {
+        let dev = Cpu::default();
+        let b = batch(5);
+        let (x, y) = b.to_tensors::<2, 3, _>(&dev).unwrap();
+        assert_eq!(x.shape().concrete(), [5, 1, 2, 3]);
+        assert_eq!(x.as_vec(), b.images);
+        assert_eq!(y.as_vec(), b.labels);
+        let (x2, _) = b.clone().into_tensors::<2, 3, _>(&dev).unwrap();
+        assert_eq!(x2.as_vec(), x.as_vec());
+    }
+
+    #[test]
+    fn shape_errors_are_errors() {
+        let dev = Cpu::default();
+        let b = batch(5);
+        let e = b.to_tensors::<3, 2, _>(&dev).unwrap_err();
+        assert!(matches!(
+            e,
+            DataError::ShapeMismatch {
+                rows: 2,
+                cols: 3,
+                want_rows: 3,
+                want_cols: 2
+            }
+        ));
+        let e = b.to_const_tensors::<4, 2, 3, _>(&dev).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DataError::BatchSize {
+                    expected: 4,
+                    found: 5
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e
+            .to_string()
+            .contains("holds 5 samples, the tensor wants 4"));
+        let mut bad = batch(2);
+        bad.images.pop();
+        assert!(matches!(
+            bad.to_tensors::<2, 3, _>(&dev).unwrap_err(),
+            DataError::Inconsistent(_)
+        ));
+    }
+
+    #[test]
+    fn const_tensors() {
+        let dev = Cpu::default();
+        let b = batch(4);
+        let (x, y): (
+            Tensor<Rank4<4, 1, 2, 3>, f32, Cpu>,
+            Tensor<Rank1<4>, usize, Cpu>,
+        ) = b.to_const_tensors(&dev).unwrap();
+        assert_eq!(x.as_vec(), b.images);
+        assert_eq!(y.array(), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn one_hot_rows() {
+        let dev = Cpu::default();
+        let mut b = batch(3);
+        b.labels = vec![9, 0, 12];
+        let t = b.one_hot(&dev);
+        let v = t.as_vec();
+        assert_eq!(v[9], 1.0);
+        assert_eq!(v[10], 1.0);
+        assert_eq!(v[20..30].iter().sum::<f32>(), 0.0);
+        assert_eq!(v.iter().sum::<f32>(), 2.0);
+        let c = b.one_hot_const::<3, _>(&dev).unwrap();
+        assert_eq!(c.as_vec(), v);
+        assert!(b.one_hot_const::<2, _>(&dev).is_err());
+        assert_eq!(b.try_one_hot(&dev).unwrap().as_vec(), v);
+    }
+}

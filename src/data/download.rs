@@ -1,0 +1,301 @@
+//! Verified, atomic downloads from a list of mirrors.
+//!
+//! Each file is fetched into a hidden temporary file in the destination
+//! directory, checked, synced to disk and only then renamed to its final
+//! name, so an interrupted, truncated or corrupt download is never left where
+//! a later run would trust it. A failure on one mirror moves on to the next.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::idx::{check_labels, parse_idx, GZIP_MAGIC};
+use super::spec::FileSpec;
+use super::verify::verify_bytes;
+
+/// No MNIST-format file comes near this; a body that does is refused.
+const MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
+
+/// How to download.
+#[derive(Clone, Debug)]
+pub(crate) struct DownloadConfig {
+    /// Timeout of each network phase (name resolution, connection, response, each read).
+    pub timeout: Duration,
+    /// Show a progress bar (on a terminal) and a line per download on stderr.
+    pub progress: bool,
+}
+
+/// The URL of `name` under a mirror's base URL.
+pub(crate) fn join_url(base: &str, name: &str) -> String {
+    if base.ends_with('/') {
+        format!("{base}{name}")
+    } else {
+        format!("{base}/{name}")
+    }
+}
+
+fn is_loopback(url: &str) -> bool {
+    url.parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_ascii_lowercase()))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h == "[::1]"
+                || h == "::1"
+                || h.parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|a| a.is_loopback())
+        })
+}
+
+fn agent(cfg: &DownloadConfig, url: &str) -> ureq::Agent {
+    let t = Some(cfg.timeout);
+    let mut b = ureq::Agent::config_builder()
+        .timeout_resolve(t)
+        .timeout_connect(t)
+        .timeout_send_request(t)
+        .timeout_recv_response(t)
+        .timeout_per_read(t)
+        .http_status_as_error(false)
+        .user_agent(format!("static-nn/{}", env!("CARGO_PKG_VERSION")))
+        // We want the file as served, not transparently decompressed.
+        .accept_encoding("identity");
+    if is_loopback(url) {
+        b = b.proxy(None);
+    }
+    ureq::Agent::new_with_config(b.build())
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary file in `dir` that is removed on drop unless kept.
+struct TempFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempFile {
+    fn create(dir: &Path, name: &str) -> io::Result<(TempFile, File)> {
+        loop {
+            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!(".{name}.{}.{n}.part", std::process::id()));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(f) => return Ok((TempFile { path, keep: false }, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn progress_bar(cfg: &DownloadConfig, len: Option<u64>, url: &str) -> ProgressBar {
+    if !cfg.progress {
+        return ProgressBar::hidden();
+    }
+    // A hidden bar when stderr is not a terminal: indicatif's stderr target
+    // draws nothing there.
+    let pb = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+    let template = if len.is_some() {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+    } else {
+        "{msg} {spinner} {bytes} {bytes_per_sec}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    let short = url.rsplit('/').next().unwrap_or(url).to_string();
+    pb.set_message(short);
+    pb
+}
+
+/// Fetches `url` into `out`; returns the number of bytes written.
+fn fetch(cfg: &DownloadConfig, url: &str, out: &mut File) -> Result<u64, String> {
+    let mut resp = agent(cfg, url).get(url).call().map_err(|e| e.to_string())?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let encoded = resp
+        .headers()
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.eq_ignore_ascii_case("identity"));
+    let len = resp.body().content_length();
+    let pb = progress_bar(cfg, len, url);
+    let mut reader = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_DOWNLOAD_BYTES)
+        .reader();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n: u64 = 0;
+    let of = len.map(|l| format!(" of {l}")).unwrap_or_default();
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => {
+                out.write_all(&buf[..k])
+                    .map_err(|e| format!("cannot write the temporary file: {e}"))?;
+                n += k as u64;
+                pb.inc(k as u64);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                pb.abandon();
+                return Err(format!("download interrupted after {n}{of} bytes: {e}"));
+            }
+        }
+    }
+    pb.finish_and_clear();
+    if let (Some(l), false) = (len, encoded) {
+        if n != l {
+            return Err(format!(
+                "truncated download: Content-Length is {l} bytes, received {n}"
+            ));
+        }
+    }
+    out.sync_all()
+        .map_err(|e| format!("cannot sync the temporary file: {e}"))?;
+    Ok(n)
+}
+
+/// Best effort: make a rename durable by syncing its directory.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Checks downloaded bytes: the file's checksums if it has any, else that it
+/// parses as an IDX file of the given kind.
+fn check(
+    url: &str,
+    final_name: &str,
+    bytes: &[u8],
+    file: &FileSpec,
+    magic: u32,
+) -> Result<(), String> {
+    let path = Path::new(final_name);
+    if file.has_checksum() {
+        verify_bytes(url, path, bytes, file)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    } else {
+        let idx = parse_idx(path, bytes, magic).map_err(|e| format!("{url}: {e}"))?;
+        if magic == super::idx::IDX_LABELS_MAGIC {
+            check_labels(path, &idx.data).map_err(|e| format!("{url}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Downloads one file into `dest`, trying `mirrors` in order. Returns the
+/// path of the verified file, or `None` with one line per failed attempt
+/// appended to `failures`.
+pub(crate) fn download_file(
+    cfg: &DownloadConfig,
+    file: &FileSpec,
+    magic: u32,
+    mirrors: &[String],
+    dest: &Path,
+    failures: &mut Vec<String>,
+) -> Option<PathBuf> {
+    if let Err(e) = fs::create_dir_all(dest) {
+        failures.push(format!("cannot create {}: {e}", dest.display()));
+        return None;
+    }
+    for mirror in mirrors {
+        let url = join_url(mirror, &file.name);
+        if cfg.progress {
+            eprintln!("static-nn: downloading {url}");
+        }
+        match try_mirror(cfg, &url, file, magic, dest) {
+            Ok(p) => return Some(p),
+            Err(why) => {
+                let line = if why.starts_with(&url) {
+                    why
+                } else {
+                    format!("{url}: {why}")
+                };
+                if cfg.progress {
+                    eprintln!("static-nn: {line}");
+                }
+                failures.push(line);
+            }
+        }
+    }
+    None
+}
+
+fn try_mirror(
+    cfg: &DownloadConfig,
+    url: &str,
+    file: &FileSpec,
+    magic: u32,
+    dest: &Path,
+) -> Result<PathBuf, String> {
+    let (mut tmp, mut out) = TempFile::create(dest, &file.name)
+        .map_err(|e| format!("cannot create a temporary file in {}: {e}", dest.display()))?;
+    fetch(cfg, url, &mut out)?;
+    drop(out);
+    let bytes =
+        fs::read(&tmp.path).map_err(|e| format!("cannot read back the temporary file: {e}"))?;
+    // A server may have sent the content decompressed; then keep it under the raw name.
+    let final_name = if bytes.starts_with(&GZIP_MAGIC) {
+        file.name.to_string()
+    } else {
+        file.raw_name().to_string()
+    };
+    check(url, &final_name, &bytes, file, magic)?;
+    let final_path = dest.join(&final_name);
+    fs::rename(&tmp.path, &final_path).map_err(|e| {
+        format!(
+            "cannot rename the download to {}: {e}",
+            final_path.display()
+        )
+    })?;
+    tmp.keep = true;
+    sync_dir(dest);
+    Ok(final_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_loopback() {
+        assert_eq!(join_url("http://a/b/", "f.gz"), "http://a/b/f.gz");
+        assert_eq!(join_url("http://a/b", "f.gz"), "http://a/b/f.gz");
+        assert!(is_loopback("http://127.0.0.1:8080/x"));
+        assert!(is_loopback("http://localhost/x"));
+        assert!(is_loopback("http://[::1]:80/x"));
+        assert!(!is_loopback(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/"
+        ));
+    }
+
+    #[test]
+    fn temp_files_are_removed_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, _f) = TempFile::create(dir.path(), "x.gz").unwrap();
+        let p = t.path.clone();
+        assert!(p.exists());
+        drop(t);
+        assert!(!p.exists());
+    }
+}

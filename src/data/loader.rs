@@ -1,0 +1,467 @@
+//! [`DataLoader`]: batches of one epoch, shuffled reproducibly, optionally
+//! prepared ahead on a background thread (the analogue of PyTorch's
+//! `num_workers`).
+
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::batch::Batch;
+use super::images::LabelledImages;
+
+/// Normalisation like torchvision's `transforms.Normalize`: pixels are first
+/// mapped to `[0, 1]` (like `ToTensor`), then `x → (x - mean) / std`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalize {
+    /// Mean subtracted from every pixel value in `[0, 1]`.
+    pub mean: f32,
+    /// Standard deviation the difference is divided by.
+    pub std: f32,
+}
+
+impl Normalize {
+    /// MNIST's training-set statistics: mean 0.1307, std 0.3081.
+    pub const MNIST: Normalize = Normalize {
+        mean: 0.1307,
+        std: 0.3081,
+    };
+    /// Fashion-MNIST's training-set statistics: mean 0.2860, std 0.3530.
+    pub const FASHION_MNIST: Normalize = Normalize {
+        mean: 0.2860,
+        std: 0.3530,
+    };
+
+    /// Normalises one value in `[0, 1]`.
+    pub fn apply(&self, x: f32) -> f32 {
+        (x - self.mean) / self.std
+    }
+}
+
+/// The `f32` value of each of the 256 pixel values.
+fn pixel_table(normalize: Option<Normalize>) -> [f32; 256] {
+    let mut t = [0.0f32; 256];
+    for (p, v) in t.iter_mut().enumerate() {
+        let x = p as f32 / 255.0;
+        *v = normalize.map_or(x, |n| n.apply(x));
+    }
+    t
+}
+
+/// How a [`DataLoader`] batches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoaderConfig {
+    /// Images per batch (the last batch may be smaller unless `drop_last`).
+    pub batch_size: usize,
+    /// `Some(seed)`: a new order every epoch, the same for the same seed and
+    /// epoch; `None`: the file's order.
+    pub shuffle: Option<u64>,
+    /// Drop the last batch if it is smaller than `batch_size`.
+    pub drop_last: bool,
+    /// Batches prepared ahead on a background thread; `0` prepares each batch
+    /// on the calling thread when it is asked for.
+    pub prefetch: usize,
+    /// Normalisation after mapping pixels to `[0, 1]`; `None` leaves them in `[0, 1]`.
+    pub normalize: Option<Normalize>,
+}
+
+impl Default for LoaderConfig {
+    /// Batches of 64, in order, last batch kept, 2 batches prefetched, no normalisation.
+    fn default() -> Self {
+        LoaderConfig {
+            batch_size: 64,
+            shuffle: None,
+            drop_last: false,
+            prefetch: 2,
+            normalize: None,
+        }
+    }
+}
+
+/// Batches a [`LabelledImages`] epoch after epoch.
+///
+/// ```
+/// use std::sync::Arc;
+/// use static_nn::data::{DataLoader, LabelledImages, LoaderConfig};
+/// let data = LabelledImages::new(1, 1, (0..10).collect(), vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9])?;
+/// let loader = DataLoader::new(Arc::new(data), LoaderConfig { batch_size: 4, shuffle: Some(7), ..Default::default() });
+/// assert_eq!(loader.len(), 3); // 4 + 4 + 2
+/// let mut seen: Vec<usize> = loader.epoch(0).flat_map(|b| b.labels).collect();
+/// seen.sort();
+/// assert_eq!(seen, (0..10).collect::<Vec<_>>());
+/// # Ok::<(), static_nn::data::DataError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct DataLoader {
+    data: Arc<LabelledImages>,
+    cfg: LoaderConfig,
+    /// Samples that are actually usable (guards against hand-built data
+    /// whose pixel buffer is too short).
+    n: usize,
+    table: Arc<[f32; 256]>,
+}
+
+impl DataLoader {
+    /// A loader over `data`.
+    ///
+    /// # Panics
+    /// If `cfg.batch_size` is 0 (like `slice::chunks(0)`).
+    pub fn new(data: Arc<LabelledImages>, cfg: LoaderConfig) -> DataLoader {
+        assert!(
+            cfg.batch_size > 0,
+            "DataLoader: batch_size must be at least 1"
+        );
+        let per = data.image_len();
+        let n = data
+            .pixels
+            .len()
+            .checked_div(per)
+            .map_or(data.labels.len(), |m| m.min(data.labels.len()));
+        let table = Arc::new(pixel_table(cfg.normalize));
+        DataLoader {
+            data,
+            cfg,
+            n,
+            table,
+        }
+    }
+
+    /// Batches per epoch.
+    pub fn len(&self) -> usize {
+        if self.cfg.drop_last {
+            self.n / self.cfg.batch_size
+        } else {
+            self.n.div_ceil(self.cfg.batch_size)
+        }
+    }
+
+    /// Whether an epoch yields no batch at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Samples in the data set (an epoch visits `len() * batch_size` of them
+    /// with `drop_last`, all of them without).
+    pub fn num_samples(&self) -> usize {
+        self.n
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LoaderConfig {
+        &self.cfg
+    }
+
+    /// The data batched.
+    pub fn data(&self) -> &Arc<LabelledImages> {
+        &self.data
+    }
+
+    /// The order in which epoch `epoch` visits the samples: `0..n` without
+    /// shuffling, else a permutation drawn from `StdRng` (rand 0.8) seeded by
+    /// the seed and the epoch.
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.n).collect();
+        if let Some(seed) = self.cfg.shuffle {
+            let mut rng = StdRng::seed_from_u64(epoch_seed(seed, epoch));
+            order.shuffle(&mut rng);
+        }
+        order
+    }
+
+    /// The batches of epoch `epoch`. With shuffling, the order depends on
+    /// (seed, epoch) only: the same seed and epoch give the same batches, a
+    /// new epoch a new order. With `prefetch > 0` the batches are built on a
+    /// background thread, at most `prefetch` ahead; dropping the iterator
+    /// stops that thread.
+    pub fn epoch(&self, epoch: usize) -> Batches {
+        let producer = Producer {
+            data: Arc::clone(&self.data),
+            order: Arc::new(self.order(epoch)),
+            batch_size: self.cfg.batch_size,
+            table: Arc::clone(&self.table),
+            next: 0,
+            end: self.len(),
+        };
+        let remaining = producer.end;
+        if self.cfg.prefetch == 0 || remaining <= 1 {
+            return Batches {
+                remaining,
+                inner: Inner::Direct(producer),
+            };
+        }
+        let (tx, rx) = mpsc::sync_channel(self.cfg.prefetch);
+        let mut background = producer.clone();
+        let spawned = std::thread::Builder::new()
+            .name("static-nn-prefetch".into())
+            .spawn(move || {
+                while let Some(b) = background.next_batch() {
+                    if tx.send(b).is_err() {
+                        break; // the consumer is gone
+                    }
+                }
+            });
+        let inner = match spawned {
+            Ok(handle) => Inner::Background {
+                rx: Some(rx),
+                handle: Some(handle),
+            },
+            // No thread to be had: build the batches on this thread instead.
+            Err(_) => Inner::Direct(producer),
+        };
+        Batches { remaining, inner }
+    }
+}
+
+/// Seed of epoch `epoch`'s shuffle: the user's seed and the epoch mixed by
+/// SplitMix64, so that nearby seeds and epochs give unrelated orders.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    fn splitmix64(x: u64) -> u64 {
+        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    splitmix64(seed ^ splitmix64(epoch as u64))
+}
+
+/// Builds the batches of one epoch.
+#[derive(Clone)]
+struct Producer {
+    data: Arc<LabelledImages>,
+    order: Arc<Vec<usize>>,
+    batch_size: usize,
+    table: Arc<[f32; 256]>,
+    next: usize,
+    end: usize,
+}
+
+impl Producer {
+    fn next_batch(&mut self) -> Option<Batch> {
+        if self.next >= self.end {
+            return None;
+        }
+        let start = self.next * self.batch_size;
+        let stop = (start + self.batch_size).min(self.order.len());
+        self.next += 1;
+        let idx = &self.order[start..stop];
+        let d = &*self.data;
+        let per = d.image_len();
+        let mut images = Vec::with_capacity(idx.len() * per);
+        let mut labels = Vec::with_capacity(idx.len());
+        let t: &[f32; 256] = &self.table;
+        for &i in idx {
+            // `order` only holds indices below the loader's `n`, which fits the buffers.
+            let img = &d.pixels[i * per..(i + 1) * per];
+            images.extend(img.iter().map(|&p| t[p as usize]));
+            labels.push(d.labels[i] as usize);
+        }
+        Some(Batch {
+            images,
+            labels,
+            rows: d.rows,
+            cols: d.cols,
+        })
+    }
+}
+
+enum Inner {
+    Direct(Producer),
+    Background {
+        rx: Option<Receiver<Batch>>,
+        handle: Option<JoinHandle<()>>,
+    },
+}
+
+/// The batches of one epoch (see [`DataLoader::epoch`]).
+pub struct Batches {
+    remaining: usize,
+    inner: Inner,
+}
+
+impl Iterator for Batches {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let b = match &mut self.inner {
+            Inner::Direct(p) => p.next_batch(),
+            Inner::Background { rx, handle } => match rx.as_ref().map(Receiver::recv) {
+                Some(Ok(b)) => Some(b),
+                _ => {
+                    // The producer stopped early: that is only possible if it panicked.
+                    *rx = None;
+                    if let Some(h) = handle.take() {
+                        if let Err(p) = h.join() {
+                            std::panic::resume_unwind(p);
+                        }
+                    }
+                    None
+                }
+            },
+        };
+        match b {
+            Some(_) => self.remaining -= 1,
+            None => self.remaining = 0,
+        }
+        b
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for Batches {}
+impl std::iter::FusedIterator for Batches {}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        if let Inner::Background { rx, handle } = &mut self.inner {
+            // Closing the channel first makes a blocked producer's send fail.
+            drop(rx.take());
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Batches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batches")
+            .field("remaining", &self.remaining)
+            .field(
+                "prefetching",
+                &matches!(self.inner, Inner::Background { .. }),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Arc<LabelledImages> {
+        // image i is filled with the value i % 256; label i % 10
+        let pixels = (0..n).flat_map(|i| [(i % 256) as u8; 4]).collect();
+        let labels = (0..n).map(|i| (i % 10) as u8).collect();
+        Arc::new(LabelledImages::new(2, 2, pixels, labels).unwrap())
+    }
+
+    fn cfg(bs: usize, shuffle: Option<u64>, drop_last: bool, prefetch: usize) -> LoaderConfig {
+        LoaderConfig {
+            batch_size: bs,
+            shuffle,
+            drop_last,
+            prefetch,
+            normalize: None,
+        }
+    }
+
+    #[test]
+    fn lengths_and_last_batch() {
+        let d = data(10);
+        let keep = DataLoader::new(d.clone(), cfg(4, None, false, 0));
+        assert_eq!((keep.len(), keep.num_samples()), (3, 10));
+        let sizes: Vec<usize> = keep.epoch(0).map(|b| b.len()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let drop = DataLoader::new(d.clone(), cfg(4, None, true, 2));
+        assert_eq!(drop.len(), 2);
+        let sizes: Vec<usize> = drop.epoch(0).map(|b| b.len()).collect();
+        assert_eq!(sizes, [4, 4]);
+        let big = DataLoader::new(d, cfg(11, None, true, 2));
+        assert!(big.is_empty());
+        assert_eq!(big.epoch(0).count(), 0);
+    }
+
+    #[test]
+    fn in_order_without_shuffle_and_pixels_in_unit_range() {
+        let l = DataLoader::new(data(300), cfg(7, None, false, 3));
+        let mut it = l.epoch(0);
+        assert_eq!(it.len(), 43);
+        let b = it.next().unwrap();
+        assert_eq!(b.labels, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(b.images[4..8], [1.0 / 255.0; 4]);
+        assert_eq!((b.rows, b.cols), (2, 2));
+        let all: Vec<Batch> = l.epoch(0).collect();
+        let px: Vec<f32> = all.iter().flat_map(|b| b.images.iter().copied()).collect();
+        assert_eq!(px.len(), 300 * 4);
+        assert!(px.iter().all(|&x| (0.0..=1.0).contains(&x)));
+        assert_eq!(px[255 * 4], 1.0);
+    }
+
+    #[test]
+    fn shuffle_is_reproducible_and_changes_per_epoch() {
+        let d = data(1000);
+        let a = DataLoader::new(d.clone(), cfg(64, Some(42), false, 2));
+        let b = DataLoader::new(d.clone(), cfg(64, Some(42), false, 0));
+        let labels = |l: &DataLoader, e| l.epoch(e).flat_map(|b| b.labels).collect::<Vec<_>>();
+        // same seed + epoch: same batches, with or without prefetch
+        assert_eq!(labels(&a, 0), labels(&b, 0));
+        assert_eq!(
+            a.epoch(3).collect::<Vec<_>>(),
+            b.epoch(3).collect::<Vec<_>>()
+        );
+        // new epoch: new order
+        assert_ne!(a.order(0), a.order(1));
+        // another seed: another order
+        let c = DataLoader::new(d, cfg(64, Some(43), false, 2));
+        assert_ne!(a.order(0), c.order(0));
+        // always a permutation
+        let mut o = a.order(5);
+        assert_ne!(o, (0..1000).collect::<Vec<_>>());
+        o.sort_unstable();
+        assert_eq!(o, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batches_match_the_order() {
+        let l = DataLoader::new(data(100), cfg(16, Some(1), false, 2));
+        let order = l.order(2);
+        let got: Vec<f32> = l.epoch(2).flat_map(|b| b.images).step_by(4).collect();
+        let want: Vec<f32> = order.iter().map(|&i| (i % 256) as f32 / 255.0).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn normalisation() {
+        let mut c = cfg(10, None, false, 0);
+        c.normalize = Some(Normalize::MNIST);
+        let l = DataLoader::new(data(10), c);
+        let b = l.epoch(0).next().unwrap();
+        assert!((b.images[0] - (-0.1307 / 0.3081)).abs() < 1e-6);
+        let x = 9.0 / 255.0;
+        assert!((b.images[36] - (x - 0.1307) / 0.3081).abs() < 1e-6);
+    }
+
+    #[test]
+    fn dropping_a_prefetching_epoch_early_stops_the_thread() {
+        let l = DataLoader::new(data(10_000), cfg(8, Some(3), false, 1));
+        for _ in 0..20 {
+            let mut it = l.epoch(0);
+            assert!(it.next().is_some());
+            drop(it); // must not hang
+        }
+    }
+
+    #[test]
+    fn short_pixel_buffer_does_not_panic() {
+        let mut d = (*data(10)).clone();
+        d.pixels.truncate(4 * 6 + 3);
+        let l = DataLoader::new(Arc::new(d), cfg(4, Some(0), false, 2));
+        assert_eq!(l.num_samples(), 6);
+        assert_eq!(l.epoch(0).map(|b| b.len()).sum::<usize>(), 6);
+    }
+
+    #[test]
+    #[should_panic(expected = "batch_size")]
+    fn zero_batch_size_panics() {
+        let _ = DataLoader::new(data(1), cfg(0, None, false, 0));
+    }
+}

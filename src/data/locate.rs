@@ -1,0 +1,351 @@
+//! Finding a data set's files: an explicit directory, then the data set's
+//! environment variable (`$MNIST_DIR`), then the per-user cache, then a
+//! download into the cache.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::download::{download_file, join_url, DownloadConfig};
+use super::error::DataError;
+use super::idx::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+use super::spec::{DatasetSpec, FileSpec};
+
+/// Environment variable that, when set to anything but `0` or an empty
+/// string, forbids downloads.
+pub const OFFLINE_ENV: &str = "STATIC_NN_OFFLINE";
+/// Environment variable naming the base of the cache; the data set's folder
+/// ([`DatasetSpec::cache_name`]) goes below it. Default: the per-user cache
+/// directory from [`dirs::cache_dir`] followed by `static-nn`.
+pub const CACHE_ENV: &str = "STATIC_NN_CACHE_DIR";
+
+/// Where [`locate_with`] looks, and whether and how it may download.
+///
+/// [`LocateOptions::from_env`] gives the usual behaviour; [`Default`] gives
+/// options that look nowhere and never download (fill in what you need).
+#[derive(Clone, Debug)]
+pub struct LocateOptions {
+    /// An explicit directory, looked at first (e.g. from a `--data DIR` flag).
+    pub dir: Option<PathBuf>,
+    /// The directory named by the data set's environment variable, looked at second.
+    pub env_dir: Option<PathBuf>,
+    /// The data set's cache folder, looked at third and where downloads go.
+    pub cache_dir: Option<PathBuf>,
+    /// Whether missing files may be downloaded into [`cache_dir`](Self::cache_dir).
+    pub download: bool,
+    /// Base URLs to download from, in order; `None`: [`DatasetSpec::mirrors`].
+    pub mirrors: Option<Vec<String>>,
+    /// Timeout of each network phase (name resolution, connection, response, each read).
+    pub timeout: Duration,
+    /// Show download progress on stderr.
+    pub progress: bool,
+}
+
+impl Default for LocateOptions {
+    fn default() -> Self {
+        LocateOptions {
+            dir: None,
+            env_dir: None,
+            cache_dir: None,
+            download: false,
+            mirrors: None,
+            timeout: Duration::from_secs(30),
+            progress: false,
+        }
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Whether [`OFFLINE_ENV`] forbids downloads.
+fn offline_by_env() -> bool {
+    env_nonempty(OFFLINE_ENV).is_some_and(|v| v.trim() != "0")
+}
+
+impl LocateOptions {
+    /// The usual options: `dir`, then the directory in `$`[`DatasetSpec::env_var`],
+    /// then the cache folder ([`default_cache_dir`]); downloads allowed unless
+    /// [`OFFLINE_ENV`] is set, from the mirrors in `$`[`DatasetSpec::mirrors_env`]
+    /// if set (separated by commas or whitespace), else [`DatasetSpec::mirrors`];
+    /// progress shown.
+    pub fn from_env(spec: &DatasetSpec, dir: Option<&Path>) -> LocateOptions {
+        LocateOptions {
+            dir: dir.map(Path::to_path_buf),
+            env_dir: env_nonempty(&spec.env_var).map(PathBuf::from),
+            cache_dir: default_cache_dir(spec),
+            download: !offline_by_env(),
+            mirrors: env_nonempty(&spec.mirrors_env).map(|v| {
+                v.split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }),
+            timeout: Duration::from_secs(30),
+            progress: true,
+        }
+    }
+}
+
+/// The data set's folder in the per-user cache: `$STATIC_NN_CACHE_DIR/<cache_name>`
+/// if that variable is set, else `<dirs::cache_dir()>/static-nn/<cache_name>`
+/// (e.g. `~/.cache/static-nn/mnist` on Linux); `None` if there is no cache directory.
+pub fn default_cache_dir(spec: &DatasetSpec) -> Option<PathBuf> {
+    let base = match env_nonempty(CACHE_ENV) {
+        Some(b) => PathBuf::from(b),
+        None => dirs::cache_dir()?.join("static-nn"),
+    };
+    Some(base.join(spec.cache_name.as_ref()))
+}
+
+/// The path of `file` in `dir`, under its own name (`*.gz`) or uncompressed
+/// (the name without `.gz`), whichever exists first.
+pub fn find_in_dir(dir: &Path, file: &FileSpec) -> Option<PathBuf> {
+    [file.name.as_ref(), file.raw_name()]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+/// The magic number of the file at index `i` of [`DatasetSpec::files`].
+pub(crate) fn magic_of(i: usize) -> u32 {
+    if i % 2 == 0 {
+        IDX_IMAGES_MAGIC
+    } else {
+        IDX_LABELS_MAGIC
+    }
+}
+
+/// Looks in `dir` for the files at indices `needed`; `Ok` with their paths,
+/// or `Err` with a description of what is missing.
+fn look_in(spec: &DatasetSpec, dir: &Path, needed: &[usize]) -> Result<Vec<PathBuf>, String> {
+    if !dir.is_dir() {
+        return Err(if dir.exists() {
+            "not a directory".to_string()
+        } else {
+            "does not exist".to_string()
+        });
+    }
+    let mut found = Vec::with_capacity(needed.len());
+    let mut missing = Vec::new();
+    for &i in needed {
+        match find_in_dir(dir, &spec.files[i]) {
+            Some(p) => found.push(p),
+            None => missing.push(spec.files[i].name.to_string()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(found)
+    } else {
+        Err(format!("missing {}", missing.join(", ")))
+    }
+}
+
+/// Finds (or downloads) the files at indices `needed` of `spec.files`.
+/// Returns the directory that holds them and their paths, in the order of `needed`.
+pub(crate) fn locate_files(
+    spec: &DatasetSpec,
+    opts: &LocateOptions,
+    needed: &[usize],
+) -> Result<(PathBuf, Vec<PathBuf>), DataError> {
+    let mut tried = Vec::new();
+
+    match &opts.dir {
+        Some(d) => match look_in(spec, d, needed) {
+            Ok(paths) => return Ok((d.clone(), paths)),
+            Err(why) => tried.push(format!("explicit directory {}: {why}", d.display())),
+        },
+        None => tried.push("explicit directory: none given".to_string()),
+    }
+    match &opts.env_dir {
+        Some(d) => match look_in(spec, d, needed) {
+            Ok(paths) => return Ok((d.clone(), paths)),
+            Err(why) => tried.push(format!("${}={}: {why}", spec.env_var, d.display())),
+        },
+        None => tried.push(format!("${}: not set", spec.env_var)),
+    }
+    match &opts.cache_dir {
+        Some(d) => match look_in(spec, d, needed) {
+            Ok(paths) => return Ok((d.clone(), paths)),
+            Err(why) => tried.push(format!("cache directory {}: {why}", d.display())),
+        },
+        None => tried.push(format!(
+            "cache directory: none (no per-user cache directory here; set {CACHE_ENV})"
+        )),
+    }
+
+    let unavailable = |tried: Vec<String>| DataError::Unavailable {
+        dataset: spec.name.to_string(),
+        tried,
+        files: needed
+            .iter()
+            .map(|&i| spec.files[i].name.to_string())
+            .collect(),
+        env_var: spec.env_var.to_string(),
+        cache_dir: opts.cache_dir.clone(),
+    };
+
+    let Some(cache) = &opts.cache_dir else {
+        tried.push("download: no cache directory to download into".to_string());
+        return Err(unavailable(tried));
+    };
+    if !opts.download {
+        tried.push(if offline_by_env() {
+            format!("download: disabled ({OFFLINE_ENV} is set)")
+        } else {
+            "download: disabled by the caller".to_string()
+        });
+        return Err(unavailable(tried));
+    }
+    let mirrors: Vec<String> = match &opts.mirrors {
+        Some(m) => m.clone(),
+        None => spec.mirrors.iter().map(|m| m.to_string()).collect(),
+    };
+    if mirrors.is_empty() {
+        tried.push("download: no mirrors configured".to_string());
+        return Err(unavailable(tried));
+    }
+
+    let cfg = DownloadConfig {
+        timeout: opts.timeout,
+        progress: opts.progress,
+    };
+    let mut paths = Vec::with_capacity(needed.len());
+    for &i in needed {
+        let file = &spec.files[i];
+        if let Some(p) = find_in_dir(cache, file) {
+            paths.push(p);
+            continue;
+        }
+        let mut failures = Vec::new();
+        match download_file(&cfg, file, magic_of(i), &mirrors, cache, &mut failures) {
+            Some(p) => paths.push(p),
+            None => {
+                tried.extend(failures.into_iter().map(|f| format!("download {f}")));
+                return Err(unavailable(tried));
+            }
+        }
+    }
+    Ok((cache.clone(), paths))
+}
+
+/// The directory that holds all four files of `spec`, found in this order:
+/// `dir`, the directory in `$`[`DatasetSpec::env_var`] (`$MNIST_DIR`), the
+/// per-user cache folder ([`default_cache_dir`]), and last a verified download
+/// into the cache (unless [`OFFLINE_ENV`] is set).
+///
+/// If the data is nowhere and cannot be downloaded, the error
+/// ([`DataError::Unavailable`]) lists every place tried, each mirror URL with
+/// its failure, and how to provide the data.
+///
+/// ```no_run
+/// use static_nn::data::{locate, MNIST};
+/// let dir = locate(&MNIST, None)?;
+/// println!("MNIST is in {}", dir.display());
+/// # Ok::<(), static_nn::data::DataError>(())
+/// ```
+pub fn locate(spec: &DatasetSpec, dir: Option<&Path>) -> Result<PathBuf, DataError> {
+    locate_with(spec, &LocateOptions::from_env(spec, dir))
+}
+
+/// [`locate`] with explicit options (no environment variables are read).
+///
+/// ```
+/// use static_nn::data::{locate_with, DataError, LocateOptions, MNIST};
+/// // Look nowhere, never download: the error says what was tried.
+/// let err = locate_with(&MNIST, &LocateOptions::default()).unwrap_err();
+/// assert!(matches!(err, DataError::Unavailable { .. }));
+/// assert!(err.to_string().contains("$MNIST_DIR: not set"));
+/// ```
+pub fn locate_with(spec: &DatasetSpec, opts: &LocateOptions) -> Result<PathBuf, DataError> {
+    locate_files(spec, opts, &[0, 1, 2, 3]).map(|(dir, _)| dir)
+}
+
+/// Checks every file of `spec` in `dir` against its checksums
+/// (see [`verify_file`](super::verify_file)).
+pub fn verify_dir(spec: &DatasetSpec, dir: &Path) -> Result<(), DataError> {
+    for file in &spec.files {
+        let path = find_in_dir(dir, file).ok_or_else(|| DataError::NotFound {
+            path: dir.join(file.name.as_ref()),
+        })?;
+        super::verify::verify_file(&path, file)?;
+    }
+    Ok(())
+}
+
+/// The URLs `spec`'s files would be downloaded from with `opts`, in order
+/// (for messages and documentation).
+pub fn download_urls(spec: &DatasetSpec, opts: &LocateOptions) -> Vec<String> {
+    let mirrors: Vec<String> = match &opts.mirrors {
+        Some(m) => m.clone(),
+        None => spec.mirrors.iter().map(|m| m.to_string()).collect(),
+    };
+    spec.files
+        .iter()
+        .flat_map(|f| mirrors.iter().map(move |m| join_url(m, &f.name)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::spec::MNIST;
+
+    #[test]
+    fn nothing_anywhere_lists_every_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LocateOptions {
+            dir: Some(dir.path().join("nope")),
+            env_dir: Some(dir.path().to_path_buf()),
+            cache_dir: Some(dir.path().join("cache")),
+            download: false,
+            ..LocateOptions::default()
+        };
+        let e = locate_with(&MNIST, &opts).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("MNIST data not found"), "{msg}");
+        assert!(msg.contains("/nope: does not exist"), "{msg}");
+        assert!(msg.contains("$MNIST_DIR="), "{msg}");
+        assert!(msg.contains("missing train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"), "{msg}");
+        assert!(msg.contains("cache directory"), "{msg}");
+        assert!(msg.contains("download: disabled"), "{msg}");
+        assert!(msg.contains("set MNIST_DIR=DIR"), "{msg}");
+        assert!(msg.contains("--data DIR"), "{msg}");
+        assert!(msg.contains("allow the download"), "{msg}");
+    }
+
+    #[test]
+    fn order_explicit_env_cache_and_raw_names() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for f in &MNIST.files {
+            std::fs::write(b.path().join(f.raw_name()), b"").unwrap();
+        }
+        // explicit dir lacks a file -> falls through to env dir
+        std::fs::write(a.path().join(MNIST.files[0].name.as_ref()), b"").unwrap();
+        let opts = LocateOptions {
+            dir: Some(a.path().to_path_buf()),
+            env_dir: Some(b.path().to_path_buf()),
+            ..LocateOptions::default()
+        };
+        assert_eq!(locate_with(&MNIST, &opts).unwrap(), b.path());
+        // but one split may be served from the explicit dir alone
+        let (d, p) = locate_files(&MNIST, &opts, &[0]).unwrap();
+        assert_eq!(d, a.path());
+        assert_eq!(p, vec![a.path().join("train-images-idx3-ubyte.gz")]);
+        // uncompressed names are found
+        let (_, p) = locate_files(&MNIST, &opts, &[3]).unwrap();
+        assert_eq!(p, vec![b.path().join("t10k-labels-idx1-ubyte")]);
+    }
+
+    #[test]
+    fn urls() {
+        let opts = LocateOptions::default();
+        let u = download_urls(&MNIST, &opts);
+        assert_eq!(
+            u[0],
+            "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz"
+        );
+        assert_eq!(u.len(), 12);
+    }
+}
