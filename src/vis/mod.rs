@@ -1,4 +1,5 @@
-//! Pictures: tensors ↔ PNG files, image grids with titles and colour maps.
+//! Pictures: tensors ↔ PNG files, image grids with titles, loss curves and
+//! colour maps.
 //!
 //! This is the Rust side of the notebook's `plot` helper and of its
 //! matplotlib figures. Everything draws into plain RGB PNGs with no plotting
@@ -9,6 +10,7 @@
 //! | [`save_gray_png`], [`save_rgb_png`], [`save_tensor_png`] | one grey or RGB picture |
 //! | [`save_signed_png`] | a signed map (edges, kernels): blue < 0 < red |
 //! | [`save_grid_png`] | the notebook's `plot`: pictures with titles, mistakes in red |
+//! | [`save_line_plot`] | loss / accuracy curves over epochs |
 //! | [`read_image`], [`read_image_raw`] | a PNG or JPEG as a typed tensor or raw pixels |
 //!
 //! Every function returns a [`VisError`] naming the file instead of
@@ -21,12 +23,14 @@ mod error;
 mod font;
 mod grid;
 mod io;
+mod plot;
 mod png;
 
 pub use error::VisError;
 pub use font::text_width;
 pub use grid::{save_grid_png, Panel};
 pub use io::{read_image, read_image_raw};
+pub use plot::save_line_plot;
 pub use png::{
     diverging, grey_level, save_gray_png, save_rgb_png, save_signed_png, save_tensor_png,
 };
