@@ -1,5 +1,5 @@
-//! Pictures: tensors ↔ PNG files, image grids with titles, loss curves and
-//! colour maps.
+//! Pictures: tensors ↔ PNG files, image grids with titles, loss curves,
+//! colour maps, and reading photos of digits as MNIST-style inputs.
 //!
 //! This is the Rust side of the notebook's `plot` helper and of its
 //! matplotlib figures. Everything draws into plain RGB PNGs with no plotting
@@ -12,6 +12,7 @@
 //! | [`save_grid_png`] | the notebook's `plot`: pictures with titles, mistakes in red |
 //! | [`save_line_plot`] | loss / accuracy curves over epochs |
 //! | [`read_image`], [`read_image_raw`] | a PNG or JPEG as a typed tensor or raw pixels |
+//! | [`mnistify`], [`mnistify_image`] | any picture of a digit as a 28×28 MNIST input |
 //!
 //! Every function returns a [`VisError`] naming the file instead of
 //! panicking on bad input. Every write is atomic: the PNG is written to
@@ -19,6 +20,7 @@
 //! reader never sees half a file.
 
 mod canvas;
+mod digit;
 mod error;
 mod font;
 mod grid;
@@ -26,6 +28,7 @@ mod io;
 mod plot;
 mod png;
 
+pub use digit::{mnistify, mnistify_image};
 pub use error::VisError;
 pub use font::text_width;
 pub use grid::{save_grid_png, Panel};
