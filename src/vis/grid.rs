@@ -3,7 +3,7 @@
 use super::canvas::{Canvas, Rgb, BLACK, RED, WHITE};
 use super::error::VisError;
 use super::font::{draw_text, text_width, GLYPH};
-use super::png::{grey_colours, rgb_colours, scaled, write_png};
+use super::png::{check_canvas, grey_colours, rgb_colours, scaled, write_png};
 use std::path::Path;
 
 /// One picture of a grid: a grey `h`×`w` picture (`pixels.len() == h·w`,
@@ -104,9 +104,7 @@ impl Layout {
             rows: panels.len().div_ceil(cols),
         };
         let (w, h) = layout.size();
-        if w > 1 << 16 || h > 1 << 16 {
-            return Err(VisError::bad(path, format!("grid too large ({w}×{h})")));
-        }
+        check_canvas(path, w, h)?;
         Ok(layout)
     }
 

@@ -7,10 +7,12 @@ use image::{ImageFormat, RgbImage};
 use std::fs;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Maps `v` from `lo..hi` to a grey level, clamping outside values; a
-/// non-finite `v` is black. If `lo == hi` (a constant picture) `v` itself is
-/// clamped to `[0, 1]`, so all-zeros is black and all-ones is white.
+/// Maps `v` from `lo..hi` to a grey level (`lo` black, `hi` white; `lo > hi`
+/// inverts), clamping outside values; NaN is black. If `lo == hi` (a
+/// constant picture) `v` itself is clamped to `[0, 1]`, so all-zeros is
+/// black and all-ones is white.
 ///
 /// ```
 /// use static_nn::vis::grey_level;
@@ -20,7 +22,12 @@ use std::path::{Path, PathBuf};
 /// assert_eq!(grey_level(5.0, (0.0, 10.0)), 128);
 /// ```
 pub fn grey_level(v: f32, (lo, hi): (f32, f32)) -> u8 {
-    let t = if hi > lo { (v - lo) / (hi - lo) } else { v };
+    let span = hi - lo;
+    let t = if span != 0.0 && span.is_finite() {
+        (v - lo) / span
+    } else {
+        v
+    };
     unit_to_u8(t)
 }
 
@@ -76,9 +83,6 @@ pub(crate) fn check_size(
     if h == 0 || w == 0 {
         return Err(VisError::bad(path, format!("empty image ({h}×{w})")));
     }
-    if h > u32::MAX as usize / 64 || w > u32::MAX as usize / 64 {
-        return Err(VisError::bad(path, format!("image too large ({h}×{w})")));
-    }
     let want = channels.checked_mul(h).and_then(|n| n.checked_mul(w));
     if want != Some(len) {
         return Err(VisError::bad(
@@ -89,19 +93,26 @@ pub(crate) fn check_size(
     Ok(())
 }
 
-/// `h·scale` and `w·scale` as `u32`, or an error if too large or `scale == 0`.
+/// The largest picture drawn: 65 535 pixels a side, 2²⁸ pixels in all.
+pub(crate) fn check_canvas(path: &Path, w: usize, h: usize) -> Result<(u32, u32), VisError> {
+    match (u32::try_from(w), u32::try_from(h)) {
+        (Ok(wu), Ok(hu)) if wu < 1 << 16 && hu < 1 << 16 && w * h <= 1 << 28 => Ok((wu, hu)),
+        _ => Err(VisError::bad(
+            path,
+            format!("picture too large ({w}×{h} pixels)"),
+        )),
+    }
+}
+
+/// `(w·scale, h·scale)`, or an error if too large (see [`check_canvas`]) or
+/// `scale == 0`.
 pub(crate) fn scaled(path: &Path, h: usize, w: usize, scale: u32) -> Result<(u32, u32), VisError> {
     if scale == 0 {
         return Err(VisError::bad(path, "scale must be at least 1"));
     }
-    let dim = |n: usize| {
-        u32::try_from(n)
-            .ok()
-            .and_then(|n| n.checked_mul(scale))
-            .filter(|&n| n <= 1 << 16)
-    };
-    match (dim(w), dim(h)) {
-        (Some(w), Some(h)) => Ok((w, h)),
+    let s = scale as usize;
+    match (w.checked_mul(s), h.checked_mul(s)) {
+        (Some(w), Some(h)) => check_canvas(path, w, h),
         _ => Err(VisError::bad(
             path,
             format!("{h}×{w} enlarged {scale} times is too large"),
@@ -120,8 +131,9 @@ pub(crate) fn write_png(path: &Path, img: &RgbImage) -> Result<(), VisError> {
     write_atomic(path, bytes.get_ref())
 }
 
-/// Writes `bytes` to `<name>.tmp-<pid>` beside `path`, then renames it over
-/// `path`, so a reader never sees a half-written file.
+/// Writes `bytes` to `<name>.tmp-<pid>-<n>` beside `path` (`n` counts the
+/// writes of this process, so two threads never share a temporary file),
+/// then renames it over `path`, so a reader never sees a half-written file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VisError> {
     let err = |source| VisError::Write {
         path: path.to_path_buf(),
@@ -134,7 +146,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VisError> {
         ))
     })?;
     let mut tmp_name = name.to_os_string();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
     let tmp: PathBuf = path.with_file_name(tmp_name);
     let result = fs::File::create(&tmp)
         .and_then(|mut f| {
@@ -334,6 +348,8 @@ mod tests {
         assert_eq!(grey_level(f32::NAN, (0.0, 1.0)), 0);
         assert_eq!(grey_level(-1.0, (0.0, 1.0)), 0);
         assert_eq!(grey_level(0.3, (0.3, 0.3)), 77);
+        assert_eq!(grey_level(0.25, (1.0, 0.0)), 191);
+        assert_eq!(grey_level(0.5, (f32::NEG_INFINITY, 1.0)), 128);
     }
 
     #[test]
@@ -425,6 +441,32 @@ mod tests {
             e.to_string().contains("/proc/static-nn-vis-test.png"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn concurrent_writes_to_one_file_leave_a_valid_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("same.png");
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let path = &path;
+                s.spawn(move || {
+                    save_gray_png(path, &vec![i as f32; 64 * 64], 64, 64, None).unwrap()
+                });
+            }
+        });
+        assert_eq!(image::image_dimensions(&path).unwrap(), (64, 64));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn huge_pictures_are_refused() {
+        let path = Path::new("huge.png");
+        let e = save_signed_png(path, &[1.0; 4], 2, 2, u32::MAX).unwrap_err();
+        assert!(matches!(e, VisError::BadInput { .. }), "{e}");
+        assert!(check_canvas(path, 1 << 16, 1).is_err());
+        assert!(check_canvas(path, 1 << 15, 1 << 14).is_err());
+        assert!(check_canvas(path, 1 << 14, 1 << 14).is_ok());
     }
 
     #[test]
