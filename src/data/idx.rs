@@ -222,7 +222,7 @@ fn parse_stream<R: Read>(
                 expected,
                 found,
                 detail: format!(
-                    "header says {layout} = {expected} data bytes, the gzip stream ends after {found} ({e})"
+                    "header says {layout} = {expected} data bytes, found {found}: the gzip data ends early ({e})"
                 ),
             });
         }
