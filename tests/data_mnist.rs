@@ -139,6 +139,7 @@ fn truncated_copy_of_the_real_file_is_a_typed_error() {
         )),
         "{msg}"
     );
+    assert!(msg.contains("the gzip data ends early"), "{msg}");
 }
 
 #[test]

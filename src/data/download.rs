@@ -170,6 +170,36 @@ fn fetch(cfg: &DownloadConfig, url: &str, out: &mut File) -> Result<u64, String>
     Ok(n)
 }
 
+/// Temporary files older than this are leftovers of a killed process.
+const STALE_PART_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Best effort: removes this file's temporary files that a killed process
+/// left behind (recent ones may belong to a download running right now).
+fn remove_stale_parts(dest: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dest) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(n) = file_name.to_str() else {
+            continue;
+        };
+        if !(n.starts_with(&prefix) && n.ends_with(".part")) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_PART_AGE);
+        if old {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Best effort: make a rename durable by syncing its directory.
 fn sync_dir(dir: &Path) {
     #[cfg(unix)]
@@ -218,6 +248,7 @@ pub(crate) fn download_file(
         failures.push(format!("cannot create {}: {e}", dest.display()));
         return None;
     }
+    remove_stale_parts(dest, &file.name);
     for mirror in mirrors {
         let url = join_url(mirror, &file.name);
         if cfg.progress {
@@ -287,6 +318,30 @@ mod tests {
         assert!(!is_loopback(
             "https://ossci-datasets.s3.amazonaws.com/mnist/"
         ));
+    }
+
+    #[test]
+    fn stale_parts_are_removed_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".a.gz.1.0.part");
+        let fresh = dir.path().join(".a.gz.2.0.part");
+        let other = dir.path().join(".b.gz.1.0.part");
+        for p in [&stale, &fresh, &other] {
+            fs::write(p, b"x").unwrap();
+        }
+        let old = std::time::SystemTime::now() - 2 * STALE_PART_AGE;
+        for p in [&stale, &other] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        remove_stale_parts(dir.path(), "a.gz");
+        assert!(!stale.exists());
+        assert!(fresh.exists());
+        assert!(other.exists());
     }
 
     #[test]

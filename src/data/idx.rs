@@ -222,7 +222,7 @@ fn parse_stream<R: Read>(
                 expected,
                 found,
                 detail: format!(
-                    "header says {layout} = {expected} data bytes, the gzip stream ends after {found} ({e})"
+                    "header says {layout} = {expected} data bytes, found {found}: the gzip data ends early ({e})"
                 ),
             });
         }
@@ -608,6 +608,58 @@ mod tests {
             e.to_string(),
             "/nonexistent/dir/train-images-idx3-ubyte.gz: file not found"
         );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            /// Whatever the bytes, parsing returns (never panics).
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                for name in ["x", "x.gz"] {
+                    let _ = parse_idx(Path::new(name), &bytes, IDX_IMAGES_MAGIC);
+                    let _ = parse_idx(Path::new(name), &bytes, IDX_LABELS_MAGIC);
+                }
+            }
+
+            /// A valid file cut anywhere or with one byte changed is either
+            /// still valid (same content) or an error, for raw and gzip files.
+            #[test]
+            fn damaged_files_are_errors(
+                n in 0u32..6, r in 1u32..5, c in 1u32..5,
+                cut in any::<prop::sample::Index>(),
+                flip in any::<prop::sample::Index>(), mask in 1u8..,
+                zip in any::<bool>(),
+            ) {
+                let raw = images(n, r, c);
+                let good = if zip { gz(&raw) } else { raw.clone() };
+                let name = Path::new(if zip { "f.gz" } else { "f" });
+                let whole = parse_idx(name, &good, IDX_IMAGES_MAGIC).unwrap();
+                prop_assert_eq!(whole.data.len(), (n * r * c) as usize);
+
+                let k = cut.index(good.len());
+                prop_assert!(parse_idx(name, &good[..k], IDX_IMAGES_MAGIC).is_err());
+
+                let mut bad = good.clone();
+                let i = flip.index(bad.len());
+                bad[i] ^= mask;
+                if let Ok(idx) = parse_idx(name, &bad, IDX_IMAGES_MAGIC) {
+                    if zip {
+                        // The CRC vouches for the content: only bits outside it
+                        // (header mtime/OS, deflate padding) can change unnoticed.
+                        prop_assert_eq!(idx, whole, "flip at {} changed the content", i);
+                    } else {
+                        // A raw file has no checksum: a changed pixel goes
+                        // unnoticed, and so does any dimension of an empty set.
+                        prop_assert!(i >= 16 || n == 0, "flip at {} accepted", i);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -459,6 +459,32 @@ mod tests {
         assert_eq!(l.epoch(0).map(|b| b.len()).sum::<usize>(), 6);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Every configuration yields `len()` batches of `batch_size` (the
+        /// last one possibly smaller without `drop_last`) that follow `order`.
+        #[test]
+        fn batches_cover_the_order(
+            n in 0usize..300, bs in 1usize..40, drop_last: bool,
+            seed: Option<u64>, prefetch in 0usize..3, epoch in 0usize..4,
+        ) {
+            let l = DataLoader::new(data(n), cfg(bs, seed, drop_last, prefetch));
+            let batches: Vec<Batch> = l.epoch(epoch).collect();
+            proptest::prop_assert_eq!(batches.len(), l.len());
+            let covered = if drop_last { n / bs * bs } else { n };
+            let mut firsts = Vec::new();
+            for (k, b) in batches.iter().enumerate() {
+                let want = if k + 1 < batches.len() { bs } else { covered - k * bs };
+                proptest::prop_assert_eq!(b.len(), want);
+                proptest::prop_assert_eq!(b.images.len(), want * 4);
+                firsts.extend(b.images.iter().step_by(4).map(|&x| (x * 255.0).round() as usize));
+            }
+            let order: Vec<usize> = l.order(epoch)[..covered].iter().map(|i| i % 256).collect();
+            proptest::prop_assert_eq!(firsts, order);
+        }
+    }
+
     #[test]
     #[should_panic(expected = "batch_size")]
     fn zero_batch_size_panics() {
