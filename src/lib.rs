@@ -27,6 +27,7 @@
 //! | [`vision`] | the notebook's image operations: reference cross-correlation, kernels, padding |
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
+#![allow(clippy::type_complexity)]
 
 pub mod data;
 pub mod models;

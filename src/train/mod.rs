@@ -1,1 +1,23 @@
-//! train (in progress)
+//! Training and inference drivers: the notebook's `Classifier`, done properly.
+//!
+//! [`Classifier`] wraps a typed model, a device and an optimizer
+//! ([`OptimizerConfig`]: SGD with momentum and weight decay, or Adam). It
+//! trains on a [`DataLoader`](crate::data::DataLoader) with a progress bar per
+//! epoch ([`Classifier::fit`]), evaluates accuracy, per-class accuracy and a
+//! confusion matrix ([`Classifier::evaluate`]), and predicts labels and
+//! probabilities without a tape ([`Classifier::predict`]).
+//!
+//! [`default_device`] picks the device like the notebook's
+//! `cuda if available else cpu`.
+
+mod classifier;
+mod device;
+mod error;
+mod metrics;
+mod optim;
+
+pub use classifier::{cross_entropy, Classifier, EpochStats, ImageClassifier, Predictions};
+pub use device::{default_device, DeviceChoice};
+pub use error::TrainError;
+pub use metrics::Evaluation;
+pub use optim::{AnyOptimizer, OptimizerConfig};

@@ -1,0 +1,323 @@
+//! The `Classifier` driver.
+use super::{AnyOptimizer, Evaluation, OptimizerConfig, TrainError};
+use crate::data::{Batch, DataLoader, ImagesTensor, OneHotTensor, NUM_CLASSES};
+use dfdx::nn::{Module, TensorCollection, ZeroGrads};
+use dfdx::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Instant;
+
+/// Logits for a batch: `(batch, 10)`.
+type Logits<D, T> = Tensor<(usize, Const<NUM_CLASSES>), f32, D, T>;
+
+/// A typed model that classifies `(B, 1, H, W)` images into 10 classes, with
+/// and without a tape: any static-nn network ending in `Linear<_, 10>`.
+pub trait ImageClassifier<const H: usize, const W: usize, D: Device<f32>>:
+    TensorCollection<f32, D>
+    + Module<ImagesTensor<H, W, D>, Output = Logits<D, NoneTape>, Error = D::Err>
+    + Module<
+        Tensor<(usize, Const<1>, Const<H>, Const<W>), f32, D, OwnedTape<f32, D>>,
+        Output = Logits<D, OwnedTape<f32, D>>,
+        Error = D::Err,
+    >
+{
+}
+
+impl<const H: usize, const W: usize, D: Device<f32>, M> ImageClassifier<H, W, D> for M where
+    M: TensorCollection<f32, D>
+        + Module<ImagesTensor<H, W, D>, Output = Logits<D, NoneTape>, Error = D::Err>
+        + Module<
+            Tensor<(usize, Const<1>, Const<H>, Const<W>), f32, D, OwnedTape<f32, D>>,
+            Output = Logits<D, OwnedTape<f32, D>>,
+            Error = D::Err,
+        >
+{
+}
+
+/// Cross-entropy on logits against one-hot targets (PyTorch's
+/// `nn.CrossEntropyLoss`), the default loss of [`Classifier::fit`].
+pub fn cross_entropy<D: Device<f32>>(
+    logits: Logits<D, OwnedTape<f32, D>>,
+    targets: OneHotTensor<D>,
+) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>> {
+    cross_entropy_with_logits_loss(logits, targets)
+}
+
+/// One epoch's figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean loss over the epoch's batches.
+    pub loss: f32,
+    /// Training samples seen.
+    pub samples: usize,
+    /// Wall time of the epoch, in seconds.
+    pub seconds: f64,
+}
+
+impl EpochStats {
+    /// Training throughput.
+    pub fn samples_per_sec(&self) -> f64 {
+        self.samples as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Predicted labels and class probabilities.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Predictions {
+    /// The most probable class of each sample.
+    pub labels: Vec<usize>,
+    /// Softmax probabilities of each sample.
+    pub probabilities: Vec<[f32; NUM_CLASSES]>,
+}
+
+/// The notebook's `Classifier`: a typed model, its device and optimizer.
+///
+/// ```no_run
+/// use static_nn::prelude::*;
+/// use static_nn::data::{DataLoader, LoaderConfig, Mnist, MNIST};
+/// use static_nn::train::{Classifier, OptimizerConfig};
+/// use std::sync::Arc;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let data = Mnist::load(&MNIST, None)?;
+/// let cfg = LoaderConfig { batch_size: 64, shuffle: Some(0), ..Default::default() };
+/// let train = DataLoader::new(Arc::new(data.train), cfg);
+/// let test = DataLoader::new(Arc::new(data.test), LoaderConfig::default());
+/// let dev = Cpu::seed_from_u64(0);
+/// let model = dev.build_module::<LeNetClass, f32>();
+/// let mut clf = Classifier::new(model, dev, OptimizerConfig::sgd(0.01));
+/// clf.fit(&train, 10)?;
+/// println!("{}", clf.evaluate(&test)?.accuracy_line("test"));
+/// # Ok(()) }
+/// ```
+pub struct Classifier<M, D: Device<f32>> {
+    /// The model being trained.
+    pub model: M,
+    /// Its device.
+    pub device: D,
+    optimizer: AnyOptimizer<M, D>,
+    grads: Option<Gradients<f32, D>>,
+    /// Show an indicatif progress bar per epoch (default: true; it hides
+    /// itself when stderr is not a terminal).
+    pub progress: bool,
+    /// Print `Epoch: e/n, Loss: x` after each epoch, as the notebook does
+    /// (default: true).
+    pub verbose: bool,
+    /// Loss per finished epoch.
+    pub history: Vec<EpochStats>,
+}
+
+impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
+    /// Wraps `model` (already on `device`) with a fresh optimizer.
+    pub fn new(model: M, device: D, optimizer: OptimizerConfig) -> Self {
+        let optimizer = AnyOptimizer::new(&model, optimizer);
+        Self {
+            model,
+            device,
+            optimizer,
+            grads: None,
+            progress: true,
+            verbose: true,
+            history: Vec::new(),
+        }
+    }
+
+    /// Trains for `epochs` epochs with cross-entropy on logits.
+    pub fn fit<const H: usize, const W: usize>(
+        &mut self,
+        loader: &DataLoader,
+        epochs: usize,
+    ) -> Result<&[EpochStats], TrainError>
+    where
+        M: ImageClassifier<H, W, D>,
+    {
+        self.fit_with_loss::<H, W, _>(loader, epochs, cross_entropy)
+    }
+
+    /// Trains for `epochs` epochs with any loss of the logits and one-hot targets.
+    pub fn fit_with_loss<const H: usize, const W: usize, L>(
+        &mut self,
+        loader: &DataLoader,
+        epochs: usize,
+        loss: L,
+    ) -> Result<&[EpochStats], TrainError>
+    where
+        M: ImageClassifier<H, W, D>,
+        L: Fn(
+            Logits<D, OwnedTape<f32, D>>,
+            OneHotTensor<D>,
+        ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
+    {
+        let first = self.history.len();
+        let total = first + epochs;
+        for e in first..total {
+            let stats = self.fit_epoch::<H, W, _>(loader, e, &loss)?;
+            if self.verbose {
+                println!(
+                    "Epoch: {}/{}, Loss: {:.4} ({:.0} samples/s, {:.1} s)",
+                    e + 1,
+                    total,
+                    stats.loss,
+                    stats.samples_per_sec(),
+                    stats.seconds
+                );
+            }
+        }
+        Ok(&self.history[first..])
+    }
+
+    /// One epoch (0-based `epoch`, which also picks the shuffle order).
+    pub fn fit_epoch<const H: usize, const W: usize, L>(
+        &mut self,
+        loader: &DataLoader,
+        epoch: usize,
+        loss: &L,
+    ) -> Result<EpochStats, TrainError>
+    where
+        M: ImageClassifier<H, W, D>,
+        L: Fn(
+            Logits<D, OwnedTape<f32, D>>,
+            OneHotTensor<D>,
+        ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
+    {
+        if loader.is_empty() {
+            return Err(TrainError::EmptyLoader);
+        }
+        let bar = self.bar(loader.len() as u64, &format!("epoch {}", epoch + 1));
+        let start = Instant::now();
+        let (mut sum, mut batches, mut samples) = (0.0f64, 0usize, 0usize);
+        let mut grads = match self.grads.take() {
+            Some(g) => g,
+            None => self.model.try_alloc_grads().map_err(device_err)?,
+        };
+        for (b, batch) in loader.epoch(epoch).enumerate() {
+            let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
+            let targets = batch.try_one_hot(&self.device)?;
+            let logits = self
+                .model
+                .try_forward(x.traced(grads))
+                .map_err(device_err)?;
+            let l = loss(logits, targets);
+            let value = l.as_vec().first().copied().unwrap_or(f32::NAN);
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    batch: b + 1,
+                    loss: value,
+                });
+            }
+            grads = l.try_backward().map_err(device_err)?;
+            self.optimizer.update(&mut self.model, &grads)?;
+            self.model.try_zero_grads(&mut grads).map_err(device_err)?;
+            sum += value as f64;
+            batches += 1;
+            samples += batch.len();
+            bar.inc(1);
+            if b % 10 == 0 {
+                let rate = samples as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "loss {:.4}, {rate:.0} samples/s",
+                    sum / batches as f64
+                ));
+            }
+        }
+        self.grads = Some(grads);
+        bar.finish_and_clear();
+        let stats = EpochStats {
+            epoch: epoch + 1,
+            loss: (sum / batches.max(1) as f64) as f32,
+            samples,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        self.history.push(stats);
+        Ok(stats)
+    }
+
+    /// Accuracy, per-class accuracy and confusion matrix on `loader`
+    /// (inference mode: no tape).
+    pub fn evaluate<const H: usize, const W: usize>(
+        &self,
+        loader: &DataLoader,
+    ) -> Result<Evaluation, TrainError>
+    where
+        M: ImageClassifier<H, W, D>,
+    {
+        let bar = self.bar(loader.len() as u64, "evaluate");
+        let mut eval = Evaluation::default();
+        for batch in loader.epoch(0) {
+            let labels = self.predict_labels::<H, W>(&batch)?;
+            for (t, p) in batch.labels.iter().zip(labels) {
+                eval.record(*t, p);
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(eval)
+    }
+
+    /// Predicted labels and softmax probabilities for one batch (no tape).
+    pub fn predict<const H: usize, const W: usize>(
+        &self,
+        batch: &Batch,
+    ) -> Result<Predictions, TrainError>
+    where
+        M: ImageClassifier<H, W, D>,
+    {
+        let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
+        let logits = self.model.try_forward(x).map_err(device_err)?;
+        let probs = logits
+            .try_softmax::<Axis<1>>()
+            .map_err(device_err)?
+            .as_vec();
+        let probabilities: Vec<[f32; NUM_CLASSES]> = probs
+            .chunks(NUM_CLASSES)
+            .map(|c| std::array::from_fn(|i| c[i]))
+            .collect();
+        let labels = probabilities.iter().map(|p| argmax(p)).collect();
+        Ok(Predictions {
+            labels,
+            probabilities,
+        })
+    }
+
+    fn predict_labels<const H: usize, const W: usize>(
+        &self,
+        batch: &Batch,
+    ) -> Result<Vec<usize>, TrainError>
+    where
+        M: ImageClassifier<H, W, D>,
+    {
+        let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
+        let logits = self.model.try_forward(x).map_err(device_err)?.as_vec();
+        Ok(logits.chunks(NUM_CLASSES).map(argmax).collect())
+    }
+
+    fn bar(&self, len: u64, prefix: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} ({eta})")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(prefix.to_string());
+        bar
+    }
+}
+
+/// Index of the largest value (the first one on ties).
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn device_err<E: std::fmt::Debug>(e: E) -> TrainError {
+    TrainError::Device(format!("{e:?}"))
+}
