@@ -40,6 +40,9 @@ pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E]) {
                     let src = &plane[iy * op.w_in..(iy + 1) * op.w_in];
                     dst[..lo].fill(E::default());
                     dst[hi..].fill(E::default());
+                    if lo == hi {
+                        continue; // no valid column: all padding (and x0 below would underflow)
+                    }
                     let x0 = lo * op.stride + kx - op.padding;
                     if op.stride == 1 {
                         dst[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
@@ -72,6 +75,9 @@ pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], dx: &mut [E]) {
                     }
                     let src = &row[oy * op.w_out..(oy + 1) * op.w_out];
                     let dst = &mut plane[iy * op.w_in..(iy + 1) * op.w_in];
+                    if lo == hi {
+                        continue; // no valid column: all padding (and x0 below would underflow)
+                    }
                     let x0 = lo * op.stride + kx - op.padding;
                     for (g, ix) in src[lo..hi].iter().zip((x0..).step_by(op.stride)) {
                         dst[ix] += *g;
