@@ -418,6 +418,7 @@ fn assert_close(got: &[f32], want: &[f32]) {
 }
 
 /// Cross-correlation by the definition.
+#[allow(clippy::needless_range_loop)] // the definition, index by index
 fn naive_conv(op: &Conv2DOp, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
     let mut y = Vec::with_capacity(op.batch * op.chan_out * op.h_out * op.w_out);
     for n in 0..op.batch {
