@@ -191,3 +191,43 @@ fn conv_with_a_kernel_wider_than_input_and_one_padding() {
     case!(2, 1);
     case!(3, 2);
 }
+
+/// Found by fuzzing (`scripts/fuzz.sh image`, an out-of-memory after 86,000
+/// runs): an 827-byte JPEG whose header announces 29456×2560 pixels (75 M),
+/// which the decoder fills although the data is missing. `read_image_raw`
+/// then allocated over 2 GB (float conversions at ~48 bytes a pixel), and a
+/// slightly larger claim would take any machine down. Fixed in
+/// `src/vis/io.rs` (`decode`): pictures of more than 2^25 pixels are refused
+/// from their header, before decoding, with an error naming the file and
+/// the size.
+#[test]
+fn a_tiny_jpeg_announcing_75_megapixels_is_refused_before_decoding() {
+    use static_nn::vis::{mnistify, read_image, read_image_raw, VisError};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hardening/jpeg-29456x2560-in-827-bytes.jpg");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 827);
+    let dev = Cpu::default();
+    let errors: [VisError; 3] = [
+        read_image_raw(&path).unwrap_err(),
+        read_image::<1, 28, 28, _>(&path, &dev).unwrap_err(),
+        mnistify(&path).unwrap_err(),
+    ];
+    for e in errors {
+        assert!(matches!(e, VisError::BadInput { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("jpeg-29456x2560-in-827-bytes.jpg"), "{msg}");
+        assert!(msg.contains("29456×2560 = 75407360 pixels"), "{msg}");
+    }
+}
+
+/// Pictures up to the cap still read: a 4096×2048 PNG (8 M pixels).
+#[test]
+fn a_large_but_reasonable_picture_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.png");
+    image::GrayImage::from_pixel(4096, 2048, image::Luma([200]))
+        .save(&path)
+        .unwrap();
+    let (px, h, w) = static_nn::vis::read_image_raw(&path).unwrap();
+    assert_eq!((h, w, px.len()), (2048, 4096, 3 * 2048 * 4096));
+}
