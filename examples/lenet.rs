@@ -16,7 +16,7 @@ use clap::{Parser, ValueEnum};
 use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Mnist, MNIST};
 use static_nn::prelude::*;
 use static_nn::train::{
-    default_device, Classifier, DeviceChoice, ImageClassifier, OptimizerConfig,
+    default_device, Classifier, DeviceChoice, ImageClassifier, LrSchedule, OptimizerConfig,
 };
 use static_nn::vis::{save_grid_png, save_line_plot, Panel};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,14 @@ enum ModelKind {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Schedule {
+    /// The same learning rate every epoch.
+    Constant,
+    /// Cosine annealing per epoch down to 1% of the initial rate.
+    Cosine,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Opt {
     Sgd,
     Adam,
@@ -47,9 +55,9 @@ struct Args {
     /// Which network to train.
     #[arg(long, value_enum, default_value = "lenet")]
     model: ModelKind,
-    /// Passes over the training set [default: 8, or 10 with --tutorial].
-    #[arg(long)]
-    epochs: Option<usize>,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
     /// Samples per batch.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -59,6 +67,9 @@ struct Args {
     /// Learning rate [default: 0.001 for adam, 0.01 for sgd].
     #[arg(long)]
     lr: Option<f64>,
+    /// Learning-rate schedule [default: cosine, or constant with --tutorial].
+    #[arg(long, value_enum)]
+    schedule: Option<Schedule>,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.0)]
     momentum: f64,
@@ -166,7 +177,7 @@ where
     Net: BuildOnDevice<D, f32>,
     Net::Built: ImageClassifier<28, 28, D>,
 {
-    let epochs = args.epochs.unwrap_or(if args.tutorial { 10 } else { 8 });
+    let epochs = args.epochs;
     let opt = args
         .optimizer
         .unwrap_or(if args.tutorial { Opt::Sgd } else { Opt::Adam });
@@ -204,6 +215,17 @@ where
     );
     let mut clf = Classifier::new(model, dev, optimizer);
     clf.progress = !args.quiet;
+    let schedule = args.schedule.unwrap_or(if args.tutorial {
+        Schedule::Constant
+    } else {
+        Schedule::Cosine
+    });
+    clf.schedule = match schedule {
+        Schedule::Constant => LrSchedule::Constant,
+        Schedule::Cosine => LrSchedule::Cosine {
+            final_lr: optimizer_lr(optimizer) / 100.0,
+        },
+    };
     clf.fit::<28, 28>(&train, epochs)?;
     let total: f64 = clf.history.iter().map(|s| s.seconds).sum();
     println!(
@@ -282,4 +304,10 @@ where
         .collect();
     save_grid_png(path, &panels, 8, 4)?;
     Ok(())
+}
+
+fn optimizer_lr(cfg: OptimizerConfig) -> f64 {
+    match cfg {
+        OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr,
+    }
 }
