@@ -71,8 +71,7 @@ where
     let mut model = dev
         .try_build_module::<Net, f32>()
         .map_err(|e| format!("building the model: {e:?}"))?;
-    static_nn::weights::load(&mut model, &args.weights)
-        .map_err(|e| format!("loading {}: {e}", args.weights.display()))?;
+    static_nn::weights::load(&mut model, &args.weights)?;
     let mut clf = Classifier::new(model, dev, OptimizerConfig::sgd(0.0));
     clf.verbose = false;
 

@@ -39,7 +39,8 @@ fn write_file(path: &Path, tensors: &[(&str, Dtype, &[usize])]) {
             (*name, TensorView::new(*dtype, shape.to_vec(), d).unwrap())
         })
         .collect();
-    let bytes = ::safetensors::tensor::serialize(views.iter().map(|(n, v)| (*n, v)), &None).unwrap();
+    let bytes =
+        ::safetensors::tensor::serialize(views.iter().map(|(n, v)| (*n, v)), &None).unwrap();
     std::fs::write(path, bytes).unwrap();
 }
 
