@@ -235,7 +235,10 @@ where
 
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let name = format!("{:?}", args.model).to_lowercase();
+    let name = args
+        .model
+        .to_possible_value()
+        .map_or_else(|| "model".to_string(), |v| v.get_name().to_string());
     let weights = args.out.join(format!("{name}.safetensors"));
     static_nn::weights::save(&clf.model, &weights)?;
     let losses: Vec<f32> = clf.history.iter().map(|s| s.loss).collect();

@@ -86,8 +86,8 @@ pub struct Predictions {
 /// let dev = Cpu::seed_from_u64(0);
 /// let model = dev.build_module::<LeNetClass, f32>();
 /// let mut clf = Classifier::new(model, dev, OptimizerConfig::sgd(0.01));
-/// clf.fit(&train, 10)?;
-/// println!("{}", clf.evaluate(&test)?.accuracy_line("test"));
+/// clf.fit::<28, 28>(&train, 10)?; // image height and width
+/// println!("{}", clf.evaluate::<28, 28>(&test)?.accuracy_line("test"));
 /// # Ok(()) }
 /// ```
 pub struct Classifier<M, D: Device<f32>> {
