@@ -11,32 +11,21 @@
 //! line. With `--image`, the picture (any size, any colour) is converted to a
 //! 28×28 grey digit the way MNIST was made, and the digit and its probability
 //! are printed. A bad weights file exits non-zero with the loader's error.
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use static_nn::data::{Batch, DataLoader, LoaderConfig, Mnist, Split, MNIST};
+use static_nn::models::NotebookModel;
 use static_nn::prelude::*;
 use static_nn::train::{Classifier, ImageClassifier, OptimizerConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum ModelKind {
-    /// The notebook's class LeNet.
-    Lenet,
-    /// The notebook's nn.Sequential LeNet.
-    LenetSeq,
-    /// LeNet-5 (1998).
-    Lenet5,
-    /// The notebook's MLP.
-    Mlp,
-}
-
 /// Evaluate or apply saved weights.
 #[derive(Parser, Debug)]
 #[command(about, long_about = None)]
 struct Args {
-    /// Which network the weights belong to.
-    #[arg(long, value_enum)]
-    model: ModelKind,
+    /// Which network the weights belong to: lenet, lenet-seq, lenet5 or mlp.
+    #[arg(long)]
+    model: NotebookModel,
     /// A safetensors file with the model's weights (PyTorch names).
     #[arg(long)]
     weights: PathBuf,
@@ -51,10 +40,10 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let result = match args.model {
-        ModelKind::Lenet => run::<LeNetClass>(&args),
-        ModelKind::LenetSeq => run::<LeNetSeq>(&args),
-        ModelKind::Lenet5 => run::<LeNet5>(&args),
-        ModelKind::Mlp => run::<Mlp>(&args),
+        NotebookModel::LeNet => run::<LeNetClass>(&args),
+        NotebookModel::LeNetSeq => run::<LeNetSeq>(&args),
+        NotebookModel::LeNet5 => run::<LeNet5>(&args),
+        NotebookModel::Mlp => run::<Mlp>(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -14,6 +14,7 @@
 //! `test accuracy: 99.05% (9905/10000)`.
 use clap::{Parser, ValueEnum};
 use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Mnist, MNIST};
+use static_nn::models::NotebookModel;
 use static_nn::prelude::*;
 use static_nn::train::{
     default_device, Classifier, DeviceChoice, ImageClassifier, LrSchedule, OptimizerConfig,
@@ -21,18 +22,6 @@ use static_nn::train::{
 use static_nn::vis::{save_grid_png, save_line_plot, Panel};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum ModelKind {
-    /// The notebook's class LeNet (ReLU, max pool, 400 → 84 → 10).
-    Lenet,
-    /// The notebook's nn.Sequential LeNet (max pool, then avg pool).
-    LenetSeq,
-    /// LeNet-5 (1998): sigmoid, avg pool, 400 → 120 → 84 → 10.
-    Lenet5,
-    /// The notebook's MLP, 784 → 128 → 10.
-    Mlp,
-}
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Schedule {
@@ -52,9 +41,9 @@ enum Opt {
 #[derive(Parser, Debug)]
 #[command(about, long_about = None)]
 struct Args {
-    /// Which network to train.
-    #[arg(long, value_enum, default_value = "lenet")]
-    model: ModelKind,
+    /// Which network to train: lenet, lenet-seq, lenet5 or mlp.
+    #[arg(long, default_value = "lenet")]
+    model: NotebookModel,
     /// Passes over the training set.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
@@ -113,7 +102,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         None => data.train,
     };
     println!(
-        "MNIST: {} training and {} test images; model {:?}{}",
+        "MNIST: {} training and {} test images; model {}{}",
         train.len(),
         data.test.len(),
         args.model,
@@ -159,10 +148,10 @@ where
         };
     }
     match args.model {
-        ModelKind::Lenet => go!(LeNetClass),
-        ModelKind::LenetSeq => go!(LeNetSeq),
-        ModelKind::Lenet5 => go!(LeNet5),
-        ModelKind::Mlp => go!(Mlp),
+        NotebookModel::LeNet => go!(LeNetClass),
+        NotebookModel::LeNetSeq => go!(LeNetSeq),
+        NotebookModel::LeNet5 => go!(LeNet5),
+        NotebookModel::Mlp => go!(Mlp),
     }
 }
 
@@ -174,9 +163,10 @@ fn train_and_report<Net, D>(
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32> + DeviceBuildExt,
-    Net: BuildOnDevice<D, f32>,
+    Net: BuildOnDevice<D, f32> + InferShape<Rank3<1, 28, 28>>,
     Net::Built: ImageClassifier<28, 28, D>,
 {
+    println!("{}", summary::<Net, Rank3<1, 28, 28>>());
     let epochs = args.epochs;
     let opt = args
         .optimizer
@@ -235,10 +225,7 @@ where
 
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let name = args
-        .model
-        .to_possible_value()
-        .map_or_else(|| "model".to_string(), |v| v.get_name().to_string());
+    let name = args.model.name();
     let weights = args.out.join(format!("{name}.safetensors"));
     static_nn::weights::save(&clf.model, &weights)?;
     let losses: Vec<f32> = clf.history.iter().map(|s| s.loss).collect();
