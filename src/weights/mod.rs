@@ -28,6 +28,10 @@
 //! (`*` is `weight` and `bias`.) `scripts/pytorch_parity.py` makes such
 //! files; `tests/weights_parity.rs` checks that they give PyTorch's logits.
 //!
+//! Every tensor of the model is saved, trainable or not; dfdx's scalar
+//! fields (none in static-nn's layers) are not. Models on any dfdx device
+//! (`Cpu`, `Cuda`) with `f32` parameters can be saved and loaded.
+//!
 //! ```
 //! use static_nn::prelude::*;
 //! use static_nn::weights;
