@@ -182,7 +182,10 @@ mod tests {
     #[test]
     fn blurs_keep_a_flat_image_flat() {
         let flat = Chw::new(1, 9, 9, vec![0.5; 81]).unwrap();
-        for k in [box_blur(5).unwrap(), gaussian_blur(5, default_sigma(5)).unwrap()] {
+        for k in [
+            box_blur(5).unwrap(),
+            gaussian_blur(5, default_sigma(5)).unwrap(),
+        ] {
             let out = corr2d(&flat, &k).unwrap();
             assert!(out.data().iter().all(|v| (v - 0.5).abs() < 1e-6));
         }

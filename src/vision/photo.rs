@@ -57,10 +57,16 @@ pub fn load_grey(path: &Path, max_side: usize) -> Result<Chw, VisionError> {
         u32::try_from(nw),
         u32::try_from(nh),
     ) else {
-        return Err(VisionError::Vis(VisError::bad(path, "the image is too large")));
+        return Err(VisionError::Vis(VisError::bad(
+            path,
+            "the image is too large",
+        )));
     };
     let Some(buf) = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(wu, hu, grey) else {
-        return Err(VisionError::Vis(VisError::bad(path, "inconsistent image size")));
+        return Err(VisionError::Vis(VisError::bad(
+            path,
+            "inconsistent image size",
+        )));
     };
     let small = imageops::resize(&buf, nwu, nhu, FilterType::Triangle);
     Chw::new(1, nh, nw, small.into_raw())
@@ -91,7 +97,8 @@ pub fn test_picture(h: usize, w: usize) -> Chw {
 
 /// The test picture's grey level at normalised coordinates `(x, y)` in `[0, 1]²`.
 fn picture_at(x: f32, y: f32) -> f32 {
-    let inside = |x0: f32, x1: f32, y0: f32, y1: f32| (x0..x1).contains(&x) && (y0..y1).contains(&y);
+    let inside =
+        |x0: f32, x1: f32, y0: f32, y1: f32| (x0..x1).contains(&x) && (y0..y1).contains(&y);
     // a bright disk, top left
     let (dx, dy) = (x - 0.27, y - 0.28);
     if dx * dx + dy * dy < 0.18 * 0.18 {
@@ -104,7 +111,11 @@ fn picture_at(x: f32, y: f32) -> f32 {
     // a checkerboard, bottom left: 8×8 cells
     if inside(0.06, 0.44, 0.56, 0.94) {
         let (u, v) = ((x - 0.06) / 0.38 * 8.0, (y - 0.56) / 0.38 * 8.0);
-        return if (u as i32 + v as i32) % 2 == 0 { 0.85 } else { 0.15 };
+        return if (u as i32 + v as i32) % 2 == 0 {
+            0.85
+        } else {
+            0.15
+        };
     }
     // stripes that get finer to the right, bottom right
     if inside(0.54, 0.94, 0.56, 0.94) {
@@ -142,6 +153,9 @@ mod tests {
         let err = load_grey(&path, 512).unwrap_err().to_string();
         assert!(err.contains("notes.png"), "{err}");
         let missing = dir.path().join("missing.jpg");
-        assert!(load_grey(&missing, 512).unwrap_err().to_string().contains("missing.jpg"));
+        assert!(load_grey(&missing, 512)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.jpg"));
     }
 }

@@ -246,7 +246,10 @@ mod tests {
         let ks: Vec<Chw> = (0..3).map(|i| k.map(|v| v + i as f32)).collect();
         let out = corr2d_multi(&img, &ks).unwrap();
         assert_eq!(out.shape(), (3, 2, 2));
-        assert_eq!(&out.data()[4..], &[76., 100., 148., 172., 96., 128., 192., 224.]);
+        assert_eq!(
+            &out.data()[4..],
+            &[76., 100., 148., 172., 96., 128., 192., 224.]
+        );
     }
 
     #[test]
