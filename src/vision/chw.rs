@@ -192,6 +192,12 @@ impl Chw {
         }
     }
 
+    /// The values and shape as PyTorch prints a tensor (see
+    /// [`show_values`](super::show_values)).
+    pub fn show(&self) -> String {
+        super::show::show_values(&[self.c, self.h, self.w], &self.data)
+    }
+
     /// The smallest and largest finite value, if any.
     pub fn range(&self) -> Option<(f32, f32)> {
         self.data

@@ -48,4 +48,4 @@ pub use chw::Chw;
 pub use error::VisionError;
 pub use learn::{learn_edge_kernel, LearnedKernel};
 pub use pad::{pad, PadDim, PadSize};
-pub use show::{format_values, show};
+pub use show::{format_values, show, show_values};

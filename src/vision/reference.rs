@@ -89,6 +89,7 @@ pub fn corr2d_with(
         )));
     }
     let (oh, ow) = out_size((h, w), (kh, kw), stride, padding)?;
+    let (x, k) = (img.data(), kernel.data());
     let mut out = Chw::zeros(1, oh, ow);
     let data = out.data_mut();
     for i in 0..oh {
@@ -96,11 +97,16 @@ pub fn corr2d_with(
             let mut sum = 0.0;
             for ch in 0..c {
                 for a in 0..kh {
+                    // the image row under kernel row `a`; none in the padding
+                    let Some(y) = (i * stride + a).checked_sub(padding).filter(|&y| y < h) else {
+                        continue;
+                    };
                     for b in 0..kw {
-                        if let Some(x) = padded_at(img, ch, i * stride + a, j * stride + b, padding)
-                        {
-                            sum += x * kernel.at(ch, a, b);
-                        }
+                        let Some(xx) = (j * stride + b).checked_sub(padding).filter(|&v| v < w)
+                        else {
+                            continue;
+                        };
+                        sum += x[(ch * h + y) * w + xx] * k[(ch * kh + a) * kw + b];
                     }
                 }
             }

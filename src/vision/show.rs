@@ -17,6 +17,14 @@ use dfdx::tensor::{Storage, Tensor};
 /// assert_eq!(format_values(&[3], &[0.5, -1.0, 0.25]), "[ 0.5000, -1.0000,  0.2500]");
 /// ```
 pub fn format_values(shape: &[usize], data: &[f32]) -> String {
+    format_wrapped(shape, data, LINE_WIDTH)
+}
+
+/// PyTorch's default line width: long rows wrap after this many characters.
+const LINE_WIDTH: usize = 80;
+
+/// [`format_values`] with rows wrapped to `line_width` characters.
+fn format_wrapped(shape: &[usize], data: &[f32], line_width: usize) -> String {
     let n: usize = shape.iter().product();
     let vals = &data[..n.min(data.len())];
     let integral = vals.iter().all(|v| v.is_finite() && v.fract() == 0.0);
@@ -31,12 +39,21 @@ pub fn format_values(shape: &[usize], data: &[f32]) -> String {
         .map(|i| data.get(i).map_or_else(|| "?".to_string(), |&v| num(v)))
         .collect();
     let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+    // values per line: the brackets take `shape.len()` characters, each value `width + 2`
+    let per_line = (line_width.saturating_sub(shape.len()) / (width + 2)).max(1);
     let mut out = String::new();
-    write_nested(&mut out, shape, &cells, width, 0);
+    let layout = Layout { width, per_line };
+    write_nested(&mut out, shape, &cells, &layout, 0);
     out
 }
 
-fn write_nested(out: &mut String, shape: &[usize], cells: &[String], width: usize, depth: usize) {
+/// How to lay out the values: their common width, and how many per line.
+struct Layout {
+    width: usize,
+    per_line: usize,
+}
+
+fn write_nested(out: &mut String, shape: &[usize], cells: &[String], l: &Layout, depth: usize) {
     match shape.split_first() {
         None => {
             if let Some(c) = cells.first() {
@@ -49,8 +66,14 @@ fn write_nested(out: &mut String, shape: &[usize], cells: &[String], width: usiz
             for i in 0..n {
                 if i > 0 {
                     out.push(',');
-                    if rest.is_empty() {
+                    if rest.is_empty() && i % l.per_line != 0 {
                         out.push(' ');
+                    } else if rest.is_empty() {
+                        // wrap a long row
+                        out.push('\n');
+                        for _ in 0..=depth {
+                            out.push(' ');
+                        }
                     } else {
                         // one newline, plus a blank line per extra level below
                         for _ in 0..rest.len() {
@@ -63,14 +86,14 @@ fn write_nested(out: &mut String, shape: &[usize], cells: &[String], width: usiz
                 }
                 if rest.is_empty() {
                     let c = &cells[i];
-                    for _ in c.chars().count()..width {
+                    for _ in c.chars().count()..l.width {
                         out.push(' ');
                     }
                     out.push_str(c);
                 } else {
                     let start = (i * step).min(cells.len());
                     let end = ((i + 1) * step).min(cells.len());
-                    write_nested(out, rest, &cells[start..end], width, depth + 1);
+                    write_nested(out, rest, &cells[start..end], l, depth + 1);
                 }
             }
             out.push(']');
@@ -78,9 +101,42 @@ fn write_nested(out: &mut String, shape: &[usize], cells: &[String], width: usiz
     }
 }
 
-/// Formats a tensor of any shape with [`format_values`], as
-/// `tensor([...])` followed by its shape, e.g. for the notebook's edge
-/// map `tensor([[[ 0., -1., …]]]), shape (1, 6, 7)`.
+/// Formats values of the given shape as PyTorch prints a tensor:
+/// `tensor(` + [`format_values`] + `)`, followed by the shape, e.g.
+/// `tensor([[19., 25.],\n        [37., 43.]]), shape (2, 2)`.
+///
+/// ```
+/// let s = static_nn::vision::show_values(&[1, 2], &[0.0, -1.0]);
+/// assert_eq!(s, "tensor([[ 0., -1.]]), shape (1, 2)");
+/// ```
+pub fn show_values(shape: &[usize], data: &[f32]) -> String {
+    const PREFIX: &str = "tensor(";
+    let body = format_wrapped(shape, data, LINE_WIDTH - PREFIX.len());
+    // indent the lines under the opening bracket; blank lines stay blank
+    let body = body
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 0 || line.is_empty() {
+                line.to_string()
+            } else {
+                format!("{:w$}{line}", "", w = PREFIX.len())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let dims = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    format!("{PREFIX}{body}), shape {dims}")
+}
+
+/// Formats a tensor of any shape with [`show_values`]: its values as
+/// nested brackets and its shape, as the notebook shows them (e.g. the edge
+/// map `tensor([[[ 0., -1., …]]]), shape (1, 6, 7)`).
 ///
 /// ```
 /// use static_nn::prelude::*;
@@ -90,16 +146,7 @@ fn write_nested(out: &mut String, shape: &[usize], cells: &[String], width: usiz
 /// ```
 pub fn show<S: Shape, D: Storage<f32>, T>(t: &Tensor<S, f32, D, T>) -> String {
     let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
-    let body = format_values(&shape, &t.as_vec()).replace('\n', "\n       ");
-    // keep blank lines blank
-    let body = body.replace("\n       \n", "\n\n");
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let dims = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    format!("tensor({body}), shape {dims}")
+    show_values(&shape, &t.as_vec())
 }
 
 #[cfg(test)]
@@ -118,6 +165,32 @@ mod tests {
         assert_eq!(s, "[[ 0.0000, -1.0000,  0.5000]]");
         let s = format_values(&[1, 3], &[0.0, -1.0, 1.0]);
         assert_eq!(s, "[[ 0., -1.,  1.]]");
+    }
+
+    #[test]
+    fn blank_lines_stay_blank_in_show() {
+        let s = show_values(&[2, 1, 1], &[1.0, 2.0]);
+        assert_eq!(s, "tensor([[[1.]],\n\n        [[2.]]]), shape (2, 1, 1)");
+    }
+
+    #[test]
+    fn long_rows_wrap_like_pytorch() {
+        // the notebook's img.reshape(1, 1, -1): 8 values per line
+        let s = show_values(&[1, 1, 36], &[0.5; 36]);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 5);
+        assert_eq!(
+            lines[0],
+            format!("tensor([[[{}", ["0.5000"; 8].join(", ")) + ","
+        );
+        assert!(lines[1].starts_with("          0.5000,"), "{}", lines[1]);
+        assert!(lines.iter().all(|l| l.len() <= 80));
+        // four dims: two blank lines between 3-D blocks, as PyTorch
+        let s = show_values(&[2, 1, 1, 1], &[1.0, 2.0]);
+        assert_eq!(
+            s,
+            "tensor([[[[1.]]],\n\n\n        [[[2.]]]]), shape (2, 1, 1, 1)"
+        );
     }
 
     #[test]
