@@ -300,6 +300,10 @@ fn photo_filters(out: &Path, k: usize, picture: &Picture) -> Res {
     let blur = kernels::box_blur(k)?;
     let sigma = default_sigma(k);
     let gauss = kernels::gaussian_blur(k, sigma)?;
+    println!(
+        "blur_kernel: {k}×{k} of 1/{k}² (the notebook's `* 1/H*W` is 1, a sum); \
+         gaussian: the true Gaussian, sigma {sigma:.2} (the notebook fills it with torch.normal noise)"
+    );
     if k <= 7 {
         println!(
             "gaussian_blur_kernel ({k}×{k}, sigma {sigma:.2})\n{}",
