@@ -14,24 +14,21 @@
 //! `test accuracy: 99.05% (9905/10000)`.
 use clap::{Parser, ValueEnum};
 use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Mnist, MNIST};
+use static_nn::models::NotebookModel;
 use static_nn::prelude::*;
 use static_nn::train::{
-    default_device, Classifier, DeviceChoice, ImageClassifier, OptimizerConfig,
+    default_device, Classifier, DeviceChoice, ImageClassifier, LrSchedule, OptimizerConfig,
 };
 use static_nn::vis::{save_grid_png, save_line_plot, Panel};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum ModelKind {
-    /// The notebook's class LeNet (ReLU, max pool, 400 → 84 → 10).
-    Lenet,
-    /// The notebook's nn.Sequential LeNet (max pool, then avg pool).
-    LenetSeq,
-    /// LeNet-5 (1998): sigmoid, avg pool, 400 → 120 → 84 → 10.
-    Lenet5,
-    /// The notebook's MLP, 784 → 128 → 10.
-    Mlp,
+enum Schedule {
+    /// The same learning rate every epoch.
+    Constant,
+    /// Cosine annealing per epoch down to 1% of the initial rate.
+    Cosine,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -44,12 +41,12 @@ enum Opt {
 #[derive(Parser, Debug)]
 #[command(about, long_about = None)]
 struct Args {
-    /// Which network to train.
-    #[arg(long, value_enum, default_value = "lenet")]
-    model: ModelKind,
-    /// Passes over the training set [default: 8, or 10 with --tutorial].
-    #[arg(long)]
-    epochs: Option<usize>,
+    /// Which network to train: lenet, lenet-seq, lenet5 or mlp.
+    #[arg(long, default_value = "lenet")]
+    model: NotebookModel,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
     /// Samples per batch.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -59,6 +56,9 @@ struct Args {
     /// Learning rate [default: 0.001 for adam, 0.01 for sgd].
     #[arg(long)]
     lr: Option<f64>,
+    /// Learning-rate schedule [default: cosine, or constant with --tutorial].
+    #[arg(long, value_enum)]
+    schedule: Option<Schedule>,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.0)]
     momentum: f64,
@@ -102,7 +102,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         None => data.train,
     };
     println!(
-        "MNIST: {} training and {} test images; model {:?}{}",
+        "MNIST: {} training and {} test images; model {}{}",
         train.len(),
         data.test.len(),
         args.model,
@@ -148,10 +148,10 @@ where
         };
     }
     match args.model {
-        ModelKind::Lenet => go!(LeNetClass),
-        ModelKind::LenetSeq => go!(LeNetSeq),
-        ModelKind::Lenet5 => go!(LeNet5),
-        ModelKind::Mlp => go!(Mlp),
+        NotebookModel::LeNet => go!(LeNetClass),
+        NotebookModel::LeNetSeq => go!(LeNetSeq),
+        NotebookModel::LeNet5 => go!(LeNet5),
+        NotebookModel::Mlp => go!(Mlp),
     }
 }
 
@@ -163,10 +163,11 @@ fn train_and_report<Net, D>(
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32> + DeviceBuildExt,
-    Net: BuildOnDevice<D, f32>,
+    Net: BuildOnDevice<D, f32> + InferShape<Rank3<1, 28, 28>>,
     Net::Built: ImageClassifier<28, 28, D>,
 {
-    let epochs = args.epochs.unwrap_or(if args.tutorial { 10 } else { 8 });
+    println!("{}", summary::<Net, Rank3<1, 28, 28>>());
+    let epochs = args.epochs;
     let opt = args
         .optimizer
         .unwrap_or(if args.tutorial { Opt::Sgd } else { Opt::Adam });
@@ -204,6 +205,17 @@ where
     );
     let mut clf = Classifier::new(model, dev, optimizer);
     clf.progress = !args.quiet;
+    let schedule = args.schedule.unwrap_or(if args.tutorial {
+        Schedule::Constant
+    } else {
+        Schedule::Cosine
+    });
+    clf.schedule = match schedule {
+        Schedule::Constant => LrSchedule::Constant,
+        Schedule::Cosine => LrSchedule::Cosine {
+            final_lr: optimizer_lr(optimizer) / 100.0,
+        },
+    };
     clf.fit::<28, 28>(&train, epochs)?;
     let total: f64 = clf.history.iter().map(|s| s.seconds).sum();
     println!(
@@ -213,7 +225,7 @@ where
 
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let name = format!("{:?}", args.model).to_lowercase();
+    let name = args.model.name();
     let weights = args.out.join(format!("{name}.safetensors"));
     static_nn::weights::save(&clf.model, &weights)?;
     let losses: Vec<f32> = clf.history.iter().map(|s| s.loss).collect();
@@ -282,4 +294,10 @@ where
         .collect();
     save_grid_png(path, &panels, 8, 4)?;
     Ok(())
+}
+
+fn optimizer_lr(cfg: OptimizerConfig) -> f64 {
+    match cfg {
+        OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr,
+    }
 }

@@ -6,10 +6,11 @@
 //! of `dfdx::prelude::*`, not beside it.
 pub use dfdx::prelude::*;
 
-pub use crate::models::{summary, LeNet, LeNet5, LeNetClass, LeNetSeq, Mlp, Summary};
+pub use crate::models::{summary, LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp, Summary};
 pub use crate::nn::{
     AvgPool2D, BuildOnDevice, Conv2D, Conv2DRect, DeviceBuildExt, Flatten, InferShape, Inferred,
     LazyConv2D, LazyConv2DRect, LazyLinear, Linear, LogSoftmax, MaxPool2D, ReLU, Sequential,
     Sigmoid, Softmax, Tanh,
 };
 pub use crate::shapes::{conv_output_size, Flat};
+pub use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig, WeightDecay};

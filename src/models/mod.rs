@@ -11,8 +11,10 @@
 //! notebook ends each network with `Softmax`; these return logits, and the
 //! `lenet` example's `--tutorial` flag adds the softmax back.
 
+mod choice;
 mod lenet;
 mod summary;
 
+pub use choice::NotebookModel;
 pub use lenet::{LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp};
 pub use summary::{summary, Summary};

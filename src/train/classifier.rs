@@ -1,5 +1,5 @@
 //! The `Classifier` driver.
-use super::{AnyOptimizer, Evaluation, OptimizerConfig, TrainError};
+use super::{AnyOptimizer, Evaluation, LrSchedule, OptimizerConfig, TrainError};
 use crate::data::{Batch, DataLoader, ImagesTensor, OneHotTensor, NUM_CLASSES};
 use dfdx::nn::{Module, TensorCollection, ZeroGrads};
 use dfdx::prelude::*;
@@ -86,8 +86,8 @@ pub struct Predictions {
 /// let dev = Cpu::seed_from_u64(0);
 /// let model = dev.build_module::<LeNetClass, f32>();
 /// let mut clf = Classifier::new(model, dev, OptimizerConfig::sgd(0.01));
-/// clf.fit(&train, 10)?;
-/// println!("{}", clf.evaluate(&test)?.accuracy_line("test"));
+/// clf.fit::<28, 28>(&train, 10)?; // image height and width
+/// println!("{}", clf.evaluate::<28, 28>(&test)?.accuracy_line("test"));
 /// # Ok(()) }
 /// ```
 pub struct Classifier<M, D: Device<f32>> {
@@ -105,12 +105,16 @@ pub struct Classifier<M, D: Device<f32>> {
     pub verbose: bool,
     /// Loss per finished epoch.
     pub history: Vec<EpochStats>,
+    /// The learning-rate schedule of [`fit`](Self::fit) (default: constant).
+    pub schedule: LrSchedule,
+    base_lr: f64,
 }
 
 impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
     /// Wraps `model` (already on `device`) with a fresh optimizer.
     pub fn new(model: M, device: D, optimizer: OptimizerConfig) -> Self {
         let optimizer = AnyOptimizer::new(&model, optimizer);
+        let base_lr = optimizer.learning_rate();
         Self {
             model,
             device,
@@ -119,6 +123,8 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
             progress: true,
             verbose: true,
             history: Vec::new(),
+            schedule: LrSchedule::Constant,
+            base_lr,
         }
     }
 
@@ -151,15 +157,18 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
         let first = self.history.len();
         let total = first + epochs;
         for e in first..total {
+            self.optimizer
+                .set_learning_rate(self.schedule.lr(self.base_lr, e - first, epochs));
             let stats = self.fit_epoch::<H, W, _>(loader, e, &loss)?;
             if self.verbose {
                 println!(
-                    "Epoch: {}/{}, Loss: {:.4} ({:.0} samples/s, {:.1} s)",
+                    "Epoch: {}/{}, Loss: {:.4} ({:.0} samples/s, {:.1} s, lr {:.2e})",
                     e + 1,
                     total,
                     stats.loss,
                     stats.samples_per_sec(),
-                    stats.seconds
+                    stats.seconds,
+                    self.optimizer.learning_rate()
                 );
             }
         }

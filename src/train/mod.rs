@@ -20,4 +20,4 @@ pub use classifier::{cross_entropy, Classifier, EpochStats, ImageClassifier, Pre
 pub use device::{default_device, DeviceChoice};
 pub use error::TrainError;
 pub use metrics::Evaluation;
-pub use optim::{AnyOptimizer, OptimizerConfig};
+pub use optim::{AnyOptimizer, LrSchedule, OptimizerConfig};

@@ -81,6 +81,22 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> AnyOptimizer<M, D> {
         }
     }
 
+    /// The current learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        match self {
+            Self::Sgd(o) => o.cfg.lr,
+            Self::Adam(o) => o.cfg.lr,
+        }
+    }
+
+    /// Changes the learning rate (for schedules).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        match self {
+            Self::Sgd(o) => o.cfg.lr = lr,
+            Self::Adam(o) => o.cfg.lr = lr,
+        }
+    }
+
     /// One update of `model` from `grads`.
     pub fn update(&mut self, model: &mut M, grads: &Gradients<f32, D>) -> Result<(), TrainError> {
         let r = match self {
@@ -88,5 +104,51 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> AnyOptimizer<M, D> {
             Self::Adam(o) => o.update(model, grads),
         };
         r.map_err(|e| TrainError::Device(format!("{e:?}")))
+    }
+}
+
+/// How the learning rate changes from epoch to epoch during
+/// [`Classifier::fit`](super::Classifier::fit).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum LrSchedule {
+    /// The optimizer's learning rate throughout (PyTorch without a scheduler).
+    #[default]
+    Constant,
+    /// Cosine annealing per epoch from the optimizer's learning rate down to
+    /// `final_lr` in the last epoch (PyTorch's `CosineAnnealingLR` stepped per
+    /// epoch, with `T_max` = epochs − 1).
+    Cosine {
+        /// Learning rate of the last epoch.
+        final_lr: f64,
+    },
+}
+
+impl LrSchedule {
+    /// The learning rate of 0-based `epoch` out of `epochs`, starting from `base`.
+    pub fn lr(&self, base: f64, epoch: usize, epochs: usize) -> f64 {
+        match *self {
+            Self::Constant => base,
+            Self::Cosine { final_lr } => {
+                if epochs <= 1 {
+                    return base;
+                }
+                let t = epoch.min(epochs - 1) as f64 / (epochs - 1) as f64;
+                final_lr + 0.5 * (base - final_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_runs_from_base_to_final() {
+        let s = LrSchedule::Cosine { final_lr: 1e-5 };
+        assert_eq!(s.lr(1e-3, 0, 10), 1e-3);
+        assert!((s.lr(1e-3, 9, 10) - 1e-5).abs() < 1e-12);
+        assert!(s.lr(1e-3, 5, 10) < s.lr(1e-3, 4, 10));
+        assert_eq!(LrSchedule::Constant.lr(0.5, 3, 10), 0.5);
     }
 }

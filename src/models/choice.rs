@@ -1,0 +1,60 @@
+//! The notebook's networks by name, for command lines.
+use std::fmt;
+use std::str::FromStr;
+
+/// One of the notebook's four networks, chosen at run time (the types are
+/// [`LeNetClass`](super::LeNetClass), [`LeNetSeq`](super::LeNetSeq),
+/// [`LeNet5`](super::LeNet5) and [`Mlp`](super::Mlp)).
+///
+/// ```
+/// use static_nn::models::NotebookModel;
+/// let m: NotebookModel = "lenet-seq".parse().unwrap();
+/// assert_eq!(m, NotebookModel::LeNetSeq);
+/// assert_eq!(m.to_string(), "lenet-seq");
+/// assert!("resnet".parse::<NotebookModel>().unwrap_err().contains("lenet5"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotebookModel {
+    /// `lenet`: the class LeNet (ReLU, max pool, 400 → 84 → 10).
+    LeNet,
+    /// `lenet-seq`: the `nn.Sequential` LeNet (max pool, then avg pool).
+    LeNetSeq,
+    /// `lenet5`: LeNet-5 (1998), sigmoid and avg pool, 400 → 120 → 84 → 10.
+    LeNet5,
+    /// `mlp`: the MLP, 784 → 128 → 10.
+    Mlp,
+}
+
+impl NotebookModel {
+    /// All four, in the notebook's order of appearance.
+    pub const ALL: [NotebookModel; 4] = [Self::Mlp, Self::LeNet, Self::LeNetSeq, Self::LeNet5];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LeNet => "lenet",
+            Self::LeNetSeq => "lenet-seq",
+            Self::LeNet5 => "lenet5",
+            Self::Mlp => "mlp",
+        }
+    }
+}
+
+impl fmt::Display for NotebookModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for NotebookModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown model `{s}`; expected one of: {}", names.join(", "))
+            })
+    }
+}

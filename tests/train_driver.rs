@@ -1,0 +1,142 @@
+//! The `Classifier` driver: learning, determinism, divergence, real MNIST.
+use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Mnist, MNIST};
+use static_nn::prelude::*;
+use static_nn::train::{Classifier, OptimizerConfig, TrainError};
+use std::sync::Arc;
+
+/// 28×28 images where class `c` is a bright 6×6 square at a position that
+/// depends on `c`, plus deterministic noise.
+fn synthetic(n: usize) -> LabelledImages {
+    let mut pixels = vec![0u8; n * 784];
+    let mut labels = vec![0u8; n];
+    let mut state = 12345u32;
+    for i in 0..n {
+        let c = i % 10;
+        labels[i] = c as u8;
+        let (y0, x0) = (2 + (c / 5) * 12, 1 + (c % 5) * 5);
+        for (j, p) in pixels[i * 784..(i + 1) * 784].iter_mut().enumerate() {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let (y, x) = (j / 28, j % 28);
+            let inside = (y0..y0 + 6).contains(&y) && (x0..x0 + 6).contains(&x);
+            *p = if inside { 200 } else { 0 } + (state >> 28) as u8;
+        }
+    }
+    LabelledImages::new(28, 28, pixels, labels).expect("valid synthetic set")
+}
+
+fn loader(data: LabelledImages, batch: usize, seed: Option<u64>) -> DataLoader {
+    DataLoader::new(
+        Arc::new(data),
+        LoaderConfig {
+            batch_size: batch,
+            shuffle: seed,
+            ..Default::default()
+        },
+    )
+}
+
+fn quiet<M: TensorCollection<f32, Cpu>>(
+    model: M,
+    dev: Cpu,
+    opt: OptimizerConfig,
+) -> Classifier<M, Cpu> {
+    let mut clf = Classifier::new(model, dev, opt);
+    clf.progress = false;
+    clf.verbose = false;
+    clf
+}
+
+#[test]
+fn loss_falls_and_accuracy_beats_chance_on_a_synthetic_set() {
+    let dev = Cpu::seed_from_u64(1);
+    let model = dev.build_module::<LeNetClass, f32>();
+    let mut clf = quiet(model, dev, OptimizerConfig::adam(2e-3));
+    let train = loader(synthetic(400), 32, Some(3));
+    let history = clf.fit::<28, 28>(&train, 4).unwrap().to_vec();
+    assert!(
+        history.last().unwrap().loss < history[0].loss * 0.5,
+        "{history:?}"
+    );
+    let eval = clf
+        .evaluate::<28, 28>(&loader(synthetic(200), 50, None))
+        .unwrap();
+    assert_eq!(eval.total(), 200);
+    assert!(eval.accuracy() > 60.0, "accuracy {}", eval.accuracy());
+    let batch = loader(synthetic(10), 10, None).epoch(0).next().unwrap();
+    let preds = clf.predict::<28, 28>(&batch).unwrap();
+    assert_eq!(preds.labels.len(), 10);
+    for p in &preds.probabilities {
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn same_seed_same_loss_curve() {
+    let run = |seed: u64| {
+        let dev = Cpu::seed_from_u64(seed);
+        let model = dev.build_module::<LeNetClass, f32>();
+        let mut clf = quiet(model, dev, OptimizerConfig::sgd(0.05));
+        let losses: Vec<u32> = clf
+            .fit::<28, 28>(&loader(synthetic(256), 32, Some(seed)), 2)
+            .unwrap()
+            .iter()
+            .map(|s| s.loss.to_bits())
+            .collect();
+        (losses, clf.model.fc2.weight.as_vec())
+    };
+    let (a, wa) = run(7);
+    let (b, wb) = run(7);
+    assert_eq!(a, b);
+    assert_eq!(wa, wb);
+    let (c, _) = run(8);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn divergence_stops_with_epoch_and_batch() {
+    let dev = Cpu::seed_from_u64(2);
+    let model = dev.build_module::<Mlp, f32>();
+    let mut clf = quiet(model, dev, OptimizerConfig::sgd(1e12));
+    let err = clf
+        .fit::<28, 28>(&loader(synthetic(256), 16, None), 3)
+        .unwrap_err();
+    match err {
+        TrainError::NonFiniteLoss { epoch, batch, .. } => {
+            assert!(epoch >= 1 && batch >= 1);
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("epoch {epoch}")) && msg.contains(&format!("batch {batch}")),
+                "{msg}"
+            );
+        }
+        other => panic!("expected NonFiniteLoss, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_loader_is_an_error() {
+    let dev = Cpu::seed_from_u64(2);
+    let model = dev.build_module::<Mlp, f32>();
+    let mut clf = quiet(model, dev, OptimizerConfig::sgd(0.1));
+    let empty = LabelledImages::new(28, 28, vec![], vec![]).unwrap();
+    assert!(matches!(
+        clf.fit::<28, 28>(&loader(empty, 8, None), 1),
+        Err(TrainError::EmptyLoader)
+    ));
+}
+
+#[test]
+fn one_short_epoch_on_real_mnist_beats_chance() {
+    let data = Mnist::load(&MNIST, None).unwrap_or_else(|e| {
+        panic!("MNIST is needed for this test: set MNIST_DIR to a folder with the four files (CI uses ../shared/data/mnist)\n{e}")
+    });
+    let dev = Cpu::seed_from_u64(0);
+    let model = dev.build_module::<LeNetClass, f32>();
+    let mut clf = quiet(model, dev, OptimizerConfig::adam(1e-3));
+    clf.fit::<28, 28>(&loader(data.train.subset(0..8000), 64, Some(0)), 1)
+        .unwrap();
+    let eval = clf
+        .evaluate::<28, 28>(&loader(data.test.subset(0..2000), 500, None))
+        .unwrap();
+    assert!(eval.accuracy() > 85.0, "accuracy {}", eval.accuracy());
+}
