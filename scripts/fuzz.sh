@@ -51,9 +51,13 @@ unset CARGO_TARGET_DIR # the fuzz build keeps its own, fuzz/target
 sanitizer=${FUZZ_SANITIZER:-none}
 build=(--sanitizer "$sanitizer" --debug-assertions)
 
+# -timeout: a run slower than this is reported as a hang. A picture may
+# announce up to 2^25 pixels from a few hundred bytes, and decoding and
+# resizing that many takes seconds (more on a loaded machine): allow 30 s.
+timeout=10
 case $target in
 weights) max_len=65536 ;;
-image) max_len=16384 ;;
+image) max_len=16384 timeout=30 ;;
 *) max_len=8192 ;;
 esac
 
@@ -75,7 +79,7 @@ log=fuzz/logs/$target-$(date -u +%Y%m%dT%H%M%SZ).log
 echo "fuzzing $target for ${secs}s; log: $log"
 set +e
 cargo fuzz run "${build[@]}" "$target" "$corpus" -- \
-    -max_total_time="$secs" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$secs" -max_len="$max_len" -timeout="$timeout" -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
