@@ -1,9 +1,11 @@
 //! The CPU convolution: im2col + `gemm`, parallel over the batch.
 //!
-//! Forward, per sample: `col = im2col(x)` (`chan_in·kh·kw × h_out·w_out`), then
-//! `y = W · col + b`. Backward: `dW += Σ gy · colᵀ`, `db += Σ gy`,
-//! `dcol = Wᵀ · gy` and `dx += col2im(dcol)`. The im2col matrices of the
-//! forward pass are kept for the backward pass only when a tape records it.
+//! Forward, per chunk of samples: `col = im2col(x)` (`chan_in·kh·kw ×
+//! n·h_out·w_out`, the chunk's samples side by side so one `gemm` call serves
+//! them all), then `y = W · col + b`. Backward, per fixed chunk of samples:
+//! `col` again (recomputed from x: cheaper than keeping megabytes of it
+//! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
+//! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::Conv2DOp;
 use crate::ops::cpu_util::{gemm, to_vec};
 use dfdx::prelude::*;
@@ -19,16 +21,20 @@ fn valid_cols(op: &Conv2DOp, kx: usize) -> (usize, usize) {
     (lo.min(op.w_out), hi.min(op.w_out).max(lo.min(op.w_out)))
 }
 
-/// Fills `col` (`chan_in·kh·kw × h_out·w_out`) from one sample `x`
-/// (`chan_in × h_in × w_in`).
-pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E]) {
+/// Fills the columns `c0..c0 + h_out·w_out` of `col` (`chan_in·kh·kw` rows of
+/// `ld` elements each) from one sample `x` (`chan_in × h_in × w_in`).
+///
+/// With `ld = h_out·w_out` and `c0 = 0` this is one sample's im2col matrix;
+/// with `ld = n·h_out·w_out` and `c0 = i·h_out·w_out`, `n` samples share one
+/// matrix side by side, so one `gemm` call serves them all.
+pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
     let (hw, ohw) = (op.h_in * op.w_in, op.out_plane());
     for c in 0..op.chan_in {
         let plane = &x[c * hw..(c + 1) * hw];
         for ky in 0..op.kh {
             for kx in 0..op.kw {
                 let row = (c * op.kh + ky) * op.kw + kx;
-                let row = &mut col[row * ohw..(row + 1) * ohw];
+                let row = &mut col[row * ld + c0..row * ld + c0 + ohw];
                 let (lo, hi) = valid_cols(op, kx);
                 for oy in 0..op.h_out {
                     let dst = &mut row[oy * op.w_out..(oy + 1) * op.w_out];
@@ -54,27 +60,38 @@ pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E]) {
     }
 }
 
-/// Adds `col` (`chan_in·kh·kw × h_out·w_out`) back onto one sample's input
-/// gradient `dx` (`chan_in × h_in × w_in`): the adjoint of [`im2col`].
-pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], dx: &mut [E]) {
+/// Adds the columns `c0..c0 + h_out·w_out` of `col` (rows of `ld` elements)
+/// back onto one sample's input gradient `dx` (`chan_in × h_in × w_in`): the
+/// adjoint of [`im2col`].
+pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
     let (hw, ohw) = (op.h_in * op.w_in, op.out_plane());
     for c in 0..op.chan_in {
         let plane = &mut dx[c * hw..(c + 1) * hw];
         for ky in 0..op.kh {
             for kx in 0..op.kw {
                 let row = (c * op.kh + ky) * op.kw + kx;
-                let row = &col[row * ohw..(row + 1) * ohw];
+                let row = &col[row * ld + c0..row * ld + c0 + ohw];
                 let (lo, hi) = valid_cols(op, kx);
+                if lo >= hi {
+                    continue;
+                }
+                let x0 = lo * op.stride + kx - op.padding;
                 for oy in 0..op.h_out {
                     let iy = (oy * op.stride + ky).wrapping_sub(op.padding);
                     if iy >= op.h_in {
                         continue;
                     }
-                    let src = &row[oy * op.w_out..(oy + 1) * op.w_out];
+                    let src = &row[oy * op.w_out + lo..oy * op.w_out + hi];
                     let dst = &mut plane[iy * op.w_in..(iy + 1) * op.w_in];
-                    let x0 = lo * op.stride + kx - op.padding;
-                    for (g, ix) in src[lo..hi].iter().zip((x0..).step_by(op.stride)) {
-                        dst[ix] += *g;
+                    if op.stride == 1 {
+                        // contiguous: vectorises
+                        for (d, g) in dst[x0..x0 + src.len()].iter_mut().zip(src) {
+                            *d += *g;
+                        }
+                    } else {
+                        for (g, ix) in src.iter().zip((x0..).step_by(op.stride)) {
+                            dst[ix] += *g;
+                        }
                     }
                 }
             }
@@ -82,28 +99,61 @@ pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], dx: &mut [E]) {
     }
 }
 
-/// One sample's forward pass: `y = W · col + b`.
-fn forward_sample<E: Dtype>(op: &Conv2DOp, w: &[E], b: &[E], col: &[E], y: &mut [E]) {
-    let ohw = op.out_plane();
-    for (o, bias) in b.iter().enumerate() {
-        y[o * ohw..(o + 1) * ohw].fill(*bias);
-    }
-    gemm(
-        op.chan_out,
-        ohw,
-        op.patch_len(),
-        y,
-        w,
-        false,
-        col,
-        false,
-        true,
-        false,
-    );
+/// Samples per task of the forward pass: enough that one `gemm` call has
+/// some width, few enough that a task's im2col matrix stays in L2 and every
+/// thread gets work.
+fn forward_chunk(op: &Conv2DOp) -> usize {
+    let per_sample = op.patch_len() * op.out_plane() * 4;
+    let by_cache = (256 * 1024 / per_sample.max(1)).max(1);
+    let by_threads = op.batch.div_ceil(rayon::current_num_threads().max(1) * 2).max(1);
+    by_cache.min(by_threads).min(8)
 }
 
-/// Samples per partial sum of the weight gradient.
-const REDUCE_CHUNK: usize = 8;
+/// Samples per partial sum of the weight gradient: fixed, so the sums do not
+/// depend on the number of threads or on rayon's scheduling (bit-identical
+/// training for a given seed).
+const REDUCE_CHUNK: usize = 4;
+
+/// The forward pass of `n` consecutive samples `xs` into `ys`, with `col`
+/// (`ckk × n·ohw`) and `tmp` (`chan_out × n·ohw`) as scratch:
+/// `tmp = W · col`, then `y = tmp + b` per sample.
+#[allow(clippy::too_many_arguments)]
+fn forward_chunk_run<E: Dtype>(
+    op: &Conv2DOp,
+    w: &[E],
+    b: &[E],
+    xs: &[E],
+    ys: &mut [E],
+    col: &mut Vec<E>,
+    tmp: &mut Vec<E>,
+) {
+    let (chw, ckk, ohw) = (op.chan_in * op.h_in * op.w_in, op.patch_len(), op.out_plane());
+    let out_len = op.chan_out * ohw;
+    let n = ys.len() / out_len;
+    let ld = n * ohw;
+    col.resize(ckk * ld, E::default());
+    for (i, xi) in xs.chunks(chw).enumerate() {
+        im2col(op, xi, col, ld, i * ohw);
+    }
+    if n == 1 {
+        // write straight into the output, bias first
+        for (o, bias) in b.iter().enumerate() {
+            ys[o * ohw..(o + 1) * ohw].fill(*bias);
+        }
+        gemm(op.chan_out, ohw, ckk, ys, w, false, col, false, true, false);
+        return;
+    }
+    tmp.resize(op.chan_out * ld, E::default());
+    gemm(op.chan_out, ld, ckk, tmp, w, false, col, false, false, false);
+    for (i, yi) in ys.chunks_mut(out_len).enumerate() {
+        for (o, bias) in b.iter().enumerate() {
+            let src = &tmp[o * ld + i * ohw..o * ld + (i + 1) * ohw];
+            for (d, s) in yi[o * ohw..(o + 1) * ohw].iter_mut().zip(src) {
+                *d = *s + *bias;
+            }
+        }
+    }
+}
 
 pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     op: Conv2DOp,
@@ -126,97 +176,91 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     let out_len = op.chan_out * ohw;
     let mut y = vec![E::default(); op.batch * out_len];
 
-    let cols = if T::OWNS_TAPE {
-        let mut cols = vec![E::default(); op.batch * ckk * ohw];
-        cols.par_chunks_mut(ckk * ohw)
-            .zip(y.par_chunks_mut(out_len))
-            .zip(xs.par_chunks(chw))
-            .for_each(|((col, yi), xi)| {
-                im2col(&op, xi, col);
-                forward_sample(&op, &ws, &bs, col, yi);
-            });
-        cols
+    let fc = forward_chunk(&op);
+    if op.batch <= fc {
+        // one task: no rayon round trip (batch-1 inference)
+        forward_chunk_run(&op, &ws, &bs, &xs, &mut y, &mut Vec::new(), &mut Vec::new());
     } else {
-        y.par_chunks_mut(out_len)
-            .zip(xs.par_chunks(chw))
+        y.par_chunks_mut(out_len * fc)
+            .zip(xs.par_chunks(chw * fc))
             .for_each_init(
-                || vec![E::default(); ckk * ohw],
-                |col, (yi, xi)| {
-                    im2col(&op, xi, col);
-                    forward_sample(&op, &ws, &bs, col, yi);
-                },
+                || (Vec::new(), Vec::new()),
+                |(col, tmp), (ys, xc)| forward_chunk_run(&op, &ws, &bs, xc, ys, col, tmp),
             );
-        Vec::new()
-    };
+    }
     let y = dev.try_tensor_from_vec(y, out)?;
 
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
-            let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
-
-            let gb = grads.get_or_alloc_mut(&b_g)?;
-            for gyi in gy.chunks(out_len) {
-                for (o, g) in gb.iter_mut().enumerate() {
-                    *g += gyi[o * ohw..(o + 1) * ohw]
-                        .iter()
-                        .fold(E::default(), |a, b| a + *b);
-                }
-            }
-
-            // Partial sums over fixed chunks of the batch, added in order, so
-            // the result does not depend on rayon's scheduling (bit-identical
-            // training for a given seed).
-            let partials: Vec<Vec<E>> = gy
-                .par_chunks(out_len * REDUCE_CHUNK)
-                .zip(cols.par_chunks(ckk * ohw * REDUCE_CHUNK))
-                .map(|(gys, cs)| {
-                    let mut acc = vec![E::default(); op.chan_out * ckk];
-                    for (gyi, col) in gys.chunks(out_len).zip(cs.chunks(ckk * ohw)) {
-                        gemm(
-                            op.chan_out,
-                            ckk,
-                            ohw,
-                            &mut acc,
-                            gyi,
-                            false,
-                            col,
-                            true,
-                            true,
-                            false,
-                        );
-                    }
-                    acc
-                })
-                .collect();
-            let gw = grads.get_or_alloc_mut(&w_g)?;
-            for part in partials {
-                gw.iter_mut().zip(part).for_each(|(g, p)| *g += p);
-            }
-
+            // Borrow y's gradient out of `grads` (no copy) and put it back below.
+            let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let gx = grads.get_or_alloc_mut(&x_g)?;
-            gx.par_chunks_mut(chw)
-                .zip(gy.par_chunks(out_len))
-                .for_each_init(
-                    || vec![E::default(); ckk * ohw],
-                    |dcol, (gxi, gyi)| {
-                        gemm(
-                            ckk,
-                            ohw,
-                            op.chan_out,
-                            dcol,
-                            &ws,
-                            true,
-                            gyi,
-                            false,
-                            false,
-                            false,
-                        );
-                        col2im_add(&op, dcol, gxi);
+
+            // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of
+            // the chunk (recomputed from x, cheaper than keeping it), the
+            // partial weight and bias gradients, and the chunk's dx.
+            let partials: Vec<(Vec<E>, Vec<E>)> = gy
+                .par_chunks(out_len * REDUCE_CHUNK)
+                .zip(xs.par_chunks(chw * REDUCE_CHUNK))
+                .zip(gx.par_chunks_mut(chw * REDUCE_CHUNK))
+                .map_init(
+                    || (Vec::new(), Vec::new()),
+                    |(col, gyc), ((gys, xc), gxc)| {
+                        let n = gys.len() / out_len;
+                        let ld = n * ohw;
+                        col.resize(ckk * ld, E::default());
+                        gyc.resize(op.chan_out * ld, E::default());
+                        let mut gb = vec![E::default(); op.chan_out];
+                        for (i, (xi, gyi)) in xc.chunks(chw).zip(gys.chunks(out_len)).enumerate() {
+                            im2col(&op, xi, col, ld, i * ohw);
+                            for o in 0..op.chan_out {
+                                let src = &gyi[o * ohw..(o + 1) * ohw];
+                                gyc[o * ld + i * ohw..o * ld + (i + 1) * ohw].copy_from_slice(src);
+                                gb[o] += sum(src);
+                            }
+                        }
+                        // dW = gy · colᵀ over the whole chunk
+                        let mut gw = vec![E::default(); op.chan_out * ckk];
+                        gemm(op.chan_out, ckk, ld, &mut gw, gyc, false, col, true, false, false);
+                        // dcol = Wᵀ · gy (reusing `col`), then dx += col2im(dcol)
+                        gemm(ckk, ld, op.chan_out, col, &ws, true, gyc, false, false, false);
+                        for (i, gxi) in gxc.chunks_mut(chw).enumerate() {
+                            col2im_add(&op, col, ld, i * ohw, gxi);
+                        }
+                        (gw, gb)
                     },
-                );
+                )
+                .collect();
+
+            **grads.get_or_alloc_mut(&y_g)? = gy;
+            let gw = grads.get_or_alloc_mut(&w_g)?;
+            for (part, _) in &partials {
+                gw.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
+            }
+            let gb = grads.get_or_alloc_mut(&b_g)?;
+            for (_, part) in &partials {
+                gb.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
+            }
             Ok(())
         });
     }
     Ok(y.put_tape(tape))
+}
+
+/// A sum in 8 independent lanes (vectorises; fixed order, so deterministic).
+#[inline]
+fn sum<E: Dtype>(v: &[E]) -> E {
+    let mut acc = [E::default(); 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += *x;
+        }
+    }
+    let mut s = E::default();
+    for x in it.remainder() {
+        s += *x;
+    }
+    acc.iter().fold(E::default(), |a, b| a + *b) + s
 }

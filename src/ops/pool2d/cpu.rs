@@ -5,6 +5,32 @@ use crate::ops::cpu_util::{is_nan, to_vec};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
+/// `max_plane` for the common 2×2 window, stride 2, no padding: the same
+/// comparisons in the same order, without the window arithmetic.
+fn max_plane_2x2<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
+    let w = op.w_in;
+    for oy in 0..op.h_out {
+        let r0 = 2 * oy * w;
+        let r1 = r0 + w;
+        let ys = &mut y[oy * op.w_out..(oy + 1) * op.w_out];
+        let args = &mut arg[oy * op.w_out..(oy + 1) * op.w_out];
+        for (ox, (yv, av)) in ys.iter_mut().zip(args.iter_mut()).enumerate() {
+            let c = [r0 + 2 * ox, r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1];
+            let mut best = c[0];
+            let mut bv = x[best];
+            for &i in &c[1..] {
+                let v = x[i];
+                if v > bv || is_nan(v) && !is_nan(bv) {
+                    best = i;
+                    bv = v;
+                }
+            }
+            *yv = bv;
+            *av = best as u32;
+        }
+    }
+}
+
 /// Max-pools one plane; writes the flat index of each window's maximum into
 /// `arg` (first maximum wins, as in PyTorch).
 fn max_plane<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
@@ -82,10 +108,18 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
             .par_chunks_mut(ohw)
             .zip(arg.par_chunks_mut(ohw))
             .zip(xs.par_chunks(hw))
-            .for_each(|((yp, ap), xp)| max_plane(&op, xp, yp, ap)),
+            .with_min_len(16)
+            .for_each(|((yp, ap), xp)| {
+                if op.kernel == 2 && op.stride == 2 && op.padding == 0 {
+                    max_plane_2x2(&op, xp, yp, ap)
+                } else {
+                    max_plane(&op, xp, yp, ap)
+                }
+            }),
         PoolKind::Avg => y
             .par_chunks_mut(ohw)
             .zip(xs.par_chunks(hw))
+            .with_min_len(16)
             .for_each(|(yp, xp)| avg_plane(&op, xp, yp)),
     }
     drop(xs);
@@ -93,12 +127,14 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     if T::OWNS_TAPE {
         let (x_g, y_g) = (x.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
-            let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+            // Borrow y's gradient out of `grads` (no copy); it goes back below.
+            let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let gx = grads.get_or_alloc_mut(&x_g)?;
             match op.kind {
                 PoolKind::Max => gx
                     .par_chunks_mut(hw)
                     .zip(gy.par_chunks(ohw).zip(arg.par_chunks(ohw)))
+                    .with_min_len(16)
                     .for_each(|(gxp, (gyp, ap))| {
                         for (g, a) in gyp.iter().zip(ap) {
                             gxp[*a as usize] += *g;
@@ -107,8 +143,10 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
                 PoolKind::Avg => gx
                     .par_chunks_mut(hw)
                     .zip(gy.par_chunks(ohw))
+                    .with_min_len(16)
                     .for_each(|(gxp, gyp)| avg_plane_backward(&op, gyp, gxp)),
             }
+            **grads.get_or_alloc_mut(&y_g)? = gy;
             Ok(())
         });
     }
