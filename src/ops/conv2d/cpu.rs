@@ -21,12 +21,69 @@ fn valid_cols(op: &Conv2DOp, kx: usize) -> (usize, usize) {
     (lo.min(op.w_out), hi.min(op.w_out).max(lo.min(op.w_out)))
 }
 
+/// `dst = src` for short rows, without a call into `memcpy`: 8-wide blocks
+/// and one overlapping block for the tail.
+#[inline(always)]
+fn copy_short<E: Copy>(dst: &mut [E], src: &[E]) {
+    let n = dst.len();
+    let src = &src[..n];
+    if n < 8 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+        return;
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        let a: [E; 8] = src[i..i + 8].try_into().unwrap();
+        dst[i..i + 8].copy_from_slice(&a);
+        i += 8;
+    }
+    if i < n {
+        let a: [E; 8] = src[n - 8..n].try_into().unwrap();
+        dst[n - 8..n].copy_from_slice(&a);
+    }
+}
+
+/// `dst += src` for short rows, in 8-wide blocks.
+#[inline(always)]
+fn add_short<E: Dtype>(dst: &mut [E], src: &[E]) {
+    let n = src.len();
+    let dst = &mut dst[..n];
+    let mut dc = dst.chunks_exact_mut(8);
+    let mut sc = src.chunks_exact(8);
+    for (d, s) in (&mut dc).zip(&mut sc) {
+        let d: &mut [E; 8] = d.try_into().unwrap();
+        let s: &[E; 8] = s.try_into().unwrap();
+        for j in 0..8 {
+            d[j] += s[j];
+        }
+    }
+    for (d, s) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+        *d += *s;
+    }
+}
+
+/// Makes `buf` `len` zeros, unless it already has that length: then it holds
+/// an earlier im2col matrix of the same op and the same `ld`, whose padding
+/// positions (the only ones [`im2col`] does not write) are already zero.
+fn im2col_buffer<E: Dtype>(buf: &mut Vec<E>, len: usize) {
+    if buf.len() != len {
+        buf.clear();
+        buf.resize(len, E::default());
+    }
+}
+
 /// Fills the columns `c0..c0 + h_out·w_out` of `col` (`chan_in·kh·kw` rows of
 /// `ld` elements each) from one sample `x` (`chan_in × h_in × w_in`).
 ///
 /// With `ld = h_out·w_out` and `c0 = 0` this is one sample's im2col matrix;
 /// with `ld = n·h_out·w_out` and `c0 = i·h_out·w_out`, `n` samples share one
 /// matrix side by side, so one `gemm` call serves them all.
+///
+/// Positions that read padding are not written: `col` must hold zeros there
+/// (a fresh buffer, or one that held the same op's matrix at the same `ld`;
+/// see [`im2col_buffer`]).
 pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
     let (hw, ohw) = (op.h_in * op.w_in, op.out_plane());
     for c in 0..op.chan_in {
@@ -36,21 +93,21 @@ pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize,
                 let row = (c * op.kh + ky) * op.kw + kx;
                 let row = &mut col[row * ld + c0..row * ld + c0 + ohw];
                 let (lo, hi) = valid_cols(op, kx);
+                if lo >= hi {
+                    continue;
+                }
+                let x0 = lo * op.stride + kx - op.padding;
                 for oy in 0..op.h_out {
-                    let dst = &mut row[oy * op.w_out..(oy + 1) * op.w_out];
                     let iy = (oy * op.stride + ky).wrapping_sub(op.padding);
                     if iy >= op.h_in {
-                        dst.fill(E::default());
                         continue;
                     }
+                    let dst = &mut row[oy * op.w_out + lo..oy * op.w_out + hi];
                     let src = &plane[iy * op.w_in..(iy + 1) * op.w_in];
-                    dst[..lo].fill(E::default());
-                    dst[hi..].fill(E::default());
-                    let x0 = lo * op.stride + kx - op.padding;
                     if op.stride == 1 {
-                        dst[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
+                        copy_short(dst, &src[x0..]);
                     } else {
-                        for (d, ix) in dst[lo..hi].iter_mut().zip((x0..).step_by(op.stride)) {
+                        for (d, ix) in dst.iter_mut().zip((x0..).step_by(op.stride)) {
                             *d = src[ix];
                         }
                     }
@@ -84,10 +141,7 @@ pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usiz
                     let src = &row[oy * op.w_out + lo..oy * op.w_out + hi];
                     let dst = &mut plane[iy * op.w_in..(iy + 1) * op.w_in];
                     if op.stride == 1 {
-                        // contiguous: vectorises
-                        for (d, g) in dst[x0..x0 + src.len()].iter_mut().zip(src) {
-                            *d += *g;
-                        }
+                        add_short(&mut dst[x0..], src);
                     } else {
                         for (g, ix) in src.iter().zip((x0..).step_by(op.stride)) {
                             dst[ix] += *g;
@@ -131,7 +185,7 @@ fn forward_chunk_run<E: Dtype>(
     let out_len = op.chan_out * ohw;
     let n = ys.len() / out_len;
     let ld = n * ohw;
-    col.resize(ckk * ld, E::default());
+    im2col_buffer(col, ckk * ld);
     for (i, xi) in xs.chunks(chw).enumerate() {
         im2col(op, xi, col, ld, i * ohw);
     }
@@ -205,11 +259,12 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                 .zip(xs.par_chunks(chw * REDUCE_CHUNK))
                 .zip(gx.par_chunks_mut(chw * REDUCE_CHUNK))
                 .map_init(
-                    || (Vec::new(), Vec::new()),
-                    |(col, gyc), ((gys, xc), gxc)| {
+                    || (Vec::new(), Vec::new(), Vec::new()),
+                    |(col, dcol, gyc), ((gys, xc), gxc)| {
                         let n = gys.len() / out_len;
                         let ld = n * ohw;
-                        col.resize(ckk * ld, E::default());
+                        im2col_buffer(col, ckk * ld);
+                        dcol.resize(ckk * ld, E::default());
                         gyc.resize(op.chan_out * ld, E::default());
                         let mut gb = vec![E::default(); op.chan_out];
                         for (i, (xi, gyi)) in xc.chunks(chw).zip(gys.chunks(out_len)).enumerate() {
@@ -223,10 +278,10 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                         // dW = gy · colᵀ over the whole chunk
                         let mut gw = vec![E::default(); op.chan_out * ckk];
                         gemm(op.chan_out, ckk, ld, &mut gw, gyc, false, col, true, false, false);
-                        // dcol = Wᵀ · gy (reusing `col`), then dx += col2im(dcol)
-                        gemm(ckk, ld, op.chan_out, col, &ws, true, gyc, false, false, false);
+                        // dcol = Wᵀ · gy, then dx += col2im(dcol)
+                        gemm(ckk, ld, op.chan_out, dcol, &ws, true, gyc, false, false, false);
                         for (i, gxi) in gxc.chunks_mut(chw).enumerate() {
-                            col2im_add(&op, col, ld, i * ohw, gxi);
+                            col2im_add(&op, dcol, ld, i * ohw, gxi);
                         }
                         (gw, gb)
                     },

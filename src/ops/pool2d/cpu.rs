@@ -8,25 +8,30 @@ use rayon::prelude::*;
 /// `max_plane` for the common 2×2 window, stride 2, no padding: the same
 /// comparisons in the same order, without the window arithmetic.
 fn max_plane_2x2<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
-    let w = op.w_in;
+    let (w, wo) = (op.w_in, op.w_out);
     for oy in 0..op.h_out {
         let r0 = 2 * oy * w;
-        let r1 = r0 + w;
-        let ys = &mut y[oy * op.w_out..(oy + 1) * op.w_out];
-        let args = &mut arg[oy * op.w_out..(oy + 1) * op.w_out];
-        for (ox, (yv, av)) in ys.iter_mut().zip(args.iter_mut()).enumerate() {
-            let c = [r0 + 2 * ox, r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1];
-            let mut best = c[0];
-            let mut bv = x[best];
-            for &i in &c[1..] {
-                let v = x[i];
+        let (top, bot) = (&x[r0..r0 + 2 * wo], &x[r0 + w..r0 + w + 2 * wo]);
+        let ys = &mut y[oy * wo..(oy + 1) * wo];
+        let args = &mut arg[oy * wo..(oy + 1) * wo];
+        for (ox, ((yv, av), (t, b))) in ys
+            .iter_mut()
+            .zip(args.iter_mut())
+            .zip(top.chunks_exact(2).zip(bot.chunks_exact(2)))
+            .enumerate()
+        {
+            // candidates in row-major order, as `max_plane` visits them
+            let mut k = 0u32;
+            let mut bv = t[0];
+            for (j, v) in [(1u32, t[1]), (2, b[0]), (3, b[1])] {
                 if v > bv || is_nan(v) && !is_nan(bv) {
-                    best = i;
+                    k = j;
                     bv = v;
                 }
             }
             *yv = bv;
-            *av = best as u32;
+            let i = r0 + 2 * ox + (k & 1) as usize + (k >> 1) as usize * w;
+            *av = i as u32;
         }
     }
 }
