@@ -83,6 +83,69 @@ fn lenet_infer<const N: usize>(dev: &Dev, secs: f64) -> (f64, usize, f64) {
     })
 }
 
+/// Alternates blocks of typed and hand-written (ops) steps in one process, so
+/// both see the same load; prints the median over blocks of
+/// `typed time / ops time − 1`, for training steps and batch-64 inference.
+fn typed_overhead(dev: &Dev, secs: f64) {
+    const BLOCK: usize = 5;
+    let mut model = dev.build_module::<LeNetClass, f32>();
+    let mut opt = Adam::new(&model, Default::default());
+    let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
+    let t = onehot(dev);
+    let mut grads = Some(model.alloc_grads());
+    let mut train = |typed: bool| {
+        let g = grads.take().unwrap();
+        let logits = if typed {
+            model.forward(x.trace(g))
+        } else {
+            RawLeNet::from(&model).forward(x.trace(g))
+        };
+        let loss = cross_entropy_with_logits_loss(logits, t.clone());
+        let mut g = loss.backward();
+        opt.update(&mut model, &g).unwrap();
+        model.zero_grads(&mut g);
+        grads = Some(g);
+    };
+    let ratios = |step: &mut dyn FnMut(bool)| {
+        let mut r = Vec::new();
+        let t0 = Instant::now();
+        for _ in 0..BLOCK {
+            step(true);
+            step(false);
+        }
+        let mut round = 0;
+        while t0.elapsed() < Duration::from_secs_f64(secs) || r.len() < 5 {
+            let mut dt = [0.0f64; 2];
+            // alternate which goes first
+            for typed in [round % 2 == 0, round % 2 != 0] {
+                let s = Instant::now();
+                for _ in 0..BLOCK {
+                    step(typed);
+                }
+                dt[typed as usize] = s.elapsed().as_secs_f64();
+            }
+            r.push(dt[1] / dt[0] - 1.0);
+            round += 1;
+        }
+        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (r[r.len() / 2], r.len())
+    };
+    let (train_ovh, n_train) = ratios(&mut train);
+    let m2 = dev.build_module::<LeNetClass, f32>();
+    let raw = RawLeNet::from(&m2);
+    let mut infer = |typed: bool| {
+        if typed {
+            std::hint::black_box(m2.forward(x.clone()));
+        } else {
+            std::hint::black_box(raw.forward(x.clone()));
+        }
+    };
+    let (infer_ovh, n_infer) = ratios(&mut infer);
+    println!(
+        "{{\"side\":\"static-nn\",\"workload\":\"typed-overhead\",\"train_overhead\":{train_ovh:.4},\"train_blocks\":{n_train},\"infer64_overhead\":{infer_ovh:.4},\"infer_blocks\":{n_infer}}}"
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "lenet-train".into());
@@ -149,6 +212,10 @@ fn main() {
             time_it(secs, B, || {
                 std::hint::black_box(raw.forward(x.clone()));
             })
+        }
+        "typed-overhead" => {
+            typed_overhead(&dev, secs);
+            return;
         }
         other => {
             eprintln!("unknown workload {other}");
