@@ -198,5 +198,13 @@ fn typed_overhead(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, conv, pool, linear, train, inference, typed_overhead);
+criterion_group!(
+    benches,
+    conv,
+    pool,
+    linear,
+    train,
+    inference,
+    typed_overhead
+);
 criterion_main!(benches);

@@ -13,9 +13,9 @@
 //! written directly with the ops, for the typed-overhead ratio).
 #[path = "../benches/common/raw_lenet.rs"]
 mod raw_lenet;
+use dfdx::optim::{Adam, Optimizer};
 use raw_lenet::RawLeNet;
 use static_nn::prelude::*;
-use dfdx::optim::{Adam, Optimizer};
 use std::time::{Duration, Instant};
 
 type Dev = Cpu;
@@ -37,7 +37,10 @@ fn peak_rss_kib() -> u64 {
 /// `secs` seconds; returns (samples/s, steps, median step µs).
 fn time_it(secs: f64, per_step: usize, mut step: impl FnMut()) -> (f64, usize, f64) {
     // `RACE_STEPS=n`: exactly n steps, no warm-up (for callgrind).
-    if let Some(n) = std::env::var("RACE_STEPS").ok().and_then(|s| s.parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("RACE_STEPS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
         let t0 = Instant::now();
         for _ in 0..n {
             step();
@@ -59,11 +62,7 @@ fn time_it(secs: f64, per_step: usize, mut step: impl FnMut()) -> (f64, usize, f
     let total = t0.elapsed().as_secs_f64();
     laps.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = laps.len();
-    (
-        (n * per_step) as f64 / total,
-        n,
-        laps[n / 2] * 1e6,
-    )
+    ((n * per_step) as f64 / total, n, laps[n / 2] * 1e6)
 }
 
 fn onehot(dev: &Dev) -> Tensor<Rank2<B, 10>, f32, Dev> {

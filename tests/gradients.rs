@@ -273,4 +273,3 @@ fn fast_conv_gradients_are_thread_count_independent() {
     let (one, two) = (run(1), run(2));
     assert_eq!(one, two);
 }
-

@@ -38,16 +38,40 @@ impl RawLeNet {
         x: Tensor<Rank4<N, 1, 28, 28>, f32, Dev, T>,
     ) -> Tensor<Rank2<N, 10>, f32, Dev, T> {
         let c1 = Conv2DOp::new(N, 1, 6, (28, 28), (5, 5), 1, 2).unwrap();
-        let x = Dev::try_conv2d(c1, x, &self.w1, &self.b1, (Const::<N>, Const::<6>, Const::<28>, Const::<28>)).unwrap();
+        let x = Dev::try_conv2d(
+            c1,
+            x,
+            &self.w1,
+            &self.b1,
+            (Const::<N>, Const::<6>, Const::<28>, Const::<28>),
+        )
+        .unwrap();
         let p1 = Pool2DOp::new(PoolKind::Max, N * 6, (28, 28), 2, 2, 0).unwrap();
-        let x = Dev::try_pool2d(p1, x.relu(), (Const::<N>, Const::<6>, Const::<14>, Const::<14>)).unwrap();
+        let x = Dev::try_pool2d(
+            p1,
+            x.relu(),
+            (Const::<N>, Const::<6>, Const::<14>, Const::<14>),
+        )
+        .unwrap();
         let c2 = Conv2DOp::new(N, 6, 16, (14, 14), (5, 5), 1, 0).unwrap();
-        let x = Dev::try_conv2d(c2, x, &self.w2, &self.b2, (Const::<N>, Const::<16>, Const::<10>, Const::<10>)).unwrap();
+        let x = Dev::try_conv2d(
+            c2,
+            x,
+            &self.w2,
+            &self.b2,
+            (Const::<N>, Const::<16>, Const::<10>, Const::<10>),
+        )
+        .unwrap();
         let p2 = Pool2DOp::new(PoolKind::Max, N * 16, (10, 10), 2, 2, 0).unwrap();
-        let x = Dev::try_pool2d(p2, x.relu(), (Const::<N>, Const::<16>, Const::<5>, Const::<5>)).unwrap();
+        let x = Dev::try_pool2d(
+            p2,
+            x.relu(),
+            (Const::<N>, Const::<16>, Const::<5>, Const::<5>),
+        )
+        .unwrap();
         let x = x.reshape::<Rank2<N, 400>>();
-        let x = (x.matmul(self.w3.retaped::<T>().permute()) + self.b3.retaped::<T>().broadcast()).relu();
+        let x = (x.matmul(self.w3.retaped::<T>().permute()) + self.b3.retaped::<T>().broadcast())
+            .relu();
         x.matmul(self.w4.retaped::<T>().permute()) + self.b4.retaped::<T>().broadcast()
     }
 }
-

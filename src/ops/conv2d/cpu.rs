@@ -159,7 +159,10 @@ pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usiz
 fn forward_chunk(op: &Conv2DOp) -> usize {
     let per_sample = op.patch_len() * op.out_plane() * 4;
     let by_cache = (256 * 1024 / per_sample.max(1)).max(1);
-    let by_threads = op.batch.div_ceil(rayon::current_num_threads().max(1) * 2).max(1);
+    let by_threads = op
+        .batch
+        .div_ceil(rayon::current_num_threads().max(1) * 2)
+        .max(1);
     by_cache.min(by_threads).min(8)
 }
 
@@ -181,7 +184,11 @@ fn forward_chunk_run<E: Dtype>(
     col: &mut Vec<E>,
     tmp: &mut Vec<E>,
 ) {
-    let (chw, ckk, ohw) = (op.chan_in * op.h_in * op.w_in, op.patch_len(), op.out_plane());
+    let (chw, ckk, ohw) = (
+        op.chan_in * op.h_in * op.w_in,
+        op.patch_len(),
+        op.out_plane(),
+    );
     let out_len = op.chan_out * ohw;
     let n = ys.len() / out_len;
     let ld = n * ohw;
@@ -198,7 +205,18 @@ fn forward_chunk_run<E: Dtype>(
         return;
     }
     tmp.resize(op.chan_out * ld, E::default());
-    gemm(op.chan_out, ld, ckk, tmp, w, false, col, false, false, false);
+    gemm(
+        op.chan_out,
+        ld,
+        ckk,
+        tmp,
+        w,
+        false,
+        col,
+        false,
+        false,
+        false,
+    );
     for (i, yi) in ys.chunks_mut(out_len).enumerate() {
         for (o, bias) in b.iter().enumerate() {
             let src = &tmp[o * ld + i * ohw..o * ld + (i + 1) * ohw];
@@ -278,9 +296,31 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                         }
                         // dW = gy · colᵀ over the whole chunk
                         let mut gw = vec![E::default(); op.chan_out * ckk];
-                        gemm(op.chan_out, ckk, ld, &mut gw, gyc, false, col, true, false, false);
+                        gemm(
+                            op.chan_out,
+                            ckk,
+                            ld,
+                            &mut gw,
+                            gyc,
+                            false,
+                            col,
+                            true,
+                            false,
+                            false,
+                        );
                         // dcol = Wᵀ · gy, then dx += col2im(dcol)
-                        gemm(ckk, ld, op.chan_out, dcol, &ws, true, gyc, false, false, false);
+                        gemm(
+                            ckk,
+                            ld,
+                            op.chan_out,
+                            dcol,
+                            &ws,
+                            true,
+                            gyc,
+                            false,
+                            false,
+                            false,
+                        );
                         for (i, gxi) in gxc.chunks_mut(chw).enumerate() {
                             col2im_add(&op, dcol, ld, i * ohw, gxi);
                         }
