@@ -26,22 +26,27 @@ fn valid_cols(op: &Conv2DOp, kx: usize) -> (usize, usize) {
 #[inline(always)]
 fn copy_short<E: Copy>(dst: &mut [E], src: &[E]) {
     let n = dst.len();
-    let src = &src[..n];
-    if n < 8 {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
+    assert!(src.len() >= n);
+    let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+    // SAFETY: every access is at an index below `n`, and both slices hold at
+    // least `n` elements (asserted above); `[E; 8]` reads and writes are
+    // unaligned, and `dst` and `src` do not overlap (`&mut` and `&`).
+    unsafe {
+        if n < 8 {
+            for i in 0..n {
+                *d.add(i) = *s.add(i);
+            }
+            return;
         }
-        return;
-    }
-    let mut i = 0;
-    while i + 8 <= n {
-        let a: [E; 8] = src[i..i + 8].try_into().unwrap();
-        dst[i..i + 8].copy_from_slice(&a);
-        i += 8;
-    }
-    if i < n {
-        let a: [E; 8] = src[n - 8..n].try_into().unwrap();
-        dst[n - 8..n].copy_from_slice(&a);
+        let mut i = 0;
+        while i + 8 <= n {
+            (d.add(i) as *mut [E; 8]).write_unaligned((s.add(i) as *const [E; 8]).read_unaligned());
+            i += 8;
+        }
+        if i < n {
+            let j = n - 8;
+            (d.add(j) as *mut [E; 8]).write_unaligned((s.add(j) as *const [E; 8]).read_unaligned());
+        }
     }
 }
 
@@ -49,19 +54,34 @@ fn copy_short<E: Copy>(dst: &mut [E], src: &[E]) {
 #[inline(always)]
 fn add_short<E: Dtype>(dst: &mut [E], src: &[E]) {
     let n = src.len();
-    let dst = &mut dst[..n];
-    let mut dc = dst.chunks_exact_mut(8);
-    let mut sc = src.chunks_exact(8);
-    for (d, s) in (&mut dc).zip(&mut sc) {
-        let d: &mut [E; 8] = d.try_into().unwrap();
-        let s: &[E; 8] = s.try_into().unwrap();
-        for j in 0..8 {
-            d[j] += s[j];
+    assert!(dst.len() >= n);
+    let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+    // SAFETY: as in `copy_short`: indices below `n`, both slices hold `n`.
+    unsafe {
+        let mut i = 0;
+        while i + 8 <= n {
+            let mut a = (d.add(i) as *const [E; 8]).read_unaligned();
+            let b = (s.add(i) as *const [E; 8]).read_unaligned();
+            for j in 0..8 {
+                a[j] += b[j];
+            }
+            (d.add(i) as *mut [E; 8]).write_unaligned(a);
+            i += 8;
+        }
+        while i < n {
+            *d.add(i) += *s.add(i);
+            i += 1;
         }
     }
-    for (d, s) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
-        *d += *s;
-    }
+}
+
+/// The range of output rows `oy` whose input row `oy + ky − padding` lies
+/// inside `0..h_in` (stride 1).
+#[inline]
+fn valid_rows_s1(op: &Conv2DOp, ky: usize) -> (usize, usize) {
+    let lo = op.padding.saturating_sub(ky);
+    let hi = (op.h_in + op.padding).saturating_sub(ky).min(op.h_out);
+    (lo.min(hi), hi)
 }
 
 /// Makes `buf` `len` zeros, unless it already has that length: then it holds
@@ -97,6 +117,15 @@ pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize,
                     continue;
                 }
                 let x0 = lo * op.stride + kx - op.padding;
+                if op.stride == 1 {
+                    let (y0, y1) = valid_rows_s1(op, ky);
+                    for oy in y0..y1 {
+                        let iy = oy + ky - op.padding;
+                        let src = &plane[iy * op.w_in + x0..(iy + 1) * op.w_in];
+                        copy_short(&mut row[oy * op.w_out + lo..oy * op.w_out + hi], src);
+                    }
+                    continue;
+                }
                 for oy in 0..op.h_out {
                     let iy = (oy * op.stride + ky).wrapping_sub(op.padding);
                     if iy >= op.h_in {
@@ -104,9 +133,7 @@ pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize,
                     }
                     let dst = &mut row[oy * op.w_out + lo..oy * op.w_out + hi];
                     let src = &plane[iy * op.w_in..(iy + 1) * op.w_in];
-                    if op.stride == 1 {
-                        copy_short(dst, &src[x0..]);
-                    } else {
+                    {
                         for (d, ix) in dst.iter_mut().zip((x0..).step_by(op.stride)) {
                             *d = src[ix];
                         }
@@ -133,6 +160,15 @@ pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usiz
                     continue;
                 }
                 let x0 = lo * op.stride + kx - op.padding;
+                if op.stride == 1 {
+                    let (y0, y1) = valid_rows_s1(op, ky);
+                    for oy in y0..y1 {
+                        let iy = oy + ky - op.padding;
+                        let dst = &mut plane[iy * op.w_in + x0..(iy + 1) * op.w_in];
+                        add_short(dst, &row[oy * op.w_out + lo..oy * op.w_out + hi]);
+                    }
+                    continue;
+                }
                 for oy in 0..op.h_out {
                     let iy = (oy * op.stride + ky).wrapping_sub(op.padding);
                     if iy >= op.h_in {
@@ -140,9 +176,7 @@ pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usiz
                     }
                     let src = &row[oy * op.w_out + lo..oy * op.w_out + hi];
                     let dst = &mut plane[iy * op.w_in..(iy + 1) * op.w_in];
-                    if op.stride == 1 {
-                        add_short(&mut dst[x0..], src);
-                    } else {
+                    {
                         for (g, ix) in src.iter().zip((x0..).step_by(op.stride)) {
                             dst[ix] += *g;
                         }
