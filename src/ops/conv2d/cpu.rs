@@ -84,6 +84,47 @@ fn valid_rows_s1(op: &Conv2DOp, ky: usize) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
+/// Whether this CPU has AVX2 (checked once; `is_x86_feature_detected!` caches).
+#[inline]
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// See [`im2col_body`]; compiled twice, for AVX2 and for the baseline.
+pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
+            im2col_body(op, x, col, ld, c0)
+        }
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { avx2(op, x, col, ld, c0) };
+    }
+    im2col_body(op, x, col, ld, c0)
+}
+
+/// See [`col2im_add_body`]; compiled twice, for AVX2 and for the baseline.
+pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
+            col2im_add_body(op, col, ld, c0, dx)
+        }
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { avx2(op, col, ld, c0, dx) };
+    }
+    col2im_add_body(op, col, ld, c0, dx)
+}
+
 /// Makes `buf` `len` zeros, unless it already has that length: then it holds
 /// an earlier im2col matrix of the same op and the same `ld`, whose padding
 /// positions (the only ones [`im2col`] does not write) are already zero.
@@ -104,7 +145,8 @@ fn im2col_buffer<E: Dtype>(buf: &mut Vec<E>, len: usize) {
 /// Positions that read padding are not written: `col` must hold zeros there
 /// (a fresh buffer, or one that held the same op's matrix at the same `ld`;
 /// see [`im2col_buffer`]).
-pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
+#[inline(always)]
+fn im2col_body<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
     let (hw, ohw) = (op.h_in * op.w_in, op.out_plane());
     for c in 0..op.chan_in {
         let plane = &x[c * hw..(c + 1) * hw];
@@ -147,7 +189,8 @@ pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize,
 /// Adds the columns `c0..c0 + h_out·w_out` of `col` (rows of `ld` elements)
 /// back onto one sample's input gradient `dx` (`chan_in × h_in × w_in`): the
 /// adjoint of [`im2col`].
-pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
+#[inline(always)]
+fn col2im_add_body<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
     let (hw, ohw) = (op.h_in * op.w_in, op.out_plane());
     for c in 0..op.chan_in {
         let plane = &mut dx[c * hw..(c + 1) * hw];
