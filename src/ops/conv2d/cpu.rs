@@ -231,16 +231,13 @@ fn col2im_add_body<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx:
 }
 
 /// Samples per task of the forward pass: enough that one `gemm` call has
-/// some width, few enough that a task's im2col matrix stays in L2 and every
-/// thread gets work.
+/// some width, few enough that a task's im2col matrix stays in L2 and the
+/// batch splits into at least 4 tasks. It depends on the op alone, not on the
+/// thread count, so the output is the same bits with any number of threads.
 fn forward_chunk(op: &Conv2DOp) -> usize {
     let per_sample = op.patch_len() * op.out_plane() * 4;
     let by_cache = (256 * 1024 / per_sample.max(1)).max(1);
-    let by_threads = op
-        .batch
-        .div_ceil(rayon::current_num_threads().max(1) * 2)
-        .max(1);
-    by_cache.min(by_threads).min(8)
+    by_cache.min(op.batch.div_ceil(4)).clamp(1, 8)
 }
 
 /// Samples per partial sum of the weight gradient: fixed, so the sums do not
