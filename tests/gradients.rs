@@ -216,4 +216,60 @@ proptest! {
             }
         }
     }
+
+    /// Batches that span several of the fast path's sample chunks (the
+    /// forward pass groups up to 8 samples per gemm, the weight-gradient
+    /// reduction 4), including ragged last chunks.
+    #[test]
+    fn fast_conv_equals_generic_across_chunks(
+        batch in 3usize..19, cin in 1usize..3, cout in 1usize..4,
+        h in 3usize..8, k in 1usize..4, stride in 1usize..3, padding in 0usize..3,
+        seed in 0u64..1000,
+    ) {
+        let op = Conv2DOp::new(batch, cin, cout, (h, h), (k, k), stride, padding);
+        prop_assume!(op.is_some());
+        let op = op.unwrap();
+        let x = random(batch * cin * h * h, seed);
+        let wt = random(cout * cin * k * k, seed + 1);
+        let b = random(cout, seed + 2);
+        let fast = conv_grads(op, &x, &wt, &b, true);
+        let slow = conv_grads(op, &x, &wt, &b, false);
+        for (a, b) in [(fast.0, slow.0), (fast.1, slow.1), (fast.2, slow.2), (fast.3, slow.3)] {
+            prop_assert_eq!(a.len(), b.len());
+            for (p, q) in a.iter().zip(&b) {
+                prop_assert!((p - q).abs() < 1e-9, "{} vs {}", p, q);
+            }
+        }
+    }
+
+    /// The 2×2, stride-2 max pool (its own fast path), over many planes.
+    #[test]
+    fn fast_max_pool_2x2_equals_generic(
+        planes in 1usize..40, h in 2usize..12, w in 2usize..12, seed in 0u64..1000,
+    ) {
+        let op = Pool2DOp::new(PoolKind::Max, planes, (h, w), 2, 2, 0).unwrap();
+        let x = random(planes * h * w, seed);
+        let fast = pool_grads(op, &x, true);
+        let slow = pool_grads(op, &x, false);
+        prop_assert_eq!(fast, slow);
+    }
+}
+
+/// The fast convolution's gradients do not depend on the number of threads
+/// (fixed-chunk reduction): bit-identical with 1 and 2 threads.
+#[test]
+fn fast_conv_gradients_are_thread_count_independent() {
+    let op = Conv2DOp::new(37, 3, 5, (12, 12), (5, 5), 1, 2).unwrap();
+    let x = random(37 * 3 * 144, 1);
+    let wt = random(5 * 3 * 25, 2);
+    let b = random(5, 3);
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| conv_grads(op, &x, &wt, &b, true))
+    };
+    let (one, two) = (run(1), run(2));
+    assert_eq!(one, two);
 }

@@ -112,7 +112,13 @@ pub struct Classifier<M, D: Device<f32>> {
 
 impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
     /// Wraps `model` (already on `device`) with a fresh optimizer.
+    ///
+    /// Training allocates and frees the same buffers every step, so this
+    /// also asks glibc to keep freed memory for reuse
+    /// ([`keep_freed_memory`](crate::ops::keep_freed_memory); opt out with
+    /// `STATIC_NN_NO_MALLOPT=1`).
     pub fn new(model: M, device: D, optimizer: OptimizerConfig) -> Self {
+        crate::ops::keep_freed_memory();
         let optimizer = AnyOptimizer::new(&model, optimizer);
         let base_lr = optimizer.learning_rate();
         Self {

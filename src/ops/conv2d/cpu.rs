@@ -1,9 +1,11 @@
 //! The CPU convolution: im2col + `gemm`, parallel over the batch.
 //!
-//! Forward, per sample: `col = im2col(x)` (`chan_in·kh·kw × h_out·w_out`), then
-//! `y = W · col + b`. Backward: `dW += Σ gy · colᵀ`, `db += Σ gy`,
-//! `dcol = Wᵀ · gy` and `dx += col2im(dcol)`. The im2col matrices of the
-//! forward pass are kept for the backward pass only when a tape records it.
+//! Forward, per chunk of samples: `col = im2col(x)` (`chan_in·kh·kw ×
+//! n·h_out·w_out`, the chunk's samples side by side so one `gemm` call serves
+//! them all), then `y = W · col + b`. Backward, per fixed chunk of samples:
+//! `col` again (recomputed from x: cheaper than keeping megabytes of it
+//! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
+//! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::Conv2DOp;
 use crate::ops::cpu_util::{gemm, to_vec};
 use dfdx::prelude::*;
@@ -19,35 +21,162 @@ fn valid_cols(op: &Conv2DOp, kx: usize) -> (usize, usize) {
     (lo.min(op.w_out), hi.min(op.w_out).max(lo.min(op.w_out)))
 }
 
-/// Fills `col` (`chan_in·kh·kw × h_out·w_out`) from one sample `x`
-/// (`chan_in × h_in × w_in`).
-pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E]) {
+/// `dst = src` for short rows, without a call into `memcpy`: 8-wide blocks
+/// and one overlapping block for the tail.
+#[inline(always)]
+fn copy_short<E: Copy>(dst: &mut [E], src: &[E]) {
+    let n = dst.len();
+    assert!(src.len() >= n);
+    let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+    // SAFETY: every access is at an index below `n`, and both slices hold at
+    // least `n` elements (asserted above); `[E; 8]` reads and writes are
+    // unaligned, and `dst` and `src` do not overlap (`&mut` and `&`).
+    unsafe {
+        if n < 8 {
+            for i in 0..n {
+                *d.add(i) = *s.add(i);
+            }
+            return;
+        }
+        let mut i = 0;
+        while i + 8 <= n {
+            (d.add(i) as *mut [E; 8]).write_unaligned((s.add(i) as *const [E; 8]).read_unaligned());
+            i += 8;
+        }
+        if i < n {
+            let j = n - 8;
+            (d.add(j) as *mut [E; 8]).write_unaligned((s.add(j) as *const [E; 8]).read_unaligned());
+        }
+    }
+}
+
+/// `dst += src` for short rows, in 8-wide blocks.
+#[inline(always)]
+fn add_short<E: Dtype>(dst: &mut [E], src: &[E]) {
+    let n = src.len();
+    assert!(dst.len() >= n);
+    let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+    // SAFETY: as in `copy_short`: indices below `n`, both slices hold `n`.
+    unsafe {
+        let mut i = 0;
+        while i + 8 <= n {
+            let mut a = (d.add(i) as *const [E; 8]).read_unaligned();
+            let b = (s.add(i) as *const [E; 8]).read_unaligned();
+            for j in 0..8 {
+                a[j] += b[j];
+            }
+            (d.add(i) as *mut [E; 8]).write_unaligned(a);
+            i += 8;
+        }
+        while i < n {
+            *d.add(i) += *s.add(i);
+            i += 1;
+        }
+    }
+}
+
+/// The range of output rows `oy` whose input row `oy + ky − padding` lies
+/// inside `0..h_in` (stride 1).
+#[inline]
+fn valid_rows_s1(op: &Conv2DOp, ky: usize) -> (usize, usize) {
+    let lo = op.padding.saturating_sub(ky);
+    let hi = (op.h_in + op.padding).saturating_sub(ky).min(op.h_out);
+    (lo.min(hi), hi)
+}
+
+/// Whether this CPU has AVX2 (checked once; `is_x86_feature_detected!` caches).
+#[inline]
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// See [`im2col_body`]; compiled twice, for AVX2 and for the baseline.
+pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
+            im2col_body(op, x, col, ld, c0)
+        }
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { avx2(op, x, col, ld, c0) };
+    }
+    im2col_body(op, x, col, ld, c0)
+}
+
+/// See [`col2im_add_body`]; compiled twice, for AVX2 and for the baseline.
+pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
+            col2im_add_body(op, col, ld, c0, dx)
+        }
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { avx2(op, col, ld, c0, dx) };
+    }
+    col2im_add_body(op, col, ld, c0, dx)
+}
+
+/// Makes `buf` `len` zeros, unless it already has that length: then it holds
+/// an earlier im2col matrix of the same op and the same `ld`, whose padding
+/// positions (the only ones [`im2col`] does not write) are already zero.
+fn im2col_buffer<E: Dtype>(buf: &mut Vec<E>, len: usize) {
+    if buf.len() != len {
+        buf.clear();
+        buf.resize(len, E::default());
+    }
+}
+
+/// Fills the columns `c0..c0 + h_out·w_out` of `col` (`chan_in·kh·kw` rows of
+/// `ld` elements each) from one sample `x` (`chan_in × h_in × w_in`).
+///
+/// With `ld = h_out·w_out` and `c0 = 0` this is one sample's im2col matrix;
+/// with `ld = n·h_out·w_out` and `c0 = i·h_out·w_out`, `n` samples share one
+/// matrix side by side, so one `gemm` call serves them all.
+///
+/// Positions that read padding are not written: `col` must hold zeros there
+/// (a fresh buffer, or one that held the same op's matrix at the same `ld`;
+/// see [`im2col_buffer`]).
+#[inline(always)]
+fn im2col_body<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
     let (hw, ohw) = (op.h_in * op.w_in, op.out_plane());
     for c in 0..op.chan_in {
         let plane = &x[c * hw..(c + 1) * hw];
         for ky in 0..op.kh {
             for kx in 0..op.kw {
                 let row = (c * op.kh + ky) * op.kw + kx;
-                let row = &mut col[row * ohw..(row + 1) * ohw];
+                let row = &mut col[row * ld + c0..row * ld + c0 + ohw];
                 let (lo, hi) = valid_cols(op, kx);
+                if lo >= hi {
+                    continue;
+                }
+                let x0 = lo * op.stride + kx - op.padding;
+                if op.stride == 1 {
+                    let (y0, y1) = valid_rows_s1(op, ky);
+                    for oy in y0..y1 {
+                        let iy = oy + ky - op.padding;
+                        let src = &plane[iy * op.w_in + x0..(iy + 1) * op.w_in];
+                        copy_short(&mut row[oy * op.w_out + lo..oy * op.w_out + hi], src);
+                    }
+                    continue;
+                }
                 for oy in 0..op.h_out {
-                    let dst = &mut row[oy * op.w_out..(oy + 1) * op.w_out];
                     let iy = (oy * op.stride + ky).wrapping_sub(op.padding);
                     if iy >= op.h_in {
-                        dst.fill(E::default());
                         continue;
                     }
+                    let dst = &mut row[oy * op.w_out + lo..oy * op.w_out + hi];
                     let src = &plane[iy * op.w_in..(iy + 1) * op.w_in];
-                    dst[..lo].fill(E::default());
-                    dst[hi..].fill(E::default());
-                    if lo == hi {
-                        continue; // no valid column: all padding (and x0 below would underflow)
-                    }
-                    let x0 = lo * op.stride + kx - op.padding;
-                    if op.stride == 1 {
-                        dst[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
-                    } else {
-                        for (d, ix) in dst[lo..hi].iter_mut().zip((x0..).step_by(op.stride)) {
+                    {
+                        for (d, ix) in dst.iter_mut().zip((x0..).step_by(op.stride)) {
                             *d = src[ix];
                         }
                     }
@@ -57,30 +186,43 @@ pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E]) {
     }
 }
 
-/// Adds `col` (`chan_in·kh·kw × h_out·w_out`) back onto one sample's input
-/// gradient `dx` (`chan_in × h_in × w_in`): the adjoint of [`im2col`].
-pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], dx: &mut [E]) {
+/// Adds the columns `c0..c0 + h_out·w_out` of `col` (rows of `ld` elements)
+/// back onto one sample's input gradient `dx` (`chan_in × h_in × w_in`): the
+/// adjoint of [`im2col`].
+#[inline(always)]
+fn col2im_add_body<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
     let (hw, ohw) = (op.h_in * op.w_in, op.out_plane());
     for c in 0..op.chan_in {
         let plane = &mut dx[c * hw..(c + 1) * hw];
         for ky in 0..op.kh {
             for kx in 0..op.kw {
                 let row = (c * op.kh + ky) * op.kw + kx;
-                let row = &col[row * ohw..(row + 1) * ohw];
+                let row = &col[row * ld + c0..row * ld + c0 + ohw];
                 let (lo, hi) = valid_cols(op, kx);
+                if lo >= hi {
+                    continue;
+                }
+                let x0 = lo * op.stride + kx - op.padding;
+                if op.stride == 1 {
+                    let (y0, y1) = valid_rows_s1(op, ky);
+                    for oy in y0..y1 {
+                        let iy = oy + ky - op.padding;
+                        let dst = &mut plane[iy * op.w_in + x0..(iy + 1) * op.w_in];
+                        add_short(dst, &row[oy * op.w_out + lo..oy * op.w_out + hi]);
+                    }
+                    continue;
+                }
                 for oy in 0..op.h_out {
                     let iy = (oy * op.stride + ky).wrapping_sub(op.padding);
                     if iy >= op.h_in {
                         continue;
                     }
-                    let src = &row[oy * op.w_out..(oy + 1) * op.w_out];
+                    let src = &row[oy * op.w_out + lo..oy * op.w_out + hi];
                     let dst = &mut plane[iy * op.w_in..(iy + 1) * op.w_in];
-                    if lo == hi {
-                        continue; // no valid column: all padding (and x0 below would underflow)
-                    }
-                    let x0 = lo * op.stride + kx - op.padding;
-                    for (g, ix) in src[lo..hi].iter().zip((x0..).step_by(op.stride)) {
-                        dst[ix] += *g;
+                    {
+                        for (g, ix) in src.iter().zip((x0..).step_by(op.stride)) {
+                            dst[ix] += *g;
+                        }
                     }
                 }
             }
@@ -88,28 +230,76 @@ pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], dx: &mut [E]) {
     }
 }
 
-/// One sample's forward pass: `y = W · col + b`.
-fn forward_sample<E: Dtype>(op: &Conv2DOp, w: &[E], b: &[E], col: &[E], y: &mut [E]) {
-    let ohw = op.out_plane();
-    for (o, bias) in b.iter().enumerate() {
-        y[o * ohw..(o + 1) * ohw].fill(*bias);
+/// Samples per task of the forward pass: enough that one `gemm` call has
+/// some width, few enough that a task's im2col matrix stays in L2 and the
+/// batch splits into at least 4 tasks. It depends on the op alone, not on the
+/// thread count, so the output is the same bits with any number of threads.
+fn forward_chunk(op: &Conv2DOp) -> usize {
+    let per_sample = op.patch_len() * op.out_plane() * 4;
+    let by_cache = (256 * 1024 / per_sample.max(1)).max(1);
+    by_cache.min(op.batch.div_ceil(4)).clamp(1, 8)
+}
+
+/// Samples per partial sum of the weight gradient: fixed, so the sums do not
+/// depend on the number of threads or on rayon's scheduling (bit-identical
+/// training for a given seed).
+const REDUCE_CHUNK: usize = 4;
+
+/// The forward pass of `n` consecutive samples `xs` into `ys`, with `col`
+/// (`ckk × n·ohw`) and `tmp` (`chan_out × n·ohw`) as scratch:
+/// `tmp = W · col`, then `y = tmp + b` per sample.
+#[allow(clippy::too_many_arguments)]
+fn forward_chunk_run<E: Dtype>(
+    op: &Conv2DOp,
+    w: &[E],
+    b: &[E],
+    xs: &[E],
+    ys: &mut [E],
+    col: &mut Vec<E>,
+    tmp: &mut Vec<E>,
+) {
+    let (chw, ckk, ohw) = (
+        op.chan_in * op.h_in * op.w_in,
+        op.patch_len(),
+        op.out_plane(),
+    );
+    let out_len = op.chan_out * ohw;
+    let n = ys.len() / out_len;
+    let ld = n * ohw;
+    im2col_buffer(col, ckk * ld);
+    for (i, xi) in xs.chunks(chw).enumerate() {
+        im2col(op, xi, col, ld, i * ohw);
     }
+    if n == 1 {
+        // write straight into the output, bias first
+        for (o, bias) in b.iter().enumerate() {
+            ys[o * ohw..(o + 1) * ohw].fill(*bias);
+        }
+        gemm(op.chan_out, ohw, ckk, ys, w, false, col, false, true, false);
+        return;
+    }
+    tmp.resize(op.chan_out * ld, E::default());
     gemm(
         op.chan_out,
-        ohw,
-        op.patch_len(),
-        y,
+        ld,
+        ckk,
+        tmp,
         w,
         false,
         col,
         false,
-        true,
+        false,
         false,
     );
+    for (i, yi) in ys.chunks_mut(out_len).enumerate() {
+        for (o, bias) in b.iter().enumerate() {
+            let src = &tmp[o * ld + i * ohw..o * ld + (i + 1) * ohw];
+            for (d, s) in yi[o * ohw..(o + 1) * ohw].iter_mut().zip(src) {
+                *d = *s + *bias;
+            }
+        }
+    }
 }
-
-/// Samples per partial sum of the weight gradient.
-const REDUCE_CHUNK: usize = 8;
 
 pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     op: Conv2DOp,
@@ -118,6 +308,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     bias: &Tensor<Sb, E, Cpu>,
     out: So,
 ) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
+    crate::ops::cpu_util::keep_freed_memory();
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
@@ -132,97 +323,114 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     let out_len = op.chan_out * ohw;
     let mut y = vec![E::default(); op.batch * out_len];
 
-    let cols = if T::OWNS_TAPE {
-        let mut cols = vec![E::default(); op.batch * ckk * ohw];
-        cols.par_chunks_mut(ckk * ohw)
-            .zip(y.par_chunks_mut(out_len))
-            .zip(xs.par_chunks(chw))
-            .for_each(|((col, yi), xi)| {
-                im2col(&op, xi, col);
-                forward_sample(&op, &ws, &bs, col, yi);
-            });
-        cols
+    let fc = forward_chunk(&op);
+    if op.batch <= fc {
+        // one task: no rayon round trip (batch-1 inference)
+        forward_chunk_run(&op, &ws, &bs, &xs, &mut y, &mut Vec::new(), &mut Vec::new());
     } else {
-        y.par_chunks_mut(out_len)
-            .zip(xs.par_chunks(chw))
+        y.par_chunks_mut(out_len * fc)
+            .zip(xs.par_chunks(chw * fc))
             .for_each_init(
-                || vec![E::default(); ckk * ohw],
-                |col, (yi, xi)| {
-                    im2col(&op, xi, col);
-                    forward_sample(&op, &ws, &bs, col, yi);
-                },
+                || (Vec::new(), Vec::new()),
+                |(col, tmp), (ys, xc)| forward_chunk_run(&op, &ws, &bs, xc, ys, col, tmp),
             );
-        Vec::new()
-    };
+    }
     let y = dev.try_tensor_from_vec(y, out)?;
 
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
-            let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+            // Borrow y's gradient out of `grads` (no copy) and put it back below.
+            let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
+            let gx = grads.get_or_alloc_mut(&x_g)?;
 
-            let gb = grads.get_or_alloc_mut(&b_g)?;
-            for gyi in gy.chunks(out_len) {
-                for (o, g) in gb.iter_mut().enumerate() {
-                    *g += gyi[o * ohw..(o + 1) * ohw]
-                        .iter()
-                        .fold(E::default(), |a, b| a + *b);
-                }
-            }
-
-            // Partial sums over fixed chunks of the batch, added in order, so
-            // the result does not depend on rayon's scheduling (bit-identical
-            // training for a given seed).
-            let partials: Vec<Vec<E>> = gy
+            // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of
+            // the chunk (recomputed from x, cheaper than keeping it), the
+            // partial weight and bias gradients, and the chunk's dx.
+            let partials: Vec<(Vec<E>, Vec<E>)> = gy
                 .par_chunks(out_len * REDUCE_CHUNK)
-                .zip(cols.par_chunks(ckk * ohw * REDUCE_CHUNK))
-                .map(|(gys, cs)| {
-                    let mut acc = vec![E::default(); op.chan_out * ckk];
-                    for (gyi, col) in gys.chunks(out_len).zip(cs.chunks(ckk * ohw)) {
+                .zip(xs.par_chunks(chw * REDUCE_CHUNK))
+                .zip(gx.par_chunks_mut(chw * REDUCE_CHUNK))
+                .map_init(
+                    || (Vec::new(), Vec::new(), Vec::new()),
+                    |(col, dcol, gyc), ((gys, xc), gxc)| {
+                        let n = gys.len() / out_len;
+                        let ld = n * ohw;
+                        im2col_buffer(col, ckk * ld);
+                        dcol.resize(ckk * ld, E::default());
+                        gyc.resize(op.chan_out * ld, E::default());
+                        let mut gb = vec![E::default(); op.chan_out];
+                        for (i, (xi, gyi)) in xc.chunks(chw).zip(gys.chunks(out_len)).enumerate() {
+                            im2col(&op, xi, col, ld, i * ohw);
+                            for o in 0..op.chan_out {
+                                let src = &gyi[o * ohw..(o + 1) * ohw];
+                                gyc[o * ld + i * ohw..o * ld + (i + 1) * ohw].copy_from_slice(src);
+                                gb[o] += sum(src);
+                            }
+                        }
+                        // dW = gy · colᵀ over the whole chunk
+                        let mut gw = vec![E::default(); op.chan_out * ckk];
                         gemm(
                             op.chan_out,
                             ckk,
-                            ohw,
-                            &mut acc,
-                            gyi,
+                            ld,
+                            &mut gw,
+                            gyc,
                             false,
                             col,
                             true,
-                            true,
+                            false,
                             false,
                         );
-                    }
-                    acc
-                })
-                .collect();
-            let gw = grads.get_or_alloc_mut(&w_g)?;
-            for part in partials {
-                gw.iter_mut().zip(part).for_each(|(g, p)| *g += p);
-            }
-
-            let gx = grads.get_or_alloc_mut(&x_g)?;
-            gx.par_chunks_mut(chw)
-                .zip(gy.par_chunks(out_len))
-                .for_each_init(
-                    || vec![E::default(); ckk * ohw],
-                    |dcol, (gxi, gyi)| {
+                        // dcol = Wᵀ · gy, then dx += col2im(dcol)
                         gemm(
                             ckk,
-                            ohw,
+                            ld,
                             op.chan_out,
                             dcol,
                             &ws,
                             true,
-                            gyi,
+                            gyc,
                             false,
                             false,
                             false,
                         );
-                        col2im_add(&op, dcol, gxi);
+                        for (i, gxi) in gxc.chunks_mut(chw).enumerate() {
+                            col2im_add(&op, dcol, ld, i * ohw, gxi);
+                        }
+                        (gw, gb)
                     },
-                );
+                )
+                .collect();
+
+            **grads.get_or_alloc_mut(&y_g)? = gy;
+            let gw = grads.get_or_alloc_mut(&w_g)?;
+            for (part, _) in &partials {
+                gw.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
+            }
+            let gb = grads.get_or_alloc_mut(&b_g)?;
+            for (_, part) in &partials {
+                gb.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
+            }
             Ok(())
         });
     }
     Ok(y.put_tape(tape))
+}
+
+/// A sum in 8 independent lanes (vectorises; fixed order, so deterministic).
+#[inline]
+fn sum<E: Dtype>(v: &[E]) -> E {
+    let mut acc = [E::default(); 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += *x;
+        }
+    }
+    let mut s = E::default();
+    for x in it.remainder() {
+        s += *x;
+    }
+    acc.iter().fold(E::default(), |a, b| a + *b) + s
 }

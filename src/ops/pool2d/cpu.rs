@@ -5,6 +5,37 @@ use crate::ops::cpu_util::{is_nan, to_vec};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
+/// `max_plane` for the common 2×2 window, stride 2, no padding: the same
+/// comparisons in the same order, without the window arithmetic.
+fn max_plane_2x2<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
+    let (w, wo) = (op.w_in, op.w_out);
+    for oy in 0..op.h_out {
+        let r0 = 2 * oy * w;
+        let (top, bot) = (&x[r0..r0 + 2 * wo], &x[r0 + w..r0 + w + 2 * wo]);
+        let ys = &mut y[oy * wo..(oy + 1) * wo];
+        let args = &mut arg[oy * wo..(oy + 1) * wo];
+        for (ox, ((yv, av), (t, b))) in ys
+            .iter_mut()
+            .zip(args.iter_mut())
+            .zip(top.chunks_exact(2).zip(bot.chunks_exact(2)))
+            .enumerate()
+        {
+            // candidates in row-major order, as `max_plane` visits them
+            let mut k = 0u32;
+            let mut bv = t[0];
+            for (j, v) in [(1u32, t[1]), (2, b[0]), (3, b[1])] {
+                if v > bv || is_nan(v) && !is_nan(bv) {
+                    k = j;
+                    bv = v;
+                }
+            }
+            *yv = bv;
+            let i = r0 + 2 * ox + (k & 1) as usize + (k >> 1) as usize * w;
+            *av = i as u32;
+        }
+    }
+}
+
 /// Max-pools one plane; writes the flat index of each window's maximum into
 /// `arg` (first maximum wins, as in PyTorch).
 fn max_plane<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
@@ -67,6 +98,7 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     x: Tensor<S, E, Cpu, T>,
     out: So,
 ) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
+    crate::ops::cpu_util::keep_freed_memory();
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
@@ -82,10 +114,18 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
             .par_chunks_mut(ohw)
             .zip(arg.par_chunks_mut(ohw))
             .zip(xs.par_chunks(hw))
-            .for_each(|((yp, ap), xp)| max_plane(&op, xp, yp, ap)),
+            .with_min_len(16)
+            .for_each(|((yp, ap), xp)| {
+                if op.kernel == 2 && op.stride == 2 && op.padding == 0 {
+                    max_plane_2x2(&op, xp, yp, ap)
+                } else {
+                    max_plane(&op, xp, yp, ap)
+                }
+            }),
         PoolKind::Avg => y
             .par_chunks_mut(ohw)
             .zip(xs.par_chunks(hw))
+            .with_min_len(16)
             .for_each(|(yp, xp)| avg_plane(&op, xp, yp)),
     }
     drop(xs);
@@ -93,12 +133,14 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     if T::OWNS_TAPE {
         let (x_g, y_g) = (x.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
-            let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+            // Borrow y's gradient out of `grads` (no copy); it goes back below.
+            let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let gx = grads.get_or_alloc_mut(&x_g)?;
             match op.kind {
                 PoolKind::Max => gx
                     .par_chunks_mut(hw)
                     .zip(gy.par_chunks(ohw).zip(arg.par_chunks(ohw)))
+                    .with_min_len(16)
                     .for_each(|(gxp, (gyp, ap))| {
                         for (g, a) in gyp.iter().zip(ap) {
                             gxp[*a as usize] += *g;
@@ -107,8 +149,10 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
                 PoolKind::Avg => gx
                     .par_chunks_mut(hw)
                     .zip(gy.par_chunks(ohw))
+                    .with_min_len(16)
                     .for_each(|(gxp, gyp)| avg_plane_backward(&op, gyp, gxp)),
             }
+            **grads.get_or_alloc_mut(&y_g)? = gy;
             Ok(())
         });
     }

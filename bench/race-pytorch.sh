@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Races static-nn against PyTorch (CPU, 2 threads) on the same machine, in the
+# same run: LeNet and MLP training steps (batch 64, Adam) and LeNet inference
+# at batch 1, 64 and 1000. The two sides alternate, workload by workload, for
+# ROUNDS rounds; the table shows medians. Each measurement is its own process,
+# so the peak RSS column is that workload's alone.
+#
+#   bench/race-pytorch.sh              # ROUNDS=5 SECS=2
+#   ROUNDS=9 SECS=3 bench/race-pytorch.sh
+#   TORCH_VENV=/path/to/venv bench/race-pytorch.sh   # reuse a venv with torch
+#
+# PyTorch comes from $TORCH_VENV when set, else bench/.venv (created and
+# filled with the CPU wheel on first use; git-ignored). Never run by CI.
+# The last line is `lenet train ratio (static-nn / pytorch samples/s): R`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-5}
+SECS=${SECS:-2}
+WORKLOADS=${WORKLOADS:-"lenet-train mlp-train lenet-infer-1 lenet-infer-64 lenet-infer-1000"}
+
+VENV=${TORCH_VENV:-bench/.venv}
+if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+    echo "installing PyTorch (CPU) into $VENV ..." >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip >&2
+    "$VENV/bin/pip" install --quiet torch --index-url https://download.pytorch.org/whl/cpu >&2
+fi
+PY="$VENV/bin/python"
+# On a busy machine OpenMP's spinning barriers make PyTorch collapse (10-50x
+# slower steps when other processes compete for the 2 cores). A passive wait
+# policy avoids that, so it is the default: the race then measures PyTorch at
+# its best here. Set OMP_WAIT_POLICY=active to see the other behaviour.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
+echo "building the static-nn side (cargo build --release --example race) ..." >&2
+cargo build --release --quiet --example race >&2
+TARGET=${CARGO_TARGET_DIR:-target}
+SN="$TARGET/release/examples/race"
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY; torch $("$PY" -c 'import torch; print(torch.__version__)'), static-nn $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
+
+OUT=$(mktemp)
+trap 'rm -f "$OUT"' EXIT
+for r in $(seq 1 "$ROUNDS"); do
+    for w in $WORKLOADS; do
+        # alternate which side goes first, so neither always runs warmer
+        if (( r % 2 )); then
+            RAYON_NUM_THREADS=2 "$SN" "$w" "$SECS" | tee -a "$OUT" >&2
+            OMP_NUM_THREADS=2 "$PY" bench/race_torch.py "$w" "$SECS" | tee -a "$OUT" >&2
+        else
+            OMP_NUM_THREADS=2 "$PY" bench/race_torch.py "$w" "$SECS" | tee -a "$OUT" >&2
+            RAYON_NUM_THREADS=2 "$SN" "$w" "$SECS" | tee -a "$OUT" >&2
+        fi
+    done
+done
+"$PY" bench/race_table.py < "$OUT"

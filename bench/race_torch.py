@@ -1,0 +1,103 @@
+"""The PyTorch side of bench/race-pytorch.sh.
+
+Runs one workload for a fixed time on 2 threads and prints one line of JSON
+(samples/s, median step, peak RSS), like `examples/race.rs` does for static-nn.
+
+    python bench/race_torch.py lenet-train [seconds]
+
+The networks are the notebook's: the class LeNet (conv 1->6 k5 p2, ReLU, max
+pool 2, conv 6->16 k5, ReLU, max pool 2, 400->84, ReLU, 84->10) and the MLP
+(784->128, ReLU, 128->10). Training: batch 64, Adam (lr 1e-3), cross-entropy
+on random data (the same on both sides). Inference: forward under no_grad.
+"""
+import json
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(400, 84)
+        self.fc2 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(torch.flatten(x, 1)))
+        return self.fc2(x)
+
+
+def mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def time_it(secs, per_step, step):
+    t = time.perf_counter()
+    while time.perf_counter() - t < min(secs * 0.2, 0.5):
+        step()
+    laps = []
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < secs:
+        t = time.perf_counter()
+        step()
+        laps.append(time.perf_counter() - t)
+    total = time.perf_counter() - t0
+    laps.sort()
+    return len(laps) * per_step / total, len(laps), laps[len(laps) // 2] * 1e6
+
+
+def train(model, secs):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(64, 1, 28, 28)
+    y = torch.tensor([(i * 7) % 10 for i in range(64)])
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    return time_it(secs, 64, step)
+
+
+def infer(n, secs):
+    model = LeNet().eval()
+    x = torch.randn(n, 1, 28, 28)
+
+    def step():
+        with torch.no_grad():
+            model(x)
+
+    return time_it(secs, n, step)
+
+
+def main():
+    what = sys.argv[1] if len(sys.argv) > 1 else "lenet-train"
+    secs = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
+    if what == "lenet-train":
+        r = train(LeNet(), secs)
+    elif what == "mlp-train":
+        r = train(mlp(), secs)
+    elif what.startswith("lenet-infer-"):
+        r = infer(int(what.rsplit("-", 1)[1]), secs)
+    else:
+        sys.exit(f"unknown workload {what}")
+    sps, steps, med = r
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"side": "pytorch", "workload": what, "samples_per_s": round(sps, 1),
+                      "steps": steps, "median_step_us": round(med, 1), "peak_rss_kib": rss}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+//! Criterion benches of the layers and models on the CPU (f32).
+//!
+//! Group names carry the shapes: `b64_1x28x28_k5_p2_o6` is batch 64, 1 input
+//! channel, 28×28, a 5×5 kernel, padding 2, 6 output channels.
+//!
+//! - `conv2d/fwd/*`: forward without a tape (inference);
+//! - `conv2d/bwd/*`: the backward pass alone (the traced forward runs in the
+//!   untimed setup);
+//! - `pool2d/{max,avg}_fwd/*`, `pool2d/{max,avg}_bwd/*`;
+//! - `linear/*`: forward and forward+backward;
+//! - `train_step/*`: forward, cross-entropy, backward, Adam (batch 64);
+//! - `inference/*`: the class LeNet at batch 1, 64, 1000;
+//! - `typed_overhead/*`: the typed `LeNetClass` against the same computation
+//!   written directly with the ops (see `benches/common/raw_lenet.rs`).
+//!
+//! `cargo bench --bench nn`, or one group: `cargo bench --bench nn -- conv2d/`.
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use dfdx::optim::{Adam, Optimizer};
+use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind};
+use static_nn::prelude::*;
+use std::hint::black_box;
+
+#[path = "common/raw_lenet.rs"]
+mod raw_lenet;
+use raw_lenet::RawLeNet;
+
+type Dev = Cpu;
+const B: usize = 64;
+
+fn onehot(dev: &Dev) -> Tensor<Rank2<B, 10>, f32, Dev> {
+    let mut v = vec![0.0f32; B * 10];
+    for i in 0..B {
+        v[i * 10 + (i * 7) % 10] = 1.0;
+    }
+    dev.tensor_from_vec(v, (Const::<B>, Const::<10>))
+}
+
+fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize>(
+    c: &mut Criterion,
+    dev: &Dev,
+    name: &str,
+    pad: usize,
+) {
+    let op = Conv2DOp::new(B, C, O, (H, H), (5, 5), 1, pad).unwrap();
+    let x: Tensor<Rank4<B, C, H, H>, f32, Dev> = dev.sample_normal();
+    let w: Tensor<Rank4<O, C, 5, 5>, f32, Dev> = dev.sample_normal();
+    let b: Tensor<Rank1<O>, f32, Dev> = dev.sample_normal();
+    let r: Tensor<Rank4<B, O, HO, HO>, f32, Dev> = dev.sample_normal();
+    let out = (Const::<B>, Const::<O>, Const::<HO>, Const::<HO>);
+    let mut g = c.benchmark_group("conv2d");
+    g.throughput(Throughput::Elements(B as u64));
+    g.bench_function(format!("fwd/{name}"), |bch| {
+        bch.iter(|| Dev::try_conv2d(op, black_box(x.clone()), &w, &b, out).unwrap())
+    });
+    g.bench_function(format!("bwd/{name}"), |bch| {
+        bch.iter_batched(
+            || {
+                let y = Dev::try_conv2d(op, x.leaky_trace(), &w, &b, out).unwrap();
+                (y * r.clone()).sum()
+            },
+            |loss| loss.backward(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn conv(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    conv_case::<1, 6, 28, 28>(c, &dev, "b64_1x28x28_k5_p2_o6", 2);
+    conv_case::<6, 16, 14, 10>(c, &dev, "b64_6x14x14_k5_p0_o16", 0);
+}
+
+fn pool(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let x: Tensor<Rank4<B, 6, 28, 28>, f32, Dev> = dev.sample_normal();
+    let r: Tensor<Rank4<B, 6, 14, 14>, f32, Dev> = dev.sample_normal();
+    let out = (Const::<B>, Const::<6>, Const::<14>, Const::<14>);
+    let mut g = c.benchmark_group("pool2d");
+    g.throughput(Throughput::Elements(B as u64));
+    for (kind, k) in [(PoolKind::Max, "max"), (PoolKind::Avg, "avg")] {
+        let op = Pool2DOp::new(kind, B * 6, (28, 28), 2, 2, 0).unwrap();
+        g.bench_function(format!("{k}_fwd/b64_6x28x28_k2_s2"), |bch| {
+            bch.iter(|| Dev::try_pool2d(op, black_box(x.clone()), out).unwrap())
+        });
+        g.bench_function(format!("{k}_bwd/b64_6x28x28_k2_s2"), |bch| {
+            bch.iter_batched(
+                || (Dev::try_pool2d(op, x.leaky_trace(), out).unwrap() * r.clone()).sum(),
+                |loss| loss.backward(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn linear(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let mut g = c.benchmark_group("linear");
+    g.throughput(Throughput::Elements(B as u64));
+    let fc1 = dev.build_module::<Linear<400, 84>, f32>();
+    let x: Tensor<Rank2<B, 400>, f32, Dev> = dev.sample_normal();
+    g.bench_function("fwd/b64_400_to_84", |bch| {
+        bch.iter(|| fc1.forward(black_box(x.clone())))
+    });
+    g.bench_function("fwd_bwd/b64_400_to_84", |bch| {
+        bch.iter(|| fc1.forward(x.leaky_trace()).sum().backward())
+    });
+    let l = dev.build_module::<Linear<784, 128>, f32>();
+    let x: Tensor<Rank2<B, 784>, f32, Dev> = dev.sample_normal();
+    g.bench_function("fwd/b64_784_to_128", |bch| {
+        bch.iter(|| l.forward(black_box(x.clone())))
+    });
+    g.bench_function("fwd_bwd/b64_784_to_128", |bch| {
+        bch.iter(|| l.forward(x.leaky_trace()).sum().backward())
+    });
+    g.finish();
+}
+
+macro_rules! train_bench {
+    ($g:expr, $dev:expr, $name:expr, $model:ty) => {{
+        let mut model = $dev.build_module::<$model, f32>();
+        let mut opt = Adam::new(&model, Default::default());
+        let x: Tensor<Rank4<B, 1, 28, 28>, f32, Dev> = $dev.sample_normal();
+        let t = onehot(&$dev);
+        let mut grads = Some(model.alloc_grads());
+        $g.bench_function($name, |bch| {
+            bch.iter(|| {
+                let logits = model.forward(x.trace(grads.take().unwrap()));
+                let loss = cross_entropy_with_logits_loss(logits, t.clone());
+                let mut g = loss.backward();
+                opt.update(&mut model, &g).unwrap();
+                model.zero_grads(&mut g);
+                grads = Some(g);
+            })
+        });
+    }};
+}
+
+fn train(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let mut g = c.benchmark_group("train_step");
+    g.throughput(Throughput::Elements(B as u64));
+    train_bench!(g, dev, "lenet_class/b64_adam", LeNetClass);
+    train_bench!(g, dev, "mlp/b64_adam", Mlp);
+    g.finish();
+}
+
+fn infer_at<const N: usize>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    dev: &Dev,
+) {
+    let model = dev.build_module::<LeNetClass, f32>();
+    let x: Tensor<Rank4<N, 1, 28, 28>, f32, Dev> = dev.sample_normal();
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function(format!("lenet_class/b{N}"), |bch| {
+        bch.iter(|| model.forward(black_box(x.clone())))
+    });
+}
+
+fn inference(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let mut g = c.benchmark_group("inference");
+    infer_at::<1>(&mut g, &dev);
+    infer_at::<64>(&mut g, &dev);
+    infer_at::<1000>(&mut g, &dev);
+    g.finish();
+}
+
+/// The typed model and the hand-written ops, alternating inside one group so
+/// both see the same load; criterion reports each, the ratio is theirs.
+fn typed_overhead(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let mut g = c.benchmark_group("typed_overhead");
+    g.throughput(Throughput::Elements(B as u64));
+    let model = dev.build_module::<LeNetClass, f32>();
+    let raw = RawLeNet::from(&model);
+    let x: Tensor<Rank4<B, 1, 28, 28>, f32, Dev> = dev.sample_normal();
+    let t = onehot(&dev);
+    g.bench_function("infer_b64/typed", |bch| {
+        bch.iter(|| model.forward(black_box(x.clone())))
+    });
+    g.bench_function("infer_b64/ops", |bch| {
+        bch.iter(|| raw.forward(black_box(x.clone())))
+    });
+    g.bench_function("fwd_bwd_b64/typed", |bch| {
+        bch.iter(|| {
+            let loss = cross_entropy_with_logits_loss(model.forward(x.leaky_trace()), t.clone());
+            loss.backward()
+        })
+    });
+    g.bench_function("fwd_bwd_b64/ops", |bch| {
+        bch.iter(|| {
+            let loss = cross_entropy_with_logits_loss(raw.forward(x.leaky_trace()), t.clone());
+            loss.backward()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    conv,
+    pool,
+    linear,
+    train,
+    inference,
+    typed_overhead
+);
+criterion_main!(benches);

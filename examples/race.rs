@@ -1,0 +1,228 @@
+//! The static-nn side of `bench/race-pytorch.sh`: runs one workload for a
+//! fixed time and prints one line of JSON with its throughput and the
+//! process's peak RSS.
+//!
+//! ```text
+//! cargo run --release --example race -- lenet-train [seconds]
+//! ```
+//!
+//! Workloads: `lenet-train`, `mlp-train` (batch 64, Adam, cross-entropy, on
+//! random data: the same steps `bench/race_torch.py` times in PyTorch),
+//! `lenet-infer-1`, `lenet-infer-64`, `lenet-infer-1000` (forward without a
+//! tape), and `lenet-train-ops` / `lenet-infer-64-ops` (the class LeNet
+//! written directly with the ops, for the typed-overhead ratio).
+#[path = "../benches/common/raw_lenet.rs"]
+mod raw_lenet;
+use dfdx::optim::{Adam, Optimizer};
+use raw_lenet::RawLeNet;
+use static_nn::prelude::*;
+use std::time::{Duration, Instant};
+
+type Dev = Cpu;
+const B: usize = 64;
+
+/// Peak resident set size of this process, in KiB (`VmHWM`).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs `step` (which processes `per_step` samples) for a warm-up, then for
+/// `secs` seconds; returns (samples/s, steps, median step µs).
+fn time_it(secs: f64, per_step: usize, mut step: impl FnMut()) -> (f64, usize, f64) {
+    // `RACE_STEPS=n`: exactly n steps, no warm-up (for callgrind).
+    if let Some(n) = std::env::var("RACE_STEPS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            step();
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        return ((n * per_step) as f64 / dt, n, dt / n as f64 * 1e6);
+    }
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs_f64((secs * 0.2).min(0.5)) {
+        step();
+    }
+    let mut laps = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs_f64(secs) {
+        let t = Instant::now();
+        step();
+        laps.push(t.elapsed().as_secs_f64());
+    }
+    let total = t0.elapsed().as_secs_f64();
+    laps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = laps.len();
+    ((n * per_step) as f64 / total, n, laps[n / 2] * 1e6)
+}
+
+fn onehot(dev: &Dev) -> Tensor<Rank2<B, 10>, f32, Dev> {
+    let mut v = vec![0.0f32; B * 10];
+    for i in 0..B {
+        v[i * 10 + (i * 7) % 10] = 1.0;
+    }
+    dev.tensor_from_vec(v, (Const::<B>, Const::<10>))
+}
+
+fn lenet_infer<const N: usize>(dev: &Dev, secs: f64) -> (f64, usize, f64) {
+    let model = dev.build_module::<LeNetClass, f32>();
+    let x = dev.sample_normal::<Rank4<N, 1, 28, 28>>();
+    time_it(secs, N, || {
+        let y = model.forward(x.clone());
+        std::hint::black_box(y);
+    })
+}
+
+/// Alternates blocks of typed and hand-written (ops) steps in one process, so
+/// both see the same load; prints the median over blocks of
+/// `typed time / ops time − 1`, for training steps and batch-64 inference.
+fn typed_overhead(dev: &Dev, secs: f64) {
+    const BLOCK: usize = 5;
+    let mut model = dev.build_module::<LeNetClass, f32>();
+    let mut opt = Adam::new(&model, Default::default());
+    let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
+    let t = onehot(dev);
+    let mut grads = Some(model.alloc_grads());
+    let mut train = |typed: bool| {
+        let g = grads.take().unwrap();
+        let logits = if typed {
+            model.forward(x.trace(g))
+        } else {
+            RawLeNet::from(&model).forward(x.trace(g))
+        };
+        let loss = cross_entropy_with_logits_loss(logits, t.clone());
+        let mut g = loss.backward();
+        opt.update(&mut model, &g).unwrap();
+        model.zero_grads(&mut g);
+        grads = Some(g);
+    };
+    let ratios = |step: &mut dyn FnMut(bool)| {
+        let mut r = Vec::new();
+        let t0 = Instant::now();
+        for _ in 0..BLOCK {
+            step(true);
+            step(false);
+        }
+        let mut round = 0;
+        while t0.elapsed() < Duration::from_secs_f64(secs) || r.len() < 5 {
+            let mut dt = [0.0f64; 2];
+            // alternate which goes first
+            for typed in [round % 2 == 0, round % 2 != 0] {
+                let s = Instant::now();
+                for _ in 0..BLOCK {
+                    step(typed);
+                }
+                dt[typed as usize] = s.elapsed().as_secs_f64();
+            }
+            r.push(dt[1] / dt[0] - 1.0);
+            round += 1;
+        }
+        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (r[r.len() / 2], r.len())
+    };
+    let (train_ovh, n_train) = ratios(&mut train);
+    let m2 = dev.build_module::<LeNetClass, f32>();
+    let raw = RawLeNet::from(&m2);
+    let mut infer = |typed: bool| {
+        if typed {
+            std::hint::black_box(m2.forward(x.clone()));
+        } else {
+            std::hint::black_box(raw.forward(x.clone()));
+        }
+    };
+    let (infer_ovh, n_infer) = ratios(&mut infer);
+    println!(
+        "{{\"side\":\"static-nn\",\"workload\":\"typed-overhead\",\"train_overhead\":{train_ovh:.4},\"train_blocks\":{n_train},\"infer64_overhead\":{infer_ovh:.4},\"infer_blocks\":{n_infer}}}"
+    );
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_else(|| "lenet-train".into());
+    let secs: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let dev = Dev::seed_from_u64(0);
+    let (sps, steps, med_us) = match what.as_str() {
+        "lenet-train" => {
+            let mut model = dev.build_module::<LeNetClass, f32>();
+            let mut opt = Adam::new(&model, Default::default());
+            let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
+            let t = onehot(&dev);
+            let mut grads = Some(model.alloc_grads());
+            time_it(secs, B, || {
+                let logits = model.forward(x.trace(grads.take().unwrap()));
+                let loss = cross_entropy_with_logits_loss(logits, t.clone());
+                let mut g = loss.backward();
+                opt.update(&mut model, &g).unwrap();
+                model.zero_grads(&mut g);
+                grads = Some(g);
+            })
+        }
+        "lenet-train-ops" => {
+            // The same computation, written directly with the ops and dfdx.
+            let mut model = dev.build_module::<LeNetClass, f32>();
+            let mut opt = Adam::new(&model, Default::default());
+            let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
+            let t = onehot(&dev);
+            let mut grads = Some(model.alloc_grads());
+            time_it(secs, B, || {
+                // Share the parameters with the typed model so the optimizer
+                // step is identical; only the forward/backward differ.
+                let raw = RawLeNet::from(&model);
+                let logits = raw.forward(x.trace(grads.take().unwrap()));
+                drop(raw);
+                let loss = cross_entropy_with_logits_loss(logits, t.clone());
+                let mut g = loss.backward();
+                opt.update(&mut model, &g).unwrap();
+                model.zero_grads(&mut g);
+                grads = Some(g);
+            })
+        }
+        "mlp-train" => {
+            let mut model = dev.build_module::<Mlp, f32>();
+            let mut opt = Adam::new(&model, Default::default());
+            let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
+            let t = onehot(&dev);
+            let mut grads = Some(model.alloc_grads());
+            time_it(secs, B, || {
+                let logits = model.forward(x.trace(grads.take().unwrap()));
+                let loss = cross_entropy_with_logits_loss(logits, t.clone());
+                let mut g = loss.backward();
+                opt.update(&mut model, &g).unwrap();
+                model.zero_grads(&mut g);
+                grads = Some(g);
+            })
+        }
+        "lenet-infer-1" => lenet_infer::<1>(&dev, secs),
+        "lenet-infer-64" => lenet_infer::<64>(&dev, secs),
+        "lenet-infer-1000" => lenet_infer::<1000>(&dev, secs),
+        "lenet-infer-64-ops" => {
+            let model = dev.build_module::<LeNetClass, f32>();
+            let raw = RawLeNet::from(&model);
+            let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
+            time_it(secs, B, || {
+                std::hint::black_box(raw.forward(x.clone()));
+            })
+        }
+        "typed-overhead" => {
+            typed_overhead(&dev, secs);
+            return;
+        }
+        other => {
+            eprintln!("unknown workload {other}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "{{\"side\":\"static-nn\",\"workload\":\"{what}\",\"samples_per_s\":{sps:.1},\"steps\":{steps},\"median_step_us\":{med_us:.1},\"peak_rss_kib\":{}}}",
+        peak_rss_kib()
+    );
+}
