@@ -142,9 +142,10 @@ fn write_fuzz_seeds() {
 /// allow since `W + 2P ≥ K`) computed an out-of-range column offset for
 /// kernel columns that only ever see padding: an overflow panic with debug
 /// assertions, and a slice index panic (`src[2..2]` of a 1-long row) in
-/// release. Fixed in `src/ops/conv2d/cpu.rs` (`im2col`, `col2im_add`): such
-/// kernel columns are skipped. Forward and backward are checked against the
-/// generic (dfdx-composed) implementation.
+/// release. Fixed in `src/ops/conv2d/cpu.rs` (im2col and its adjoint skip
+/// such kernel columns; the rewritten kernels of the `perf` branch do too).
+/// Forward and backward are checked against the generic (dfdx-composed)
+/// implementation.
 #[test]
 fn conv_with_a_kernel_wider_than_input_and_one_padding() {
     macro_rules! case {
