@@ -8,12 +8,18 @@ fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let path = dir.join("examples").join(name);
-    assert!(path.exists(), "{} is not built; run `cargo test` (it builds the examples)", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo test` (it builds the examples)",
+        path.display()
+    );
     path
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/weights").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/weights")
+        .join(name)
 }
 
 #[test]
@@ -21,7 +27,10 @@ fn infer_with_a_bad_weights_file_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.safetensors");
     std::fs::write(&bad, b"not a safetensors file at all").unwrap();
-    for (model, file) in [("lenet", bad.clone()), ("mlp", fixture("lenet_class.safetensors"))] {
+    for (model, file) in [
+        ("lenet", bad.clone()),
+        ("mlp", fixture("lenet_class.safetensors")),
+    ] {
         let out = Command::new(example("infer"))
             .args(["--model", model, "--weights"])
             .arg(&file)
@@ -56,13 +65,20 @@ fn infer_classifies_a_picture_of_a_digit() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("digit 1 (probability"), "{stdout}");
 }
 
 #[test]
 fn lenet_rejects_an_unknown_model_by_name() {
-    let out = Command::new(example("lenet")).args(["--model", "resnet"]).output().unwrap();
+    let out = Command::new(example("lenet"))
+        .args(["--model", "resnet"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("unknown model `resnet`"), "{stderr}");
