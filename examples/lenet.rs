@@ -96,6 +96,9 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.batch_size == 0 {
+        return Err("--batch-size must be at least 1".into());
+    }
     let data = Mnist::load(&MNIST, args.data.as_deref())?;
     let train = match args.train_limit {
         Some(n) => data.train.subset(0..n.min(data.train.len())),

@@ -273,3 +273,23 @@ fn fast_conv_gradients_are_thread_count_independent() {
     let (one, two) = (run(1), run(2));
     assert_eq!(one, two);
 }
+
+#[test]
+fn mismatched_sizes_are_errors_not_panics() {
+    let dev = Cpu::default();
+    let op = Conv2DOp::new(1, 2, 3, (5, 5), (3, 3), 1, 0).unwrap();
+    let x: Tensor<Dyn4, f32, _> = dev.zeros_like(&(1usize, 1usize, 5usize, 5usize)); // one channel, op says two
+    let w: Tensor<Dyn4, f32, _> = dev.zeros_like(&(3usize, 2usize, 3usize, 3usize));
+    let b: Tensor<(usize,), f32, _> = dev.zeros_like(&(3usize,));
+    let r = Cpu::try_conv2d(op, x, &w, &b, (1usize, 3usize, 3usize, 3usize));
+    assert!(r.is_err());
+    let mut bad = op;
+    bad.h_out = 4; // not what the formula gives
+    let x: Tensor<Dyn4, f32, _> = dev.zeros_like(&(1usize, 2usize, 5usize, 5usize));
+    assert!(Cpu::try_conv2d(bad, x, &w, &b, (1usize, 3usize, 4usize, 3usize)).is_err());
+    let pool = Pool2DOp::new(PoolKind::Max, 2, (4, 4), 2, 2, 0).unwrap();
+    let x: Tensor<(usize, usize, usize), f32, _> = dev.zeros_like(&(3usize, 4usize, 4usize));
+    let r: Result<Tensor<(usize, usize, usize), f32, Cpu>, _> =
+        Cpu::try_pool2d(pool, x, (2usize, 2usize, 2usize));
+    assert!(r.is_err());
+}

@@ -36,6 +36,25 @@ pub struct Conv2DOp {
 }
 
 impl Conv2DOp {
+    /// Whether the sizes are consistent with each other (the output size
+    /// follows the formula, nothing is zero) and with tensors of `x`, `w`,
+    /// `b` and `out` elements.
+    pub fn fits(&self, x: usize, w: usize, b: usize, out: usize) -> bool {
+        let same = Self::new(
+            self.batch,
+            self.chan_in,
+            self.chan_out,
+            (self.h_in, self.w_in),
+            (self.kh, self.kw),
+            self.stride,
+            self.padding,
+        ) == Some(*self);
+        same && x == self.batch * self.chan_in * self.h_in * self.w_in
+            && w == self.chan_out * self.patch_len()
+            && b == self.chan_out
+            && out == self.batch * self.chan_out * self.out_plane()
+    }
+
     /// Sizes for the given input and kernel; the output size follows
     /// [`conv_output_size`](crate::shapes::conv_output_size).
     /// `None` if the kernel does not fit or the stride is 0.
@@ -101,6 +120,8 @@ impl Conv2DOp {
 ///
 /// [`Cpu`] runs hand-written kernels; other devices run the
 /// [`generic`] composition of dfdx ops.
+/// On [`Cpu`], sizes that do not match the tensors give
+/// `Err(CpuError::WrongNumElements)`.
 pub trait Conv2DKernel<E: Dtype>: Device<E> {
     /// `y = conv2d(x, weight) + bias`, recording the backward pass on `x`'s tape.
     ///
@@ -123,6 +144,14 @@ impl Conv2DKernel<f32> for Cpu {
         bias: &Tensor<Sb, f32, Self>,
         out: So,
     ) -> Result<Tensor<So, f32, Self, T>, Self::Err> {
+        if !op.fits(
+            x.shape().num_elements(),
+            weight.shape().num_elements(),
+            bias.shape().num_elements(),
+            out.num_elements(),
+        ) {
+            return Err(CpuError::WrongNumElements);
+        }
         cpu::conv2d(op, x, weight, bias, out)
     }
 }
@@ -135,6 +164,14 @@ impl Conv2DKernel<f64> for Cpu {
         bias: &Tensor<Sb, f64, Self>,
         out: So,
     ) -> Result<Tensor<So, f64, Self, T>, Self::Err> {
+        if !op.fits(
+            x.shape().num_elements(),
+            weight.shape().num_elements(),
+            bias.shape().num_elements(),
+            out.num_elements(),
+        ) {
+            return Err(CpuError::WrongNumElements);
+        }
         cpu::conv2d(op, x, weight, bias, out)
     }
 }

@@ -39,6 +39,21 @@ pub struct Pool2DOp {
 }
 
 impl Pool2DOp {
+    /// Whether the sizes are consistent with each other and with tensors of
+    /// `x` and `out` elements.
+    pub fn fits(&self, x: usize, out: usize) -> bool {
+        let same = Self::new(
+            self.kind,
+            self.planes,
+            (self.h_in, self.w_in),
+            self.kernel,
+            self.stride,
+            self.padding,
+        ) == Some(*self);
+        same && x == self.planes * self.h_in * self.w_in
+            && out == self.planes * self.h_out * self.w_out
+    }
+
     /// Sizes for the given planes and window; `None` if the window does not
     /// fit, the stride is 0, or the padding is more than half the window.
     pub fn new(
@@ -79,6 +94,8 @@ impl Pool2DOp {
 }
 
 /// A device that can run [`Pool2DOp`] with autograd.
+/// On [`Cpu`], sizes that do not match the tensors give
+/// `Err(CpuError::WrongNumElements)`.
 pub trait Pool2DKernel<E: Dtype>: Device<E> {
     /// Pools `x` (`op.planes · op.h_in · op.w_in` elements) into the shape `out`.
     fn try_pool2d<S: Shape, So: Shape, T: Tape<E, Self>>(
@@ -94,6 +111,9 @@ impl Pool2DKernel<f32> for Cpu {
         x: Tensor<S, f32, Self, T>,
         out: So,
     ) -> Result<Tensor<So, f32, Self, T>, Self::Err> {
+        if !op.fits(x.shape().num_elements(), out.num_elements()) {
+            return Err(CpuError::WrongNumElements);
+        }
         cpu::pool2d(op, x, out)
     }
 }
@@ -104,6 +124,9 @@ impl Pool2DKernel<f64> for Cpu {
         x: Tensor<S, f64, Self, T>,
         out: So,
     ) -> Result<Tensor<So, f64, Self, T>, Self::Err> {
+        if !op.fits(x.shape().num_elements(), out.num_elements()) {
+            return Err(CpuError::WrongNumElements);
+        }
         cpu::pool2d(op, x, out)
     }
 }
