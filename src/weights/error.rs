@@ -13,7 +13,7 @@ pub enum WeightsError {
     /// The file could not be read, written, synced or renamed.
     #[error("{}: cannot {action}: {source}", path.display())]
     Io {
-        /// The file (or, for a save, the temporary file or directory).
+        /// The file being read or saved.
         path: PathBuf,
         /// What was being done: `read`, `create`, `write`, `sync`, `rename`.
         action: &'static str,

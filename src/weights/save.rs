@@ -95,6 +95,27 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> Weight
     }
 }
 
+/// Removes temporary files of earlier saves of `name` in `dir` that are over
+/// a day old: what a killed process left behind (a live save's file is fresh).
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(&prefix)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `path` atomically: `write` fills a new temporary file beside it,
 /// which is synced and renamed over `path`. On any failure the temporary file
 /// is removed and `path` is untouched.
@@ -111,6 +132,7 @@ pub(crate) fn write_atomic(
         action: "save to",
         source: io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"),
     })?;
+    remove_stale_temporaries(dir, &name.to_string_lossy());
     let tmp: PathBuf = dir.join(format!(
         ".{}.tmp-{}-{}",
         name.to_string_lossy(),
@@ -121,10 +143,10 @@ pub(crate) fn write_atomic(
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .map_err(io_err(&tmp, "create"))?;
+        .map_err(io_err(path, "create a temporary file to save"))?;
     let result = write(&mut file)
-        .map_err(io_err(&tmp, "write"))
-        .and_then(|()| file.sync_all().map_err(io_err(&tmp, "sync")));
+        .map_err(io_err(path, "write"))
+        .and_then(|()| file.sync_all().map_err(io_err(path, "sync")));
     drop(file);
     let result = result.and_then(|()| fs::rename(&tmp, path).map_err(io_err(path, "replace")));
     if result.is_err() {
@@ -199,7 +221,7 @@ mod tests {
         assert!(matches!(
             err,
             WeightsError::Io {
-                action: "create",
+                action: "create a temporary file to save",
                 ..
             }
         ));
