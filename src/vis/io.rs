@@ -72,7 +72,8 @@ fn chw(img: &Rgb32FImage) -> Vec<f32> {
 
 /// Reads a PNG or JPEG at its own size: `(data, h, w)` with `data` the
 /// `(3, h, w)` RGB values in `[0, 1]`, channel-major. Grey images give three
-/// equal channels; transparency is composited over white.
+/// equal channels; transparency is composited over white. Pictures of more
+/// than 2^25 pixels (33.5 Mpx) are refused with an error before decoding.
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -94,6 +95,7 @@ pub fn read_image_raw(path: &Path) -> Result<(Vec<f32>, usize, usize), VisError>
 /// (bilinear) filter if its size differs. `C = 1` gives the luma (BT.601
 /// weights), `C = 3` the RGB channels; any other `C` fails to compile (when
 /// the function is instantiated). Transparency is composited over white.
+/// Pictures of more than 2^25 pixels are refused (see [`read_image_raw`]).
 ///
 /// ```
 /// use dfdx::prelude::*;
