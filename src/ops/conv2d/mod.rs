@@ -136,45 +136,28 @@ pub trait Conv2DKernel<E: Dtype>: Device<E> {
     ) -> Result<Tensor<So, E, Self, T>, Self::Err>;
 }
 
-impl Conv2DKernel<f32> for Cpu {
-    fn try_conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, T: Tape<f32, Self>>(
-        op: Conv2DOp,
-        x: Tensor<S, f32, Self, T>,
-        weight: &Tensor<Sw, f32, Self>,
-        bias: &Tensor<Sb, f32, Self>,
-        out: So,
-    ) -> Result<Tensor<So, f32, Self, T>, Self::Err> {
-        if !op.fits(
-            x.shape().num_elements(),
-            weight.shape().num_elements(),
-            bias.shape().num_elements(),
-            out.num_elements(),
-        ) {
-            return Err(CpuError::WrongNumElements);
+/// The CPU kernels, for each dtype they support.
+macro_rules! cpu_conv2d {
+    ($($e:ty),*) => {$(
+        impl Conv2DKernel<$e> for Cpu {
+            fn try_conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, T: Tape<$e, Self>>(
+                op: Conv2DOp,
+                x: Tensor<S, $e, Self, T>,
+                weight: &Tensor<Sw, $e, Self>,
+                bias: &Tensor<Sb, $e, Self>,
+                out: So,
+            ) -> Result<Tensor<So, $e, Self, T>, Self::Err> {
+                let sizes = (x.shape(), weight.shape(), bias.shape());
+                let (x_len, w_len, b_len) = (sizes.0.num_elements(), sizes.1.num_elements(), sizes.2.num_elements());
+                if !op.fits(x_len, w_len, b_len, out.num_elements()) {
+                    return Err(CpuError::WrongNumElements);
+                }
+                cpu::conv2d(op, x, weight, bias, out)
+            }
         }
-        cpu::conv2d(op, x, weight, bias, out)
-    }
+    )*};
 }
-
-impl Conv2DKernel<f64> for Cpu {
-    fn try_conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, T: Tape<f64, Self>>(
-        op: Conv2DOp,
-        x: Tensor<S, f64, Self, T>,
-        weight: &Tensor<Sw, f64, Self>,
-        bias: &Tensor<Sb, f64, Self>,
-        out: So,
-    ) -> Result<Tensor<So, f64, Self, T>, Self::Err> {
-        if !op.fits(
-            x.shape().num_elements(),
-            weight.shape().num_elements(),
-            bias.shape().num_elements(),
-            out.num_elements(),
-        ) {
-            return Err(CpuError::WrongNumElements);
-        }
-        cpu::conv2d(op, x, weight, bias, out)
-    }
-}
+cpu_conv2d!(f32, f64);
 
 #[cfg(feature = "cuda")]
 impl<E: Dtype> Conv2DKernel<E> for Cuda

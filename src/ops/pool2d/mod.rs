@@ -105,31 +105,24 @@ pub trait Pool2DKernel<E: Dtype>: Device<E> {
     ) -> Result<Tensor<So, E, Self, T>, Self::Err>;
 }
 
-impl Pool2DKernel<f32> for Cpu {
-    fn try_pool2d<S: Shape, So: Shape, T: Tape<f32, Self>>(
-        op: Pool2DOp,
-        x: Tensor<S, f32, Self, T>,
-        out: So,
-    ) -> Result<Tensor<So, f32, Self, T>, Self::Err> {
-        if !op.fits(x.shape().num_elements(), out.num_elements()) {
-            return Err(CpuError::WrongNumElements);
+/// The CPU kernels, for each dtype they support.
+macro_rules! cpu_pool2d {
+    ($($e:ty),*) => {$(
+        impl Pool2DKernel<$e> for Cpu {
+            fn try_pool2d<S: Shape, So: Shape, T: Tape<$e, Self>>(
+                op: Pool2DOp,
+                x: Tensor<S, $e, Self, T>,
+                out: So,
+            ) -> Result<Tensor<So, $e, Self, T>, Self::Err> {
+                if !op.fits(x.shape().num_elements(), out.num_elements()) {
+                    return Err(CpuError::WrongNumElements);
+                }
+                cpu::pool2d(op, x, out)
+            }
         }
-        cpu::pool2d(op, x, out)
-    }
+    )*};
 }
-
-impl Pool2DKernel<f64> for Cpu {
-    fn try_pool2d<S: Shape, So: Shape, T: Tape<f64, Self>>(
-        op: Pool2DOp,
-        x: Tensor<S, f64, Self, T>,
-        out: So,
-    ) -> Result<Tensor<So, f64, Self, T>, Self::Err> {
-        if !op.fits(x.shape().num_elements(), out.num_elements()) {
-            return Err(CpuError::WrongNumElements);
-        }
-        cpu::pool2d(op, x, out)
-    }
-}
+cpu_pool2d!(f32, f64);
 
 #[cfg(feature = "cuda")]
 impl<E: Dtype> Pool2DKernel<E> for Cuda
