@@ -99,6 +99,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
     }
+    if args.epochs == 0 {
+        return Err("--epochs must be at least 1".into());
+    }
     let data = Mnist::load(&MNIST, args.data.as_deref())?;
     let train = match args.train_limit {
         Some(n) => data.train.subset(0..n.min(data.train.len())),
