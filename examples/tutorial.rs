@@ -23,7 +23,7 @@
 //! | `05_channels.png` | the 2-channel image, its kernels, the output |
 //! | `06_pooling.png` | the image, max pooling, average pooling |
 use clap::Parser;
-use static_nn::nn::{Conv2DModule, OutputShape};
+use static_nn::nn::OutputShape;
 use static_nn::prelude::*;
 use static_nn::vis::{save_gray_png, save_grid_png, save_line_plot, save_signed_png, Panel};
 use static_nn::vision::images::{
@@ -88,8 +88,7 @@ fn section(title: &str) {
     println!("\n=== {title} ===\n");
 }
 
-/// A convolution layer holding the given kernel and a zero bias, like the
-/// notebook's `F.conv2d(img, kernel)`.
+/// A convolution layer holding the given kernel and a zero bias.
 fn conv_with<
     const I: usize,
     const O: usize,
@@ -100,11 +99,8 @@ fn conv_with<
 >(
     dev: &Cpu,
     kernel: [[[[f32; KW]; KH]; I]; O],
-) -> Conv2DModule<I, O, KH, KW, S, P, f32, Cpu> {
-    let mut m = dev.build_module::<Conv2DRect<I, O, KH, KW, S, P>, f32>();
-    m.weight = dev.tensor(kernel);
-    m.bias = dev.zeros();
-    m
+) -> static_nn::nn::Conv2DModule<I, O, KH, KW, S, P, f32, Cpu> {
+    static_nn::nn::Conv2DModule::from_kernel(dev, kernel)
 }
 
 /// One grey panel per one-channel image (or RGB for three channels).

@@ -2,7 +2,7 @@
 //! exactly (f32) by static-nn's layers.
 use static_nn::prelude::*;
 
-/// A 1×1 convolution layer with the given kernel and a zero bias.
+/// A convolution layer holding the given kernel and a zero bias.
 fn conv_with<
     const I: usize,
     const O: usize,
@@ -14,10 +14,7 @@ fn conv_with<
     dev: &Cpu,
     kernel: [[[[f32; KW]; KH]; I]; O],
 ) -> static_nn::nn::Conv2DModule<I, O, KH, KW, S, P, f32, Cpu> {
-    let mut m = dev.build_module::<Conv2DRect<I, O, KH, KW, S, P>, f32>();
-    m.weight = dev.tensor(kernel);
-    m.bias = dev.zeros();
-    m
+    static_nn::nn::Conv2DModule::from_kernel(dev, kernel)
 }
 
 fn arange9(offset: f32) -> [[f32; 3]; 3] {

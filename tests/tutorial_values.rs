@@ -13,7 +13,7 @@ use static_nn::vision::reference::{
 };
 use static_nn::vision::{pad, Chw};
 
-/// A convolution layer with the given kernel and a zero bias.
+/// A convolution layer holding the given kernel and a zero bias.
 fn conv_with<
     const I: usize,
     const O: usize,
@@ -25,10 +25,7 @@ fn conv_with<
     dev: &Cpu,
     kernel: [[[[f32; KW]; KH]; I]; O],
 ) -> Conv2DModule<I, O, KH, KW, S, P, f32, Cpu> {
-    let mut m = dev.build_module::<Conv2DRect<I, O, KH, KW, S, P>, f32>();
-    m.weight = dev.tensor(kernel);
-    m.bias = dev.zeros();
-    m
+    Conv2DModule::from_kernel(dev, kernel)
 }
 
 /// The notebook's 2-channel image: `arange(9)` and `arange(1, 10)`.

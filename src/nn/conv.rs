@@ -175,6 +175,36 @@ impl<
 {
 }
 
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        E: Dtype,
+        D: Device<E>,
+    > Conv2DModule<I, O, KH, KW, S, P, E, D>
+{
+    /// A convolution holding the given kernels `(OUT, IN, KH, KW)` and a zero
+    /// bias, like PyTorch's `F.conv2d(x, kernel)` without a bias.
+    ///
+    /// ```
+    /// use static_nn::nn::Conv2DModule;
+    /// use static_nn::prelude::*;
+    /// let dev = Cpu::default();
+    /// let edge = Conv2DModule::<1, 1, 1, 2, 1, 0, f32, _>::from_kernel(&dev, [[[[1.0, -1.0]]]]);
+    /// let y = edge.forward(dev.tensor([[[0.0f32, 1.0, 1.0]]]));
+    /// assert_eq!(y.array(), [[[-1.0, 0.0]]]);
+    /// ```
+    pub fn from_kernel(dev: &D, kernel: [[[[E; KW]; KH]; I]; O]) -> Self {
+        Self {
+            weight: dev.tensor(kernel),
+            bias: dev.zeros(),
+        }
+    }
+}
+
 /// The output dim of this layer along an input dim of size `H` with kernel `K`.
 type Out<const H: usize, const K: usize, const S: usize, const P: usize> =
     ConvOutSize<H, K, S, P, Conv2DLayer>;

@@ -2,7 +2,7 @@
 use super::error::VisionError;
 use super::images::edge_image;
 use super::kernels::EDGE;
-use crate::nn::{DeviceBuildExt, Inferred, LazyConv2DRect};
+use crate::nn::{Conv2DModule, DeviceBuildExt, Inferred, LazyConv2DRect};
 use dfdx::optim::{Optimizer, Sgd, SgdConfig};
 use dfdx::prelude::*;
 
@@ -44,9 +44,7 @@ pub fn learn_edge_kernel(steps: usize, lr: f64, seed: u64) -> Result<LearnedKern
     let dev = Cpu::seed_from_u64(seed);
     let mut model = dev.build_module::<EdgeNet, f32>();
     // the target: the edge map made by the known kernel
-    let mut known = model.clone();
-    known.weight = dev.tensor([[EDGE]]);
-    known.bias = dev.zeros();
+    let known = Conv2DModule::<1, 1, 1, 2, 1, 0, f32, Cpu>::from_kernel(&dev, [[EDGE]]);
     let x = dev.tensor(edge_image());
     let y = known.forward(x.clone());
 
