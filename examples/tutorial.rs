@@ -23,7 +23,7 @@
 //! | `05_channels.png` | the 2-channel image, its kernels, the output |
 //! | `06_pooling.png` | the image, max pooling, average pooling |
 use clap::Parser;
-use static_nn::nn::OutputShape;
+use static_nn::nn::{Conv2DModule, OutputShape};
 use static_nn::prelude::*;
 use static_nn::vis::{save_gray_png, save_grid_png, save_line_plot, save_signed_png, Panel};
 use static_nn::vision::images::{
@@ -86,21 +86,6 @@ type Res = Result<(), Box<dyn Error>>;
 
 fn section(title: &str) {
     println!("\n=== {title} ===\n");
-}
-
-/// A convolution layer holding the given kernel and a zero bias.
-fn conv_with<
-    const I: usize,
-    const O: usize,
-    const KH: usize,
-    const KW: usize,
-    const S: usize,
-    const P: usize,
->(
-    dev: &Cpu,
-    kernel: [[[[f32; KW]; KH]; I]; O],
-) -> static_nn::nn::Conv2DModule<I, O, KH, KW, S, P, f32, Cpu> {
-    static_nn::nn::Conv2DModule::from_kernel(dev, kernel)
 }
 
 /// One grey panel per one-channel image (or RGB for three channels).
@@ -227,7 +212,8 @@ fn cross_correlation(dev: &Cpu, out: &Path) -> Res {
     );
     let by_hand = corr2d(&img, &kernel)?;
     println!("\nby hand (the double loop):\n{}", by_hand.show());
-    let conv = conv_with::<1, 1, 2, 2, 1, 0>(dev, [[[[0.0, 1.0], [2.0, 3.0]]]]);
+    let conv =
+        Conv2DModule::<1, 1, 2, 2, 1, 0, f32, Cpu>::from_kernel(dev, [[[[0.0, 1.0], [2.0, 3.0]]]]);
     let y: Tensor<Rank3<1, 2, 2>, f32, _> = conv.forward(dev.tensor(arange::<3, 3>(0.0)));
     println!("\nF.conv2d (the Conv2D layer):\n{}", show(&y));
     save_matrices(
@@ -253,7 +239,7 @@ fn kernels_section(dev: &Cpu, out: &Path, args: &Args, picture: &Picture) -> Res
     )?;
 
     println!("\nkernel = [[[1.0, -1.0]]]");
-    let conv = conv_with::<1, 1, 1, 2, 1, 0>(dev, [[EDGE]]);
+    let conv = Conv2DModule::<1, 1, 1, 2, 1, 0, f32, Cpu>::from_kernel(dev, [[EDGE]]);
     let edges: Tensor<Rank3<1, 6, 7>, f32, _> = conv.forward(img.clone());
     println!("out, out.shape\n{}", show(&edges));
     let by_hand = corr2d(&Chw::from_tensor(&img), &kernels::edge())?;
@@ -375,11 +361,11 @@ fn padding_and_stride(dev: &Cpu, out: &Path) -> Res {
 
     let ones = [[[[1.0f32; 2]; 2]]];
     let manual: Tensor<Rank3<1, 4, 4>, f32, _> =
-        conv_with::<1, 1, 2, 2, 1, 0>(dev, ones).forward(padded);
+        Conv2DModule::<1, 1, 2, 2, 1, 0, f32, Cpu>::from_kernel(dev, ones).forward(padded);
     let padding: Tensor<Rank3<1, 4, 4>, f32, _> =
-        conv_with::<1, 1, 2, 2, 1, 1>(dev, ones).forward(img.clone());
+        Conv2DModule::<1, 1, 2, 2, 1, 1, f32, Cpu>::from_kernel(dev, ones).forward(img.clone());
     let stride: Tensor<Rank3<1, 2, 2>, f32, _> =
-        conv_with::<1, 1, 2, 2, 2, 1>(dev, ones).forward(img.clone());
+        Conv2DModule::<1, 1, 2, 2, 2, 1, f32, Cpu>::from_kernel(dev, ones).forward(img.clone());
     println!("\nmanual_padding\n{}", show(&manual));
     println!("conv2d_padding (padding=1)\n{}", show(&padding));
     println!("conv2d_stride (padding=1, stride=2)\n{}", show(&stride));
@@ -446,10 +432,11 @@ fn multiple_channels(dev: &Cpu, out: &Path) -> Res {
     let conv2 = corr2d(&ci.channel(1)?, &ck.channel(1)?)?;
     let sum = conv1.add(&conv2)?;
     println!("conv1 + conv2\n{}", sum.show());
-    let layer = conv_with::<2, 1, 2, 2, 1, 0>(dev, [two_channel_kernel(0.0)]);
+    let layer =
+        Conv2DModule::<2, 1, 2, 2, 1, 0, f32, Cpu>::from_kernel(dev, [two_channel_kernel(0.0)]);
     let y = layer.forward(img.clone());
     println!("# or equivalently\nF.conv2d(img, kernels)\n{}", show(&y));
-    let three = conv_with::<2, 3, 2, 2, 1, 0>(
+    let three = Conv2DModule::<2, 3, 2, 2, 1, 0, f32, Cpu>::from_kernel(
         dev,
         [
             two_channel_kernel(0.0),

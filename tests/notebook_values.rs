@@ -1,21 +1,7 @@
 //! The values the notebook prints for convolution and pooling, reproduced
 //! exactly (f32) by static-nn's layers.
+use static_nn::nn::{Conv2DModule, OutputShape};
 use static_nn::prelude::*;
-
-/// A convolution layer holding the given kernel and a zero bias.
-fn conv_with<
-    const I: usize,
-    const O: usize,
-    const KH: usize,
-    const KW: usize,
-    const S: usize,
-    const P: usize,
->(
-    dev: &Cpu,
-    kernel: [[[[f32; KW]; KH]; I]; O],
-) -> static_nn::nn::Conv2DModule<I, O, KH, KW, S, P, f32, Cpu> {
-    static_nn::nn::Conv2DModule::from_kernel(dev, kernel)
-}
 
 fn arange9(offset: f32) -> [[f32; 3]; 3] {
     let mut a = [[0.0; 3]; 3];
@@ -28,7 +14,8 @@ fn arange9(offset: f32) -> [[f32; 3]; 3] {
 #[test]
 fn cross_correlation_of_arange() {
     let dev = Cpu::default();
-    let conv = conv_with::<1, 1, 2, 2, 1, 0>(&dev, [[[[0.0, 1.0], [2.0, 3.0]]]]);
+    let conv =
+        Conv2DModule::<1, 1, 2, 2, 1, 0, f32, Cpu>::from_kernel(&dev, [[[[0.0, 1.0], [2.0, 3.0]]]]);
     let y = conv.forward(dev.tensor([arange9(0.0)]));
     assert_eq!(y.array(), [[[19.0, 25.0], [37.0, 43.0]]]);
 }
@@ -40,7 +27,7 @@ fn edge_kernel_finds_the_edges() {
     for row in img[0].iter_mut() {
         row[2..6].fill(1.0);
     }
-    let conv = conv_with::<1, 1, 1, 2, 1, 0>(&dev, [[[[1.0, -1.0]]]]);
+    let conv = Conv2DModule::<1, 1, 1, 2, 1, 0, f32, Cpu>::from_kernel(&dev, [[[[1.0, -1.0]]]]);
     let y: Tensor<Rank3<1, 6, 7>, f32, _> = conv.forward(dev.tensor(img));
     for row in y.array()[0] {
         assert_eq!(row, [0.0, -1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
@@ -51,7 +38,7 @@ fn edge_kernel_finds_the_edges() {
 fn padding_and_stride() {
     let dev = Cpu::default();
     let img = dev.tensor([arange9(1.0)]);
-    let padded = conv_with::<1, 1, 2, 2, 1, 1>(&dev, [[[[1.0; 2]; 2]]]);
+    let padded = Conv2DModule::<1, 1, 2, 2, 1, 1, f32, Cpu>::from_kernel(&dev, [[[[1.0; 2]; 2]]]);
     let y: Tensor<Rank3<1, 4, 4>, f32, _> = padded.forward(img.clone());
     assert_eq!(
         y.array(),
@@ -62,7 +49,7 @@ fn padding_and_stride() {
             [7.0, 15.0, 17.0, 9.0]
         ]]
     );
-    let strided = conv_with::<1, 1, 2, 2, 2, 1>(&dev, [[[[1.0; 2]; 2]]]);
+    let strided = Conv2DModule::<1, 1, 2, 2, 2, 1, f32, Cpu>::from_kernel(&dev, [[[[1.0; 2]; 2]]]);
     let y: Tensor<Rank3<1, 2, 2>, f32, _> = strided.forward(img);
     assert_eq!(y.array(), [[[1.0, 5.0], [11.0, 28.0]]]);
 }
@@ -77,12 +64,13 @@ fn multiple_input_and_output_channels() {
             [[1.0 + i, 2.0 + i], [3.0 + i, 4.0 + i]],
         ]
     };
-    let one = conv_with::<2, 1, 2, 2, 1, 0>(&dev, [k(0.0)]);
+    let one = Conv2DModule::<2, 1, 2, 2, 1, 0, f32, Cpu>::from_kernel(&dev, [k(0.0)]);
     assert_eq!(
         one.forward(img.clone()).array(),
         [[[[56.0, 72.0], [104.0, 120.0]]]]
     );
-    let three = conv_with::<2, 3, 2, 2, 1, 0>(&dev, [k(0.0), k(1.0), k(2.0)]);
+    let three =
+        Conv2DModule::<2, 3, 2, 2, 1, 0, f32, Cpu>::from_kernel(&dev, [k(0.0), k(1.0), k(2.0)]);
     assert_eq!(
         three.forward(img).array(),
         [[
@@ -132,5 +120,3 @@ fn output_size_table_and_flattened_features() {
     let y: Tensor<(Const<100>, Flat<1, 28, 28>), f32, _> = Flatten.forward(conv.forward(x));
     assert_eq!(y.shape().1.size(), 784);
 }
-
-use static_nn::nn::OutputShape;

@@ -13,21 +13,6 @@ use static_nn::vision::reference::{
 };
 use static_nn::vision::{pad, Chw};
 
-/// A convolution layer holding the given kernel and a zero bias.
-fn conv_with<
-    const I: usize,
-    const O: usize,
-    const KH: usize,
-    const KW: usize,
-    const S: usize,
-    const P: usize,
->(
-    dev: &Cpu,
-    kernel: [[[[f32; KW]; KH]; I]; O],
-) -> Conv2DModule<I, O, KH, KW, S, P, f32, Cpu> {
-    Conv2DModule::from_kernel(dev, kernel)
-}
-
 /// The notebook's 2-channel image: `arange(9)` and `arange(1, 10)`.
 fn two_channel_image() -> [[[f32; 3]; 3]; 2] {
     [arange::<3, 3>(0.0)[0], arange::<3, 3>(1.0)[0]]
@@ -77,7 +62,8 @@ fn cross_correlation_by_hand() {
     assert_eq!(out.to_string(), "[[[19., 25.],\n  [37., 43.]]]");
     // ... and F.conv2d
     let dev = Cpu::default();
-    let conv = conv_with::<1, 1, 2, 2, 1, 0>(&dev, [[[[0.0, 1.0], [2.0, 3.0]]]]);
+    let conv =
+        Conv2DModule::<1, 1, 2, 2, 1, 0, f32, Cpu>::from_kernel(&dev, [[[[0.0, 1.0], [2.0, 3.0]]]]);
     let y: Tensor<Rank3<1, 2, 2>, f32, _> = conv.forward(dev.tensor(arange::<3, 3>(0.0)));
     assert_eq!(y.as_vec(), out.data());
 }
@@ -93,7 +79,7 @@ fn edge_kernel_rows_and_shape() {
         assert_eq!(row, [0.0, -1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
     }
     let dev = Cpu::default();
-    let conv = conv_with::<1, 1, 1, 2, 1, 0>(&dev, [[EDGE]]);
+    let conv = Conv2DModule::<1, 1, 1, 2, 1, 0, f32, Cpu>::from_kernel(&dev, [[EDGE]]);
     let y: Tensor<Rank3<1, 6, 7>, f32, _> = conv.forward(dev.tensor(edge_image()));
     assert_eq!(y.as_vec(), out.data());
 }
@@ -122,9 +108,9 @@ fn manual_padding_equals_layer_padding() {
 
     let ones = [[[[1.0f32; 2]; 2]]];
     let manual: Tensor<Rank3<1, 4, 4>, f32, _> =
-        conv_with::<1, 1, 2, 2, 1, 0>(&dev, ones).forward(padded.clone());
+        Conv2DModule::<1, 1, 2, 2, 1, 0, f32, Cpu>::from_kernel(&dev, ones).forward(padded.clone());
     let layer: Tensor<Rank3<1, 4, 4>, f32, _> =
-        conv_with::<1, 1, 2, 2, 1, 1>(&dev, ones).forward(img.clone());
+        Conv2DModule::<1, 1, 2, 2, 1, 1, f32, Cpu>::from_kernel(&dev, ones).forward(img.clone());
     assert_eq!(manual.as_vec(), PADDED);
     assert_eq!(layer.as_vec(), PADDED);
     // and by hand, both ways
@@ -144,7 +130,7 @@ fn strided_convolution() {
     let ones = [[[[1.0f32; 2]; 2]]];
     // (3 + 2 − 2) / 2 + 1 = 2
     let y: Tensor<Rank3<1, 2, 2>, f32, _> =
-        conv_with::<1, 1, 2, 2, 2, 1>(&dev, ones).forward(img.clone());
+        Conv2DModule::<1, 1, 2, 2, 2, 1, f32, Cpu>::from_kernel(&dev, ones).forward(img.clone());
     assert_eq!(y.array(), [[[1.0, 5.0], [11.0, 28.0]]]);
     let by_hand = corr2d_with(&Chw::from_tensor(&img), &Chw::from_array(ones[0]), 2, 1).unwrap();
     assert_eq!(by_hand.data(), &[1.0, 5.0, 11.0, 28.0]);
@@ -162,7 +148,8 @@ fn channel_sums_equal_one_two_channel_conv() {
     assert_eq!(corr2d(&img, &k).unwrap(), sum);
 
     let dev = Cpu::default();
-    let layer = conv_with::<2, 1, 2, 2, 1, 0>(&dev, [two_channel_kernel(0.0)]);
+    let layer =
+        Conv2DModule::<2, 1, 2, 2, 1, 0, f32, Cpu>::from_kernel(&dev, [two_channel_kernel(0.0)]);
     let y: Tensor<Rank4<1, 1, 2, 2>, f32, _> = layer.forward(dev.tensor([two_channel_image()]));
     assert_eq!(y.array(), [[[[56.0, 72.0], [104.0, 120.0]]]]);
 }
@@ -182,7 +169,7 @@ fn three_output_channels_equal_concatenated_single_kernels() {
     assert_eq!(cat.data(), &expected);
 
     let dev = Cpu::default();
-    let layer = conv_with::<2, 3, 2, 2, 1, 0>(
+    let layer = Conv2DModule::<2, 3, 2, 2, 1, 0, f32, Cpu>::from_kernel(
         &dev,
         [
             two_channel_kernel(0.0),
