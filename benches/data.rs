@@ -11,7 +11,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dfdx::prelude::*;
 use static_nn::data::{
-    find_in_dir, locate, read_idx_images, DataLoader, LabelledImages, LoaderConfig, Mnist,
+    find_in_dir, locate, read_idx_images, DataLoader, IdxDataset, LabelledImages, LoaderConfig,
     Normalize, Split, MNIST,
 };
 
@@ -35,7 +35,7 @@ fn decode(c: &mut Criterion) {
         })
     });
     g.bench_function("load_both_splits", |b| {
-        b.iter(|| Mnist::load(&MNIST, Some(&dir)).expect("valid files"))
+        b.iter(|| IdxDataset::load(&MNIST, Some(&dir)).expect("valid files"))
     });
     g.finish();
 }
@@ -43,7 +43,7 @@ fn decode(c: &mut Criterion) {
 fn loader(c: &mut Criterion) {
     let dir = mnist_dir();
     let train: Arc<LabelledImages> =
-        Arc::new(Mnist::load_split(&MNIST, Some(&dir), Split::Train).expect("valid files"));
+        Arc::new(IdxDataset::load_split(&MNIST, Some(&dir), Split::Train).expect("valid files"));
     let cfg = |prefetch| LoaderConfig {
         batch_size: 64,
         shuffle: Some(0),

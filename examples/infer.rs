@@ -11,8 +11,10 @@
 //! line. With `--image`, the picture (any size, any colour) is converted to a
 //! 28×28 grey digit the way MNIST was made, and the digit and its probability
 //! are printed. A bad weights file exits non-zero with the loader's error.
+mod common;
+
 use clap::Parser;
-use static_nn::data::{Batch, DataLoader, LoaderConfig, Mnist, Split, MNIST};
+use static_nn::data::{Batch, DataLoader, IdxDataset, LoaderConfig, LocateOptions, Split, MNIST};
 use static_nn::models::NotebookModel;
 use static_nn::prelude::*;
 use static_nn::train::{Classifier, ImageClassifier, OptimizerConfig};
@@ -62,10 +64,10 @@ where
         .map_err(|e| format!("building the model: {e:?}"))?;
     static_nn::weights::load(&mut model, &args.weights)?;
     let mut clf = Classifier::new(model, dev, OptimizerConfig::sgd(0.0));
-    clf.verbose = false;
+    clf.set_observer(common::train_progress(false));
 
     if let Some(image) = &args.image {
-        let pixels = static_nn::vis::mnistify(image)?;
+        let pixels = static_nn::pictures::mnistify(image)?;
         let batch = Batch {
             images: pixels.to_vec(),
             labels: vec![0],
@@ -82,7 +84,9 @@ where
         return Ok(());
     }
 
-    let test = Mnist::load_split(&MNIST, args.data.as_deref(), Split::Test)?;
+    let mut opts = LocateOptions::from_env(&MNIST, args.data.as_deref());
+    opts.observer = Some(Arc::new(common::download_progress()));
+    let test = IdxDataset::load_split_with(&MNIST, &opts, Split::Test)?;
     let loader = DataLoader::new(
         Arc::new(test),
         LoaderConfig {

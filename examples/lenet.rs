@@ -12,14 +12,16 @@
 //! (`<model>.safetensors`), a grid of test predictions (`predictions.png`)
 //! and the loss curve (`loss.png`). The last line is
 //! `test accuracy: 99.10% (9910/10000)`.
+mod common;
+
 use clap::{Parser, ValueEnum};
-use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Mnist, MNIST};
+use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, MNIST};
 use static_nn::models::NotebookModel;
+use static_nn::pictures::{save_grid_png, save_line_plot, Panel};
 use static_nn::prelude::*;
 use static_nn::train::{
     default_device, Classifier, DeviceChoice, ImageClassifier, LrSchedule, OptimizerConfig,
 };
-use static_nn::vis::{save_grid_png, save_line_plot, Panel};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -102,7 +104,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.epochs == 0 {
         return Err("--epochs must be at least 1".into());
     }
-    let data = Mnist::load(&MNIST, args.data.as_deref())?;
+    let data = common::load_idx(&MNIST, args.data.as_deref())?;
     let train = match args.train_limit {
         Some(n) => data.train.subset(0..n.min(data.train.len())),
         None => data.train,
@@ -140,6 +142,7 @@ fn dispatch<D>(
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32>
+        + static_nn::TypedErrors
         + static_nn::ops::Conv2DKernel<f32>
         + static_nn::ops::Pool2DKernel<f32>
         + DeviceBuildExt,
@@ -168,7 +171,7 @@ fn train_and_report<Net, D>(
     test: LabelledImages,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
-    D: Device<f32> + DeviceBuildExt,
+    D: Device<f32> + static_nn::TypedErrors + DeviceBuildExt,
     Net: BuildOnDevice<D, f32> + InferShape<Rank3<1, 28, 28>>,
     Net::Built: ImageClassifier<28, 28, D>,
 {
@@ -210,7 +213,7 @@ where
         args.batch_size
     );
     let mut clf = Classifier::new(model, dev, optimizer);
-    clf.progress = !args.quiet;
+    clf.set_observer(common::train_progress(args.quiet));
     let schedule = args.schedule.unwrap_or(if args.tutorial {
         Schedule::Constant
     } else {
@@ -262,7 +265,7 @@ fn plot_predictions<M, D>(
     path: &Path,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
-    D: Device<f32>,
+    D: Device<f32> + static_nn::TypedErrors,
     M: ImageClassifier<28, 28, D>,
 {
     let loader = DataLoader::new(

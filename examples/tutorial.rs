@@ -24,16 +24,16 @@
 //! | `06_pooling.png` | the image, max pooling, average pooling |
 use clap::Parser;
 use static_nn::nn::{Conv2DModule, OutputShape};
+use static_nn::pictures::{save_gray_png, save_grid_png, save_line_plot, save_signed_png, Panel};
 use static_nn::prelude::*;
-use static_nn::vis::{save_gray_png, save_grid_png, save_line_plot, save_signed_png, Panel};
-use static_nn::vision::images::{
+use static_nn::tutorial::kernels::{self, default_sigma, EDGE};
+use static_nn::tutorial::photo::{self, MAX_PHOTO_SIDE};
+use static_nn::tutorial::reference::{corr2d, corr2d_with, pool2d_ref, PoolKind};
+use static_nn::tutorial::tensors::{
     arange, edge_image, flatten_1d, flatten_2d, flatten_3d, random_gray, random_rgb,
     NOTEBOOK_RANDOM_6X6,
 };
-use static_nn::vision::kernels::{self, default_sigma, EDGE};
-use static_nn::vision::photo::{self, MAX_PHOTO_SIDE};
-use static_nn::vision::reference::{corr2d, corr2d_with, pool2d_ref, PoolOp};
-use static_nn::vision::{learn_edge_kernel, pad, show, Chw, VisionError};
+use static_nn::tutorial::{learn_edge_kernel, pad, show, Chw, TutorialError};
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,7 +98,7 @@ fn panel<'a>(img: &'a Chw, title: impl Into<String>) -> Panel<'a> {
 /// `scale`×`scale` block, inside a one-pixel mid-grey frame so that white
 /// cells stand out from the white page (grey images are shown from their
 /// minimum to their maximum, so mid-grey is half way).
-fn framed(img: &Chw, scale: usize) -> Result<Chw, VisionError> {
+fn framed(img: &Chw, scale: usize) -> Result<Chw, TutorialError> {
     let (c, h, w) = img.shape();
     let (lo, hi) = img.range().unwrap_or((0.0, 1.0));
     let mid = if c == 3 { 0.5 } else { (lo + hi) / 2.0 };
@@ -256,7 +256,7 @@ fn kernels_section(dev: &Cpu, out: &Path, args: &Args, picture: &Picture) -> Res
     }
     println!(
         "Learned Kernel: {}\nLearned bias: {:.4}",
-        static_nn::vision::show_values(&[1, 1, 1, 2], &learned.kernel),
+        static_nn::tutorial::show_values(&[1, 1, 1, 2], &learned.kernel),
         learned.bias
     );
     save_signed_png(
@@ -315,7 +315,7 @@ fn photo_filters(out: &Path, k: usize, picture: &Picture) -> Res {
         w,
         Some((0.0, 1.0)),
     )?;
-    let save = |file: &str, c: &Chw, range| -> Result<(), VisionError> {
+    let save = |file: &str, c: &Chw, range| -> Result<(), TutorialError> {
         let (_, h, w) = c.shape();
         Ok(save_gray_png(&out.join(file), c.data(), h, w, range)?)
     };
@@ -470,8 +470,8 @@ fn pooling(dev: &Cpu, out: &Path) -> Res {
     let channel: Tensor<Rank3<1, 3, 3>, f32, _> = dev.tensor(arange::<3, 3>(0.0));
     println!("img_channel\n{}", show(&channel));
     let c = Chw::from_tensor(&channel);
-    let max = pool2d_ref(&c, 2, 1, 0, PoolOp::Max)?;
-    let avg = pool2d_ref(&c, 2, 1, 0, PoolOp::Avg)?;
+    let max = pool2d_ref(&c, 2, 1, 0, PoolKind::Max)?;
+    let avg = pool2d_ref(&c, 2, 1, 0, PoolKind::Avg)?;
     println!("by hand, operation = 'max'\n{}", max.show());
     println!("by hand, operation = 'avg'\n{}", avg.show());
     println!(

@@ -12,7 +12,7 @@
 //! autodiff, the CPU and CUDA devices and the optimizers are dfdx's. On top of
 //! them static-nn adds what dfdx 0.13 lacks on stable Rust: 2-D convolution and
 //! pooling, typed output sizes, lazy layers, models, MNIST data, training
-//! drivers, PyTorch-compatible weights and pictures.
+//! drivers and PyTorch-compatible weights.
 //!
 //! | module | concern |
 //! |---|---|
@@ -20,22 +20,44 @@
 //! | [`nn`] | layers (`Conv2D`, pools, `Linear`, `Flatten`, lazy layers) and composition |
 //! | [`ops`] | the tensor operations behind the layers: generic and fast CPU kernels |
 //! | [`models`] | the notebook's networks (`LeNet`, LeNet-5, the MLP) and model summaries |
-//! | [`data`] | MNIST-format data: IDX files, verified download and cache, batch loader |
-//! | [`train`] | the `Classifier` driver: `fit`, `evaluate`, `predict` |
 //! | [`weights`] | safetensors save/load with PyTorch names |
-//! | [`vis`] | PNG pictures: image grids, loss curves, colour maps |
-//! | [`vision`] | the notebook's image operations: reference cross-correlation, kernels, padding |
+//! | [`data`] | labelled images in memory and the batch loader; with `datasets`, IDX files, checksums and the cache; with `download`, verified downloads |
+//! | [`train`] | the `Classifier` driver: `fit`, `evaluate`, `predict`, progress through an observer |
+//! | `pictures` (feature `pictures`) | reading pictures, writing PNGs: image grids, loss curves, colour maps |
+//! | `tutorial` (feature `tutorial`) | the notebook's image operations: reference cross-correlation, kernels, padding |
+//! | [`error`] | [`Error`], into which every module's error converts |
+//!
+//! # Features
+//!
+//! | feature | default | adds | dependencies |
+//! |---|---|---|---|
+//! | `datasets` | yes | reading IDX files (raw or gzip), checksums, finding data in a directory, `$MNIST_DIR` or the cache | flate2, md-5, sha2, dirs |
+//! | `download` | yes | downloading missing data sets, verified, into the cache | ureq |
+//! | `pictures` | yes | the `pictures` module | image, font8x8 |
+//! | `tutorial` | yes | the `tutorial` module (needs `pictures`) | |
+//! | `cuda` | no | dfdx's CUDA device and static-nn's ops on it | cudarc |
+//!
+//! With `default-features = false` static-nn is the typed library alone:
+//! shapes, nn, ops, models, weights, the in-memory loader and the training
+//! driver, on dfdx, typenum, rand, num-traits, safetensors, thiserror, gemm
+//! and rayon. It has no process-wide side effects: it never prints, keeps no
+//! global state and leaves the allocator alone.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
 #![allow(clippy::type_complexity)]
 
 pub mod data;
+pub mod error;
 pub mod models;
 pub mod nn;
 pub mod ops;
+#[cfg(feature = "pictures")]
+pub mod pictures;
 pub mod prelude;
 pub mod shapes;
 pub mod train;
-pub mod vis;
-pub mod vision;
+#[cfg(feature = "tutorial")]
+pub mod tutorial;
 pub mod weights;
+
+pub use error::{DeviceError, Error, Result, TypedErrors};

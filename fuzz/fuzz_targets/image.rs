@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use static_nn::prelude::*;
-use static_nn::vis::{mnistify, read_image, read_image_raw};
+use static_nn::pictures::{mnistify, read_image, read_image_raw};
 use static_nn_fuzz::scratch;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,6 +6,7 @@ use dfdx::tensor::Tensor;
 use dfdx::tensor_ops::Device;
 
 use super::error::DataError;
+use crate::error::TypedErrors;
 
 /// Number of classes of the MNIST-format data sets.
 pub const NUM_CLASSES: usize = 10;
@@ -31,8 +32,9 @@ pub struct Batch {
     pub cols: usize,
 }
 
-fn device_err<E: std::fmt::Display>(e: E) -> DataError {
-    DataError::Device(e.to_string())
+/// Wraps a device's failure to hold a batch.
+fn device_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> DataError {
+    crate::DeviceError::new("copying a batch to the device", e).into()
 }
 
 impl Batch {
@@ -84,7 +86,7 @@ impl Batch {
     /// # Ok::<(), static_nn::data::DataError>(())
     /// ```
     #[allow(clippy::type_complexity)]
-    pub fn to_tensors<const H: usize, const W: usize, D: Device<f32>>(
+    pub fn to_tensors<const H: usize, const W: usize, D: Device<f32> + TypedErrors>(
         &self,
         dev: &D,
     ) -> Result<(ImagesTensor<H, W, D>, LabelsTensor<D>), DataError> {
@@ -101,7 +103,7 @@ impl Batch {
 
     /// [`Batch::to_tensors`] that consumes the batch and so saves a copy.
     #[allow(clippy::type_complexity)]
-    pub fn into_tensors<const H: usize, const W: usize, D: Device<f32>>(
+    pub fn into_tensors<const H: usize, const W: usize, D: Device<f32> + TypedErrors>(
         self,
         dev: &D,
     ) -> Result<(ImagesTensor<H, W, D>, LabelsTensor<D>), DataError> {
@@ -132,7 +134,12 @@ impl Batch {
     /// # Ok::<(), static_nn::data::DataError>(())
     /// ```
     #[allow(clippy::type_complexity)]
-    pub fn to_const_tensors<const B: usize, const H: usize, const W: usize, D: Device<f32>>(
+    pub fn to_const_tensors<
+        const B: usize,
+        const H: usize,
+        const W: usize,
+        D: Device<f32> + TypedErrors,
+    >(
         &self,
         dev: &D,
     ) -> Result<
@@ -182,19 +189,22 @@ impl Batch {
     /// let t = b.one_hot(&Cpu::default());
     /// assert_eq!(t.as_vec(), [0., 0., 1., 0., 0., 0., 0., 0., 0., 0.]);
     /// ```
-    pub fn one_hot<D: Device<f32>>(&self, dev: &D) -> OneHotTensor<D> {
+    pub fn one_hot<D: Device<f32> + TypedErrors>(&self, dev: &D) -> OneHotTensor<D> {
         dev.tensor_from_vec(self.one_hot_values(), (self.len(), Const::<NUM_CLASSES>))
     }
 
     /// [`Batch::one_hot`] that returns device errors.
-    pub fn try_one_hot<D: Device<f32>>(&self, dev: &D) -> Result<OneHotTensor<D>, DataError> {
+    pub fn try_one_hot<D: Device<f32> + TypedErrors>(
+        &self,
+        dev: &D,
+    ) -> Result<OneHotTensor<D>, DataError> {
         dev.try_tensor_from_vec(self.one_hot_values(), (self.len(), Const::<NUM_CLASSES>))
             .map_err(device_err)
     }
 
     /// One-hot targets with a const batch size: `Tensor<Rank2<B, 10>>`;
     /// errors if the batch does not hold exactly `B` images.
-    pub fn one_hot_const<const B: usize, D: Device<f32>>(
+    pub fn one_hot_const<const B: usize, D: Device<f32> + TypedErrors>(
         &self,
         dev: &D,
     ) -> Result<Tensor<Rank2<B, NUM_CLASSES>, f32, D>, DataError> {

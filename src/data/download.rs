@@ -8,10 +8,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::idx::{check_labels, parse_idx, GZIP_MAGIC};
 use super::spec::FileSpec;
@@ -20,21 +18,85 @@ use super::verify::verify_bytes;
 /// No MNIST-format file comes near this; a body that does is refused.
 const MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
 
+/// What a download is doing, as told to a [`DownloadObserver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DownloadEvent<'a> {
+    /// A request to `url` is about to be sent.
+    Started {
+        /// The file's URL.
+        url: &'a str,
+    },
+    /// The server answered; `total` is its Content-Length, if it gave one.
+    Receiving {
+        /// The file's URL.
+        url: &'a str,
+        /// The announced size in bytes.
+        total: Option<u64>,
+    },
+    /// `bytes` have arrived so far.
+    Progress {
+        /// The file's URL.
+        url: &'a str,
+        /// Bytes received so far.
+        bytes: u64,
+    },
+    /// The file arrived, was verified and is in place.
+    Finished {
+        /// The file's URL.
+        url: &'a str,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// This mirror failed (the next one is tried, if any); `why` says how.
+    Failed {
+        /// The file's URL.
+        url: &'a str,
+        /// What went wrong, as it will appear in the error.
+        why: &'a str,
+    },
+}
+
+/// Receives [`DownloadEvent`]s, to show progress: static-nn itself never
+/// prints. Set one in [`LocateOptions::observer`](super::LocateOptions::observer).
+/// Any `Fn(DownloadEvent)` closure that is `Send + Sync` is an observer.
+///
+/// ```
+/// use static_nn::data::{DownloadEvent, DownloadObserver, LocateOptions};
+/// use std::sync::Arc;
+/// let log = |e: DownloadEvent| {
+///     if let DownloadEvent::Started { url } = e {
+///         eprintln!("downloading {url}");
+///     }
+/// };
+/// let opts = LocateOptions { observer: Some(Arc::new(log)), ..Default::default() };
+/// # let _ = opts;
+/// ```
+pub trait DownloadObserver: Send + Sync {
+    /// Called for each event, on the thread that downloads.
+    fn on_event(&self, event: DownloadEvent<'_>);
+}
+
+impl<F: Fn(DownloadEvent<'_>) + Send + Sync> DownloadObserver for F {
+    fn on_event(&self, event: DownloadEvent<'_>) {
+        self(event)
+    }
+}
+
 /// How to download.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct DownloadConfig {
     /// Timeout of each network phase (name resolution, connection, response, each read).
     pub timeout: Duration,
-    /// Show a progress bar (on a terminal) and a line per download on stderr.
-    pub progress: bool,
+    /// Where progress goes.
+    pub observer: Option<Arc<dyn DownloadObserver>>,
 }
 
-/// The URL of `name` under a mirror's base URL.
-pub(crate) fn join_url(base: &str, name: &str) -> String {
-    if base.ends_with('/') {
-        format!("{base}{name}")
-    } else {
-        format!("{base}/{name}")
+impl DownloadConfig {
+    fn tell(&self, event: DownloadEvent<'_>) {
+        if let Some(o) = &self.observer {
+            o.on_event(event);
+        }
     }
 }
 
@@ -69,8 +131,6 @@ fn agent(cfg: &DownloadConfig, url: &str) -> ureq::Agent {
     ureq::Agent::new_with_config(b.build())
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// A temporary file in `dir` that is removed on drop unless kept.
 struct TempFile {
     path: PathBuf,
@@ -79,12 +139,16 @@ struct TempFile {
 
 impl TempFile {
     fn create(dir: &Path, name: &str) -> io::Result<(TempFile, File)> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut attempt = 0u64;
         loop {
-            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(format!(".{name}.{}.{n}.part", std::process::id()));
+            let pid = std::process::id();
+            let path = dir.join(format!(".{name}.{pid}.{nanos}-{attempt}.part"));
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(f) => return Ok((TempFile { path, keep: false }, f)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => attempt += 1,
                 Err(e) => return Err(e),
             }
         }
@@ -97,26 +161,6 @@ impl Drop for TempFile {
             let _ = fs::remove_file(&self.path);
         }
     }
-}
-
-fn progress_bar(cfg: &DownloadConfig, len: Option<u64>, url: &str) -> ProgressBar {
-    if !cfg.progress {
-        return ProgressBar::hidden();
-    }
-    // A hidden bar when stderr is not a terminal: indicatif's stderr target
-    // draws nothing there.
-    let pb = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
-    let template = if len.is_some() {
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-    } else {
-        "{msg} {spinner} {bytes} {bytes_per_sec}"
-    };
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    let short = url.rsplit('/').next().unwrap_or(url).to_string();
-    pb.set_message(short);
-    pb
 }
 
 /// Fetches `url` into `out`; returns the number of bytes written.
@@ -132,7 +176,7 @@ fn fetch(cfg: &DownloadConfig, url: &str, out: &mut File) -> Result<u64, String>
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.eq_ignore_ascii_case("identity"));
     let len = resp.body().content_length();
-    let pb = progress_bar(cfg, len, url);
+    cfg.tell(DownloadEvent::Receiving { url, total: len });
     let mut reader = resp
         .body_mut()
         .with_config()
@@ -148,16 +192,14 @@ fn fetch(cfg: &DownloadConfig, url: &str, out: &mut File) -> Result<u64, String>
                 out.write_all(&buf[..k])
                     .map_err(|e| format!("cannot write the temporary file: {e}"))?;
                 n += k as u64;
-                pb.inc(k as u64);
+                cfg.tell(DownloadEvent::Progress { url, bytes: n });
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                pb.abandon();
                 return Err(format!("download interrupted after {n}{of} bytes: {e}"));
             }
         }
     }
-    pb.finish_and_clear();
     if let (Some(l), false) = (len, encoded) {
         if n != l {
             return Err(format!(
@@ -250,21 +292,23 @@ pub(crate) fn download_file(
     }
     remove_stale_parts(dest, &file.name);
     for mirror in mirrors {
-        let url = join_url(mirror, &file.name);
-        if cfg.progress {
-            eprintln!("static-nn: downloading {url}");
-        }
+        let url = super::locate::join_url(mirror, &file.name);
+        cfg.tell(DownloadEvent::Started { url: &url });
         match try_mirror(cfg, &url, file, magic, dest) {
-            Ok(p) => return Some(p),
+            Ok((p, bytes)) => {
+                cfg.tell(DownloadEvent::Finished { url: &url, bytes });
+                return Some(p);
+            }
             Err(why) => {
                 let line = if why.starts_with(&url) {
                     why
                 } else {
                     format!("{url}: {why}")
                 };
-                if cfg.progress {
-                    eprintln!("static-nn: {line}");
-                }
+                cfg.tell(DownloadEvent::Failed {
+                    url: &url,
+                    why: &line,
+                });
                 failures.push(line);
             }
         }
@@ -278,10 +322,10 @@ fn try_mirror(
     file: &FileSpec,
     magic: u32,
     dest: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<(PathBuf, u64), String> {
     let (mut tmp, mut out) = TempFile::create(dest, &file.name)
         .map_err(|e| format!("cannot create a temporary file in {}: {e}", dest.display()))?;
-    fetch(cfg, url, &mut out)?;
+    let bytes_received = fetch(cfg, url, &mut out)?;
     drop(out);
     let bytes =
         fs::read(&tmp.path).map_err(|e| format!("cannot read back the temporary file: {e}"))?;
@@ -301,12 +345,13 @@ fn try_mirror(
     })?;
     tmp.keep = true;
     sync_dir(dest);
-    Ok(final_path)
+    Ok((final_path, bytes_received))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::locate::join_url;
 
     #[test]
     fn urls_and_loopback() {

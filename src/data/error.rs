@@ -198,8 +198,8 @@ pub enum DataError {
     Inconsistent(String),
 
     /// The tensor device refused an allocation or copy.
-    #[error("device error: {0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(#[from] crate::DeviceError),
 }
 
 fn render_unavailable(
@@ -234,6 +234,7 @@ fn render_unavailable(
 }
 
 /// Lower-case hex of some bytes, separated by spaces (for error messages).
+#[cfg(feature = "datasets")]
 pub(crate) fn hex_bytes(b: &[u8]) -> String {
     b.iter()
         .map(|x| format!("{x:02x}"))
@@ -242,6 +243,7 @@ pub(crate) fn hex_bytes(b: &[u8]) -> String {
 }
 
 /// Maps an `open`/`read` error on `path` to [`DataError::NotFound`] or [`DataError::Io`].
+#[cfg(feature = "datasets")]
 pub(crate) fn io_err(path: impl Into<PathBuf>, source: io::Error) -> DataError {
     let path = path.into();
     if source.kind() == io::ErrorKind::NotFound {

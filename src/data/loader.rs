@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::batch::Batch;
-use super::images::LabelledImages;
+use super::dataset::LabelledImages;
 
 /// Normalisation like torchvision's `transforms.Normalize`: pixels are first
 /// mapped to `[0, 1]` (like `ToTensor`), then `x → (x - mean) / std`.

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::download::{download_file, join_url, DownloadConfig};
+#[cfg(feature = "download")]
+use super::download::{download_file, DownloadConfig, DownloadObserver};
 use super::error::DataError;
 use super::idx::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 use super::spec::{DatasetSpec, FileSpec};
@@ -22,7 +23,7 @@ pub const CACHE_ENV: &str = "STATIC_NN_CACHE_DIR";
 ///
 /// [`LocateOptions::from_env`] gives the usual behaviour; [`Default`] gives
 /// options that look nowhere and never download (fill in what you need).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LocateOptions {
     /// An explicit directory, looked at first (e.g. from a `--data DIR` flag).
     pub dir: Option<PathBuf>,
@@ -36,8 +37,34 @@ pub struct LocateOptions {
     pub mirrors: Option<Vec<String>>,
     /// Timeout of each network phase (name resolution, connection, response, each read).
     pub timeout: Duration,
-    /// Show download progress on stderr.
-    pub progress: bool,
+    /// Receives download progress (static-nn prints nothing itself); `None`
+    /// downloads silently.
+    #[cfg(feature = "download")]
+    pub observer: Option<std::sync::Arc<dyn DownloadObserver>>,
+}
+
+impl std::fmt::Debug for LocateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("LocateOptions");
+        d.field("dir", &self.dir)
+            .field("env_dir", &self.env_dir)
+            .field("cache_dir", &self.cache_dir)
+            .field("download", &self.download)
+            .field("mirrors", &self.mirrors)
+            .field("timeout", &self.timeout);
+        #[cfg(feature = "download")]
+        d.field("observer", &self.observer.as_ref().map(|_| "…"));
+        d.finish()
+    }
+}
+
+/// The URL of `name` under a mirror's base URL.
+pub(crate) fn join_url(base: &str, name: &str) -> String {
+    if base.ends_with('/') {
+        format!("{base}{name}")
+    } else {
+        format!("{base}/{name}")
+    }
 }
 
 impl Default for LocateOptions {
@@ -49,7 +76,8 @@ impl Default for LocateOptions {
             download: false,
             mirrors: None,
             timeout: Duration::from_secs(30),
-            progress: false,
+            #[cfg(feature = "download")]
+            observer: None,
         }
     }
 }
@@ -68,7 +96,7 @@ impl LocateOptions {
     /// then the cache folder ([`default_cache_dir`]); downloads allowed unless
     /// [`OFFLINE_ENV`] is set, from the mirrors in `$`[`DatasetSpec::mirrors_env`]
     /// if set (separated by commas or whitespace), else [`DatasetSpec::mirrors`];
-    /// progress shown.
+    /// no progress observer.
     pub fn from_env(spec: &DatasetSpec, dir: Option<&Path>) -> LocateOptions {
         LocateOptions {
             dir: dir.map(Path::to_path_buf),
@@ -82,7 +110,8 @@ impl LocateOptions {
                     .collect()
             }),
             timeout: Duration::from_secs(30),
-            progress: true,
+            #[cfg(feature = "download")]
+            observer: None,
         }
     }
 }
@@ -108,6 +137,7 @@ pub fn find_in_dir(dir: &Path, file: &FileSpec) -> Option<PathBuf> {
 }
 
 /// The magic number of the file at index `i` of [`DatasetSpec::files`].
+#[cfg(feature = "download")]
 pub(crate) fn magic_of(i: usize) -> u32 {
     if i % 2 == 0 {
         IDX_IMAGES_MAGIC
@@ -185,48 +215,56 @@ pub(crate) fn locate_files(
         cache_dir: opts.cache_dir.clone(),
     };
 
-    let Some(cache) = &opts.cache_dir else {
-        tried.push("download: no cache directory to download into".to_string());
-        return Err(unavailable(tried));
-    };
-    if !opts.download {
-        tried.push(if offline_by_env() {
-            format!("download: disabled ({OFFLINE_ENV} is set)")
-        } else {
-            "download: disabled by the caller".to_string()
-        });
-        return Err(unavailable(tried));
+    #[cfg(not(feature = "download"))]
+    {
+        tried.push("download: static-nn was built without its `download` feature".to_string());
+        Err(unavailable(tried))
     }
-    let mirrors: Vec<String> = match &opts.mirrors {
-        Some(m) => m.clone(),
-        None => spec.mirrors.iter().map(|m| m.to_string()).collect(),
-    };
-    if mirrors.is_empty() {
-        tried.push("download: no mirrors configured".to_string());
-        return Err(unavailable(tried));
-    }
-
-    let cfg = DownloadConfig {
-        timeout: opts.timeout,
-        progress: opts.progress,
-    };
-    let mut paths = Vec::with_capacity(needed.len());
-    for &i in needed {
-        let file = &spec.files[i];
-        if let Some(p) = find_in_dir(cache, file) {
-            paths.push(p);
-            continue;
+    #[cfg(feature = "download")]
+    {
+        let Some(cache) = &opts.cache_dir else {
+            tried.push("download: no cache directory to download into".to_string());
+            return Err(unavailable(tried));
+        };
+        if !opts.download {
+            tried.push(if offline_by_env() {
+                format!("download: disabled ({OFFLINE_ENV} is set)")
+            } else {
+                "download: disabled by the caller".to_string()
+            });
+            return Err(unavailable(tried));
         }
-        let mut failures = Vec::new();
-        match download_file(&cfg, file, magic_of(i), &mirrors, cache, &mut failures) {
-            Some(p) => paths.push(p),
-            None => {
-                tried.extend(failures.into_iter().map(|f| format!("download {f}")));
-                return Err(unavailable(tried));
+        let mirrors: Vec<String> = match &opts.mirrors {
+            Some(m) => m.clone(),
+            None => spec.mirrors.iter().map(|m| m.to_string()).collect(),
+        };
+        if mirrors.is_empty() {
+            tried.push("download: no mirrors configured".to_string());
+            return Err(unavailable(tried));
+        }
+
+        let cfg = DownloadConfig {
+            timeout: opts.timeout,
+            observer: opts.observer.clone(),
+        };
+        let mut paths = Vec::with_capacity(needed.len());
+        for &i in needed {
+            let file = &spec.files[i];
+            if let Some(p) = find_in_dir(cache, file) {
+                paths.push(p);
+                continue;
+            }
+            let mut failures = Vec::new();
+            match download_file(&cfg, file, magic_of(i), &mirrors, cache, &mut failures) {
+                Some(p) => paths.push(p),
+                None => {
+                    tried.extend(failures.into_iter().map(|f| format!("download {f}")));
+                    return Err(unavailable(tried));
+                }
             }
         }
+        Ok((cache.clone(), paths))
     }
-    Ok((cache.clone(), paths))
 }
 
 /// The directory that holds all four files of `spec`, found in this order:

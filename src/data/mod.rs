@@ -1,5 +1,6 @@
-//! MNIST-format data: IDX files, verified download and cache, and a typed
-//! batch loader — what torchvision's `datasets.MNIST` and PyTorch's
+//! Image data: labelled images in memory and a typed batch loader (always
+//! there), and with the `datasets` feature MNIST-format IDX files, checksums
+//! and the cache, with `download` verified downloads — what torchvision's `datasets.MNIST` and PyTorch's
 //! `DataLoader` do in the notebook, with typed errors instead of panics.
 //!
 //! - **Descriptors** ([`DatasetSpec`], [`FileSpec`]): [`MNIST`],
@@ -12,7 +13,7 @@
 //!   `$MNIST_DIR`, then the per-user cache, then a download into the cache
 //!   from the mirrors in turn, each file verified (the mirrors' MD5 of the
 //!   `.gz`, or the SHA-256 of the decompressed content) and written atomically.
-//! - **Loading** ([`Mnist`], [`LabelledImages`]) and **batching**
+//! - **Loading** (`IdxDataset`, [`LabelledImages`]) and **batching**
 //!   ([`DataLoader`], [`Batch`]): reproducible shuffling, `drop_last`,
 //!   prefetching on a background thread, normalisation, and typed tensors
 //!   (`Tensor<Rank4<B, 1, 28, 28>>` or a run-time batch size) on any dfdx device.
@@ -20,9 +21,9 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use dfdx::prelude::*;
-//! use static_nn::data::{DataLoader, LoaderConfig, Mnist, Normalize, MNIST};
+//! use static_nn::data::{DataLoader, LoaderConfig, IdxDataset, Normalize, MNIST};
 //!
-//! let mnist = Mnist::load(&MNIST, None)?; // --data DIR, $MNIST_DIR, cache or download
+//! let mnist = IdxDataset::load(&MNIST, None)?; // --data DIR, $MNIST_DIR, cache or download
 //! let loader = DataLoader::new(
 //!     Arc::new(mnist.train),
 //!     LoaderConfig { batch_size: 64, shuffle: Some(0), drop_last: true,
@@ -45,23 +46,36 @@
 //! replaces the mirror list.
 
 mod batch;
+mod dataset;
+#[cfg(feature = "download")]
 mod download;
 mod error;
+#[cfg(feature = "datasets")]
 mod idx;
-mod images;
 mod loader;
+#[cfg(feature = "datasets")]
 mod locate;
+#[cfg(feature = "datasets")]
 mod spec;
+#[cfg(feature = "datasets")]
 mod verify;
 
 pub use batch::{Batch, ImagesTensor, LabelsTensor, OneHotTensor, NUM_CLASSES};
+#[cfg(feature = "datasets")]
+pub use dataset::IdxDataset;
+pub use dataset::LabelledImages;
+#[cfg(feature = "download")]
+pub use download::{DownloadEvent, DownloadObserver};
 pub use error::DataError;
+#[cfg(feature = "datasets")]
 pub use idx::{encode_idx, read_idx_images, read_idx_labels, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
-pub use images::{LabelledImages, Mnist};
 pub use loader::{Batches, DataLoader, LoaderConfig, Normalize};
+#[cfg(feature = "datasets")]
 pub use locate::{
     default_cache_dir, download_urls, find_in_dir, locate, locate_with, verify_dir, LocateOptions,
     CACHE_ENV, OFFLINE_ENV,
 };
+#[cfg(feature = "datasets")]
 pub use spec::{DatasetSpec, FileSpec, Split, StrList, FASHION_MNIST, KMNIST, MNIST};
+#[cfg(feature = "datasets")]
 pub use verify::{md5_hex, sha256_of_content, verify_file, Verified};

@@ -1,7 +1,8 @@
 //! LeNet and the notebook's other networks.
+use crate::nn::infer::join_name;
 use crate::nn::{
-    join_name, AvgPool2D, BuildOnDevice, Conv2D, Flatten, InferShape, LayerRow, LazyConv2D,
-    LazyLinear, Linear, MaxPool2D, OutputShape, ReLU, Sigmoid,
+    AvgPool2D, BuildOnDevice, Conv2D, Flatten, InferShape, LayerRow, LazyConv2D, LazyLinear,
+    Linear, MaxPool2D, OutputShape, ReLU, Sigmoid,
 };
 use dfdx::nn::tensor_collection::ModuleVisitor;
 use dfdx::nn::{Module, NonMutableModule, TensorCollection};

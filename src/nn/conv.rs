@@ -1,5 +1,6 @@
 //! 2-D convolution layers.
 use super::build::BuildOnDevice;
+use super::infer::{InferShape, LayerRow};
 use crate::ops::{Conv2DKernel, Conv2DOp};
 use crate::shapes::checks::{Conv2DChannels, Conv2DLayer};
 use crate::shapes::{ConvOut, ConvOutSize};
@@ -11,6 +12,7 @@ use rand_distr::{uniform::SampleUniform, Uniform};
 
 /// A 2-D convolution with a square `K×K` kernel and a bias:
 /// `IN` input channels, `OUT` output channels, stride `S`, zero padding `P`.
+/// It is [`Conv2DRect<IN, OUT, K, K, S, P>`](Conv2DRect).
 ///
 /// PyTorch: `nn.Conv2d(IN, OUT, kernel_size=K, stride=S, padding=P)`; the
 /// weights are initialised as PyTorch does (uniform in ±1/√(IN·K·K)).
@@ -32,17 +34,16 @@ use rand_distr::{uniform::SampleUniform, Uniform};
 /// let y: Tensor<Rank4<8, 6, 28, 28>, f32, _> = conv.forward(dev.zeros::<Rank4<8, 1, 28, 28>>());
 /// # let _ = y;
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Conv2D<
+pub type Conv2D<
     const IN: usize,
     const OUT: usize,
     const K: usize,
     const S: usize = 1,
     const P: usize = 0,
->;
+> = Conv2DRect<IN, OUT, K, K, S, P>;
 
 /// A 2-D convolution with a rectangular `KH×KW` kernel, like the notebook's
-/// 1×2 edge kernel. Otherwise as [`Conv2D`].
+/// 1×2 edge kernel. [`Conv2D`] is the square case.
 ///
 /// PyTorch: `nn.Conv2d(IN, OUT, kernel_size=(KH, KW), stride=S, padding=P)`.
 ///
@@ -68,7 +69,36 @@ pub struct Conv2DRect<
     const P: usize = 0,
 >;
 
-/// A built 2-D convolution: the parameters of [`Conv2D`] / [`Conv2DRect`].
+/// A convolution whose input channel count is taken from the layer before
+/// it at compile time: `OUT` output channels, square `K×K` kernel, stride
+/// `S`, padding `P`. It is [`LazyConv2DRect<OUT, K, K, S, P>`](LazyConv2DRect).
+///
+/// PyTorch: `nn.LazyConv2d(OUT, kernel_size=K, stride=S, padding=P)`, but
+/// resolved when the program is compiled, not at the first forward pass.
+/// Build it through [`Inferred`](super::Inferred).
+///
+/// # Shapes
+/// As [`Conv2D<C, OUT, K, S, P>`](Conv2D) for an input with `C` channels.
+pub type LazyConv2D<const OUT: usize, const K: usize, const S: usize = 1, const P: usize = 0> =
+    LazyConv2DRect<OUT, K, K, S, P>;
+
+/// [`LazyConv2D`] with a rectangular `KH×KW` kernel (the notebook's learned
+/// 1×2 kernel is a `LazyConv2DRect<1, 1, 2>`).
+///
+/// PyTorch: `nn.LazyConv2d(OUT, kernel_size=(KH, KW), stride=S, padding=P)`.
+///
+/// # Shapes
+/// As [`Conv2DRect<C, OUT, KH, KW, S, P>`](Conv2DRect).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LazyConv2DRect<
+    const OUT: usize,
+    const KH: usize,
+    const KW: usize,
+    const S: usize = 1,
+    const P: usize = 0,
+>;
+
+/// A built 2-D convolution: the parameters of [`Conv2DRect`] (and so of [`Conv2D`]).
 ///
 /// Tensor names (as PyTorch's): `weight` `(OUT, IN, KH, KW)` and `bias` `(OUT,)`.
 #[derive(Clone, Debug)]
@@ -86,15 +116,6 @@ pub struct Conv2DModule<
     pub weight: Tensor<Rank4<OUT, IN, KH, KW>, E, D>,
     /// Bias, `(OUT,)`.
     pub bias: Tensor<Rank1<OUT>, E, D>,
-}
-
-impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, E, D>
-    BuildOnDevice<D, E> for Conv2D<I, O, K, S, P>
-where
-    E: Dtype + Float + SampleUniform,
-    D: Device<E>,
-{
-    type Built = Conv2DModule<I, O, K, K, S, P, E, D>;
 }
 
 impl<
@@ -314,5 +335,33 @@ impl<
             h_out: size(h, KH),
             w_out: size(w, KW),
         }
+    }
+}
+
+crate::nn::infer::infer_via_module!(
+    [const I: usize, const O: usize, const KH: usize, const KW: usize, const S: usize, const P: usize,]
+    Conv2DRect<I, O, KH, KW, S, P>, Conv2DModule<I, O, KH, KW, S, P, f32, Cpu>,
+    format!("Conv2d({I}, {O}, kernel_size=({KH}, {KW}), stride=({S}, {S}), padding=({P}, {P}))"),
+    O * (I * KH * KW + 1)
+);
+
+impl<
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        const C: usize,
+        H,
+        W,
+    > InferShape<(Const<C>, H, W)> for LazyConv2DRect<O, KH, KW, S, P>
+where
+    (Const<C>, H, W): Shape,
+    Conv2DRect<C, O, KH, KW, S, P>: InferShape<(Const<C>, H, W)>,
+{
+    type Concrete = Conv2DRect<C, O, KH, KW, S, P>;
+    type Out = <Conv2DRect<C, O, KH, KW, S, P> as InferShape<(Const<C>, H, W)>>::Out;
+    fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
+        <Conv2DRect<C, O, KH, KW, S, P> as InferShape<(Const<C>, H, W)>>::describe(prefix, rows)
     }
 }

@@ -6,11 +6,12 @@
 //!   ([`Inferred`]), so that `LazyLinear<84>` after a `(16, 5, 5)` feature map
 //!   becomes a `Linear` with 400 inputs;
 //! - the output shape of every layer, for [`summary`](crate::models::summary).
-use super::conv::{Conv2D, Conv2DModule, Conv2DRect};
-use super::linear::{LinearModule, LinearOf};
-use super::{AvgPool2D, Flatten, LogSoftmax, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh};
+//!
+//! Each layer implements `InferShape` in its own file, beside its `Module`
+//! impls; most do it with `infer_via_module!`, which takes the output shape
+//! from the layer's own `Module` impl on a CPU sample.
 use dfdx::nn::Module;
-use dfdx::prelude::{Const, ConstDim, ConstShape, Cpu, HasShape, Shape, Tensor};
+use dfdx::prelude::{ConstShape, Cpu, HasShape, Shape, Tensor};
 
 /// One row of a model summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub struct LayerRow {
 }
 
 /// `prefix.name`, or `name` when the prefix is empty.
-pub fn join_name(prefix: &str, name: &str) -> String {
+pub(crate) fn join_name(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
     } else {
@@ -65,7 +66,13 @@ pub type Inferred<M, In> = <M as InferShape<In>>::Concrete;
 /// The per-sample output shape of `M` for inputs of shape `In`.
 pub type OutputShape<M, In> = <M as InferShape<In>>::Out;
 
-fn push<S: ConstShape>(prefix: &str, layer: String, params: usize, rows: &mut Vec<LayerRow>) {
+/// Appends the row of one layer whose per-sample output shape is `S`.
+pub(crate) fn push<S: ConstShape>(
+    prefix: &str,
+    layer: String,
+    params: usize,
+    rows: &mut Vec<LayerRow>,
+) {
     rows.push(LayerRow {
         name: prefix.to_string(),
         layer,
@@ -75,160 +82,25 @@ fn push<S: ConstShape>(prefix: &str, layer: String, params: usize, rows: &mut Ve
 }
 
 /// The output shape of built module `M` on one `f32` CPU sample of shape `In`.
-type ModuleOut<M, In> = <<M as Module<Tensor<In, f32, Cpu>>>::Output as HasShape>::Shape;
+pub(crate) type ModuleOut<M, In> = <<M as Module<Tensor<In, f32, Cpu>>>::Output as HasShape>::Shape;
 
+/// `InferShape` for a layer spec `$spec` whose built module `$built` gives
+/// the output shape: `[generics] spec, built, PyTorch's description, params`.
 macro_rules! infer_via_module {
-    ([$($g:tt)*] $spec:ty, $built:ty, |$name:ident| $desc:expr, $params:expr) => {
-        impl<$($g)* In: Shape> InferShape<In> for $spec
+    ([$($g:tt)*] $spec:ty, $built:ty, $desc:expr, $params:expr) => {
+        impl<$($g)* In: ::dfdx::prelude::Shape> $crate::nn::InferShape<In> for $spec
         where
-            $built: Module<Tensor<In, f32, Cpu>>,
-            <$built as Module<Tensor<In, f32, Cpu>>>::Output: HasShape,
-            ModuleOut<$built, In>: ConstShape,
+            $built: ::dfdx::nn::Module<::dfdx::prelude::Tensor<In, f32, ::dfdx::prelude::Cpu>>,
+            <$built as ::dfdx::nn::Module<::dfdx::prelude::Tensor<In, f32, ::dfdx::prelude::Cpu>>>::Output:
+                ::dfdx::prelude::HasShape,
+            $crate::nn::infer::ModuleOut<$built, In>: ::dfdx::prelude::ConstShape,
         {
             type Concrete = Self;
-            type Out = ModuleOut<$built, In>;
-            fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
-                let $name = prefix;
-                push::<Self::Out>(prefix, $desc, $params, rows);
+            type Out = $crate::nn::infer::ModuleOut<$built, In>;
+            fn describe(prefix: &str, rows: &mut Vec<$crate::nn::LayerRow>) {
+                $crate::nn::infer::push::<Self::Out>(prefix, $desc, $params, rows);
             }
         }
     };
 }
-
-infer_via_module!(
-    [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize,]
-    Conv2D<I, O, K, S, P>, Conv2DModule<I, O, K, K, S, P, f32, Cpu>,
-    |_n| format!("Conv2d({I}, {O}, kernel_size=({K}, {K}), stride=({S}, {S}), padding=({P}, {P}))"),
-    O * (I * K * K + 1)
-);
-infer_via_module!(
-    [const I: usize, const O: usize, const KH: usize, const KW: usize, const S: usize, const P: usize,]
-    Conv2DRect<I, O, KH, KW, S, P>, Conv2DModule<I, O, KH, KW, S, P, f32, Cpu>,
-    |_n| format!("Conv2d({I}, {O}, kernel_size=({KH}, {KW}), stride=({S}, {S}), padding=({P}, {P}))"),
-    O * (I * KH * KW + 1)
-);
-infer_via_module!(
-    [IN: ConstDim, const O: usize,]
-    LinearOf<IN, O>, LinearModule<IN, O, f32, Cpu>,
-    |_n| format!("Linear(in_features={}, out_features={O}, bias=True)", IN::SIZE),
-    O * (IN::SIZE + 1)
-);
-infer_via_module!(
-    [const K: usize, const S: usize, const P: usize,]
-    MaxPool2D<K, S, P>, MaxPool2D<K, S, P>,
-    |_n| format!("MaxPool2d(kernel_size={K}, stride={S}, padding={P})"),
-    0
-);
-infer_via_module!(
-    [const K: usize, const S: usize, const P: usize,]
-    AvgPool2D<K, S, P>, AvgPool2D<K, S, P>,
-    |_n| format!("AvgPool2d(kernel_size={K}, stride={S}, padding={P})"),
-    0
-);
-infer_via_module!([] Flatten, Flatten, |_n| "Flatten()".to_string(), 0);
-
-macro_rules! infer_activation {
-    ($($ty:ident => $torch:literal),* $(,)?) => {$(
-        impl<In: ConstShape> InferShape<In> for $ty {
-            type Concrete = Self;
-            type Out = In;
-            fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
-                push::<In>(prefix, $torch.to_string(), 0, rows);
-            }
-        }
-    )*};
-}
-infer_activation!(
-    ReLU => "ReLU()",
-    Sigmoid => "Sigmoid()",
-    Tanh => "Tanh()",
-    Softmax => "Softmax(dim=-1)",
-    LogSoftmax => "LogSoftmax(dim=-1)",
-);
-
-/// A convolution whose input channel count is taken from the layer before
-/// it at compile time: `OUT` output channels, square `K×K` kernel, stride
-/// `S`, padding `P`.
-///
-/// PyTorch: `nn.LazyConv2d(OUT, kernel_size=K, stride=S, padding=P)`, but
-/// resolved when the program is compiled, not at the first forward pass.
-/// Build it through [`Inferred`].
-///
-/// # Shapes
-/// As [`Conv2D<C, OUT, K, S, P>`](super::Conv2D) for an input with `C`
-/// channels.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LazyConv2D<const OUT: usize, const K: usize, const S: usize = 1, const P: usize = 0>;
-
-/// [`LazyConv2D`] with a rectangular `KH×KW` kernel (the notebook's learned
-/// 1×2 kernel is a `LazyConv2DRect<1, 1, 2>`).
-///
-/// PyTorch: `nn.LazyConv2d(OUT, kernel_size=(KH, KW), stride=S, padding=P)`.
-///
-/// # Shapes
-/// As [`Conv2DRect<C, OUT, KH, KW, S, P>`](super::Conv2DRect).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LazyConv2DRect<
-    const OUT: usize,
-    const KH: usize,
-    const KW: usize,
-    const S: usize = 1,
-    const P: usize = 0,
->;
-
-/// A fully connected layer whose input count is taken from the layer before
-/// it at compile time: any `Const<N>` or [`Flat<C, H, W>`](crate::shapes::Flat)
-/// features, however large.
-///
-/// PyTorch: `nn.LazyLinear(OUT)`, resolved at compile time. Build it through
-/// [`Inferred`].
-///
-/// # Shapes
-/// As [`Linear<N, OUT>`](super::Linear): `(B, N)` → `(B, OUT)`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LazyLinear<const OUT: usize>;
-
-impl<const O: usize, const K: usize, const S: usize, const P: usize, const C: usize, H, W>
-    InferShape<(Const<C>, H, W)> for LazyConv2D<O, K, S, P>
-where
-    (Const<C>, H, W): Shape,
-    Conv2D<C, O, K, S, P>: InferShape<(Const<C>, H, W)>,
-{
-    type Concrete = Conv2D<C, O, K, S, P>;
-    type Out = <Conv2D<C, O, K, S, P> as InferShape<(Const<C>, H, W)>>::Out;
-    fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
-        <Conv2D<C, O, K, S, P> as InferShape<(Const<C>, H, W)>>::describe(prefix, rows)
-    }
-}
-
-impl<
-        const O: usize,
-        const KH: usize,
-        const KW: usize,
-        const S: usize,
-        const P: usize,
-        const C: usize,
-        H,
-        W,
-    > InferShape<(Const<C>, H, W)> for LazyConv2DRect<O, KH, KW, S, P>
-where
-    (Const<C>, H, W): Shape,
-    Conv2DRect<C, O, KH, KW, S, P>: InferShape<(Const<C>, H, W)>,
-{
-    type Concrete = Conv2DRect<C, O, KH, KW, S, P>;
-    type Out = <Conv2DRect<C, O, KH, KW, S, P> as InferShape<(Const<C>, H, W)>>::Out;
-    fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
-        <Conv2DRect<C, O, KH, KW, S, P> as InferShape<(Const<C>, H, W)>>::describe(prefix, rows)
-    }
-}
-
-impl<const O: usize, X: ConstDim> InferShape<(X,)> for LazyLinear<O>
-where
-    LinearOf<X, O>: InferShape<(X,)>,
-{
-    type Concrete = LinearOf<X, O>;
-    type Out = <LinearOf<X, O> as InferShape<(X,)>>::Out;
-    fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
-        <LinearOf<X, O> as InferShape<(X,)>>::describe(prefix, rows)
-    }
-}
+pub(crate) use infer_via_module;

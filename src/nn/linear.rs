@@ -1,8 +1,9 @@
 //! Fully connected layers.
 use super::build::BuildOnDevice;
 use super::conv::reset_fan_in;
+use super::infer::{InferShape, LayerRow};
 use crate::shapes::checks::{LinearFeatures, LinearFlatFeatures};
-use crate::shapes::{Flat, ToTypenum};
+use crate::shapes::{Flat, Tn, ToTypenum};
 use dfdx::nn::tensor_collection::ModuleVisitor;
 use dfdx::nn::{Module, NonMutableModule, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
@@ -165,14 +166,43 @@ pub trait FlatProduct<const C: usize, const H: usize, const W: usize> {
     /// The product.
     type Output;
 }
-type TnOf<const N: usize> = <Const<N> as ToTypenum>::Output;
 impl<const C: usize, const H: usize, const W: usize> FlatProduct<C, H, W> for ()
 where
     Const<C>: ToTypenum,
     Const<H>: ToTypenum,
     Const<W>: ToTypenum,
-    TnOf<C>: core::ops::Mul<TnOf<H>>,
-    Prod<TnOf<C>, TnOf<H>>: core::ops::Mul<TnOf<W>>,
+    Tn<C>: core::ops::Mul<Tn<H>>,
+    Prod<Tn<C>, Tn<H>>: core::ops::Mul<Tn<W>>,
 {
-    type Output = Prod<Prod<TnOf<C>, TnOf<H>>, TnOf<W>>;
+    type Output = Prod<Prod<Tn<C>, Tn<H>>, Tn<W>>;
+}
+
+/// A fully connected layer whose input count is taken from the layer before
+/// it at compile time: any `Const<N>` or [`Flat<C, H, W>`](crate::shapes::Flat)
+/// features, however large.
+///
+/// PyTorch: `nn.LazyLinear(OUT)`, resolved at compile time. Build it through
+/// [`Inferred`](super::Inferred).
+///
+/// # Shapes
+/// As [`Linear<N, OUT>`]: `(B, N)` → `(B, OUT)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LazyLinear<const OUT: usize>;
+
+crate::nn::infer::infer_via_module!(
+    [IN: ConstDim, const O: usize,]
+    LinearOf<IN, O>, LinearModule<IN, O, f32, Cpu>,
+    format!("Linear(in_features={}, out_features={O}, bias=True)", IN::SIZE),
+    O * (IN::SIZE + 1)
+);
+
+impl<const O: usize, X: ConstDim> InferShape<(X,)> for LazyLinear<O>
+where
+    LinearOf<X, O>: InferShape<(X,)>,
+{
+    type Concrete = LinearOf<X, O>;
+    type Out = <LinearOf<X, O> as InferShape<(X,)>>::Out;
+    fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
+        <LinearOf<X, O> as InferShape<(X,)>>::describe(prefix, rows)
+    }
 }

@@ -25,19 +25,16 @@ mod activations;
 mod build;
 mod conv;
 mod flatten;
-mod infer;
+pub(crate) mod infer;
 mod linear;
 mod pool;
 mod sequential;
-mod sequential_impls;
 
 pub use activations::{LogSoftmax, ReLU, Sigmoid, Softmax, Tanh};
 pub use build::{BuildOnDevice, DeviceBuildExt};
-pub use conv::{Conv2D, Conv2DModule, Conv2DRect};
+pub use conv::{Conv2D, Conv2DModule, Conv2DRect, LazyConv2D, LazyConv2DRect};
 pub use flatten::Flatten;
-pub use infer::{
-    join_name, InferShape, Inferred, LayerRow, LazyConv2D, LazyConv2DRect, LazyLinear, OutputShape,
-};
-pub use linear::{FlatProduct, Linear, LinearModule, LinearOf};
+pub use infer::{InferShape, Inferred, LayerRow, OutputShape};
+pub use linear::{FlatProduct, LazyLinear, Linear, LinearModule, LinearOf};
 pub use pool::{AvgPool2D, MaxPool2D, PoolPadding};
 pub use sequential::Sequential;

@@ -74,6 +74,12 @@ pool_layer!(
     /// ```
     MaxPool2D, MaxPool2DLayer, PoolKind::Max
 );
+crate::nn::infer::infer_via_module!(
+    [const K: usize, const S: usize, const P: usize,]
+    MaxPool2D<K, S, P>, MaxPool2D<K, S, P>,
+    format!("MaxPool2d(kernel_size={K}, stride={S}, padding={P})"),
+    0
+);
 
 pool_layer!(
     /// 2-D average pooling over `K×K` windows with stride `S` (default `K`)
@@ -94,6 +100,12 @@ pool_layer!(
     /// assert_eq!(y.array(), [[[2.0, 3.0], [5.0, 6.0]]]);
     /// ```
     AvgPool2D, AvgPool2DLayer, PoolKind::Avg
+);
+crate::nn::infer::infer_via_module!(
+    [const K: usize, const S: usize, const P: usize,]
+    AvgPool2D<K, S, P>, AvgPool2D<K, S, P>,
+    format!("AvgPool2d(kernel_size={K}, stride={S}, padding={P})"),
+    0
 );
 
 fn op<const K: usize, const S: usize, const P: usize>(

@@ -1,47 +1,6 @@
 //! Small helpers shared by the CPU kernels.
 use dfdx::prelude::*;
 
-/// Keeps freed memory inside the process (glibc only; once per process).
-///
-/// A training step allocates and frees the same few megabytes every step
-/// (activations, gradients, im2col scratch). glibc serves blocks over
-/// 128 KiB with `mmap` and returns freed memory at the top of the heap to the
-/// OS, so every step page-faults its buffers in again, and on this machine
-/// the page faults cost more than the arithmetic (a LeNet step at batch 64
-/// ran 2-3x slower). Raising `M_MMAP_THRESHOLD` to 32 MiB and
-/// `M_TRIM_THRESHOLD` to 512 MiB keeps those blocks in the heap for reuse.
-/// Peak RSS does not grow (the memory is in use at the peak anyway); it is
-/// just not handed back between steps.
-///
-/// The CPU convolution and pooling call this on first use. Set
-/// `STATIC_NN_NO_MALLOPT=1` to leave the allocator untouched; call it
-/// yourself for models without convolution or pooling.
-pub fn keep_freed_memory() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("STATIC_NN_NO_MALLOPT").is_some() {
-            return;
-        }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            extern "C" {
-                fn mallopt(
-                    param: std::os::raw::c_int,
-                    value: std::os::raw::c_int,
-                ) -> std::os::raw::c_int;
-            }
-            const M_TRIM_THRESHOLD: std::os::raw::c_int = -1;
-            const M_MMAP_THRESHOLD: std::os::raw::c_int = -3;
-            // SAFETY: mallopt only changes glibc's allocation thresholds; it
-            // is thread-safe and takes plain integers.
-            unsafe {
-                mallopt(M_MMAP_THRESHOLD, 32 << 20);
-                mallopt(M_TRIM_THRESHOLD, 512 << 20);
-            }
-        }
-    });
-}
-
 /// The logical contents of a CPU tensor, row-major (a plain copy; a strided
 /// tensor is made contiguous first).
 pub(crate) fn to_vec<S: Shape, E: Dtype>(t: &Tensor<S, E, Cpu>) -> Result<Vec<E>, CpuError> {

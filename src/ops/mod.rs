@@ -17,7 +17,6 @@
 
 pub mod conv2d;
 pub(crate) mod cpu_util;
-pub use cpu_util::keep_freed_memory;
 pub mod pool2d;
 
 pub use conv2d::{Conv2DKernel, Conv2DOp};

@@ -1,9 +1,11 @@
 //! The `Classifier` driver.
-use super::{AnyOptimizer, Evaluation, LrSchedule, OptimizerConfig, TrainError};
+use super::observer::{TrainEvent, TrainObserver};
+use super::optim::AnyOptimizer;
+use super::{Evaluation, LrSchedule, OptimizerConfig, TrainError};
 use crate::data::{Batch, DataLoader, ImagesTensor, OneHotTensor, NUM_CLASSES};
+use crate::error::{device, TypedErrors};
 use dfdx::nn::{Module, TensorCollection, ZeroGrads};
 use dfdx::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Instant;
 
 /// Logits for a batch: `(batch, 10)`.
@@ -75,17 +77,23 @@ pub struct Predictions {
 ///
 /// ```no_run
 /// use static_nn::prelude::*;
-/// use static_nn::data::{DataLoader, LoaderConfig, Mnist, MNIST};
-/// use static_nn::train::{Classifier, OptimizerConfig};
+/// use static_nn::data::{DataLoader, LoaderConfig, IdxDataset, MNIST};
+/// use static_nn::train::{Classifier, OptimizerConfig, TrainEvent};
 /// use std::sync::Arc;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let data = Mnist::load(&MNIST, None)?;
+/// let data = IdxDataset::load(&MNIST, None)?;
 /// let cfg = LoaderConfig { batch_size: 64, shuffle: Some(0), ..Default::default() };
 /// let train = DataLoader::new(Arc::new(data.train), cfg);
 /// let test = DataLoader::new(Arc::new(data.test), LoaderConfig::default());
 /// let dev = Cpu::seed_from_u64(0);
 /// let model = dev.build_module::<LeNetClass, f32>();
 /// let mut clf = Classifier::new(model, dev, OptimizerConfig::sgd(0.01));
+/// // static-nn prints nothing: an observer decides what to show
+/// clf.set_observer(|e: TrainEvent| {
+///     if let TrainEvent::EpochFinished { stats, epochs, .. } = e {
+///         println!("Epoch: {}/{epochs}, Loss: {:.4}", stats.epoch, stats.loss);
+///     }
+/// });
 /// clf.fit::<28, 28>(&train, 10)?; // image height and width
 /// println!("{}", clf.evaluate::<28, 28>(&test)?.accuracy_line("test"));
 /// # Ok(()) }
@@ -97,12 +105,7 @@ pub struct Classifier<M, D: Device<f32>> {
     pub device: D,
     optimizer: AnyOptimizer<M, D>,
     grads: Option<Gradients<f32, D>>,
-    /// Show an indicatif progress bar per epoch (default: true; it hides
-    /// itself when stderr is not a terminal).
-    pub progress: bool,
-    /// Print `Epoch: e/n, Loss: x` after each epoch, as the notebook does
-    /// (default: true).
-    pub verbose: bool,
+    observer: Option<Box<dyn TrainObserver>>,
     /// Loss per finished epoch.
     pub history: Vec<EpochStats>,
     /// The learning-rate schedule of [`fit`](Self::fit) (default: constant).
@@ -110,15 +113,11 @@ pub struct Classifier<M, D: Device<f32>> {
     base_lr: f64,
 }
 
-impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
-    /// Wraps `model` (already on `device`) with a fresh optimizer.
-    ///
-    /// Training allocates and frees the same buffers every step, so this
-    /// also asks glibc to keep freed memory for reuse
-    /// ([`keep_freed_memory`](crate::ops::keep_freed_memory); opt out with
-    /// `STATIC_NN_NO_MALLOPT=1`).
+impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D> {
+    /// Wraps `model` (already on `device`) with a fresh optimizer, and no
+    /// observer: training and evaluation are silent until
+    /// [`set_observer`](Self::set_observer).
     pub fn new(model: M, device: D, optimizer: OptimizerConfig) -> Self {
-        crate::ops::keep_freed_memory();
         let optimizer = AnyOptimizer::new(&model, optimizer);
         let base_lr = optimizer.learning_rate();
         Self {
@@ -126,12 +125,34 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
             device,
             optimizer,
             grads: None,
-            progress: true,
-            verbose: true,
+            observer: None,
             history: Vec::new(),
             schedule: LrSchedule::Constant,
             base_lr,
         }
+    }
+
+    /// Sends every [`TrainEvent`] of [`fit`](Self::fit) and
+    /// [`evaluate`](Self::evaluate) to `observer` (any `Fn(TrainEvent)`
+    /// closure, or a [`TrainObserver`]), replacing the one before.
+    pub fn set_observer(&mut self, observer: impl TrainObserver + 'static) {
+        self.observer = Some(Box::new(observer));
+    }
+
+    /// Removes the observer: training and evaluation are silent again.
+    pub fn clear_observer(&mut self) {
+        self.observer = None;
+    }
+
+    fn tell(&self, event: TrainEvent<'_>) {
+        if let Some(o) = &self.observer {
+            o.on_event(event);
+        }
+    }
+
+    /// The optimizer's current learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        self.optimizer.learning_rate()
     }
 
     /// Trains for `epochs` epochs with cross-entropy on logits.
@@ -166,17 +187,11 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
             self.optimizer
                 .set_learning_rate(self.schedule.lr(self.base_lr, e - first, epochs));
             let stats = self.fit_epoch::<H, W, _>(loader, e, &loss)?;
-            if self.verbose {
-                println!(
-                    "Epoch: {}/{}, Loss: {:.4} ({:.0} samples/s, {:.1} s, lr {:.2e})",
-                    e + 1,
-                    total,
-                    stats.loss,
-                    stats.samples_per_sec(),
-                    stats.seconds,
-                    self.optimizer.learning_rate()
-                );
-            }
+            self.tell(TrainEvent::EpochFinished {
+                stats: &stats,
+                epochs: total,
+                lr: self.optimizer.learning_rate(),
+            });
         }
         Ok(&self.history[first..])
     }
@@ -198,12 +213,20 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
         if loader.is_empty() {
             return Err(TrainError::EmptyLoader);
         }
-        let bar = self.bar(loader.len() as u64, &format!("epoch {}", epoch + 1));
+        let n_batches = loader.len();
+        self.tell(TrainEvent::EpochStarted {
+            epoch: epoch + 1,
+            batches: n_batches,
+            lr: self.optimizer.learning_rate(),
+        });
         let start = Instant::now();
         let (mut sum, mut batches, mut samples) = (0.0f64, 0usize, 0usize);
         let mut grads = match self.grads.take() {
             Some(g) => g,
-            None => self.model.try_alloc_grads().map_err(device_err)?,
+            None => self
+                .model
+                .try_alloc_grads()
+                .map_err(device("allocating gradients"))?,
         };
         for (b, batch) in loader.epoch(epoch).enumerate() {
             let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
@@ -211,7 +234,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
             let logits = self
                 .model
                 .try_forward(x.traced(grads))
-                .map_err(device_err)?;
+                .map_err(device("the forward pass"))?;
             let l = loss(logits, targets);
             let value = l.as_vec().first().copied().unwrap_or(f32::NAN);
             if !value.is_finite() {
@@ -221,23 +244,27 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
                     loss: value,
                 });
             }
-            grads = l.try_backward().map_err(device_err)?;
+            grads = l.try_backward().map_err(device("the backward pass"))?;
             self.optimizer.update(&mut self.model, &grads)?;
-            self.model.try_zero_grads(&mut grads).map_err(device_err)?;
+            self.model
+                .try_zero_grads(&mut grads)
+                .map_err(device("zeroing gradients"))?;
             sum += value as f64;
             batches += 1;
             samples += batch.len();
-            bar.inc(1);
-            if b % 10 == 0 {
-                let rate = samples as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
-                    "loss {:.4}, {rate:.0} samples/s",
-                    sum / batches as f64
-                ));
+            if self.observer.is_some() {
+                self.tell(TrainEvent::BatchFinished {
+                    epoch: epoch + 1,
+                    batch: b + 1,
+                    batches: n_batches,
+                    loss: value,
+                    mean_loss: (sum / batches as f64) as f32,
+                    samples,
+                    seconds: start.elapsed().as_secs_f64(),
+                });
             }
         }
         self.grads = Some(grads);
-        bar.finish_and_clear();
         let stats = EpochStats {
             epoch: epoch + 1,
             loss: (sum / batches.max(1) as f64) as f32,
@@ -249,7 +276,8 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
     }
 
     /// Accuracy, per-class accuracy and confusion matrix on `loader`
-    /// (inference mode: no tape).
+    /// (inference mode: no tape). An empty loader is
+    /// [`TrainError::EmptyLoader`].
     pub fn evaluate<const H: usize, const W: usize>(
         &self,
         loader: &DataLoader,
@@ -257,16 +285,23 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
     where
         M: ImageClassifier<H, W, D>,
     {
-        let bar = self.bar(loader.len() as u64, "evaluate");
+        if loader.is_empty() {
+            return Err(TrainError::EmptyLoader);
+        }
+        let batches = loader.len();
+        self.tell(TrainEvent::EvaluationStarted { batches });
         let mut eval = Evaluation::default();
-        for batch in loader.epoch(0) {
+        for (b, batch) in loader.epoch(0).enumerate() {
             let labels = self.predict_labels::<H, W>(&batch)?;
             for (t, p) in batch.labels.iter().zip(labels) {
                 eval.record(*t, p);
             }
-            bar.inc(1);
+            self.tell(TrainEvent::EvaluationBatch {
+                batch: b + 1,
+                batches,
+            });
         }
-        bar.finish_and_clear();
+        self.tell(TrainEvent::EvaluationFinished { evaluation: &eval });
         Ok(eval)
     }
 
@@ -279,10 +314,13 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
         M: ImageClassifier<H, W, D>,
     {
         let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
-        let logits = self.model.try_forward(x).map_err(device_err)?;
+        let logits = self
+            .model
+            .try_forward(x)
+            .map_err(device("the forward pass"))?;
         let probs = logits
             .try_softmax::<Axis<1>>()
-            .map_err(device_err)?
+            .map_err(device("the softmax"))?
             .as_vec();
         let probabilities: Vec<[f32; NUM_CLASSES]> = probs
             .chunks(NUM_CLASSES)
@@ -303,22 +341,12 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> Classifier<M, D> {
         M: ImageClassifier<H, W, D>,
     {
         let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
-        let logits = self.model.try_forward(x).map_err(device_err)?.as_vec();
+        let logits = self
+            .model
+            .try_forward(x)
+            .map_err(device("the forward pass"))?
+            .as_vec();
         Ok(logits.chunks(NUM_CLASSES).map(argmax).collect())
-    }
-
-    fn bar(&self, len: u64, prefix: &str) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(len);
-        if let Ok(style) =
-            ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} ({eta})")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_prefix(prefix.to_string());
-        bar
     }
 }
 
@@ -331,8 +359,4 @@ fn argmax(v: &[f32]) -> usize {
         }
     }
     best
-}
-
-fn device_err<E: std::fmt::Debug>(e: E) -> TrainError {
-    TrainError::Device(format!("{e:?}"))
 }

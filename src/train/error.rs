@@ -17,9 +17,10 @@ pub enum TrainError {
     /// A batch could not be turned into tensors.
     #[error(transparent)]
     Data(#[from] DataError),
-    /// The device failed (allocation, kernel launch).
-    #[error("device error: {0}")]
-    Device(String),
+    /// The device or the optimizer failed (allocation, kernel launch,
+    /// parameters without gradients); the dfdx error is the typed source.
+    #[error(transparent)]
+    Device(#[from] crate::DeviceError),
     /// The loader yields no batches.
     #[error("the data loader is empty: nothing to train or evaluate on")]
     EmptyLoader,

@@ -2,8 +2,8 @@
 //!
 //! [`Classifier`] wraps a typed model, a device and an optimizer
 //! ([`OptimizerConfig`]: SGD with momentum and weight decay, or Adam). It
-//! trains on a [`DataLoader`](crate::data::DataLoader) with a progress bar per
-//! epoch ([`Classifier::fit`]), evaluates accuracy, per-class accuracy and a
+//! trains on a [`DataLoader`](crate::data::DataLoader) ([`Classifier::fit`]),
+//! reporting progress to a [`TrainObserver`] of the caller's choosing, evaluates accuracy, per-class accuracy and a
 //! confusion matrix ([`Classifier::evaluate`]), and predicts labels and
 //! probabilities without a tape ([`Classifier::predict`]).
 //!
@@ -14,10 +14,12 @@ mod classifier;
 mod device;
 mod error;
 mod metrics;
+mod observer;
 mod optim;
 
 pub use classifier::{cross_entropy, Classifier, EpochStats, ImageClassifier, Predictions};
 pub use device::{default_device, DeviceChoice};
 pub use error::TrainError;
 pub use metrics::Evaluation;
-pub use optim::{AnyOptimizer, LrSchedule, OptimizerConfig};
+pub use observer::{TrainEvent, TrainObserver};
+pub use optim::{LrSchedule, OptimizerConfig};

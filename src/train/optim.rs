@@ -46,14 +46,14 @@ impl OptimizerConfig {
 }
 
 /// A built optimizer of either kind.
-pub enum AnyOptimizer<M, D: Device<f32>> {
+pub(crate) enum AnyOptimizer<M, D: Device<f32>> {
     /// SGD.
     Sgd(Sgd<M, f32, D>),
     /// Adam.
     Adam(Adam<M, f32, D>),
 }
 
-impl<M: TensorCollection<f32, D>, D: Device<f32>> AnyOptimizer<M, D> {
+impl<M: TensorCollection<f32, D>, D: Device<f32> + crate::TypedErrors> AnyOptimizer<M, D> {
     /// Builds the optimizer for `model`.
     pub fn new(model: &M, cfg: OptimizerConfig) -> Self {
         let decay = |wd: f64| (wd != 0.0).then_some(WeightDecay::L2(wd));
@@ -103,7 +103,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> AnyOptimizer<M, D> {
             Self::Sgd(o) => o.update(model, grads),
             Self::Adam(o) => o.update(model, grads),
         };
-        r.map_err(|e| TrainError::Device(format!("{e:?}")))
+        r.map_err(|e| crate::DeviceError::new("the optimizer update", e).into())
     }
 }
 

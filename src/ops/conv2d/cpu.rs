@@ -308,7 +308,6 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     bias: &Tensor<Sb, E, Cpu>,
     out: So,
 ) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
-    crate::ops::cpu_util::keep_freed_memory();
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();

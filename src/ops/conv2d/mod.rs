@@ -4,7 +4,8 @@ use dfdx::prelude::*;
 pub(crate) mod cpu;
 pub mod generic;
 
-/// The runtime sizes of one 2-D convolution.
+/// The runtime sizes of one 2-D convolution, checked against each other:
+/// build it with [`Conv2DOp::new`], read it with the `*_shape` methods.
 ///
 /// Input `(batch, chan_in, h_in, w_in)`, weight `(chan_out, chan_in, kh, kw)`,
 /// bias `(chan_out,)`, output `(batch, chan_out, h_out, w_out)`, all
@@ -12,34 +13,34 @@ pub mod generic;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2DOp {
     /// Batch size.
-    pub batch: usize,
+    pub(crate) batch: usize,
     /// Input channels.
-    pub chan_in: usize,
+    pub(crate) chan_in: usize,
     /// Output channels.
-    pub chan_out: usize,
+    pub(crate) chan_out: usize,
     /// Input height.
-    pub h_in: usize,
+    pub(crate) h_in: usize,
     /// Input width.
-    pub w_in: usize,
+    pub(crate) w_in: usize,
     /// Kernel height.
-    pub kh: usize,
+    pub(crate) kh: usize,
     /// Kernel width.
-    pub kw: usize,
+    pub(crate) kw: usize,
     /// Stride (both directions).
-    pub stride: usize,
+    pub(crate) stride: usize,
     /// Zero padding (all four sides).
-    pub padding: usize,
+    pub(crate) padding: usize,
     /// Output height.
-    pub h_out: usize,
+    pub(crate) h_out: usize,
     /// Output width.
-    pub w_out: usize,
+    pub(crate) w_out: usize,
 }
 
 impl Conv2DOp {
     /// Whether the sizes are consistent with each other (the output size
     /// follows the formula, nothing is zero) and with tensors of `x`, `w`,
     /// `b` and `out` elements.
-    pub fn fits(&self, x: usize, w: usize, b: usize, out: usize) -> bool {
+    pub(crate) fn fits(&self, x: usize, w: usize, b: usize, out: usize) -> bool {
         let same = Self::new(
             self.batch,
             self.chan_in,
@@ -86,18 +87,33 @@ impl Conv2DOp {
     }
 
     /// Rows of the im2col matrix: `chan_in · kh · kw`.
-    pub fn patch_len(&self) -> usize {
+    pub(crate) fn patch_len(&self) -> usize {
         self.chan_in * self.kh * self.kw
     }
 
     /// Output positions per channel: `h_out · w_out`.
-    pub fn out_plane(&self) -> usize {
+    pub(crate) fn out_plane(&self) -> usize {
         self.h_out * self.w_out
     }
 
-    /// Multiply-adds of the forward pass.
-    pub fn forward_macs(&self) -> usize {
-        self.batch * self.chan_out * self.patch_len() * self.out_plane()
+    /// The input's shape `(batch, chan_in, h_in, w_in)`.
+    pub fn input_shape(&self) -> (usize, usize, usize, usize) {
+        (self.batch, self.chan_in, self.h_in, self.w_in)
+    }
+
+    /// The weight's shape `(chan_out, chan_in, kh, kw)`.
+    pub fn weight_shape(&self) -> (usize, usize, usize, usize) {
+        (self.chan_out, self.chan_in, self.kh, self.kw)
+    }
+
+    /// The bias's shape `(chan_out,)`.
+    pub fn bias_shape(&self) -> (usize,) {
+        (self.chan_out,)
+    }
+
+    /// The output's shape `(batch, chan_out, h_out, w_out)`.
+    pub fn output_shape(&self) -> (usize, usize, usize, usize) {
+        (self.batch, self.chan_out, self.h_out, self.w_out)
     }
 
     /// The input position `(y, x)` read by output `(oy, ox)` at kernel offset

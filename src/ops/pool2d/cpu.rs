@@ -98,7 +98,6 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     x: Tensor<S, E, Cpu, T>,
     out: So,
 ) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
-    crate::ops::cpu_util::keep_freed_memory();
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();

@@ -15,33 +15,34 @@ pub enum PoolKind {
 }
 
 /// The runtime sizes of one 2-D pooling: `planes` independent `h_in × w_in`
-/// planes (batch × channels), each reduced to `h_out × w_out`.
+/// planes (batch × channels), each reduced to `h_out × w_out`. Build it with
+/// [`Pool2DOp::new`], read it with the `*_shape` methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Pool2DOp {
     /// Max or average.
-    pub kind: PoolKind,
+    pub(crate) kind: PoolKind,
     /// Number of planes (`batch · channels`).
-    pub planes: usize,
+    pub(crate) planes: usize,
     /// Input height.
-    pub h_in: usize,
+    pub(crate) h_in: usize,
     /// Input width.
-    pub w_in: usize,
+    pub(crate) w_in: usize,
     /// Window size (square).
-    pub kernel: usize,
+    pub(crate) kernel: usize,
     /// Stride.
-    pub stride: usize,
+    pub(crate) stride: usize,
     /// Padding on all four sides.
-    pub padding: usize,
+    pub(crate) padding: usize,
     /// Output height.
-    pub h_out: usize,
+    pub(crate) h_out: usize,
     /// Output width.
-    pub w_out: usize,
+    pub(crate) w_out: usize,
 }
 
 impl Pool2DOp {
     /// Whether the sizes are consistent with each other and with tensors of
     /// `x` and `out` elements.
-    pub fn fits(&self, x: usize, out: usize) -> bool {
+    pub(crate) fn fits(&self, x: usize, out: usize) -> bool {
         let same = Self::new(
             self.kind,
             self.planes,
@@ -52,6 +53,21 @@ impl Pool2DOp {
         ) == Some(*self);
         same && x == self.planes * self.h_in * self.w_in
             && out == self.planes * self.h_out * self.w_out
+    }
+
+    /// Max or average.
+    pub fn kind(&self) -> PoolKind {
+        self.kind
+    }
+
+    /// The input's shape `(planes, h_in, w_in)`.
+    pub fn input_shape(&self) -> (usize, usize, usize) {
+        (self.planes, self.h_in, self.w_in)
+    }
+
+    /// The output's shape `(planes, h_out, w_out)`.
+    pub fn output_shape(&self) -> (usize, usize, usize) {
+        (self.planes, self.h_out, self.w_out)
     }
 
     /// Sizes for the given planes and window; `None` if the window does not

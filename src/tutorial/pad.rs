@@ -1,5 +1,5 @@
 //! Zero padding on typed tensors, with the padded size in the type.
-use crate::shapes::{ToConst, ToTypenum};
+use crate::shapes::{Tn, ToConst, ToTypenum};
 use core::ops::{Add, Mul};
 use dfdx::shapes::{Const, ConstDim, Rank3};
 use dfdx::tensor::Tensor;
@@ -15,8 +15,6 @@ pub trait PadDim<const P: usize> {
     type Output: ConstDim;
 }
 
-type Tn<const N: usize> = <Const<N> as ToTypenum>::Output;
-
 impl<const N: usize, const P: usize> PadDim<P> for Const<N>
 where
     Const<N>: ToTypenum,
@@ -31,7 +29,7 @@ where
 /// The dim of size `N + 2·P` (e.g. `PadSize<3, 1>` is `Const<5>`).
 ///
 /// ```
-/// use static_nn::vision::PadSize;
+/// use static_nn::tutorial::PadSize;
 /// use dfdx::shapes::Const;
 /// let _: PadSize<3, 1> = Const::<5>;
 /// let _: PadSize<28, 2> = Const::<32>;
@@ -52,7 +50,7 @@ pub type PadSize<const N: usize, const P: usize> = <Const<N> as PadDim<P>>::Outp
 ///
 /// ```
 /// use static_nn::prelude::*;
-/// use static_nn::vision::pad;
+/// use static_nn::tutorial::pad;
 /// let dev = Cpu::default();
 /// let img = dev.tensor([[[1.0f32, 2., 3.], [4., 5., 6.], [7., 8., 9.]]]);
 /// let padded: Tensor<Rank3<1, 5, 5>, f32, _> = pad::<1, 1, 3, 3, _>(&img);

@@ -12,7 +12,7 @@ pub const GLYPH: usize = 8;
 /// 8-pixel cell, so this is `8 · scale · chars`).
 ///
 /// ```
-/// assert_eq!(static_nn::vis::text_width("Pred: 7", 2), 7 * 8 * 2);
+/// assert_eq!(static_nn::pictures::text_width("Pred: 7", 2), 7 * 8 * 2);
 /// ```
 pub fn text_width(text: &str, scale: u32) -> usize {
     text.chars().count() * GLYPH * scale as usize
@@ -48,7 +48,7 @@ pub(crate) fn draw_text(canvas: &mut Canvas, x: i64, y: i64, text: &str, scale: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vis::canvas::{BLACK, WHITE};
+    use crate::pictures::canvas::{BLACK, WHITE};
 
     #[test]
     fn glyphs_are_drawn_left_to_right() {

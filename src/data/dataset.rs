@@ -1,10 +1,14 @@
 //! Labelled images in memory, and loading both splits of a data set.
 
+#[cfg(feature = "datasets")]
 use std::path::Path;
 
 use super::error::DataError;
+#[cfg(feature = "datasets")]
 use super::idx::{read_idx_images, read_idx_labels};
+#[cfg(feature = "datasets")]
 use super::locate::{locate_files, LocateOptions};
+#[cfg(feature = "datasets")]
 use super::spec::{DatasetSpec, Split};
 
 /// One split in memory: `u8` pixels, row-major, image after image, and one
@@ -67,6 +71,7 @@ impl LabelledImages {
         })
     }
 
+    #[cfg(feature = "datasets")]
     /// Reads one split from an image file and a label file (each raw IDX or
     /// gzip-compressed) and checks that they hold the same number of samples.
     pub fn from_files(images: &Path, labels: &Path) -> Result<LabelledImages, DataError> {
@@ -184,34 +189,37 @@ impl LabelledImages {
     }
 }
 
-/// Both splits of an MNIST-format data set.
+/// Both splits of an MNIST-format (IDX) data set: MNIST, Fashion-MNIST,
+/// KMNIST or any other [`DatasetSpec`].
+#[cfg(feature = "datasets")]
 #[derive(Clone, Debug)]
-pub struct Mnist {
+pub struct IdxDataset {
     /// The training split.
     pub train: LabelledImages,
     /// The test split.
     pub test: LabelledImages,
 }
 
-impl Mnist {
+#[cfg(feature = "datasets")]
+impl IdxDataset {
     /// Finds the four files (explicit `dir` → `$MNIST_DIR` (the spec's
     /// [`env_var`](DatasetSpec::env_var)) → per-user cache → download into the
     /// cache; see [`locate`](super::locate)) and loads both splits, decoding
     /// them in parallel.
     ///
     /// ```no_run
-    /// use static_nn::data::{Mnist, MNIST};
-    /// let mnist = Mnist::load(&MNIST, None)?;
+    /// use static_nn::data::{IdxDataset, MNIST};
+    /// let mnist = IdxDataset::load(&MNIST, None)?;
     /// assert_eq!((mnist.train.len(), mnist.test.len()), (60_000, 10_000));
     /// assert_eq!(mnist.train.labels[0], 5);
     /// # Ok::<(), static_nn::data::DataError>(())
     /// ```
-    pub fn load(spec: &DatasetSpec, dir: Option<&Path>) -> Result<Mnist, DataError> {
-        Mnist::load_with(spec, &LocateOptions::from_env(spec, dir))
+    pub fn load(spec: &DatasetSpec, dir: Option<&Path>) -> Result<IdxDataset, DataError> {
+        IdxDataset::load_with(spec, &LocateOptions::from_env(spec, dir))
     }
 
-    /// [`Mnist::load`] with explicit [`LocateOptions`].
-    pub fn load_with(spec: &DatasetSpec, opts: &LocateOptions) -> Result<Mnist, DataError> {
+    /// [`IdxDataset::load`] with explicit [`LocateOptions`].
+    pub fn load_with(spec: &DatasetSpec, opts: &LocateOptions) -> Result<IdxDataset, DataError> {
         let (_, p) = locate_files(spec, opts, &[0, 1, 2, 3])?;
         let (train, test) = std::thread::scope(|s| {
             let test = s.spawn(|| LabelledImages::from_files(&p[2], &p[3]));
@@ -220,17 +228,17 @@ impl Mnist {
             let test = test.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             (train, test)
         });
-        Ok(Mnist {
+        Ok(IdxDataset {
             train: train?,
             test: test?,
         })
     }
 
-    /// Loads one split only (finding its two files as [`Mnist::load`] does).
+    /// Loads one split only (finding its two files as [`IdxDataset::load`] does).
     ///
     /// ```no_run
-    /// use static_nn::data::{Mnist, Split, MNIST};
-    /// let test = Mnist::load_split(&MNIST, None, Split::Test)?;
+    /// use static_nn::data::{IdxDataset, Split, MNIST};
+    /// let test = IdxDataset::load_split(&MNIST, None, Split::Test)?;
     /// assert_eq!(test.len(), 10_000);
     /// # Ok::<(), static_nn::data::DataError>(())
     /// ```
@@ -239,10 +247,10 @@ impl Mnist {
         dir: Option<&Path>,
         split: Split,
     ) -> Result<LabelledImages, DataError> {
-        Mnist::load_split_with(spec, &LocateOptions::from_env(spec, dir), split)
+        IdxDataset::load_split_with(spec, &LocateOptions::from_env(spec, dir), split)
     }
 
-    /// [`Mnist::load_split`] with explicit [`LocateOptions`].
+    /// [`IdxDataset::load_split`] with explicit [`LocateOptions`].
     pub fn load_split_with(
         spec: &DatasetSpec,
         opts: &LocateOptions,
@@ -261,7 +269,7 @@ impl Mnist {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "datasets"))]
 mod tests {
     use super::*;
     use crate::data::idx::{encode_idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
@@ -300,11 +308,11 @@ mod tests {
             dir: Some(d.path().into()),
             ..LocateOptions::default()
         };
-        let m = Mnist::load_with(&MNIST, &opts).unwrap();
+        let m = IdxDataset::load_with(&MNIST, &opts).unwrap();
         assert_eq!((m.train.len(), m.test.len()), (12, 3));
         assert_eq!(m.train.label_histogram(), [2, 2, 1, 1, 1, 1, 1, 1, 1, 1]);
         assert_eq!(m.train.image(1), &[4, 5, 6, 7]);
-        let t = Mnist::load_split_with(&MNIST, &opts, Split::Test).unwrap();
+        let t = IdxDataset::load_split_with(&MNIST, &opts, Split::Test).unwrap();
         assert_eq!(t, m.test);
         assert_eq!(m.split(Split::Test), &m.test);
     }

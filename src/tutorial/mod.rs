@@ -8,8 +8,8 @@
 //!
 //! | notebook | here | PyTorch |
 //! |---|---|---|
-//! | images as tensors | [`images::random_image`], [`images::random_gray`], [`images::random_rgb`] | `torch.rand((C, H, W))` |
-//! | flattening | [`images::flatten_1d`], [`images::flatten_2d`], [`images::flatten_3d`] | `reshape(-1)`, `reshape(1, -1)`, `reshape(1, 1, -1)` |
+//! | images as tensors | [`tensors::random_image`], [`tensors::random_gray`], [`tensors::random_rgb`] | `torch.rand((C, H, W))` |
+//! | flattening | [`tensors::flatten_1d`], [`tensors::flatten_2d`], [`tensors::flatten_3d`] | `reshape(-1)`, `reshape(1, -1)`, `reshape(1, 1, -1)` |
 //! | cross-correlation by hand | [`reference::corr2d`], [`reference::corr2d_with`] | the notebook's double loop, `F.conv2d` |
 //! | kernels | [`kernels::EDGE`], [`kernels::SOBEL_X`], [`kernels::box_blur`], [`kernels::gaussian_blur`] | `torch.tensor([[[1.0, -1.0]]])`, … |
 //! | learning a kernel | [`learn::learn_edge_kernel`] | `nn.LazyConv2d(1, (1, 2))` + SGD |
@@ -25,27 +25,27 @@
 //!
 //! ```
 //! use static_nn::prelude::*;
-//! use static_nn::vision::{reference::corr2d, Chw};
+//! use static_nn::tutorial::{reference::corr2d, Chw};
 //! let img = Chw::from_array([[[0.0, 1., 2.], [3., 4., 5.], [6., 7., 8.]]]);
 //! let kernel = Chw::from_array([[[0.0, 1.], [2., 3.]]]);
 //! let out = corr2d(&img, &kernel)?;
 //! assert_eq!(out.data(), &[19.0, 25.0, 37.0, 43.0]);
 //! assert_eq!(out.to_string(), "[[[19., 25.],\n  [37., 43.]]]");
-//! # Ok::<(), static_nn::vision::VisionError>(())
+//! # Ok::<(), static_nn::tutorial::TutorialError>(())
 //! ```
 
 mod chw;
 mod error;
-pub mod images;
 pub mod kernels;
 pub mod learn;
 pub mod pad;
 pub mod photo;
 pub mod reference;
 mod show;
+pub mod tensors;
 
 pub use chw::Chw;
-pub use error::VisionError;
+pub use error::TutorialError;
 pub use learn::{learn_edge_kernel, LearnedKernel};
 pub use pad::{pad, PadDim, PadSize};
 pub use show::{format_values, show, show_values};

@@ -1,7 +1,7 @@
 //! The notebook's `plot`: pictures side by side, each with a title above.
 
 use super::canvas::{Canvas, Rgb, BLACK, RED, WHITE};
-use super::error::VisError;
+use super::error::PicturesError;
 use super::font::{draw_text, text_width, GLYPH};
 use super::png::{check_canvas, grey_colours, rgb_colours, scaled, write_png};
 use std::path::Path;
@@ -30,7 +30,7 @@ impl<'a> Panel<'a> {
     ///
     /// ```
     /// let px = [0.0f32; 28 * 28];
-    /// let p = static_nn::vis::Panel::new(&px, 28, 28, "Pred: 7, True: 7");
+    /// let p = static_nn::pictures::Panel::new(&px, 28, 28, "Pred: 7, True: 7");
     /// assert!(!p.marked);
     /// ```
     pub fn new(pixels: &'a [f32], h: usize, w: usize, title: impl Into<String>) -> Self {
@@ -65,12 +65,12 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(path: &Path, panels: &[Panel], cols: usize, scale: u32) -> Result<Self, VisError> {
+    fn new(path: &Path, panels: &[Panel], cols: usize, scale: u32) -> Result<Self, PicturesError> {
         if panels.is_empty() {
-            return Err(VisError::bad(path, "no panels to draw"));
+            return Err(PicturesError::bad(path, "no panels to draw"));
         }
         if cols == 0 {
-            return Err(VisError::bad(path, "a grid needs at least one column"));
+            return Err(PicturesError::bad(path, "a grid needs at least one column"));
         }
         let text = (scale / 4).clamp(1, 4);
         let frame = 2 * text as usize;
@@ -81,7 +81,7 @@ impl Layout {
             let len = p.pixels.len();
             let n = p.h.checked_mul(p.w).filter(|&n| n > 0);
             if !n.is_some_and(|n| len == n || n.checked_mul(3) == Some(len)) {
-                return Err(VisError::bad(
+                return Err(PicturesError::bad(
                     path,
                     format!(
                         "panel {i}: {len} values do not make a grey or RGB {}×{} picture",
@@ -121,7 +121,7 @@ impl Layout {
 /// `max(1, scale / 4)` times its size.
 ///
 /// ```
-/// use static_nn::vis::{save_grid_png, Panel};
+/// use static_nn::pictures::{save_grid_png, Panel};
 /// # let dir = tempfile::tempdir().unwrap();
 /// let seven = [0.5f32; 28 * 28];
 /// let panels = [
@@ -129,14 +129,14 @@ impl Layout {
 ///     Panel::new(&seven, 28, 28, "Pred: 1, True: 7").marked(true),
 /// ];
 /// save_grid_png(&dir.path().join("preds.png"), &panels, 2, 4)?;
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
 pub fn save_grid_png(
     path: &Path,
     panels: &[Panel],
     cols: usize,
     scale: u32,
-) -> Result<(), VisError> {
+) -> Result<(), PicturesError> {
     let l = Layout::new(path, panels, cols, scale)?;
     let (w, h) = l.size();
     let mut canvas = Canvas::new(w as u32, h as u32, WHITE);

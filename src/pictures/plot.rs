@@ -1,7 +1,7 @@
 //! Line plots for loss and accuracy curves.
 
 use super::canvas::{Canvas, Rgb, BLACK, WHITE};
-use super::error::VisError;
+use super::error::PicturesError;
 use super::font::{draw_text, text_width, GLYPH};
 use super::png::{finite_range, write_png};
 use std::path::Path;
@@ -85,18 +85,23 @@ fn x_ticks(n: usize) -> Vec<usize> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let train = [2.30, 0.61, 0.35, 0.27, 0.22];
 /// let test = [0.70, 0.38, 0.30, 0.26, 0.25];
-/// static_nn::vis::save_line_plot(
+/// static_nn::pictures::save_line_plot(
 ///     &dir.path().join("loss.png"),
 ///     "LeNet on MNIST",
 ///     &[("train loss", &train), ("test loss", &test)],
 /// )?;
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
-pub fn save_line_plot(path: &Path, title: &str, series: &[(&str, &[f32])]) -> Result<(), VisError> {
+pub fn save_line_plot(
+    path: &Path,
+    title: &str,
+    series: &[(&str, &[f32])],
+) -> Result<(), PicturesError> {
     let n = series.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
     let all: Vec<f32> = series.iter().flat_map(|(_, s)| s.iter().copied()).collect();
-    let (lo, hi) = finite_range(&all)
-        .ok_or_else(|| VisError::bad(path, "nothing to plot: no finite values in any series"))?;
+    let (lo, hi) = finite_range(&all).ok_or_else(|| {
+        PicturesError::bad(path, "nothing to plot: no finite values in any series")
+    })?;
     let (y0, y1, yticks, decimals) = y_axis(lo, hi);
     let ylabels: Vec<String> = yticks.iter().map(|&v| label(v, decimals)).collect();
     let g = GLYPH as i64;

@@ -5,12 +5,13 @@
 //! [`MaxPool2D`](crate::nn::MaxPool2D) and [`AvgPool2D`](crate::nn::AvgPool2D)
 //! compute the same values, vectorised (the tests check both on random
 //! inputs). Every function takes and returns runtime-sized [`Chw`] images
-//! and reports sizes that do not fit as a [`VisionError`].
+//! and reports sizes that do not fit as a [`TutorialError`].
 //!
 //! The output size along each axis is `(input + 2·padding − kernel) / stride + 1`
 //! ([`conv_output_size`](crate::shapes::conv_output_size)).
 use super::chw::Chw;
-use super::error::VisionError;
+use super::error::TutorialError;
+pub use crate::ops::PoolKind;
 use crate::shapes::try_conv_output_size;
 
 /// The output height and width of a `kh×kw` window over an `h×w` input.
@@ -19,16 +20,16 @@ fn out_size(
     (kh, kw): (usize, usize),
     stride: usize,
     padding: usize,
-) -> Result<(usize, usize), VisionError> {
+) -> Result<(usize, usize), TutorialError> {
     if stride == 0 {
-        return Err(VisionError::Shape("the stride must be at least 1".into()));
+        return Err(TutorialError::Shape("the stride must be at least 1".into()));
     }
     match (
         try_conv_output_size(h, kh, stride, padding),
         try_conv_output_size(w, kw, stride, padding),
     ) {
         (Some(oh), Some(ow)) => Ok((oh, ow)),
-        _ => Err(VisionError::Shape(format!(
+        _ => Err(TutorialError::Shape(format!(
             "a {kh}×{kw} kernel does not fit a {h}×{w} image with padding {padding}"
         ))),
     }
@@ -52,13 +53,13 @@ fn padded_at(img: &Chw, c: usize, i: usize, j: usize, padding: usize) -> Option<
 /// PyTorch: `F.conv2d(img.unsqueeze(0), kernel.unsqueeze(0)).squeeze(0)`.
 ///
 /// ```
-/// use static_nn::vision::{reference::corr2d, Chw};
+/// use static_nn::tutorial::{reference::corr2d, Chw};
 /// let img = Chw::from_array([[[0.0, 1., 2.], [3., 4., 5.], [6., 7., 8.]]]);
 /// let k = Chw::from_array([[[0.0, 1.], [2., 3.]]]);
 /// assert_eq!(corr2d(&img, &k)?.data(), &[19.0, 25.0, 37.0, 43.0]);
-/// # Ok::<(), static_nn::vision::VisionError>(())
+/// # Ok::<(), static_nn::tutorial::TutorialError>(())
 /// ```
-pub fn corr2d(img: &Chw, kernel: &Chw) -> Result<Chw, VisionError> {
+pub fn corr2d(img: &Chw, kernel: &Chw) -> Result<Chw, TutorialError> {
     corr2d_with(img, kernel, 1, 0)
 }
 
@@ -68,23 +69,23 @@ pub fn corr2d(img: &Chw, kernel: &Chw) -> Result<Chw, VisionError> {
 /// PyTorch: `F.conv2d(img.unsqueeze(0), kernel.unsqueeze(0), stride=stride, padding=padding)`.
 ///
 /// ```
-/// use static_nn::vision::{reference::corr2d_with, Chw};
+/// use static_nn::tutorial::{reference::corr2d_with, Chw};
 /// let img = Chw::from_array([[[1.0, 2., 3.], [4., 5., 6.], [7., 8., 9.]]]);
 /// let ones = Chw::from_array([[[1.0, 1.], [1., 1.]]]);
 /// // the notebook's strided exercise
 /// assert_eq!(corr2d_with(&img, &ones, 2, 1)?.data(), &[1.0, 5.0, 11.0, 28.0]);
-/// # Ok::<(), static_nn::vision::VisionError>(())
+/// # Ok::<(), static_nn::tutorial::TutorialError>(())
 /// ```
 pub fn corr2d_with(
     img: &Chw,
     kernel: &Chw,
     stride: usize,
     padding: usize,
-) -> Result<Chw, VisionError> {
+) -> Result<Chw, TutorialError> {
     let (c, h, w) = img.shape();
     let (kc, kh, kw) = kernel.shape();
     if kc != c {
-        return Err(VisionError::Shape(format!(
+        return Err(TutorialError::Shape(format!(
             "the kernel has {kc} channels, the image {c}"
         )));
     }
@@ -122,7 +123,7 @@ pub fn corr2d_with(
 ///
 /// PyTorch: `torch.cat([F.conv2d(img, k) for k in kernels], dim=0)`, which
 /// equals one `F.conv2d` with all kernels stacked as `(OUT, C, KH, KW)`.
-pub fn corr2d_multi(img: &Chw, kernels: &[Chw]) -> Result<Chw, VisionError> {
+pub fn corr2d_multi(img: &Chw, kernels: &[Chw]) -> Result<Chw, TutorialError> {
     let outs = kernels
         .iter()
         .map(|k| corr2d(img, k))
@@ -137,7 +138,7 @@ pub fn corr2d_multi(img: &Chw, kernels: &[Chw]) -> Result<Chw, VisionError> {
 /// version, with the output size in the type, is [`pad`](super::pad()).
 ///
 /// ```
-/// use static_nn::vision::{reference::pad_ref, Chw};
+/// use static_nn::tutorial::{reference::pad_ref, Chw};
 /// let p = pad_ref(&Chw::from_array([[[5.0]]]), 1);
 /// assert_eq!(p.data(), &[0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 0.0]);
 /// ```
@@ -158,16 +159,6 @@ pub fn pad_ref(img: &Chw, padding: usize) -> Chw {
     out
 }
 
-/// Which value a pooling window keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PoolOp {
-    /// The largest value in the window (`nn.MaxPool2d`); padding counts as −∞.
-    Max,
-    /// The mean of the window (`nn.AvgPool2d`); padding counts as 0 and
-    /// stays in the divisor (`count_include_pad=True`).
-    Avg,
-}
-
 /// Pooling by hand: a `kernel×kernel` window slides with `stride` over each
 /// channel **separately** (channels are kept, not summed), and each output
 /// value is the window's max or mean. `(C, H, W)` → `(C, H', W')`.
@@ -177,21 +168,21 @@ pub enum PoolOp {
 /// `kernel / 2`.
 ///
 /// ```
-/// use static_nn::vision::{reference::{pool2d_ref, PoolOp}, Chw};
+/// use static_nn::tutorial::{reference::{pool2d_ref, PoolKind}, Chw};
 /// let img = Chw::from_array([[[0.0, 1., 2.], [3., 4., 5.], [6., 7., 8.]]]);
-/// assert_eq!(pool2d_ref(&img, 2, 1, 0, PoolOp::Max)?.data(), &[4.0, 5.0, 7.0, 8.0]);
-/// assert_eq!(pool2d_ref(&img, 2, 1, 0, PoolOp::Avg)?.data(), &[2.0, 3.0, 5.0, 6.0]);
-/// # Ok::<(), static_nn::vision::VisionError>(())
+/// assert_eq!(pool2d_ref(&img, 2, 1, 0, PoolKind::Max)?.data(), &[4.0, 5.0, 7.0, 8.0]);
+/// assert_eq!(pool2d_ref(&img, 2, 1, 0, PoolKind::Avg)?.data(), &[2.0, 3.0, 5.0, 6.0]);
+/// # Ok::<(), static_nn::tutorial::TutorialError>(())
 /// ```
 pub fn pool2d_ref(
     img: &Chw,
     kernel: usize,
     stride: usize,
     padding: usize,
-    op: PoolOp,
-) -> Result<Chw, VisionError> {
+    op: PoolKind,
+) -> Result<Chw, TutorialError> {
     if 2 * padding > kernel {
-        return Err(VisionError::Shape(format!(
+        return Err(TutorialError::Shape(format!(
             "pooling padding {padding} is more than half the kernel size {kernel}"
         )));
     }
@@ -214,8 +205,8 @@ pub fn pool2d_ref(
                     }
                 }
                 data[(ch * oh + i) * ow + j] = match op {
-                    PoolOp::Max => max,
-                    PoolOp::Avg => sum / (kernel * kernel) as f32,
+                    PoolKind::Max => max,
+                    PoolKind::Avg => sum / (kernel * kernel) as f32,
                 };
             }
         }
@@ -264,17 +255,17 @@ mod tests {
         assert!(corr2d(&img, &arange(1, 4, 1, 0.0)).is_err());
         assert!(corr2d(&img, &arange(2, 2, 2, 0.0)).is_err());
         assert!(corr2d_with(&img, &arange(1, 2, 2, 0.0), 0, 0).is_err());
-        assert!(pool2d_ref(&img, 2, 1, 2, PoolOp::Max).is_err());
-        assert!(pool2d_ref(&img, 4, 1, 0, PoolOp::Max).is_err());
+        assert!(pool2d_ref(&img, 2, 1, 2, PoolKind::Max).is_err());
+        assert!(pool2d_ref(&img, 4, 1, 0, PoolKind::Max).is_err());
         assert!(corr2d_multi(&img, &[]).is_err());
     }
 
     #[test]
     fn pooling_with_padding() {
         let img = arange(1, 2, 2, 1.0);
-        let max = pool2d_ref(&img, 2, 2, 1, PoolOp::Max).unwrap();
+        let max = pool2d_ref(&img, 2, 2, 1, PoolKind::Max).unwrap();
         assert_eq!(max.data(), &[1., 2., 3., 4.]);
-        let avg = pool2d_ref(&img, 2, 2, 1, PoolOp::Avg).unwrap();
+        let avg = pool2d_ref(&img, 2, 2, 1, PoolKind::Avg).unwrap();
         assert_eq!(avg.data(), &[0.25, 0.5, 0.75, 1.0]);
     }
 }

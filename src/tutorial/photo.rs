@@ -7,8 +7,8 @@
 //! things kernels react to: flat areas, hard edges in every direction, fine
 //! stripes and a checkerboard that blurring wipes out, and a smooth ramp.
 use super::chw::Chw;
-use super::error::VisionError;
-use crate::vis::{read_image_raw, VisError};
+use super::error::TutorialError;
+use crate::pictures::{read_image_raw, PicturesError};
 use image::imageops::{self, FilterType};
 use image::{ImageBuffer, Luma};
 use std::path::Path;
@@ -28,14 +28,14 @@ pub const MAX_PHOTO_SIDE: usize = 512;
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("photo.png");
-/// # static_nn::vis::save_gray_png(&path, &vec![0.5; 600 * 300], 600, 300, Some((0.0, 1.0)))?;
-/// let img = static_nn::vision::photo::load_grey(&path, 512)?;
+/// # static_nn::pictures::save_gray_png(&path, &vec![0.5; 600 * 300], 600, 300, Some((0.0, 1.0)))?;
+/// let img = static_nn::tutorial::photo::load_grey(&path, 512)?;
 /// assert_eq!(img.shape(), (1, 512, 256));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn load_grey(path: &Path, max_side: usize) -> Result<Chw, VisionError> {
+pub fn load_grey(path: &Path, max_side: usize) -> Result<Chw, TutorialError> {
     if max_side == 0 {
-        return Err(VisionError::Vis(VisError::bad(
+        return Err(TutorialError::Vis(PicturesError::bad(
             path,
             "the largest side must be at least 1 pixel",
         )));
@@ -57,13 +57,13 @@ pub fn load_grey(path: &Path, max_side: usize) -> Result<Chw, VisionError> {
         u32::try_from(nw),
         u32::try_from(nh),
     ) else {
-        return Err(VisionError::Vis(VisError::bad(
+        return Err(TutorialError::Vis(PicturesError::bad(
             path,
             "the image is too large",
         )));
     };
     let Some(buf) = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(wu, hu, grey) else {
-        return Err(VisionError::Vis(VisError::bad(
+        return Err(TutorialError::Vis(PicturesError::bad(
             path,
             "inconsistent image size",
         )));
@@ -78,7 +78,7 @@ pub fn load_grey(path: &Path, max_side: usize) -> Result<Chw, VisionError> {
 /// Used when no photo is given; it looks the same at any size.
 ///
 /// ```
-/// let img = static_nn::vision::photo::test_picture(64, 96);
+/// let img = static_nn::tutorial::photo::test_picture(64, 96);
 /// assert_eq!(img.shape(), (1, 64, 96));
 /// let (lo, hi) = img.range().unwrap();
 /// assert!(lo >= 0.0 && hi <= 1.0);

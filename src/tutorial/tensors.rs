@@ -18,7 +18,7 @@ use dfdx::tensor_ops::{Device, ReshapeTo};
 /// ```
 /// use static_nn::prelude::*;
 /// let dev = Cpu::seed_from_u64(0);
-/// let img: Tensor<Rank3<3, 6, 6>, f32, _> = static_nn::vision::images::random_image(&dev);
+/// let img: Tensor<Rank3<3, 6, 6>, f32, _> = static_nn::tutorial::tensors::random_image(&dev);
 /// assert!(img.as_vec().iter().all(|v| (0.0..1.0).contains(v)));
 /// ```
 pub fn random_image<const C: usize, const H: usize, const W: usize, D: Device<f32>>(
@@ -59,7 +59,7 @@ pub const NOTEBOOK_RANDOM_6X6: [[[f32; 6]; 6]; 1] = [[
 /// `arange::<3, 3>(1.0)`.
 ///
 /// ```
-/// let a = static_nn::vision::images::arange::<2, 3>(1.0);
+/// let a = static_nn::tutorial::tensors::arange::<2, 3>(1.0);
 /// assert_eq!(a, [[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]);
 /// ```
 pub fn arange<const H: usize, const W: usize>(start: f32) -> [[[f32; W]; H]; 1] {
@@ -74,7 +74,7 @@ pub fn arange<const H: usize, const W: usize>(start: f32) -> [[[f32; W]; H]; 1] 
 /// which are 1 (PyTorch: `img = torch.zeros((1, 6, 8)); img[:, :, 2:6] = 1.0`).
 ///
 /// ```
-/// let img = static_nn::vision::images::edge_image();
+/// let img = static_nn::tutorial::tensors::edge_image();
 /// assert_eq!(img[0][0], [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
 /// ```
 pub fn edge_image() -> [[[f32; 8]; 6]; 1] {
@@ -93,7 +93,7 @@ pub fn edge_image() -> [[[f32; 8]; 6]; 1] {
 ///
 /// ```
 /// use static_nn::prelude::*;
-/// use static_nn::vision::images::{flatten_1d, random_gray};
+/// use static_nn::tutorial::tensors::{flatten_1d, random_gray};
 /// let dev = Cpu::default();
 /// let flat: Tensor<(Flat<1, 6, 6>,), f32, _> = flatten_1d(random_gray::<6, 6, _>(&dev));
 /// assert_eq!(<(Flat<1, 6, 6>,) as ConstShape>::NUMEL, 36);
@@ -116,7 +116,7 @@ where
 ///
 /// ```
 /// use static_nn::prelude::*;
-/// use static_nn::vision::images::flatten_2d;
+/// use static_nn::tutorial::tensors::flatten_2d;
 /// let dev = Cpu::default();
 /// let flat: Tensor<(Const<1>, Flat<1, 6, 6>), f32, _> = flatten_2d(dev.zeros::<Rank3<1, 6, 6>>());
 /// assert_eq!(flat.shape().concrete(), [1, 36]);
@@ -139,7 +139,7 @@ where
 ///
 /// ```
 /// use static_nn::prelude::*;
-/// use static_nn::vision::images::flatten_3d;
+/// use static_nn::tutorial::tensors::flatten_3d;
 /// let dev = Cpu::default();
 /// let flat: Tensor<(Const<1>, Const<1>, Flat<3, 32, 32>), f32, _> =
 ///     flatten_3d(dev.zeros::<Rank3<3, 32, 32>>());

@@ -14,7 +14,7 @@
 //! | [`read_image`], [`read_image_raw`] | a PNG or JPEG as a typed tensor or raw pixels |
 //! | [`mnistify`], [`mnistify_image`] | any picture of a digit as a 28×28 MNIST input |
 //!
-//! Every function returns a [`VisError`] naming the file instead of
+//! Every function returns a [`PicturesError`] naming the file instead of
 //! panicking on bad input. Every write is atomic: the PNG is written to
 //! `<name>.tmp-<pid>` in the same folder and renamed over `<name>`, so a
 //! reader never sees half a file.
@@ -29,7 +29,7 @@ mod plot;
 mod png;
 
 pub use digit::{mnistify, mnistify_image};
-pub use error::VisError;
+pub use error::PicturesError;
 pub use font::text_width;
 pub use grid::{save_grid_png, Panel};
 pub use io::{read_image, read_image_raw};

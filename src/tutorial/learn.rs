@@ -1,7 +1,7 @@
 //! Learning the edge kernel from an image and its edge map.
-use super::error::VisionError;
-use super::images::edge_image;
+use super::error::TutorialError;
 use super::kernels::EDGE;
+use super::tensors::edge_image;
 use crate::nn::{Conv2DModule, DeviceBuildExt, Inferred, LazyConv2DRect};
 use dfdx::optim::{Optimizer, Sgd, SgdConfig};
 use dfdx::prelude::*;
@@ -35,12 +35,12 @@ pub struct LearnedKernel {
 /// `[1, −1]` and the bias 0 to within 1e-2 (see the tests).
 ///
 /// ```
-/// let learned = static_nn::vision::learn_edge_kernel(100, 0.01, 0)?;
+/// let learned = static_nn::tutorial::learn_edge_kernel(100, 0.01, 0)?;
 /// assert!((learned.kernel[0] - 1.0).abs() < 1e-2 && (learned.kernel[1] + 1.0).abs() < 1e-2);
 /// assert!(learned.losses[99] < learned.losses[0]);
-/// # Ok::<(), static_nn::vision::VisionError>(())
+/// # Ok::<(), static_nn::tutorial::TutorialError>(())
 /// ```
-pub fn learn_edge_kernel(steps: usize, lr: f64, seed: u64) -> Result<LearnedKernel, VisionError> {
+pub fn learn_edge_kernel(steps: usize, lr: f64, seed: u64) -> Result<LearnedKernel, TutorialError> {
     let dev = Cpu::seed_from_u64(seed);
     let mut model = dev.build_module::<EdgeNet, f32>();
     // the target: the edge map made by the known kernel
@@ -64,7 +64,7 @@ pub fn learn_edge_kernel(steps: usize, lr: f64, seed: u64) -> Result<LearnedKern
         losses.push(loss.array());
         grads = loss.backward();
         opt.update(&mut model, &grads)
-            .map_err(|e| VisionError::Train(format!("{e:?}")))?;
+            .map_err(|e| crate::DeviceError::new("the optimizer update", e))?;
         model.zero_grads(&mut grads);
     }
     let w = model.weight.array()[0][0][0];

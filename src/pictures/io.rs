@@ -1,6 +1,6 @@
 //! PNG/JPEG files → pixels and typed dfdx tensors.
 
-use super::error::VisError;
+use super::error::PicturesError;
 use dfdx::shapes::{Const, Rank3};
 use dfdx::tensor::Tensor;
 use dfdx::tensor_ops::Device;
@@ -18,12 +18,12 @@ pub(crate) const MAX_PIXELS: u64 = 1 << 25;
 /// Reads and decodes a PNG or JPEG; the format is told by the content, not
 /// the extension. Pictures of more than [`MAX_PIXELS`] are refused before
 /// decoding.
-pub(crate) fn decode(path: &Path) -> Result<DynamicImage, VisError> {
-    let bytes = std::fs::read(path).map_err(|source| VisError::Read {
+pub(crate) fn decode(path: &Path) -> Result<DynamicImage, PicturesError> {
+    let bytes = std::fs::read(path).map_err(|source| PicturesError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let decode_err = |source| VisError::Decode {
+    let decode_err = |source| PicturesError::Decode {
         path: path.to_path_buf(),
         source,
     };
@@ -34,7 +34,7 @@ pub(crate) fn decode(path: &Path) -> Result<DynamicImage, VisError> {
         .map_err(decode_err)?;
     let pixels = u64::from(w) * u64::from(h);
     if pixels > MAX_PIXELS {
-        return Err(VisError::bad(
+        return Err(PicturesError::bad(
             path,
             format!("the picture is {w}×{h} = {pixels} pixels, more than the {MAX_PIXELS} that can be read"),
         ));
@@ -78,13 +78,13 @@ fn chw(img: &Rgb32FImage) -> Vec<f32> {
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("x.png");
-/// static_nn::vis::save_gray_png(&path, &[0.0, 1.0], 1, 2, None)?;
-/// let (data, h, w) = static_nn::vis::read_image_raw(&path)?;
+/// static_nn::pictures::save_gray_png(&path, &[0.0, 1.0], 1, 2, None)?;
+/// let (data, h, w) = static_nn::pictures::read_image_raw(&path)?;
 /// assert_eq!((h, w), (1, 2));
 /// assert_eq!(data, vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
-pub fn read_image_raw(path: &Path) -> Result<(Vec<f32>, usize, usize), VisError> {
+pub fn read_image_raw(path: &Path) -> Result<(Vec<f32>, usize, usize), PicturesError> {
     let img = to_rgb_over_white(&decode(path)?);
     let (w, h) = (img.width() as usize, img.height() as usize);
     Ok((chw(&img), h, w))
@@ -101,16 +101,16 @@ pub fn read_image_raw(path: &Path) -> Result<(Vec<f32>, usize, usize), VisError>
 /// use dfdx::prelude::*;
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("digit.png");
-/// # static_nn::vis::save_gray_png(&path, &vec![0.5; 50 * 40], 50, 40, Some((0.0, 1.0)))?;
+/// # static_nn::pictures::save_gray_png(&path, &vec![0.5; 50 * 40], 50, 40, Some((0.0, 1.0)))?;
 /// let dev = Cpu::default();
-/// let x: Tensor<Rank3<1, 28, 28>, f32, _> = static_nn::vis::read_image(&path, &dev)?;
+/// let x: Tensor<Rank3<1, 28, 28>, f32, _> = static_nn::pictures::read_image(&path, &dev)?;
 /// assert!((x.as_vec()[0] - 0.5).abs() < 0.01);
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
 pub fn read_image<const C: usize, const H: usize, const W: usize, D: Device<f32>>(
     path: &Path,
     dev: &D,
-) -> Result<Tensor<Rank3<C, H, W>, f32, D>, VisError> {
+) -> Result<Tensor<Rank3<C, H, W>, f32, D>, PicturesError> {
     const {
         assert!(
             C == 1 || C == 3,
@@ -119,7 +119,12 @@ pub fn read_image<const C: usize, const H: usize, const W: usize, D: Device<f32>
     };
     let (wu, hu) = match (u32::try_from(W), u32::try_from(H)) {
         (Ok(w), Ok(h)) if w > 0 && h > 0 => (w, h),
-        _ => return Err(VisError::bad(path, format!("cannot resize to {H}×{W}"))),
+        _ => {
+            return Err(PicturesError::bad(
+                path,
+                format!("cannot resize to {H}×{W}"),
+            ))
+        }
     };
     let mut img = to_rgb_over_white(&decode(path)?);
     if img.dimensions() != (wu, hu) {
@@ -131,7 +136,7 @@ pub fn read_image<const C: usize, const H: usize, const W: usize, D: Device<f32>
         chw(&img)
     };
     dev.try_tensor_from_vec(data, (Const::<C>, Const::<H>, Const::<W>))
-        .map_err(|e| VisError::Device {
+        .map_err(|e| PicturesError::Device {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
@@ -148,20 +153,20 @@ mod tests {
         let garbage = dir.path().join("garbage.png");
         std::fs::write(&garbage, b"this is not a picture").unwrap();
         let e = read_image_raw(&garbage).unwrap_err();
-        assert!(matches!(e, VisError::Decode { .. }), "{e}");
+        assert!(matches!(e, PicturesError::Decode { .. }), "{e}");
         assert!(e.to_string().contains("garbage.png"), "{e}");
         assert_eq!(e.path(), garbage);
 
         let missing = dir.path().join("missing.jpg");
         let e = read_image_raw(&missing).unwrap_err();
-        assert!(matches!(e, VisError::Read { .. }), "{e}");
+        assert!(matches!(e, PicturesError::Read { .. }), "{e}");
         assert!(e.to_string().contains("missing.jpg"), "{e}");
 
         let dev = Cpu::default();
         let e = read_image::<1, 28, 28, _>(&garbage, &dev).unwrap_err();
         assert!(e.to_string().contains("garbage.png"), "{e}");
         let e = read_image::<3, 4, 4, _>(dir.path(), &dev).unwrap_err();
-        assert!(matches!(e, VisError::Read { .. }), "{e}");
+        assert!(matches!(e, PicturesError::Read { .. }), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | [`box_blur`] | k×k | the mean of the window: blur |
 //! | [`gaussian_blur`] | k×k, odd | a weighted mean, heavier in the middle |
 use super::chw::Chw;
-use super::error::VisionError;
+use super::error::TutorialError;
 use super::reference::corr2d;
 
 /// The notebook's edge kernel `[[1, −1]]` (1×2): each output is a pixel
@@ -57,14 +57,14 @@ pub fn sobel_y() -> Chw {
 /// output in the input's range.
 ///
 /// ```
-/// let k = static_nn::vision::kernels::box_blur(3)?;
+/// let k = static_nn::tutorial::kernels::box_blur(3)?;
 /// assert_eq!(k.shape(), (1, 3, 3));
 /// assert!((k.data().iter().sum::<f32>() - 1.0).abs() < 1e-6);
-/// # Ok::<(), static_nn::vision::VisionError>(())
+/// # Ok::<(), static_nn::tutorial::TutorialError>(())
 /// ```
-pub fn box_blur(size: usize) -> Result<Chw, VisionError> {
+pub fn box_blur(size: usize) -> Result<Chw, TutorialError> {
     if size == 0 {
-        return Err(VisionError::Kernel(
+        return Err(TutorialError::Kernel(
             "the blur kernel size must be at least 1".into(),
         ));
     }
@@ -94,21 +94,21 @@ pub fn default_sigma(size: usize) -> f32 {
 /// number. See [`default_sigma`] for a good `sigma`.
 ///
 /// ```
-/// use static_nn::vision::kernels::gaussian_blur;
+/// use static_nn::tutorial::kernels::gaussian_blur;
 /// let k = gaussian_blur(5, 1.0)?;
 /// assert!((k.data().iter().sum::<f32>() - 1.0).abs() < 1e-6);
 /// assert!(k.at(0, 2, 2) > k.at(0, 2, 3) && k.at(0, 2, 3) > k.at(0, 2, 4));
 /// assert!(gaussian_blur(4, 1.0).is_err());
-/// # Ok::<(), static_nn::vision::VisionError>(())
+/// # Ok::<(), static_nn::tutorial::TutorialError>(())
 /// ```
-pub fn gaussian_blur(size: usize, sigma: f32) -> Result<Chw, VisionError> {
+pub fn gaussian_blur(size: usize, sigma: f32) -> Result<Chw, TutorialError> {
     if size % 2 == 0 {
-        return Err(VisionError::Kernel(format!(
+        return Err(TutorialError::Kernel(format!(
             "the Gaussian kernel size must be odd (it has a middle pixel), not {size}"
         )));
     }
     if !(sigma.is_finite() && sigma > 0.0) {
-        return Err(VisionError::Kernel(format!(
+        return Err(TutorialError::Kernel(format!(
             "sigma must be a positive number, not {sigma}"
         )));
     }
@@ -129,7 +129,7 @@ pub fn gaussian_blur(size: usize, sigma: f32) -> Result<Chw, VisionError> {
 /// `(C, H − 2, W − 2)`). Large where the image changes in any direction.
 ///
 /// An error if the image is smaller than 3×3.
-pub fn sobel_magnitude(img: &Chw) -> Result<Chw, VisionError> {
+pub fn sobel_magnitude(img: &Chw) -> Result<Chw, TutorialError> {
     let (c, _, _) = img.shape();
     let (kx, ky) = (sobel_x(), sobel_y());
     let channels = (0..c)
@@ -153,7 +153,7 @@ pub fn sobel_magnitude(img: &Chw) -> Result<Chw, VisionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::images::edge_image;
+    use crate::tutorial::tensors::edge_image;
 
     #[test]
     fn edge_kernel_on_the_notebook_image() {

@@ -2,7 +2,7 @@
 //! maps, all written atomically.
 
 use super::canvas::{Canvas, Rgb};
-use super::error::VisError;
+use super::error::PicturesError;
 use image::{ImageFormat, RgbImage};
 use std::fs;
 use std::io::{Cursor, Write};
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// black and all-ones is white.
 ///
 /// ```
-/// use static_nn::vis::grey_level;
+/// use static_nn::pictures::grey_level;
 /// assert_eq!(grey_level(0.0, (0.0, 1.0)), 0);
 /// assert_eq!(grey_level(1.0, (0.0, 1.0)), 255);
 /// assert_eq!(grey_level(7.0, (0.0, 1.0)), 255);
@@ -45,7 +45,7 @@ pub(crate) fn unit_to_u8(t: f32) -> u8 {
 /// (matplotlib's `bwr`). `t` is clamped to `[-1, 1]`; NaN is white.
 ///
 /// ```
-/// use static_nn::vis::diverging;
+/// use static_nn::pictures::diverging;
 /// assert_eq!(diverging(-1.0), [0, 0, 255]);
 /// assert_eq!(diverging(0.0), [255, 255, 255]);
 /// assert_eq!(diverging(1.0), [255, 0, 0]);
@@ -79,13 +79,13 @@ pub(crate) fn check_size(
     channels: usize,
     h: usize,
     w: usize,
-) -> Result<(), VisError> {
+) -> Result<(), PicturesError> {
     if h == 0 || w == 0 {
-        return Err(VisError::bad(path, format!("empty image ({h}×{w})")));
+        return Err(PicturesError::bad(path, format!("empty image ({h}×{w})")));
     }
     let want = channels.checked_mul(h).and_then(|n| n.checked_mul(w));
     if want != Some(len) {
-        return Err(VisError::bad(
+        return Err(PicturesError::bad(
             path,
             format!("{len} values given for a {channels}×{h}×{w} image"),
         ));
@@ -94,10 +94,10 @@ pub(crate) fn check_size(
 }
 
 /// The largest picture drawn: 65 535 pixels a side, 2²⁸ pixels in all.
-pub(crate) fn check_canvas(path: &Path, w: usize, h: usize) -> Result<(u32, u32), VisError> {
+pub(crate) fn check_canvas(path: &Path, w: usize, h: usize) -> Result<(u32, u32), PicturesError> {
     match (u32::try_from(w), u32::try_from(h)) {
         (Ok(wu), Ok(hu)) if wu < 1 << 16 && hu < 1 << 16 && w * h <= 1 << 28 => Ok((wu, hu)),
-        _ => Err(VisError::bad(
+        _ => Err(PicturesError::bad(
             path,
             format!("picture too large ({w}×{h} pixels)"),
         )),
@@ -106,14 +106,19 @@ pub(crate) fn check_canvas(path: &Path, w: usize, h: usize) -> Result<(u32, u32)
 
 /// `(w·scale, h·scale)`, or an error if too large (see [`check_canvas`]) or
 /// `scale == 0`.
-pub(crate) fn scaled(path: &Path, h: usize, w: usize, scale: u32) -> Result<(u32, u32), VisError> {
+pub(crate) fn scaled(
+    path: &Path,
+    h: usize,
+    w: usize,
+    scale: u32,
+) -> Result<(u32, u32), PicturesError> {
     if scale == 0 {
-        return Err(VisError::bad(path, "scale must be at least 1"));
+        return Err(PicturesError::bad(path, "scale must be at least 1"));
     }
     let s = scale as usize;
     match (w.checked_mul(s), h.checked_mul(s)) {
         (Some(w), Some(h)) => check_canvas(path, w, h),
-        _ => Err(VisError::bad(
+        _ => Err(PicturesError::bad(
             path,
             format!("{h}×{w} enlarged {scale} times is too large"),
         )),
@@ -121,10 +126,10 @@ pub(crate) fn scaled(path: &Path, h: usize, w: usize, scale: u32) -> Result<(u32
 }
 
 /// Encodes `img` as PNG and writes it atomically to `path`.
-pub(crate) fn write_png(path: &Path, img: &RgbImage) -> Result<(), VisError> {
+pub(crate) fn write_png(path: &Path, img: &RgbImage) -> Result<(), PicturesError> {
     let mut bytes = Cursor::new(Vec::new());
     img.write_to(&mut bytes, ImageFormat::Png)
-        .map_err(|source| VisError::Encode {
+        .map_err(|source| PicturesError::Encode {
             path: path.to_path_buf(),
             source,
         })?;
@@ -134,8 +139,8 @@ pub(crate) fn write_png(path: &Path, img: &RgbImage) -> Result<(), VisError> {
 /// Writes `bytes` to `<name>.tmp-<pid>-<n>` beside `path` (`n` counts the
 /// writes of this process, so two threads never share a temporary file),
 /// then renames it over `path`, so a reader never sees a half-written file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VisError> {
-    let err = |source| VisError::Write {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PicturesError> {
+    let err = |source| PicturesError::Write {
         path: path.to_path_buf(),
         source,
     };
@@ -170,7 +175,7 @@ fn save_colours(
     h: usize,
     w: usize,
     scale: u32,
-) -> Result<(), VisError> {
+) -> Result<(), PicturesError> {
     let (cw, ch) = scaled(path, h, w, scale)?;
     let mut canvas = Canvas::new(cw, ch, [0; 3]);
     canvas.blit(0, 0, w, scale, colours);
@@ -201,8 +206,8 @@ pub(crate) fn rgb_colours(chw: &[f32], h: usize, w: usize) -> Vec<Rgb> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("ramp.png");
 /// let ramp: Vec<f32> = (0..12).map(|i| i as f32 / 11.0).collect();
-/// static_nn::vis::save_gray_png(&path, &ramp, 3, 4, Some((0.0, 1.0)))?;
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// static_nn::pictures::save_gray_png(&path, &ramp, 3, 4, Some((0.0, 1.0)))?;
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
 pub fn save_gray_png(
     path: &Path,
@@ -210,7 +215,7 @@ pub fn save_gray_png(
     h: usize,
     w: usize,
     range: Option<(f32, f32)>,
-) -> Result<(), VisError> {
+) -> Result<(), PicturesError> {
     check_size(path, pixels.len(), 1, h, w)?;
     save_colours(path, &grey_colours(pixels, range), h, w, 1)
 }
@@ -222,10 +227,10 @@ pub fn save_gray_png(
 /// # let dir = tempfile::tempdir().unwrap();
 /// // A 1×2 picture: one red pixel, one blue pixel.
 /// let chw = [1.0, 0.0, /* G */ 0.0, 0.0, /* B */ 0.0, 1.0];
-/// static_nn::vis::save_rgb_png(&dir.path().join("rb.png"), &chw, 1, 2)?;
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// static_nn::pictures::save_rgb_png(&dir.path().join("rb.png"), &chw, 1, 2)?;
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
-pub fn save_rgb_png(path: &Path, chw: &[f32], h: usize, w: usize) -> Result<(), VisError> {
+pub fn save_rgb_png(path: &Path, chw: &[f32], h: usize, w: usize) -> Result<(), PicturesError> {
     check_size(path, chw.len(), 3, h, w)?;
     save_colours(path, &rgb_colours(chw, h, w), h, w, 1)
 }
@@ -238,8 +243,8 @@ pub fn save_rgb_png(path: &Path, chw: &[f32], h: usize, w: usize) -> Result<(), 
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
 /// let sobel_x = [-1.0, 0.0, 1.0, -2.0, 0.0, 2.0, -1.0, 0.0, 1.0];
-/// static_nn::vis::save_signed_png(&dir.path().join("sobel.png"), &sobel_x, 3, 3, 32)?;
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// static_nn::pictures::save_signed_png(&dir.path().join("sobel.png"), &sobel_x, 3, 3, 32)?;
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
 pub fn save_signed_png(
     path: &Path,
@@ -247,7 +252,7 @@ pub fn save_signed_png(
     h: usize,
     w: usize,
     scale: u32,
-) -> Result<(), VisError> {
+) -> Result<(), PicturesError> {
     check_size(path, pixels.len(), 1, h, w)?;
     let m = pixels
         .iter()
@@ -270,13 +275,13 @@ pub fn save_signed_png(
 /// # let dir = tempfile::tempdir().unwrap();
 /// let dev = Cpu::default();
 /// let img: Tensor<Rank3<1, 6, 6>, f32, _> = dev.sample_uniform();
-/// static_nn::vis::save_tensor_png(&dir.path().join("noise.png"), &img)?;
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// static_nn::pictures::save_tensor_png(&dir.path().join("noise.png"), &img)?;
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
 pub fn save_tensor_png<const C: usize, const H: usize, const W: usize, D, T>(
     path: &Path,
     t: &dfdx::tensor::Tensor<dfdx::shapes::Rank3<C, H, W>, f32, D, T>,
-) -> Result<(), VisError>
+) -> Result<(), PicturesError>
 where
     D: dfdx::tensor::Storage<f32>,
 {
@@ -297,7 +302,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vis::read_image_raw;
+    use crate::pictures::read_image_raw;
 
     #[test]
     fn grey_round_trip() {
@@ -395,7 +400,7 @@ mod tests {
             save_signed_png(path, &[0.0; 6], 2, 3, 0).unwrap_err(),
             save_gray_png(path, &[0.0; 6], usize::MAX, 3, None).unwrap_err(),
         ] {
-            assert!(matches!(e, VisError::BadInput { .. }), "{e}");
+            assert!(matches!(e, PicturesError::BadInput { .. }), "{e}");
             assert!(e.to_string().contains("never-written.png"), "{e}");
         }
         assert!(!path.exists());
@@ -406,7 +411,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("no/such/dir/x.png");
         let e = save_gray_png(&path, &[0.5], 1, 1, None).unwrap_err();
-        assert!(matches!(e, VisError::Write { .. }));
+        assert!(matches!(e, PicturesError::Write { .. }));
         assert!(e.to_string().contains("no/such/dir/x.png"), "{e}");
     }
 
@@ -423,7 +428,7 @@ mod tests {
         fs::set_permissions(&ro, fs::Permissions::from_mode(0o755)).unwrap();
         // Root ignores permissions; then the write simply succeeds.
         if let Err(e) = result {
-            assert!(matches!(e, VisError::Write { .. }));
+            assert!(matches!(e, PicturesError::Write { .. }));
             assert!(e.to_string().contains("x.png"), "{e}");
             assert_eq!(fs::read_dir(&ro).unwrap().count(), 0);
         }
@@ -436,7 +441,7 @@ mod tests {
     fn unwritable_filesystem_is_an_error() {
         let path = Path::new("/proc/static-nn-vis-test.png");
         let e = save_gray_png(path, &[0.5], 1, 1, None).unwrap_err();
-        assert!(matches!(e, VisError::Write { .. }), "{e}");
+        assert!(matches!(e, PicturesError::Write { .. }), "{e}");
         assert!(
             e.to_string().contains("/proc/static-nn-vis-test.png"),
             "{e}"
@@ -463,7 +468,7 @@ mod tests {
     fn huge_pictures_are_refused() {
         let path = Path::new("huge.png");
         let e = save_signed_png(path, &[1.0; 4], 2, 2, u32::MAX).unwrap_err();
-        assert!(matches!(e, VisError::BadInput { .. }), "{e}");
+        assert!(matches!(e, PicturesError::BadInput { .. }), "{e}");
         assert!(check_canvas(path, 1 << 16, 1).is_err());
         assert!(check_canvas(path, 1 << 15, 1 << 14).is_err());
         assert!(check_canvas(path, 1 << 14, 1 << 14).is_ok());
@@ -483,6 +488,6 @@ mod tests {
         assert!(image::open(&path).is_ok());
         // A directory in the way is an error, not a panic.
         let e = save_gray_png(dir.path(), &[1.0], 1, 1, None).unwrap_err();
-        assert!(matches!(e, VisError::Write { .. }), "{e}");
+        assert!(matches!(e, PicturesError::Write { .. }), "{e}");
     }
 }

@@ -12,7 +12,7 @@ use dfdx::tensor::{Storage, Tensor};
 /// missing values print as `?`.
 ///
 /// ```
-/// use static_nn::vision::format_values;
+/// use static_nn::tutorial::format_values;
 /// assert_eq!(format_values(&[2, 2], &[19.0, 25.0, 37.0, 43.0]), "[[19., 25.],\n [37., 43.]]");
 /// assert_eq!(format_values(&[3], &[0.5, -1.0, 0.25]), "[ 0.5000, -1.0000,  0.2500]");
 /// ```
@@ -106,7 +106,7 @@ fn write_nested(out: &mut String, shape: &[usize], cells: &[String], l: &Layout,
 /// `tensor([[19., 25.],\n        [37., 43.]]), shape (2, 2)`.
 ///
 /// ```
-/// let s = static_nn::vision::show_values(&[1, 2], &[0.0, -1.0]);
+/// let s = static_nn::tutorial::show_values(&[1, 2], &[0.0, -1.0]);
 /// assert_eq!(s, "tensor([[ 0., -1.]]), shape (1, 2)");
 /// ```
 pub fn show_values(shape: &[usize], data: &[f32]) -> String {
@@ -142,7 +142,7 @@ pub fn show_values(shape: &[usize], data: &[f32]) -> String {
 /// use static_nn::prelude::*;
 /// let dev = Cpu::default();
 /// let t = dev.tensor([[1.0f32, 2.0], [3.0, 4.0]]);
-/// assert_eq!(static_nn::vision::show(&t), "tensor([[1., 2.],\n        [3., 4.]]), shape (2, 2)");
+/// assert_eq!(static_nn::tutorial::show(&t), "tensor([[1., 2.],\n        [3., 4.]]), shape (2, 2)");
 /// ```
 pub fn show<S: Shape, D: Storage<f32>, T>(t: &Tensor<S, f32, D, T>) -> String {
     let shape: Vec<usize> = t.shape().concrete().into_iter().collect();

@@ -1,4 +1,4 @@
-//! The error type of the [`vis`](crate::vis) module.
+//! The error type of the [`pictures`](crate::pictures) module.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Every variant names the file involved (or `<image>` for an in-memory
 /// image), so the message alone tells the user where to look.
 #[derive(Debug, thiserror::Error)]
-pub enum VisError {
+pub enum PicturesError {
     /// The file (or its temporary sibling) could not be written or renamed:
     /// a missing or read-only folder, a full disk, …
     #[error("cannot write {}: {source}", path.display())]
@@ -54,7 +54,7 @@ pub enum VisError {
         /// What is wrong with the input.
         reason: String,
     },
-    /// [`mnistify`](crate::vis::mnistify) found no ink: the image is blank
+    /// [`mnistify`](crate::pictures::mnistify) found no ink: the image is blank
     /// (or has no contrast at all).
     #[error("{}: the image is blank, no digit found", path.display())]
     Blank {
@@ -71,22 +71,22 @@ pub enum VisError {
     },
 }
 
-impl VisError {
+impl PicturesError {
     /// The file this error is about.
     pub fn path(&self) -> &Path {
         match self {
-            VisError::Write { path, .. }
-            | VisError::Read { path, .. }
-            | VisError::Decode { path, .. }
-            | VisError::Encode { path, .. }
-            | VisError::BadInput { path, .. }
-            | VisError::Blank { path }
-            | VisError::Device { path, .. } => path,
+            PicturesError::Write { path, .. }
+            | PicturesError::Read { path, .. }
+            | PicturesError::Decode { path, .. }
+            | PicturesError::Encode { path, .. }
+            | PicturesError::BadInput { path, .. }
+            | PicturesError::Blank { path }
+            | PicturesError::Device { path, .. } => path,
         }
     }
 
     pub(crate) fn bad(path: &Path, reason: impl Into<String>) -> Self {
-        VisError::BadInput {
+        PicturesError::BadInput {
             path: path.to_path_buf(),
             reason: reason.into(),
         }

@@ -1,6 +1,6 @@
 //! Any picture of a digit → a 28×28 MNIST-style input.
 
-use super::error::{VisError, IN_MEMORY};
+use super::error::{PicturesError, IN_MEMORY};
 use super::io::{decode, luma};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageBuffer, Luma};
@@ -22,15 +22,15 @@ const MIN_CONTRAST: f32 = 0.1;
 /// // A black bar on white paper, 100 pixels high and 60 wide.
 /// let mut px = vec![1.0f32; 100 * 60];
 /// for y in 10..90 { for x in 25..35 { px[y * 60 + x] = 0.0; } }
-/// static_nn::vis::save_gray_png(&path, &px, 100, 60, Some((0.0, 1.0)))?;
-/// let x = static_nn::vis::mnistify(&path)?;
+/// static_nn::pictures::save_gray_png(&path, &px, 100, 60, Some((0.0, 1.0)))?;
+/// let x = static_nn::pictures::mnistify(&path)?;
 /// assert!(x[14 * 28 + 14] > 0.9); // white ink in the middle
 /// assert_eq!(x[0], 0.0); // black background
-/// # Ok::<(), static_nn::vis::VisError>(())
+/// # Ok::<(), static_nn::pictures::PicturesError>(())
 /// ```
-pub fn mnistify(path: &Path) -> Result<[f32; SIDE * SIDE], VisError> {
+pub fn mnistify(path: &Path) -> Result<[f32; SIDE * SIDE], PicturesError> {
     mnistify_image(&decode(path)?).map_err(|e| match e {
-        VisError::Blank { .. } => VisError::Blank {
+        PicturesError::Blank { .. } => PicturesError::Blank {
             path: path.to_path_buf(),
         },
         e => e,
@@ -53,9 +53,9 @@ pub fn mnistify(path: &Path) -> Result<[f32; SIDE * SIDE], VisError> {
 ///    far as the digit stays inside).
 ///
 /// An image with no ink (paper and ink differ by less than 0.1) is
-/// [`VisError::Blank`].
-pub fn mnistify_image(img: &DynamicImage) -> Result<[f32; SIDE * SIDE], VisError> {
-    let blank = || VisError::Blank {
+/// [`PicturesError::Blank`].
+pub fn mnistify_image(img: &DynamicImage) -> Result<[f32; SIDE * SIDE], PicturesError> {
+    let blank = || PicturesError::Blank {
         path: IN_MEMORY.into(),
     };
     let rgba = img.to_rgba8();
@@ -300,7 +300,10 @@ mod tests {
     fn blank_images_are_errors_naming_the_file() {
         for c in [0u8, 128, 255] {
             let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(30, 20, image::Rgb([c; 3])));
-            assert!(matches!(mnistify_image(&img), Err(VisError::Blank { .. })));
+            assert!(matches!(
+                mnistify_image(&img),
+                Err(PicturesError::Blank { .. })
+            ));
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blank.png");
@@ -308,7 +311,7 @@ mod tests {
             .save(&path)
             .unwrap();
         let e = mnistify(&path).unwrap_err();
-        assert!(matches!(e, VisError::Blank { .. }));
+        assert!(matches!(e, PicturesError::Blank { .. }));
         assert!(e.to_string().contains("blank.png"), "{e}");
         let e = mnistify(&dir.path().join("nope.jpg")).unwrap_err();
         assert!(e.to_string().contains("nope.jpg"), "{e}");

@@ -1,5 +1,5 @@
 //! A runtime-sized `(C, H, W)` image buffer for the reference loops.
-use super::error::VisionError;
+use super::error::TutorialError;
 use super::show::format_values;
 use dfdx::shapes::{Const, Rank3};
 use dfdx::tensor::{Storage, Tensor, TensorFromVec};
@@ -14,7 +14,7 @@ use std::fmt;
 /// `Display` prints the values in PyTorch's nested-bracket form.
 ///
 /// ```
-/// use static_nn::vision::Chw;
+/// use static_nn::tutorial::Chw;
 /// let img = Chw::from_array([[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]]);
 /// assert_eq!(img.shape(), (1, 2, 3));
 /// assert_eq!(img.at(0, 1, 2), 5.0);
@@ -30,10 +30,10 @@ pub struct Chw {
 impl Chw {
     /// An image from its sizes and `C·H·W` values (channel-major); an error
     /// if the length does not match.
-    pub fn new(c: usize, h: usize, w: usize, data: Vec<f32>) -> Result<Self, VisionError> {
+    pub fn new(c: usize, h: usize, w: usize, data: Vec<f32>) -> Result<Self, TutorialError> {
         match c.checked_mul(h).and_then(|n| n.checked_mul(w)) {
             Some(n) if n == data.len() => Ok(Chw { c, h, w, data }),
-            _ => Err(VisionError::Shape(format!(
+            _ => Err(TutorialError::Shape(format!(
                 "{} values do not fill a ({c}, {h}, {w}) image",
                 data.len()
             ))),
@@ -79,18 +79,18 @@ impl Chw {
     pub fn to_tensor<const C: usize, const H: usize, const W: usize, D>(
         &self,
         dev: &D,
-    ) -> Result<Tensor<Rank3<C, H, W>, f32, D>, VisionError>
+    ) -> Result<Tensor<Rank3<C, H, W>, f32, D>, TutorialError>
     where
-        D: Storage<f32> + TensorFromVec<f32>,
+        D: Storage<f32> + TensorFromVec<f32> + crate::error::TypedErrors,
     {
         if self.shape() != (C, H, W) {
-            return Err(VisionError::Shape(format!(
+            return Err(TutorialError::Shape(format!(
                 "a {:?} image is not ({C}, {H}, {W})",
                 self.shape()
             )));
         }
         dev.try_tensor_from_vec(self.data.clone(), (Const, Const, Const))
-            .map_err(|e| VisionError::Shape(format!("{e:?}")))
+            .map_err(|e| crate::DeviceError::new("copying a picture to the device", e).into())
     }
 
     /// `(C, H, W)`.
@@ -123,9 +123,9 @@ impl Chw {
     }
 
     /// Channel `c` as a one-channel image (PyTorch: `img[c:c+1]`).
-    pub fn channel(&self, c: usize) -> Result<Chw, VisionError> {
+    pub fn channel(&self, c: usize) -> Result<Chw, TutorialError> {
         if c >= self.c {
-            return Err(VisionError::Shape(format!(
+            return Err(TutorialError::Shape(format!(
                 "channel {c} of an image with {} channels",
                 self.c
             )));
@@ -141,13 +141,13 @@ impl Chw {
 
     /// The images stacked along the channel axis (PyTorch:
     /// `torch.cat(images, dim=0)`); they must all be `H×W`.
-    pub fn concat(images: &[Chw]) -> Result<Chw, VisionError> {
+    pub fn concat(images: &[Chw]) -> Result<Chw, TutorialError> {
         let Some(first) = images.first() else {
-            return Err(VisionError::Shape("nothing to concatenate".into()));
+            return Err(TutorialError::Shape("nothing to concatenate".into()));
         };
         let (h, w) = (first.h, first.w);
         if let Some(bad) = images.iter().find(|i| (i.h, i.w) != (h, w)) {
-            return Err(VisionError::Shape(format!(
+            return Err(TutorialError::Shape(format!(
                 "cannot concatenate a {}×{} image with a {h}×{w} one",
                 bad.h, bad.w
             )));
@@ -161,9 +161,9 @@ impl Chw {
     }
 
     /// The sum of two images of the same shape (PyTorch: `a + b`).
-    pub fn add(&self, other: &Chw) -> Result<Chw, VisionError> {
+    pub fn add(&self, other: &Chw) -> Result<Chw, TutorialError> {
         if self.shape() != other.shape() {
-            return Err(VisionError::Shape(format!(
+            return Err(TutorialError::Shape(format!(
                 "cannot add a {:?} image to a {:?} one",
                 other.shape(),
                 self.shape()

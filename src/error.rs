@@ -1,0 +1,129 @@
+//! One error type for the whole library.
+//!
+//! Each module has its own error enum, with messages that name the file,
+//! tensor, layer and sizes involved: [`DataError`], [`WeightsError`],
+//! [`TrainError`] and, with their features, `PicturesError` and
+//! `TutorialError`. Every one of them converts into [`Error`] with `?`, so an
+//! application can use `static_nn::Result` throughout:
+//!
+//! ```
+//! fn run() -> static_nn::Result<()> {
+//!     use static_nn::prelude::*;
+//!     let dev = Cpu::default();
+//!     let mut net = dev.build_module::<Mlp, f32>();
+//!     let missing = std::env::temp_dir().join("static-nn-no-such-file.safetensors");
+//!     static_nn::weights::load(&mut net, &missing)?; // a WeightsError becomes an Error
+//!     Ok(())
+//! }
+//! let err = run().unwrap_err();
+//! assert!(err.to_string().contains("static-nn-no-such-file.safetensors"));
+//! assert!(matches!(err, static_nn::Error::Weights(_)));
+//! ```
+//!
+//! Failures of a dfdx device or optimizer are kept as typed sources in a
+//! [`DeviceError`], never flattened into strings.
+use crate::data::DataError;
+use crate::train::TrainError;
+use crate::weights::WeightsError;
+use std::error::Error as StdError;
+use std::fmt;
+
+/// Any error of static-nn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Data sets: reading, verifying, finding, downloading, batching.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Saving and loading weights.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// Training and evaluation.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// A dfdx device or optimizer failed.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// Reading or writing pictures.
+    #[cfg(feature = "pictures")]
+    #[error(transparent)]
+    Pictures(#[from] crate::pictures::PicturesError),
+    /// The notebook's image operations.
+    #[cfg(feature = "tutorial")]
+    #[error(transparent)]
+    Tutorial(#[from] crate::tutorial::TutorialError),
+}
+
+/// `Result` with static-nn's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failure of a dfdx device (allocation, a kernel launch, a CUDA call) or
+/// of a dfdx optimizer, with the original error kept as its typed source.
+///
+/// ```
+/// use dfdx::tensor::CpuError;
+/// use static_nn::DeviceError;
+/// let e = DeviceError::new("the forward pass", CpuError::OutOfMemory);
+/// assert_eq!(e.to_string(), "device error in the forward pass: CpuError::OutOfMemory");
+/// assert!(matches!(e.downcast_ref::<CpuError>(), Some(CpuError::OutOfMemory)));
+/// ```
+pub struct DeviceError {
+    during: &'static str,
+    source: Box<dyn StdError + Send + Sync + 'static>,
+}
+
+impl DeviceError {
+    /// Wraps `source`, a device's or optimizer's error, raised `during` the
+    /// named step ("the forward pass", "the optimizer update", …).
+    pub fn new<E: StdError + Send + Sync + 'static>(during: &'static str, source: E) -> Self {
+        Self {
+            during,
+            source: Box::new(source),
+        }
+    }
+
+    /// The step that failed.
+    pub fn during(&self) -> &'static str {
+        self.during
+    }
+
+    /// The original error, if it is a `T` (e.g. dfdx's `CpuError`).
+    pub fn downcast_ref<T: StdError + 'static>(&self) -> Option<&T> {
+        self.source.downcast_ref::<T>()
+    }
+}
+
+impl fmt::Debug for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceError")
+            .field("during", &self.during)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "device error in {}: {}", self.during, self.source)
+    }
+}
+
+impl StdError for DeviceError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// A dfdx device whose errors are standard errors that static-nn can keep as
+/// typed sources in a [`DeviceError`]: `Cpu`, and `Cuda` with the `cuda`
+/// feature. Implemented for every such device; never implement it yourself.
+pub trait TypedErrors: dfdx::tensor::HasErr<Err: StdError + Send + Sync + 'static> {}
+
+impl<D: dfdx::tensor::HasErr> TypedErrors for D where D::Err: StdError + Send + Sync + 'static {}
+
+/// `map_err(device("the forward pass"))`: wraps a dfdx error as a [`DeviceError`].
+pub(crate) fn device<E: StdError + Send + Sync + 'static>(
+    during: &'static str,
+) -> impl FnOnce(E) -> DeviceError {
+    move |e| DeviceError::new(during, e)
+}
