@@ -17,24 +17,39 @@ pub(crate) fn is_nan<E: PartialEq + Copy>(v: E) -> bool {
     v != v
 }
 
-/// `dst (m×n) = op(a) · op(b)` (or `+=` with `accumulate`), all row-major.
-///
-/// `a` is `m×k`, or `k×m` when `a_t` (then `op(a) = aᵀ`); `b` is `k×n`, or
-/// `n×k` when `b_t`.
-#[allow(clippy::too_many_arguments)]
+/// How a `gemm` operand is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Row-major as named: `a` is `m×k`, `b` is `k×n`.
+    AsIs,
+    /// Row-major transposed: `a` is `k×m`, `b` is `n×k` (the product uses its transpose).
+    Transposed,
+}
+
+/// Whether `gemm` replaces `dst` or adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// `dst = a · b`.
+    Overwrite,
+    /// `dst += a · b`.
+    Accumulate,
+}
+
+/// One operand of `gemm`: its data and how it is stored.
+pub(crate) type Operand<'a, E> = (&'a [E], Layout);
+
+/// `dst (m×n) = a · b`, or `+=` with [`Write::Accumulate`], all row-major, on
+/// the calling thread;
+/// `a` is `m×k` and `b` is `k×n` as used (see [`Layout`] for how each is stored).
 pub(crate) fn gemm<E: Dtype>(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     dst: &mut [E],
-    a: &[E],
-    a_t: bool,
-    b: &[E],
-    b_t: bool,
-    accumulate: bool,
-    parallel: bool,
+    write: Write,
+    (a, a_layout): Operand<'_, E>,
+    (b, b_layout): Operand<'_, E>,
 ) {
     assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    let accumulate = write == Write::Accumulate;
     if m == 0 || n == 0 {
         return;
     }
@@ -44,21 +59,15 @@ pub(crate) fn gemm<E: Dtype>(
         }
         return;
     }
-    let (a_rs, a_cs) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
+    let (a_rs, a_cs) = match a_layout {
+        Layout::AsIs => (k as isize, 1),
+        Layout::Transposed => (1, m as isize),
     };
-    let (b_rs, b_cs) = if b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
+    let (b_rs, b_cs) = match b_layout {
+        Layout::AsIs => (n as isize, 1),
+        Layout::Transposed => (1, k as isize),
     };
-    let par = if parallel {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
+    let (conj_dst, conj_a, conj_b) = (false, false, false);
     // SAFETY: the asserts above guarantee every index the strides reach is in
     // bounds: a reaches (m-1)·a_rs + (k-1)·a_cs < m·k, likewise b and dst.
     unsafe {
@@ -78,10 +87,11 @@ pub(crate) fn gemm<E: Dtype>(
             b_rs,
             E::ONE,
             E::ONE,
-            false,
-            false,
-            false,
-            par,
+            conj_dst,
+            conj_a,
+            conj_b,
+            // the kernels call gemm from inside their own rayon tasks
+            gemm::Parallelism::None,
         )
     }
 }
@@ -98,12 +108,12 @@ mod tests {
         let b = [1.0f32, 0., 0., 1., 1., 1.];
         let bt = [1.0f32, 0., 1., 0., 1., 1.];
         let want = [4.0f32, 5., 10., 11.];
-        for (aa, a_t) in [(&a, false), (&at, true)] {
-            for (bb, b_t) in [(&b, false), (&bt, true)] {
+        for (aa, al) in [(&a, Layout::AsIs), (&at, Layout::Transposed)] {
+            for (bb, bl) in [(&b, Layout::AsIs), (&bt, Layout::Transposed)] {
                 let mut d = [0.0f32; 4];
-                gemm(2, 2, 3, &mut d, aa, a_t, bb, b_t, false, false);
+                gemm((2, 2, 3), &mut d, Write::Overwrite, (aa, al), (bb, bl));
                 assert_eq!(d, want);
-                gemm(2, 2, 3, &mut d, aa, a_t, bb, b_t, true, true);
+                gemm((2, 2, 3), &mut d, Write::Accumulate, (aa, al), (bb, bl));
                 assert_eq!(d, want.map(|x| 2.0 * x));
             }
         }

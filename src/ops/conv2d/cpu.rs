@@ -7,7 +7,7 @@
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::Conv2DOp;
-use crate::ops::cpu_util::{gemm, to_vec};
+use crate::ops::cpu_util::{gemm, to_vec, Layout, Write};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -275,22 +275,14 @@ fn forward_chunk_run<E: Dtype>(
         for (o, bias) in b.iter().enumerate() {
             ys[o * ohw..(o + 1) * ohw].fill(*bias);
         }
-        gemm(op.chan_out, ohw, ckk, ys, w, false, col, false, true, false);
+        let dims = (op.chan_out, ohw, ckk);
+        let (w, col) = ((w, Layout::AsIs), (&col[..], Layout::AsIs));
+        gemm(dims, ys, Write::Accumulate, w, col);
         return;
     }
     tmp.resize(op.chan_out * ld, E::default());
-    gemm(
-        op.chan_out,
-        ld,
-        ckk,
-        tmp,
-        w,
-        false,
-        col,
-        false,
-        false,
-        false,
-    );
+    let (wt, colt) = ((w, Layout::AsIs), (&col[..], Layout::AsIs));
+    gemm((op.chan_out, ld, ckk), tmp, Write::Overwrite, wt, colt);
     for (i, yi) in ys.chunks_mut(out_len).enumerate() {
         for (o, bias) in b.iter().enumerate() {
             let src = &tmp[o * ld + i * ohw..o * ld + (i + 1) * ohw];
@@ -369,31 +361,14 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                         }
                         // dW = gy · colᵀ over the whole chunk
                         let mut gw = vec![E::default(); op.chan_out * ckk];
-                        gemm(
-                            op.chan_out,
-                            ckk,
-                            ld,
-                            &mut gw,
-                            gyc,
-                            false,
-                            col,
-                            true,
-                            false,
-                            false,
-                        );
+                        let gy_op = (&gyc[..], Layout::AsIs);
+                        let col_t = (&col[..], Layout::Transposed);
+                        let dims = (op.chan_out, ckk, ld);
+                        gemm(dims, &mut gw, Write::Overwrite, gy_op, col_t);
                         // dcol = Wᵀ · gy, then dx += col2im(dcol)
-                        gemm(
-                            ckk,
-                            ld,
-                            op.chan_out,
-                            dcol,
-                            &ws,
-                            true,
-                            gyc,
-                            false,
-                            false,
-                            false,
-                        );
+                        let w_t = (&ws[..], Layout::Transposed);
+                        let gy_op = (&gyc[..], Layout::AsIs);
+                        gemm((ckk, ld, op.chan_out), dcol, Write::Overwrite, w_t, gy_op);
                         for (i, gxi) in gxc.chunks_mut(chw).enumerate() {
                             col2im_add(&op, dcol, ld, i * ohw, gxi);
                         }
