@@ -16,7 +16,7 @@
 //! `cargo bench --bench nn`, or one group: `cargo bench --bench nn -- conv2d/`.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dfdx::optim::{Adam, Optimizer};
-use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind};
+use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, Workspace};
 use static_nn::prelude::*;
 use std::hint::black_box;
 
@@ -47,15 +47,16 @@ fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize>(
     let b: Tensor<Rank1<O>, f32, Dev> = dev.sample_normal();
     let r: Tensor<Rank4<B, O, HO, HO>, f32, Dev> = dev.sample_normal();
     let out = (Const::<B>, Const::<O>, Const::<HO>, Const::<HO>);
+    let ws = Workspace::default();
     let mut g = c.benchmark_group("conv2d");
     g.throughput(Throughput::Elements(B as u64));
     g.bench_function(format!("fwd/{name}"), |bch| {
-        bch.iter(|| Dev::try_conv2d(op, black_box(x.clone()), &w, &b, out).unwrap())
+        bch.iter(|| Dev::try_conv2d(op, black_box(x.clone()), &w, &b, out, &ws).unwrap())
     });
     g.bench_function(format!("bwd/{name}"), |bch| {
         bch.iter_batched(
             || {
-                let y = Dev::try_conv2d(op, x.leaky_trace(), &w, &b, out).unwrap();
+                let y = Dev::try_conv2d(op, x.leaky_trace(), &w, &b, out, &ws).unwrap();
                 (y * r.clone()).sum()
             },
             |loss| loss.backward(),

@@ -59,6 +59,7 @@ where
     Net::Built: ImageClassifier<28, 28, Cpu>,
 {
     let dev = Cpu::default();
+    dev.enable_cache(); // dfdx's allocation cache: batches reuse memory
     let mut model = dev
         .try_build_module::<Net, f32>()
         .map_err(|e| format!("building the model: {e:?}"))?;

@@ -145,8 +145,13 @@ where
         + static_nn::TypedErrors
         + static_nn::ops::Conv2DKernel<f32>
         + static_nn::ops::Pool2DKernel<f32>
+        + Cache
         + DeviceBuildExt,
 {
+    // dfdx's allocation cache: each step's tensors reuse the memory of the
+    // step before instead of asking the allocator again (static-nn's kernels
+    // reuse their own scratch either way).
+    dev.enable_cache();
     macro_rules! go {
         ($net:ty) => {
             if args.tutorial {

@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 #![allow(clippy::type_complexity)]
 
+mod atomic_file;
 pub mod data;
 pub mod error;
 pub mod models;

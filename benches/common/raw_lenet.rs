@@ -2,7 +2,7 @@
 //! `Cpu::try_pool2d`, reshape, matmul): the baseline of the typed-overhead
 //! measurement. Shared by `benches/nn.rs` and `examples/race.rs`.
 #![allow(dead_code)]
-use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind};
+use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, Workspace};
 use static_nn::prelude::*;
 
 type Dev = Cpu;
@@ -17,6 +17,8 @@ pub struct RawLeNet {
     b3: Tensor<Rank1<84>, f32, Dev>,
     w4: Tensor<Rank2<10, 84>, f32, Dev>,
     b4: Tensor<Rank1<10>, f32, Dev>,
+    ws1: Workspace,
+    ws2: Workspace,
 }
 
 impl RawLeNet {
@@ -30,6 +32,8 @@ impl RawLeNet {
             b3: m.fc1.bias.clone(),
             w4: m.fc2.weight.clone(),
             b4: m.fc2.bias.clone(),
+            ws1: Workspace::default(),
+            ws2: Workspace::default(),
         }
     }
 
@@ -44,6 +48,7 @@ impl RawLeNet {
             &self.w1,
             &self.b1,
             (Const::<N>, Const::<6>, Const::<28>, Const::<28>),
+            &self.ws1,
         )
         .unwrap();
         let p1 = Pool2DOp::new(PoolKind::Max, N * 6, (28, 28), 2, 2, 0).unwrap();
@@ -60,6 +65,7 @@ impl RawLeNet {
             &self.w2,
             &self.b2,
             (Const::<N>, Const::<16>, Const::<10>, Const::<10>),
+            &self.ws2,
         )
         .unwrap();
         let p2 = Pool2DOp::new(PoolKind::Max, N * 16, (10, 10), 2, 2, 0).unwrap();

@@ -1,7 +1,7 @@
 //! 2-D convolution layers.
 use super::build::BuildOnDevice;
 use super::infer::{InferShape, LayerRow};
-use crate::ops::{Conv2DKernel, Conv2DOp};
+use crate::ops::{Conv2DKernel, Conv2DOp, Workspace};
 use crate::shapes::checks::{Conv2DChannels, Conv2DLayer};
 use crate::shapes::{ConvOut, ConvOutSize};
 use dfdx::nn::tensor_collection::ModuleVisitor;
@@ -116,6 +116,9 @@ pub struct Conv2DModule<
     pub weight: Tensor<Rank4<OUT, IN, KH, KW>, E, D>,
     /// Bias, `(OUT,)`.
     pub bias: Tensor<Rank1<OUT>, E, D>,
+    /// Scratch memory of the CPU kernel, reused from step to step (no
+    /// tensors; not saved).
+    workspace: Workspace,
 }
 
 impl<
@@ -178,7 +181,11 @@ where
                     TensorOptions::reset_with(|t| reset_fan_in(t, I * KH * KW)),
                 ),
             ),
-            |(weight, bias)| Conv2DModule { weight, bias },
+            |(weight, bias)| Conv2DModule {
+                weight,
+                bias,
+                workspace: Workspace::default(),
+            },
         )
     }
 }
@@ -222,6 +229,7 @@ impl<
         Self {
             weight: dev.tensor(kernel),
             bias: dev.zeros(),
+            workspace: Workspace::default(),
         }
     }
 }
@@ -266,6 +274,7 @@ where
             &self.weight,
             &self.bias,
             (batch, Const, Default::default(), Default::default()),
+            &self.workspace,
         )
     }
 }
@@ -304,6 +313,7 @@ where
             &self.weight,
             &self.bias,
             (Const, Default::default(), Default::default()),
+            &self.workspace,
         )
     }
 }

@@ -1,13 +1,33 @@
 //! Small helpers shared by the CPU kernels.
+use super::{Lease, Workspace};
 use dfdx::prelude::*;
 
-/// The logical contents of a CPU tensor, row-major (a plain copy; a strided
-/// tensor is made contiguous first).
-pub(crate) fn to_vec<S: Shape, E: Dtype>(t: &Tensor<S, E, Cpu>) -> Result<Vec<E>, CpuError> {
+/// The logical contents of a CPU tensor, row-major, copied into a buffer
+/// leased from `ws` (a strided tensor is made contiguous first).
+pub(crate) fn copy_to_lease<S: Shape, E: Dtype>(
+    t: &Tensor<S, E, Cpu>,
+    ws: &Workspace,
+) -> Result<Lease<E>, CpuError> {
     let t = t.clone().try_contiguous()?;
-    let mut buf = vec![E::default(); t.shape().num_elements()];
+    let mut buf = ws.lease_any::<E>(t.shape().num_elements());
     t.copy_into(&mut buf);
     Ok(buf)
+}
+
+/// A tensor of shape `shape` holding `data`, allocated by the device (so it
+/// takes part in dfdx's allocation cache when that is enabled) while the
+/// leased buffer goes back to its workspace.
+pub(crate) fn tensor_from_lease<S: Shape, E: Dtype>(
+    dev: &Cpu,
+    data: Lease<E>,
+    shape: S,
+) -> Result<Tensor<S, E, Cpu>, CpuError> {
+    if data.len() != shape.num_elements() {
+        return Err(CpuError::WrongNumElements);
+    }
+    let mut t = dev.try_zeros_like(&shape)?;
+    t.copy_from(&data);
+    Ok(t)
 }
 
 /// Whether `v` is NaN, for any dtype.

@@ -18,6 +18,9 @@
 pub mod conv2d;
 pub(crate) mod cpu_util;
 pub mod pool2d;
+mod workspace;
 
 pub use conv2d::{Conv2DKernel, Conv2DOp};
 pub use pool2d::{Pool2DKernel, Pool2DOp, PoolKind};
+pub(crate) use workspace::Lease;
+pub use workspace::Workspace;

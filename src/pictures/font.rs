@@ -10,11 +10,7 @@ pub const GLYPH: usize = 8;
 
 /// The width in pixels of `text` drawn at `scale` (every character is one
 /// 8-pixel cell, so this is `8 · scale · chars`).
-///
-/// ```
-/// assert_eq!(static_nn::pictures::text_width("Pred: 7", 2), 7 * 8 * 2);
-/// ```
-pub fn text_width(text: &str, scale: u32) -> usize {
+pub(crate) fn text_width(text: &str, scale: u32) -> usize {
     text.chars().count() * GLYPH * scale as usize
 }
 

@@ -15,9 +15,9 @@
 //! | [`mnistify`], [`mnistify_image`] | any picture of a digit as a 28×28 MNIST input |
 //!
 //! Every function returns a [`PicturesError`] naming the file instead of
-//! panicking on bad input. Every write is atomic: the PNG is written to
-//! `<name>.tmp-<pid>` in the same folder and renamed over `<name>`, so a
-//! reader never sees half a file.
+//! panicking on bad input. Every write is atomic: the PNG is written to a
+//! hidden `.<name>.tmp-…` file in the same folder, synced and renamed over
+//! `<name>`, so a reader never sees half a file.
 
 mod canvas;
 mod digit;
@@ -30,7 +30,6 @@ mod png;
 
 pub use digit::{mnistify, mnistify_image};
 pub use error::PicturesError;
-pub use font::text_width;
 pub use grid::{save_grid_png, Panel};
 pub use io::{read_image, read_image_raw};
 pub use plot::save_line_plot;

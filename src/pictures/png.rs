@@ -4,10 +4,8 @@
 use super::canvas::{Canvas, Rgb};
 use super::error::PicturesError;
 use image::{ImageFormat, RgbImage};
-use std::fs;
 use std::io::{Cursor, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 /// Maps `v` from `lo..hi` to a grey level (`lo` black, `hi` white; `lo > hi`
 /// inverts), clamping outside values; NaN is black. If `lo == hi` (a
@@ -136,36 +134,15 @@ pub(crate) fn write_png(path: &Path, img: &RgbImage) -> Result<(), PicturesError
     write_atomic(path, bytes.get_ref())
 }
 
-/// Writes `bytes` to `<name>.tmp-<pid>-<n>` beside `path` (`n` counts the
-/// writes of this process, so two threads never share a temporary file),
-/// then renames it over `path`, so a reader never sees a half-written file.
+/// Writes `bytes` to `path` atomically (see [`crate::atomic_file`]): a
+/// reader never sees a half-written picture.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PicturesError> {
-    let err = |source| PicturesError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the path has no file name",
-        ))
-    })?;
-    let mut tmp_name = name.to_os_string();
-    static WRITES: AtomicUsize = AtomicUsize::new(0);
-    let n = WRITES.fetch_add(1, Ordering::Relaxed);
-    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
-    let tmp: PathBuf = path.with_file_name(tmp_name);
-    let result = fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        // Best effort: the temporary file may not even exist.
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    crate::atomic_file::write_atomic(path, |f| f.write_all(bytes)).map_err(|(_, source)| {
+        PicturesError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Draws colours (one per pixel, row-major) enlarged `scale` times and saves.
@@ -303,6 +280,7 @@ where
 mod tests {
     use super::*;
     use crate::pictures::read_image_raw;
+    use std::fs;
 
     #[test]
     fn grey_round_trip() {
@@ -423,14 +401,27 @@ mod tests {
         let ro = dir.path().join("ro");
         fs::create_dir(&ro).unwrap();
         fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+        // Root ignores folder permissions: find out whether they hold here.
+        let probe = ro.join("probe");
+        let enforced = fs::File::create(&probe).is_err();
+        let _ = fs::remove_file(&probe);
         let path = ro.join("x.png");
         let result = save_rgb_png(&path, &[0.0; 3], 1, 1);
+        let left: Vec<String> = fs::read_dir(&ro)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         fs::set_permissions(&ro, fs::Permissions::from_mode(0o755)).unwrap();
-        // Root ignores permissions; then the write simply succeeds.
-        if let Err(e) = result {
+        if enforced {
+            let e = result.expect_err("a read-only folder must refuse the picture");
             assert!(matches!(e, PicturesError::Write { .. }));
             assert!(e.to_string().contains("x.png"), "{e}");
-            assert_eq!(fs::read_dir(&ro).unwrap().count(), 0);
+            assert!(left.is_empty(), "left behind: {left:?}");
+        } else {
+            // As root the write succeeds, and must leave the picture alone:
+            // no temporary file beside it.
+            result.expect("permissions do not hold, so the write must succeed");
+            assert_eq!(left, ["x.png"]);
         }
     }
 

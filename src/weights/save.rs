@@ -2,14 +2,14 @@
 //! atomically.
 use super::visit;
 use super::WeightsError;
+use crate::atomic_file::Stage;
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::Device;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 /// Saves every tensor of `model` to `path` as a safetensors file.
 ///
@@ -84,92 +84,35 @@ fn encode<M: TensorCollection<f32, D>, D: Device<f32>>(
 }
 
 /// Distinguishes temporary files of concurrent saves in one process.
-static SAVES: AtomicU64 = AtomicU64::new(0);
-
-fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> WeightsError {
-    let path = path.to_path_buf();
-    move |source| WeightsError::Io {
-        path,
-        action,
-        source,
-    }
-}
-
-/// Removes temporary files of earlier saves of `name` in `dir` that are over
-/// a day old: what a killed process left behind (a live save's file is fresh).
-fn remove_stale_temporaries(dir: &Path, name: &str) {
-    let prefix = format!(".{name}.tmp-");
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let stale = entry.file_name().to_string_lossy().starts_with(&prefix)
-            && entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
-        if stale {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Writes `path` atomically: `write` fills a new temporary file beside it,
-/// which is synced and renamed over `path`. On any failure the temporary file
-/// is removed and `path` is untouched.
+/// [`atomic_file::write_atomic`](crate::atomic_file::write_atomic), with its
+/// failures named as [`WeightsError::Io`] for the user's `path`.
 pub(crate) fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<(), WeightsError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| WeightsError::Io {
+    crate::atomic_file::write_atomic(path, write).map_err(|(stage, source)| WeightsError::Io {
         path: path.to_path_buf(),
-        action: "save to",
-        source: io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"),
-    })?;
-    remove_stale_temporaries(dir, &name.to_string_lossy());
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        SAVES.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io_err(path, "create a temporary file to save"))?;
-    let result = write(&mut file)
-        .map_err(io_err(path, "write"))
-        .and_then(|()| file.sync_all().map_err(io_err(path, "sync")));
-    drop(file);
-    let result = result.and_then(|()| fs::rename(&tmp, path).map_err(io_err(path, "replace")));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return result;
-    }
-    // Make the rename itself durable; a directory cannot be synced everywhere.
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+        action: match stage {
+            Stage::Create => "create a temporary file to save",
+            Stage::Write => "write",
+            Stage::Sync => "sync",
+            Stage::Replace => "replace",
+        },
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::PathBuf;
 
     fn tmp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
-            "static-nn-save-{tag}-{}-{}",
+            "static-nn-save-{tag}-{}-{:?}",
             std::process::id(),
-            SAVES.fetch_add(1, Ordering::Relaxed)
+            std::thread::current().id()
         ));
         fs::create_dir_all(&dir).unwrap();
         dir

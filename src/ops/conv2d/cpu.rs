@@ -7,7 +7,8 @@
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::Conv2DOp;
-use crate::ops::cpu_util::{gemm, to_vec, Layout, Write};
+use crate::ops::cpu_util::{copy_to_lease, gemm, tensor_from_lease, Layout, Write};
+use crate::ops::Workspace;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -125,16 +126,6 @@ pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usiz
     col2im_add_body(op, col, ld, c0, dx)
 }
 
-/// Makes `buf` `len` zeros, unless it already has that length: then it holds
-/// an earlier im2col matrix of the same op and the same `ld`, whose padding
-/// positions (the only ones [`im2col`] does not write) are already zero.
-fn im2col_buffer<E: Dtype>(buf: &mut Vec<E>, len: usize) {
-    if buf.len() != len {
-        buf.clear();
-        buf.resize(len, E::default());
-    }
-}
-
 /// Fills the columns `c0..c0 + h_out·w_out` of `col` (`chan_in·kh·kw` rows of
 /// `ld` elements each) from one sample `x` (`chan_in × h_in × w_in`).
 ///
@@ -143,8 +134,8 @@ fn im2col_buffer<E: Dtype>(buf: &mut Vec<E>, len: usize) {
 /// matrix side by side, so one `gemm` call serves them all.
 ///
 /// Positions that read padding are not written: `col` must hold zeros there
-/// (a fresh buffer, or one that held the same op's matrix at the same `ld`;
-/// see [`im2col_buffer`]).
+/// (a fresh buffer, or one that held the same op's matrix at the same `ld`:
+/// a workspace lease tagged with [`col_tag`]).
 #[inline(always)]
 fn im2col_body<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
     let (hw, ohw) = (op.h_in * op.w_in, op.out_plane());
@@ -245,18 +236,23 @@ fn forward_chunk(op: &Conv2DOp) -> usize {
 /// training for a given seed).
 const REDUCE_CHUNK: usize = 4;
 
-/// The forward pass of `n` consecutive samples `xs` into `ys`, with `col`
-/// (`ckk × n·ohw`) and `tmp` (`chan_out × n·ohw`) as scratch:
-/// `tmp = W · col`, then `y = tmp + b` per sample.
-#[allow(clippy::too_many_arguments)]
+/// The workspace tag of an im2col matrix of `op` with row length `ld`: a
+/// buffer leased under it again still holds zeros in every padding position.
+fn col_tag(op: &Conv2DOp, ld: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (op, ld).hash(&mut h);
+    h.finish() | 1
+}
+
+/// The forward pass of `n` consecutive samples `xs` into `ys`, with scratch
+/// from `ws`: `tmp = W · col`, then `y = tmp + b` per sample.
 fn forward_chunk_run<E: Dtype>(
     op: &Conv2DOp,
-    w: &[E],
-    b: &[E],
+    (w, b): (&[E], &[E]),
     xs: &[E],
     ys: &mut [E],
-    col: &mut Vec<E>,
-    tmp: &mut Vec<E>,
+    ws: &Workspace,
 ) {
     let (chw, ckk, ohw) = (
         op.chan_in * op.h_in * op.w_in,
@@ -266,23 +262,21 @@ fn forward_chunk_run<E: Dtype>(
     let out_len = op.chan_out * ohw;
     let n = ys.len() / out_len;
     let ld = n * ohw;
-    im2col_buffer(col, ckk * ld);
+    let mut col = ws.lease_zeroed::<E>(Some(col_tag(op, ld)), ckk * ld);
     for (i, xi) in xs.chunks(chw).enumerate() {
-        im2col(op, xi, col, ld, i * ohw);
+        im2col(op, xi, &mut col, ld, i * ohw);
     }
+    let (w, col) = ((w, Layout::AsIs), (&col[..], Layout::AsIs));
     if n == 1 {
         // write straight into the output, bias first
         for (o, bias) in b.iter().enumerate() {
             ys[o * ohw..(o + 1) * ohw].fill(*bias);
         }
-        let dims = (op.chan_out, ohw, ckk);
-        let (w, col) = ((w, Layout::AsIs), (&col[..], Layout::AsIs));
-        gemm(dims, ys, Write::Accumulate, w, col);
+        gemm((op.chan_out, ohw, ckk), ys, Write::Accumulate, w, col);
         return;
     }
-    tmp.resize(op.chan_out * ld, E::default());
-    let (wt, colt) = ((w, Layout::AsIs), (&col[..], Layout::AsIs));
-    gemm((op.chan_out, ld, ckk), tmp, Write::Overwrite, wt, colt);
+    let mut tmp = ws.lease_any::<E>(op.chan_out * ld);
+    gemm((op.chan_out, ld, ckk), &mut tmp, Write::Overwrite, w, col);
     for (i, yi) in ys.chunks_mut(out_len).enumerate() {
         for (o, bias) in b.iter().enumerate() {
             let src = &tmp[o * ld + i * ohw..o * ld + (i + 1) * ohw];
@@ -293,43 +287,88 @@ fn forward_chunk_run<E: Dtype>(
     }
 }
 
-pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
-    op: Conv2DOp,
-    x: Tensor<S, E, Cpu, T>,
-    weight: &Tensor<Sw, E, Cpu>,
-    bias: &Tensor<Sb, E, Cpu>,
-    out: So,
-) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
-    let x = x.try_contiguous()?;
-    let (x, mut tape) = x.split_tape();
-    let dev = x.device().clone();
-    let xs = to_vec(&x)?;
-    let ws = to_vec(weight)?;
-    let bs = to_vec(bias)?;
+/// The backward pass of one fixed chunk of samples: its input gradient into
+/// `gxc`, and its partial weight and bias gradients into `gw`, `gb`.
+#[allow(clippy::too_many_arguments)]
+fn backward_chunk_run<E: Dtype>(
+    op: &Conv2DOp,
+    w: &[E],
+    (gys, xc): (&[E], &[E]),
+    gxc: &mut [E],
+    (gw, gb): (&mut [E], &mut [E]),
+    ws: &Workspace,
+) {
     let (chw, ckk, ohw) = (
         op.chan_in * op.h_in * op.w_in,
         op.patch_len(),
         op.out_plane(),
     );
     let out_len = op.chan_out * ohw;
-    let mut y = vec![E::default(); op.batch * out_len];
+    let n = gys.len() / out_len;
+    let ld = n * ohw;
+    let mut col = ws.lease_zeroed::<E>(Some(col_tag(op, ld)), ckk * ld);
+    let mut gyc = ws.lease_any::<E>(op.chan_out * ld);
+    gb.fill(E::default());
+    for (i, (xi, gyi)) in xc.chunks(chw).zip(gys.chunks(out_len)).enumerate() {
+        im2col(op, xi, &mut col, ld, i * ohw);
+        for o in 0..op.chan_out {
+            let src = &gyi[o * ohw..(o + 1) * ohw];
+            gyc[o * ld + i * ohw..o * ld + (i + 1) * ohw].copy_from_slice(src);
+            gb[o] += sum(src);
+        }
+    }
+    let gy_op = (&gyc[..], Layout::AsIs);
+    // dW = gy · colᵀ over the whole chunk
+    let col_t = (&col[..], Layout::Transposed);
+    gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op, col_t);
+    drop(col);
+    // dcol = Wᵀ · gy, then dx += col2im(dcol)
+    let mut dcol = ws.lease_any::<E>(ckk * ld);
+    let w_t = (w, Layout::Transposed);
+    gemm(
+        (ckk, ld, op.chan_out),
+        &mut dcol,
+        Write::Overwrite,
+        w_t,
+        gy_op,
+    );
+    for (i, gxi) in gxc.chunks_mut(chw).enumerate() {
+        col2im_add(op, &dcol, ld, i * ohw, gxi);
+    }
+}
+
+pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
+    op: Conv2DOp,
+    x: Tensor<S, E, Cpu, T>,
+    (weight, bias): (&Tensor<Sw, E, Cpu>, &Tensor<Sb, E, Cpu>),
+    out: So,
+    ws: &Workspace,
+) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
+    let x = x.try_contiguous()?;
+    let (x, mut tape) = x.split_tape();
+    let dev = x.device().clone();
+    let xs = copy_to_lease(&x, ws)?;
+    let w = copy_to_lease(weight, ws)?;
+    let b = copy_to_lease(bias, ws)?;
+    let (chw, ohw) = (op.chan_in * op.h_in * op.w_in, op.out_plane());
+    let out_len = op.chan_out * ohw;
+    let mut y = ws.lease_any::<E>(op.batch * out_len);
 
     let fc = forward_chunk(&op);
     if op.batch <= fc {
         // one task: no rayon round trip (batch-1 inference)
-        forward_chunk_run(&op, &ws, &bs, &xs, &mut y, &mut Vec::new(), &mut Vec::new());
+        forward_chunk_run(&op, (&w, &b), &xs, &mut y, ws);
     } else {
         y.par_chunks_mut(out_len * fc)
             .zip(xs.par_chunks(chw * fc))
-            .for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(col, tmp), (ys, xc)| forward_chunk_run(&op, &ws, &bs, xc, ys, col, tmp),
-            );
+            .for_each(|(ys, xc)| forward_chunk_run(&op, (&w, &b), xc, ys, ws));
     }
-    let y = dev.try_tensor_from_vec(y, out)?;
+    let y = tensor_from_lease(&dev, y, out)?;
+    drop(b);
 
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
+        let ws = ws.clone_handle();
         tape.add_backward_op(move |grads| {
             // Borrow y's gradient out of `grads` (no copy) and put it back below.
             let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
@@ -338,52 +377,28 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of
             // the chunk (recomputed from x, cheaper than keeping it), the
             // partial weight and bias gradients, and the chunk's dx.
-            let partials: Vec<(Vec<E>, Vec<E>)> = gy
-                .par_chunks(out_len * REDUCE_CHUNK)
+            let chunks = op.batch.div_ceil(REDUCE_CHUNK);
+            let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
+            let mut gw_parts = ws.lease_any::<E>(chunks * gw_len);
+            let mut gb_parts = ws.lease_any::<E>(chunks * gb_len);
+            gy.par_chunks(out_len * REDUCE_CHUNK)
                 .zip(xs.par_chunks(chw * REDUCE_CHUNK))
                 .zip(gx.par_chunks_mut(chw * REDUCE_CHUNK))
-                .map_init(
-                    || (Vec::new(), Vec::new(), Vec::new()),
-                    |(col, dcol, gyc), ((gys, xc), gxc)| {
-                        let n = gys.len() / out_len;
-                        let ld = n * ohw;
-                        im2col_buffer(col, ckk * ld);
-                        dcol.resize(ckk * ld, E::default());
-                        gyc.resize(op.chan_out * ld, E::default());
-                        let mut gb = vec![E::default(); op.chan_out];
-                        for (i, (xi, gyi)) in xc.chunks(chw).zip(gys.chunks(out_len)).enumerate() {
-                            im2col(&op, xi, col, ld, i * ohw);
-                            for o in 0..op.chan_out {
-                                let src = &gyi[o * ohw..(o + 1) * ohw];
-                                gyc[o * ld + i * ohw..o * ld + (i + 1) * ohw].copy_from_slice(src);
-                                gb[o] += sum(src);
-                            }
-                        }
-                        // dW = gy · colᵀ over the whole chunk
-                        let mut gw = vec![E::default(); op.chan_out * ckk];
-                        let gy_op = (&gyc[..], Layout::AsIs);
-                        let col_t = (&col[..], Layout::Transposed);
-                        let dims = (op.chan_out, ckk, ld);
-                        gemm(dims, &mut gw, Write::Overwrite, gy_op, col_t);
-                        // dcol = Wᵀ · gy, then dx += col2im(dcol)
-                        let w_t = (&ws[..], Layout::Transposed);
-                        let gy_op = (&gyc[..], Layout::AsIs);
-                        gemm((ckk, ld, op.chan_out), dcol, Write::Overwrite, w_t, gy_op);
-                        for (i, gxi) in gxc.chunks_mut(chw).enumerate() {
-                            col2im_add(&op, dcol, ld, i * ohw, gxi);
-                        }
-                        (gw, gb)
-                    },
-                )
-                .collect();
+                .zip(gw_parts.par_chunks_mut(gw_len))
+                .zip(gb_parts.par_chunks_mut(gb_len))
+                .for_each(|((((gys, xc), gxc), gw), gb)| {
+                    backward_chunk_run(&op, &w, (gys, xc), gxc, (gw, gb), &ws)
+                });
 
             **grads.get_or_alloc_mut(&y_g)? = gy;
+            // the chunks' partial sums, added in order (the same bits with
+            // any number of threads)
             let gw = grads.get_or_alloc_mut(&w_g)?;
-            for (part, _) in &partials {
+            for part in gw_parts.chunks(gw_len) {
                 gw.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
             }
             let gb = grads.get_or_alloc_mut(&b_g)?;
-            for (_, part) in &partials {
+            for part in gb_parts.chunks(gb_len) {
                 gb.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
             }
             Ok(())

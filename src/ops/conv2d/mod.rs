@@ -1,4 +1,5 @@
 //! 2-D convolution (cross-correlation, as PyTorch's `F.conv2d`).
+use super::Workspace;
 use dfdx::prelude::*;
 
 pub(crate) mod cpu;
@@ -142,13 +143,16 @@ pub trait Conv2DKernel<E: Dtype>: Device<E> {
     /// `y = conv2d(x, weight) + bias`, recording the backward pass on `x`'s tape.
     ///
     /// `x`, `weight` and `bias` hold `op`'s sizes; `out` is the output's shape
-    /// (`op.batch · op.chan_out · op.h_out · op.w_out` elements).
+    /// (`op.batch · op.chan_out · op.h_out · op.w_out` elements). The kernel
+    /// takes its scratch memory from `workspace` (the layer's own), so a
+    /// training step reuses the buffers of the step before.
     fn try_conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, T: Tape<E, Self>>(
         op: Conv2DOp,
         x: Tensor<S, E, Self, T>,
         weight: &Tensor<Sw, E, Self>,
         bias: &Tensor<Sb, E, Self>,
         out: So,
+        workspace: &Workspace,
     ) -> Result<Tensor<So, E, Self, T>, Self::Err>;
 }
 
@@ -162,13 +166,14 @@ macro_rules! cpu_conv2d {
                 weight: &Tensor<Sw, $e, Self>,
                 bias: &Tensor<Sb, $e, Self>,
                 out: So,
+                workspace: &Workspace,
             ) -> Result<Tensor<So, $e, Self, T>, Self::Err> {
                 let sizes = (x.shape(), weight.shape(), bias.shape());
                 let (x_len, w_len, b_len) = (sizes.0.num_elements(), sizes.1.num_elements(), sizes.2.num_elements());
                 if !op.fits(x_len, w_len, b_len, out.num_elements()) {
                     return Err(CpuError::WrongNumElements);
                 }
-                cpu::conv2d(op, x, weight, bias, out)
+                cpu::conv2d(op, x, (weight, bias), out, workspace)
             }
         }
     )*};
@@ -186,6 +191,7 @@ where
         weight: &Tensor<Sw, E, Self>,
         bias: &Tensor<Sb, E, Self>,
         out: So,
+        _workspace: &Workspace,
     ) -> Result<Tensor<So, E, Self, T>, Self::Err> {
         generic::conv2d(op, x, weight, bias, out)
     }

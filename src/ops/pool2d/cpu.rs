@@ -1,7 +1,7 @@
 //! The CPU pooling kernels, parallel over planes. Max pooling records the
 //! argmax of each window for the backward pass.
 use super::{Pool2DOp, PoolKind};
-use crate::ops::cpu_util::{is_nan, to_vec};
+use crate::ops::cpu_util::is_nan;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -101,15 +101,23 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
-    let xs = to_vec(&x)?;
+    // Scratch comes from the device, so that it takes part in dfdx's
+    // allocation cache when that is enabled (pools own no workspace).
+    let mut xs = dev.try_alloc_len(x.shape().num_elements())?;
+    x.copy_into(&mut xs);
     let (hw, ohw) = (op.h_in * op.w_in, op.h_out * op.w_out);
-    let mut y = vec![E::default(); op.planes * ohw];
-    let mut arg = match op.kind {
-        PoolKind::Max => vec![0u32; op.planes * ohw],
-        PoolKind::Avg => Vec::new(),
-    };
+    let mut y = dev.try_zeros_like(&out)?;
+    let mut ys = dev.try_alloc_len(op.planes * ohw)?;
+    let mut arg = <Cpu as Storage<u32>>::try_alloc_len(
+        &dev,
+        if op.kind == PoolKind::Max {
+            op.planes * ohw
+        } else {
+            0
+        },
+    )?;
     match op.kind {
-        PoolKind::Max => y
+        PoolKind::Max => ys
             .par_chunks_mut(ohw)
             .zip(arg.par_chunks_mut(ohw))
             .zip(xs.par_chunks(hw))
@@ -121,14 +129,15 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
                     max_plane(&op, xp, yp, ap)
                 }
             }),
-        PoolKind::Avg => y
+        PoolKind::Avg => ys
             .par_chunks_mut(ohw)
             .zip(xs.par_chunks(hw))
             .with_min_len(16)
             .for_each(|(yp, xp)| avg_plane(&op, xp, yp)),
     }
     drop(xs);
-    let y = dev.try_tensor_from_vec(y, out)?;
+    y.copy_from(&ys);
+    drop(ys);
     if T::OWNS_TAPE {
         let (x_g, y_g) = (x.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
