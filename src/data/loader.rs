@@ -149,11 +149,6 @@ impl DataLoader {
         self.n
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &LoaderConfig {
-        &self.cfg
-    }
-
     /// The data batched.
     pub fn data(&self) -> &Arc<LabelledImages> {
         &self.data

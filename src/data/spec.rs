@@ -160,11 +160,6 @@ impl DatasetSpec {
             classes: Cow::Owned((0..10).map(|i| Cow::Owned(i.to_string())).collect()),
         }
     }
-
-    /// The names of the four files.
-    pub fn file_names(&self) -> Vec<String> {
-        self.files.iter().map(|f| f.name.to_string()).collect()
-    }
 }
 
 const fn file(

@@ -5,7 +5,7 @@
 //! message, which names the layer and both sizes, for example
 //!
 //! ```text
-//! error[E0277]: Linear<401, 84> expects 401 input features, but the input has 400
+//! error[E0277]: Linear expects 401 input features, but the input has 400
 //! ```
 //!
 //! Users never implement these traits; they appear in the `where` clauses of
