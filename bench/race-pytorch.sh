@@ -10,7 +10,8 @@
 #   TORCH_VENV=/path/to/venv bench/race-pytorch.sh   # reuse a venv with torch
 #
 # PyTorch comes from $TORCH_VENV when set, else bench/.venv (created and
-# filled with the CPU wheel on first use; git-ignored). Never run by CI.
+# filled with `pip install torch` from the default index on first use;
+# git-ignored). Never run by CI.
 # The last line is `lenet train ratio (static-nn / pytorch samples/s): R`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,8 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     echo "installing PyTorch (CPU) into $VENV ..." >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip >&2
-    "$VENV/bin/pip" install --quiet torch --index-url https://download.pytorch.org/whl/cpu >&2
+    # the default index (the only one reachable here); its wheel runs on the CPU
+    "$VENV/bin/pip" install --quiet torch >&2
 fi
 PY="$VENV/bin/python"
 # On a busy machine OpenMP's spinning barriers make PyTorch collapse (10-50x
@@ -38,6 +40,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 SN="$TARGET/release/examples/race"
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni)$' | tr '\n' ' ')" >&2
 echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY; torch $("$PY" -c 'import torch; print(torch.__version__)'), static-nn $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
 
 OUT=$(mktemp)
