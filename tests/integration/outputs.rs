@@ -134,11 +134,15 @@ fn a_checkpoint_save_killed_mid_write_leaves_the_previous_one_intact() {
     let mut caught_mid_write = 0;
     for (round, delay_ms) in [0u64, 2, 5, 11, 23, 400, 1500].into_iter().enumerate() {
         let before = temporaries(dir.path()).len();
-        let mut c = child("child_saves_in_a_loop", &[(SAVER_ENV, &path)], None)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut c = child(
+            "outputs::child_saves_in_a_loop",
+            &[(SAVER_ENV, &path)],
+            None,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
         // Wait until a save is under way: its temporary file exists.
         let t = Instant::now();
         while temporaries(dir.path()).len() <= before {
@@ -315,7 +319,7 @@ fn a_full_disk_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     // 64 blocks: 32 KB (512-byte blocks) or 64 KB; the files written are larger.
     let out = child(
-        "child_writes_on_a_full_disk",
+        "outputs::child_writes_on_a_full_disk",
         &[(FULL_ENV, dir.path())],
         Some("trap '' XFSZ; ulimit -f 64"),
     )

@@ -1,0 +1,3 @@
+//! The data sets: IDX files, the real MNIST set, the loader, and downloads.
+mod download;
+mod mnist;

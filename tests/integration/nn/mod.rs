@@ -1,0 +1,2 @@
+//! Layers and their kernels: gradients and the fast CPU paths.
+mod gradients;
