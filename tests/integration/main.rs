@@ -4,6 +4,7 @@
 //!
 //! Run one subject with a filter: `cargo test --test integration data::`.
 
+mod common;
 mod data;
 mod examples_cli;
 mod fuzz_seeds;
@@ -11,6 +12,7 @@ mod models;
 mod nn;
 mod notebook;
 mod outputs;
+mod pictures;
 mod shapes;
 mod train;
 mod weights;

@@ -5,6 +5,11 @@ use static_nn::prelude::*;
 use static_nn::weights::{self, LoadOptions, WeightsError};
 use std::path::{Path, PathBuf};
 
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use crate::common::{noise, write};
+
 /// A fresh directory under the system's temporary directory.
 fn temp_dir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -479,4 +484,54 @@ fn a_failed_save_keeps_the_previous_file() {
         weights::to_bytes(&net).unwrap(),
         weights::to_bytes(&old).unwrap()
     );
+}
+
+// ------------------------------------------------------------ random and damaged bytes
+
+type Net = LeNetClass;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Random bytes into the weights loader, from a file and from memory,
+    /// strict and not: always `Err`, and the model is unchanged.
+    #[test]
+    fn weights_loader_rejects_random_bytes(bytes in noise()) {
+        let dev = Cpu::seed_from_u64(3);
+        let mut net = dev.build_module::<Net, f32>();
+        let before = weights::to_bytes(&net).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "w.safetensors", &bytes);
+        prop_assert!(weights::load(&mut net, &p).is_err());
+        let loose = LoadOptions::default().non_strict();
+        let e = weights::load_from_bytes(&mut net, &bytes, &loose).unwrap_err();
+        prop_assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
+        prop_assert_eq!(weights::to_bytes(&net).unwrap(), before);
+    }
+
+    /// A valid weights file with bytes changed or cut: no panic; on error the
+    /// model is unchanged, and a file cut short is always an error.
+    #[test]
+    fn damaged_weights_files_never_panic(
+        flips in vec((any::<prop::sample::Index>(), 1u8..), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        type Small = (Conv2D<1, 2, 3>, Linear<4, 3>);
+        let dev = Cpu::seed_from_u64(4);
+        let good = weights::to_bytes(&dev.build_module::<Small, f32>()).unwrap();
+        let mut net = dev.build_module::<Small, f32>();
+        let before = weights::to_bytes(&net).unwrap();
+        let mut bad = good.clone();
+        for (i, mask) in &flips {
+            let i = i.index(bad.len());
+            bad[i] ^= mask;
+        }
+        if weights::load_from_bytes(&mut net, &bad, &LoadOptions::default()).is_err() {
+            prop_assert_eq!(weights::to_bytes(&net).unwrap(), before.clone());
+        }
+        let k = cut.index(good.len());
+        let mut fresh = dev.build_module::<Small, f32>();
+        let e = weights::load_from_bytes(&mut fresh, &good[..k], &LoadOptions::default());
+        prop_assert!(e.is_err());
+    }
 }

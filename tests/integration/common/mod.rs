@@ -1,0 +1,81 @@
+//! Helpers that several subjects share: one copy of each.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+/// Writes `bytes` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// Random bytes, sometimes behind a plausible start (an IDX magic and
+/// dimensions, the gzip magic, a PNG or JPEG signature, a safetensors header
+/// length), so the readers get past their first check.
+pub fn noise() -> impl Strategy<Value = Vec<u8>> {
+    let prefixes: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0, 0, 8, 3],
+        vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3],
+        vec![0, 0, 8, 1],
+        vec![0, 0, 8, 1, 0, 0, 0, 4],
+        vec![0x1f, 0x8b, 8, 0],
+        b"\x89PNG\r\n\x1a\n".to_vec(),
+        vec![0xff, 0xd8, 0xff, 0xe0],
+        vec![16, 0, 0, 0, 0, 0, 0, 0, b'{'],
+    ];
+    (prop::sample::select(prefixes), vec(any::<u8>(), 0..400)).prop_map(|(mut p, tail)| {
+        p.extend(tail);
+        p
+    })
+}
+
+// ------------------------------------------------------------ child processes
+
+/// The name libtest gives the test `name` of the module `module` (its
+/// `module_path!()`, which starts with this binary's crate name).
+pub fn test_path(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// Runs the ignored test `name` (see [`test_path`]) of this binary as a
+/// child process, with `env` set, under `sh -c PREFIX` (e.g. a `ulimit`).
+pub fn child(name: &str, env: &[(&str, &Path)], shell_prefix: Option<&str>) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = match shell_prefix {
+        Some(prefix) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{prefix}; exec \"$0\" \"$@\""))
+                .arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Hidden temporary files in `dir`.
+pub fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
