@@ -5,20 +5,13 @@
 //! Regenerate the seeds with
 //! `cargo test --test integration -- --ignored write_fuzz_seeds`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use static_nn::data::{encode_idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 use static_nn::prelude::*;
 use static_nn::weights;
 
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
+use crate::common::gz;
 
 /// `n` images of `r`×`c` with varied pixels, as raw IDX.
 fn idx_images(n: u32, r: u32, c: u32) -> Vec<u8> {

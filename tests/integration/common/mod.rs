@@ -1,9 +1,38 @@
 //! Helpers that several subjects share: one copy of each.
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use proptest::collection::vec;
 use proptest::prelude::*;
+
+mod mnist;
+mod server;
+pub mod tiny;
+
+pub use mnist::{mnist, mnist_dir, need};
+pub use server::{Reply, Server};
+
+/// `bytes` gzipped at the default level (6), as the MNIST mirrors serve them.
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
+    gz_level(bytes, 6)
+}
+
+/// `bytes` gzipped at compression `level` (0–9).
+pub fn gz_level(bytes: &[u8], level: u32) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::new(level));
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A file of the test fixtures (`tests/fixtures/PATH`).
+pub fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
 
 /// Writes `bytes` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

@@ -1,22 +1,12 @@
 //! IDX files: random bytes into every reader give `Err`, never a panic, and
 //! the data must be as long as the header says.
-use std::io::Write;
-
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use proptest::prelude::*;
 use static_nn::data::{
     encode_idx, read_idx_images, read_idx_labels, DatasetSpec, FileSpec, LabelledImages,
     LocateOptions, Mnist, Split, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
 
-use crate::common::{noise, write};
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
+use crate::common::{gz, noise, write};
 
 /// An independent check of an IDX file: gzip (by name or content) that
 /// decompresses, the magic, the dimensions, the exact length, labels in 0..=9.

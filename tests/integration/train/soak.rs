@@ -12,25 +12,18 @@
 //! The tests of this file run one at a time (a lock), so that the memory
 //! figures are the soak's alone.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Mnist, Normalize, MNIST};
+use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Normalize};
 use static_nn::prelude::*;
 use static_nn::train::{Classifier, OptimizerConfig};
 use static_nn::weights;
 
+use crate::common::mnist;
+
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn mnist() -> &'static Mnist {
-    static M: OnceLock<Mnist> = OnceLock::new();
-    M.get_or_init(|| {
-        Mnist::load(&MNIST, None).unwrap_or_else(|e| {
-            panic!("these tests need MNIST (set MNIST_DIR=../shared/data/mnist):\n{e}")
-        })
-    })
 }
 
 fn subset(n: usize) -> Arc<LabelledImages> {
