@@ -73,8 +73,9 @@ pub fn test_path(module: &str, name: &str) -> String {
     }
 }
 
-/// Runs the ignored test `name` (see [`test_path`]) of this binary as a
-/// child process, with `env` set, under `sh -c PREFIX` (e.g. a `ulimit`).
+/// Runs the test `name` (see [`test_path`]; an ignored one too) of this
+/// binary as a child process, with `env` set, under `sh -c PREFIX` (e.g. a
+/// `ulimit`).
 pub fn child(name: &str, env: &[(&str, &Path)], shell_prefix: Option<&str>) -> Command {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = match shell_prefix {
@@ -90,7 +91,7 @@ pub fn child(name: &str, env: &[(&str, &Path)], shell_prefix: Option<&str>) -> C
     cmd.args([
         name,
         "--exact",
-        "--ignored",
+        "--include-ignored",
         "--nocapture",
         "--test-threads=1",
     ]);
@@ -98,6 +99,41 @@ pub fn child(name: &str, env: &[(&str, &Path)], shell_prefix: Option<&str>) -> C
         cmd.env(k, v);
     }
     cmd
+}
+
+/// Set in the child process of [`in_own_process`].
+const ALONE_ENV: &str = "STATIC_NN_TEST_ALONE";
+
+/// For a test that measures the whole process (its resident memory): in
+/// the test binary, runs the test `name` of `module` (its `module_path!()`)
+/// again alone, in a child process, fails if it fails there, and returns
+/// `false`; in that child, returns `true`, and the test runs.
+pub fn in_own_process(module: &str, name: &str) -> bool {
+    if std::env::var_os(ALONE_ENV).is_some() {
+        return true;
+    }
+    let out = child(
+        &test_path(module, name),
+        &[(ALONE_ENV, Path::new("1"))],
+        None,
+    )
+    .output()
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "{name} failed in its own process:\n{text}"
+    );
+    assert!(
+        text.contains("test result: ok. 1 passed"),
+        "{name} did not run in its own process:\n{text}"
+    );
+    false
 }
 
 /// Hidden temporary files in `dir`.
