@@ -466,7 +466,7 @@ fn a_failed_save_keeps_the_previous_file() {
             matches!(
                 err,
                 WeightsError::Io {
-                    action: "create",
+                    action: "create a temporary file to save",
                     ..
                 }
             ),
