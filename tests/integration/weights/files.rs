@@ -449,15 +449,44 @@ fn saving_replaces_the_file_and_leaves_no_temporary_behind() {
 #[cfg(unix)]
 #[test]
 fn a_failed_save_keeps_the_previous_file() {
+    use crate::common::temporaries;
     use std::os::unix::fs::PermissionsExt;
     let dir = temp_dir("readonly");
     let path: PathBuf = dir.path().join("w.safetensors");
     let old = mlp();
     weights::save(&old, &path).unwrap();
     let before = std::fs::read(&path).unwrap();
+
+    // A file whose name is as long as the file system allows (255 bytes on
+    // Linux): the save's temporary beside it (`.NAME.tmp-…`) cannot even be
+    // named, so a save to it fails for every user, root included.
+    let long = (200..=255)
+        .rev()
+        .map(|n| {
+            dir.path()
+                .join(format!("{}.safetensors", "w".repeat(n - 12)))
+        })
+        .find(|p| std::fs::copy(&path, p).is_ok())
+        .expect("no file name of 200 to 255 bytes can be created here");
+    let err = weights::save(&mlp(), &long).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WeightsError::Io {
+                action: "create a temporary file to save",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let name = long.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.to_string().contains(&name), "{err}");
+    assert_eq!(std::fs::read(&long).unwrap(), before);
+    assert_eq!(temporaries(dir.path()), Vec::<String>::new());
+
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     // Root ignores permission bits: then this failure cannot be provoked
-    // here (src/weights/save.rs injects one instead).
+    // here (the over-long name above fails for root too).
     let probe = dir.path().join("probe");
     let writable = std::fs::write(&probe, b"x").is_ok();
     if !writable {
@@ -475,15 +504,17 @@ fn a_failed_save_keeps_the_previous_file() {
         assert_eq!(std::fs::read(&path).unwrap(), before);
     } else {
         std::fs::remove_file(&probe).unwrap();
-        eprintln!("running as root: read-only directory not enforced, skipped");
+        eprintln!("running as root: read-only directory not enforced, that part skipped");
     }
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut net = mlp();
-    weights::load(&mut net, &path).unwrap();
-    assert_eq!(
-        weights::to_bytes(&net).unwrap(),
-        weights::to_bytes(&old).unwrap()
-    );
+    for p in [&path, &long] {
+        let mut net = mlp();
+        weights::load(&mut net, p).unwrap();
+        assert_eq!(
+            weights::to_bytes(&net).unwrap(),
+            weights::to_bytes(&old).unwrap()
+        );
+    }
 }
 
 // ------------------------------------------------------------ random and damaged bytes
