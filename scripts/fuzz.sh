@@ -8,11 +8,11 @@
 # gzip), weights (the safetensors loader), image (PNG/JPEG reading, mnistify).
 #
 # The corpus of TARGET lives in fuzz/corpus/TARGET (not committed); it is
-# seeded from fuzz/seeds/TARGET, which `cargo test --test hardening_regressions
+# seeded from fuzz/seeds/TARGET, which `cargo test --test integration
 # -- --ignored write_fuzz_seeds` regenerates from the test suite's own file
 # generators, and for `weights` also from tests/fixtures/weights. Crashes go
 # to fuzz/artifacts/TARGET/, the log to fuzz/logs/. Every crash must become a
-# regression test in tests/hardening_regressions.rs.
+# regression test with its subject in tests/integration/.
 #
 # Needs `cargo install cargo-fuzz`. cargo-fuzz uses unstable rustc flags:
 # RUSTC_BOOTSTRAP=1 is set here, for this script's cargo only, never for the

@@ -17,7 +17,7 @@ tests/fixtures/weights/:
   many of the 10,000 are right);
 - parity.txt: the same counts, readable, with the versions used.
 
-tests/weights_parity.rs loads each file into the matching static-nn type and
+tests/integration/weights/parity.rs loads each file into the matching static-nn type and
 checks the logits (within 1e-4) and the count of correct answers.
 
 Inputs are the raw pixels / 255 (the notebook's ToTensor), no normalisation.

@@ -1,36 +1,16 @@
-//! Integration tests on the real MNIST set, found through `MNIST_DIR`
-//! (CI: `MNIST_DIR=../shared/data/mnist`), the per-user cache or a download.
-//!
-//! If the data cannot be found these tests FAIL, with the places tried and
-//! how to provide the data; they never pass silently.
+//! The real MNIST set (see `common::mnist`: the tests fail, never skip,
+//! without it): sizes, labels, pixel statistics, checksums, one split alone,
+//! a truncated copy, and the loader's typed batches.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use dfdx::prelude::*;
 use static_nn::data::{
-    locate, read_idx_images, verify_dir, verify_file, DataError, DataLoader, LoaderConfig, Mnist,
+    read_idx_images, verify_dir, verify_file, DataError, DataLoader, LoaderConfig, Mnist,
     Normalize, Split, Verified, MNIST,
 };
 
-fn need<T>(r: Result<T, DataError>) -> T {
-    r.unwrap_or_else(|e| {
-        panic!(
-            "these tests need the real MNIST files and could not get them.\n{e}\n\
-             Hint: MNIST_DIR=../shared/data/mnist cargo test --test data_mnist"
-        )
-    })
-}
-
-fn dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| need(locate(&MNIST, None)))
-}
-
-fn mnist() -> &'static Mnist {
-    static M: OnceLock<Mnist> = OnceLock::new();
-    M.get_or_init(|| need(Mnist::load(&MNIST, Some(dir()))))
-}
+use crate::common::{mnist, mnist_dir as dir, need};
 
 #[test]
 fn sizes() {

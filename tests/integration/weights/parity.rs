@@ -3,27 +3,18 @@
 //! PyTorch's logits within 1e-4 and the same number of correct answers on
 //! the 10,000 MNIST test images.
 //!
-//! Needs the MNIST test set (gzip IDX) in `$MNIST_DIR`, by default
-//! `../shared/data/mnist` beside the crate.
+//! Needs the MNIST test set (gzip IDX) where `common::mnist_dir` finds it
+//! (`$MNIST_DIR`, the cache or a download).
 use ::safetensors::SafeTensors;
 use flate2::read::GzDecoder;
 use static_nn::prelude::*;
 use static_nn::weights;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::common::{fixture, mnist_dir};
 
 const TOLERANCE: f32 = 1e-4;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/weights")
-}
-
-fn mnist_dir() -> PathBuf {
-    match std::env::var_os("MNIST_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"),
-    }
-}
 
 /// Reads a gzip IDX file: its dims and its bytes.
 fn read_idx(path: &Path, magic: u32) -> (Vec<usize>, Vec<u8>) {
@@ -31,7 +22,7 @@ fn read_idx(path: &Path, magic: u32) -> (Vec<usize>, Vec<u8>) {
         panic!(
             "cannot read {}: {e}.\nThe parity test needs the MNIST test set: put \
              t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in a directory and \
-             set MNIST_DIR to it (default: ../shared/data/mnist beside the crate).",
+             set MNIST_DIR to it (CI: ../shared/data/mnist).",
             path.display()
         )
     });
@@ -70,7 +61,7 @@ struct Torch {
 }
 
 fn torch_results(model: &str) -> Torch {
-    let bytes = std::fs::read(fixtures().join("parity.safetensors")).unwrap();
+    let bytes = std::fs::read(fixture("weights/parity.safetensors")).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
     let t = |suffix: &str| {
         file.tensor(&format!("{model}.{suffix}"))
@@ -101,7 +92,7 @@ where
 {
     let dev = Cpu::default();
     let mut net = dev.build_module::<M, f32>();
-    let path = fixtures().join(format!("{name}.safetensors"));
+    let path = fixture(&format!("weights/{name}.safetensors"));
     weights::load(&mut net, &path).unwrap_or_else(|e| panic!("{e}"));
     let torch = torch_results(name);
 

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::common::fixture;
+
 fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/<this test> → target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test binary path");
@@ -16,12 +18,6 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/weights")
-        .join(name)
-}
-
 #[test]
 fn infer_with_a_bad_weights_file_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,7 +25,7 @@ fn infer_with_a_bad_weights_file_fails_cleanly() {
     std::fs::write(&bad, b"not a safetensors file at all").unwrap();
     for (model, file) in [
         ("lenet", bad.clone()),
-        ("mlp", fixture("lenet_class.safetensors")),
+        ("mlp", fixture("weights/lenet_class.safetensors")),
     ] {
         let out = Command::new(example("infer"))
             .args(["--model", model, "--weights"])
@@ -59,7 +55,7 @@ fn infer_classifies_a_picture_of_a_digit() {
     img.save(&path).unwrap();
     let out = Command::new(example("infer"))
         .args(["--model", "lenet", "--weights"])
-        .arg(fixture("lenet_class.safetensors"))
+        .arg(fixture("weights/lenet_class.safetensors"))
         .arg("--image")
         .arg(&path)
         .output()

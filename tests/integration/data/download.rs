@@ -1,37 +1,23 @@
 //! The download path against an HTTP server on loopback that the test starts:
 //! good files, corrupt bodies, truncated bodies (short of their
-//! Content-Length, or without one), 403/404, a server that never answers and
-//! a server that sends the content decompressed. Checks the checksum and
-//! retry logic and that nothing bad is ever left in the cache.
+//! Content-Length, or without one), a Content-Length shorter or longer than
+//! the body, 403/404, a server that never answers and a server that sends
+//! the content decompressed. Checks the checksum and retry logic and that
+//! nothing bad is ever left in the cache.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use static_nn::data::{
     encode_idx, locate_with, md5_hex, sha256_of_content, DataError, DatasetSpec, FileSpec,
     LabelledImages, LocateOptions, Mnist, Split, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
 
+use crate::common::tiny::{tiny_raw, tiny_routes, tiny_spec, NAMES};
+use crate::common::{gz, gz_level, Reply, Server};
+
 // ---------------------------------------------------------------- tiny data set
-
-const NAMES: [&str; 4] = [
-    "tiny-train-images-idx3-ubyte.gz",
-    "tiny-train-labels-idx1-ubyte.gz",
-    "tiny-test-images-idx3-ubyte.gz",
-    "tiny-test-labels-idx1-ubyte.gz",
-];
-
-fn gz(bytes: &[u8], level: u32) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::new(level));
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
 
 /// The raw IDX content of the four files: 50 training and 20 test images of 5×4.
 fn raw_files() -> [Vec<u8>; 4] {
@@ -52,7 +38,7 @@ fn raw_files() -> [Vec<u8>; 4] {
 
 /// The `.gz` files as "the mirrors" serve them.
 fn gz_files() -> [Vec<u8>; 4] {
-    raw_files().map(|r| gz(&r, 6))
+    raw_files().map(|r| gz(&r))
 }
 
 /// A spec whose checksums are those of `gz_files` (md5) and `raw_files` (sha256).
@@ -74,124 +60,6 @@ fn spec(with_checksums: bool) -> DatasetSpec {
 }
 
 // ---------------------------------------------------------------- the server
-
-/// What the server answers for one path.
-#[derive(Clone)]
-enum Reply {
-    /// 200 with a correct Content-Length.
-    Ok(Vec<u8>),
-    /// 200 with a `Content-Encoding: gzip` header (the client decompresses).
-    OkGzipEncoded(Vec<u8>),
-    /// An error status with a small HTML body.
-    Status(u16, &'static str),
-    /// 200, Content-Length of the whole body, but only the first `n` bytes
-    /// are sent before the connection is closed.
-    CutShort(Vec<u8>, usize),
-    /// 200 without Content-Length; the body is whatever is given.
-    NoLength(Vec<u8>),
-    /// Accept the connection and never answer.
-    Hang,
-}
-
-struct Server {
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    /// Starts a server on 127.0.0.1 (an ephemeral port) serving `routes`
-    /// (path → reply); any other path gets a 404.
-    fn start(routes: HashMap<String, Reply>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let routes = Arc::new(routes);
-        let log2 = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let routes = Arc::clone(&routes);
-                let log = Arc::clone(&log2);
-                std::thread::spawn(move || serve(stream, &routes, &log));
-            }
-        });
-        Server { base, log }
-    }
-
-    fn url(&self, mirror: &str) -> String {
-        format!("{}/{mirror}/", self.base)
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-fn serve(mut stream: TcpStream, routes: &HashMap<String, Reply>, log: &Mutex<Vec<String>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    loop {
-        let mut h = String::new();
-        match reader.read_line(&mut h) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if h == "\r\n" || h == "\n" => break,
-            Ok(_) => {}
-        }
-    }
-    log.lock().unwrap().push(path.clone());
-    let reply = routes
-        .get(&path)
-        .cloned()
-        .unwrap_or(Reply::Status(404, "Not Found"));
-    let head = |status: &str, extra: &str| {
-        format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/octet-stream\r\n{extra}\r\n")
-    };
-    let _ = match reply {
-        Reply::Ok(body) => stream
-            .write_all(head("200 OK", &format!("Content-Length: {}\r\n", body.len())).as_bytes())
-            .and_then(|_| stream.write_all(&body)),
-        Reply::OkGzipEncoded(body) => stream
-            .write_all(
-                head(
-                    "200 OK",
-                    &format!(
-                        "Content-Length: {}\r\nContent-Encoding: gzip\r\n",
-                        body.len()
-                    ),
-                )
-                .as_bytes(),
-            )
-            .and_then(|_| stream.write_all(&body)),
-        Reply::Status(code, text) => {
-            let body = format!("<html><body>{code} {text}</body></html>");
-            stream
-                .write_all(
-                    head(
-                        &format!("{code} {text}"),
-                        &format!("Content-Length: {}\r\n", body.len()),
-                    )
-                    .as_bytes(),
-                )
-                .and_then(|_| stream.write_all(body.as_bytes()))
-        }
-        Reply::CutShort(body, n) => stream
-            .write_all(head("200 OK", &format!("Content-Length: {}\r\n", body.len())).as_bytes())
-            .and_then(|_| stream.write_all(&body[..n])),
-        Reply::NoLength(body) => stream
-            .write_all(head("200 OK", "").as_bytes())
-            .and_then(|_| stream.write_all(&body)),
-        Reply::Hang => {
-            std::thread::sleep(Duration::from_secs(30));
-            Ok(())
-        }
-    };
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Both);
-}
 
 /// Routes serving `files[i]` under `/{mirror}/{NAMES[i]}` with `make`.
 fn mirror(
@@ -356,11 +224,19 @@ fn recompressed_file_passes_by_sha256_of_content() {
     // Like the shared MNIST training images: same content, other compression,
     // so the mirrors' md5 does not match but the content's sha256 does.
     let mut routes = HashMap::new();
-    mirror(&mut routes, "m", &raw_files().map(|r| gz(&r, 1)), Reply::Ok);
+    mirror(
+        &mut routes,
+        "m",
+        &raw_files().map(|r| gz_level(&r, 1)),
+        Reply::Ok,
+    );
     let server = Server::start(routes);
     let cache = tempfile::tempdir().unwrap();
     let spec = spec(true);
-    assert_ne!(md5_hex(&gz(&raw_files()[0], 1)), spec.files[0].md5_gz[0]);
+    assert_ne!(
+        md5_hex(&gz_level(&raw_files()[0], 1)),
+        spec.files[0].md5_gz[0]
+    );
     let m = Mnist::load_with(&spec, &opts(cache.path(), vec![server.url("m")])).unwrap();
     assert_eq!(m.train, expected_train());
 }
@@ -411,7 +287,7 @@ fn without_checksums_the_content_must_parse() {
     bad[0] = encode_idx(IDX_LABELS_MAGIC, &[50], &[0; 50]); // labels, not images
     bad[1] = encode_idx(IDX_LABELS_MAGIC, &[50], &[11; 50]); // labels out of range
     let mut routes = HashMap::new();
-    mirror(&mut routes, "bad", &bad.map(|r| gz(&r, 6)), Reply::Ok);
+    mirror(&mut routes, "bad", &bad.map(|r| gz(&r)), Reply::Ok);
     mirror(&mut routes, "good", &gz_files(), Reply::Ok);
     let server = Server::start(routes);
     let cache = tempfile::tempdir().unwrap();
@@ -441,4 +317,60 @@ fn download_disabled_or_no_mirrors() {
     o.mirrors = Some(vec!["http://127.0.0.1:9/".into()]);
     let e = locate_with(&spec, &o).unwrap_err();
     assert!(e.to_string().contains("download: disabled"), "{e}");
+}
+
+/// A download that announces fewer bytes than it sends (so the client keeps
+/// a cut-off file) is rejected, and the next mirror's good file is cached.
+#[test]
+fn a_download_with_a_short_content_length_is_rejected() {
+    let mut routes = tiny_routes(50, "short", |b| {
+        let n = b.len();
+        Reply::Length(b, n - 7)
+    });
+    routes.extend(tiny_routes(50, "long", |b| {
+        let n = b.len();
+        Reply::Length(b, n + 7)
+    }));
+    routes.extend(tiny_routes(50, "good", Reply::Ok));
+    let server = Server::start(routes);
+    let cache = tempfile::tempdir().unwrap();
+    let opts = LocateOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        download: true,
+        mirrors: Some(vec![
+            server.url("short"),
+            server.url("long"),
+            server.url("good"),
+        ]),
+        timeout: Duration::from_secs(2),
+        ..LocateOptions::default()
+    };
+    let train = Mnist::load_split_with(&tiny_spec(50), &opts, Split::Train).unwrap();
+    assert_eq!(train.len(), 50);
+    let (images, labels) = tiny_raw(50);
+    assert_eq!(train.pixels, images[16..]);
+    assert_eq!(train.labels, labels[8..]);
+    let mut cached: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    cached.sort();
+    assert_eq!(
+        cached,
+        [
+            "tiny-train-images-idx3-ubyte.gz",
+            "tiny-train-labels-idx1-ubyte.gz"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(cache.path().join("tiny-train-images-idx3-ubyte.gz")).unwrap(),
+        gz(&images)
+    );
+    let reqs = server.requests();
+    for m in ["short", "long", "good"] {
+        assert!(
+            reqs.iter().any(|r| r.starts_with(&format!("/{m}/"))),
+            "{reqs:?}"
+        );
+    }
 }

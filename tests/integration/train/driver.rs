@@ -1,8 +1,10 @@
 //! The `Classifier` driver: learning, determinism, divergence, real MNIST.
-use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Mnist, MNIST};
+use static_nn::data::{DataLoader, LabelledImages, LoaderConfig};
 use static_nn::prelude::*;
 use static_nn::train::{Classifier, OptimizerConfig, TrainError};
 use std::sync::Arc;
+
+use crate::common::mnist;
 
 /// 28×28 images where class `c` is a bright 6×6 square at a position that
 /// depends on `c`, plus deterministic noise.
@@ -127,9 +129,7 @@ fn empty_loader_is_an_error() {
 
 #[test]
 fn one_short_epoch_on_real_mnist_beats_chance() {
-    let data = Mnist::load(&MNIST, None).unwrap_or_else(|e| {
-        panic!("MNIST is needed for this test: set MNIST_DIR to a folder with the four files (CI uses ../shared/data/mnist)\n{e}")
-    });
+    let data = mnist();
     let dev = Cpu::seed_from_u64(0);
     let model = dev.build_module::<LeNetClass, f32>();
     let mut clf = quiet(model, dev, OptimizerConfig::adam(1e-3));

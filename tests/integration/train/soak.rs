@@ -6,31 +6,26 @@
 //! - memory: the resident memory (VmRSS) of a process training the class
 //!   LeNet does not grow from epoch to epoch. The short run asserts it; the
 //!   `#[ignore]`d long run prints the figures
-//!   (`cargo test --test hardening_training -- --ignored --nocapture soak_long`;
+//!   (`cargo test --test integration -- --ignored --nocapture soak_long`;
 //!   `STATIC_NN_SOAK_EPOCHS` and `STATIC_NN_SOAK_SAMPLES` size it).
 //!
-//! The tests of this file run one at a time (a lock), so that the memory
-//! figures are the soak's alone.
+//! VmRSS counts the whole process: the short run runs again alone, in a
+//! process of its own, so that the other tests of this binary do not count
+//! in it. The tests of this file run one at a time (a lock), so that the
+//! memory figures are the soak's alone.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Mnist, Normalize, MNIST};
+use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, Normalize};
 use static_nn::prelude::*;
 use static_nn::train::{Classifier, OptimizerConfig};
 use static_nn::weights;
 
+use crate::common::{in_own_process, mnist};
+
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn mnist() -> &'static Mnist {
-    static M: OnceLock<Mnist> = OnceLock::new();
-    M.get_or_init(|| {
-        Mnist::load(&MNIST, None).unwrap_or_else(|e| {
-            panic!("these tests need MNIST (set MNIST_DIR=../shared/data/mnist):\n{e}")
-        })
-    })
 }
 
 fn subset(n: usize) -> Arc<LabelledImages> {
@@ -126,6 +121,9 @@ fn report(figures: &[(u64, f32)]) {
 
 #[test]
 fn memory_does_not_grow_from_epoch_to_epoch() {
+    if !in_own_process(module_path!(), "memory_does_not_grow_from_epoch_to_epoch") {
+        return; // it ran, and passed, in a child process
+    }
     let _g = one_at_a_time();
     mnist(); // the data set's memory is not the soak's
     let figures = soak(3_000, 5);
@@ -147,7 +145,7 @@ fn memory_does_not_grow_from_epoch_to_epoch() {
 }
 
 #[test]
-#[ignore = "long run for the report: cargo test --test hardening_training -- --ignored --nocapture soak_long"]
+#[ignore = "long run for the report: cargo test --test integration -- --ignored --nocapture soak_long"]
 fn soak_long() {
     let _g = one_at_a_time();
     let env = |k: &str, d: usize| {

@@ -5,6 +5,11 @@ use static_nn::prelude::*;
 use static_nn::weights::{self, LoadOptions, WeightsError};
 use std::path::{Path, PathBuf};
 
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use crate::common::{noise, write};
+
 /// A fresh directory under the system's temporary directory.
 fn temp_dir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -444,15 +449,44 @@ fn saving_replaces_the_file_and_leaves_no_temporary_behind() {
 #[cfg(unix)]
 #[test]
 fn a_failed_save_keeps_the_previous_file() {
+    use crate::common::temporaries;
     use std::os::unix::fs::PermissionsExt;
     let dir = temp_dir("readonly");
     let path: PathBuf = dir.path().join("w.safetensors");
     let old = mlp();
     weights::save(&old, &path).unwrap();
     let before = std::fs::read(&path).unwrap();
+
+    // A file whose name is as long as the file system allows (255 bytes on
+    // Linux): the save's temporary beside it (`.NAME.tmp-…`) cannot even be
+    // named, so a save to it fails for every user, root included.
+    let long = (200..=255)
+        .rev()
+        .map(|n| {
+            dir.path()
+                .join(format!("{}.safetensors", "w".repeat(n - 12)))
+        })
+        .find(|p| std::fs::copy(&path, p).is_ok())
+        .expect("no file name of 200 to 255 bytes can be created here");
+    let err = weights::save(&mlp(), &long).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WeightsError::Io {
+                action: "create a temporary file to save",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let name = long.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.to_string().contains(&name), "{err}");
+    assert_eq!(std::fs::read(&long).unwrap(), before);
+    assert_eq!(temporaries(dir.path()), Vec::<String>::new());
+
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     // Root ignores permission bits: then this failure cannot be provoked
-    // here (src/weights/save.rs injects one instead).
+    // here (the over-long name above fails for root too).
     let probe = dir.path().join("probe");
     let writable = std::fs::write(&probe, b"x").is_ok();
     if !writable {
@@ -461,7 +495,7 @@ fn a_failed_save_keeps_the_previous_file() {
             matches!(
                 err,
                 WeightsError::Io {
-                    action: "create",
+                    action: "create a temporary file to save",
                     ..
                 }
             ),
@@ -470,13 +504,65 @@ fn a_failed_save_keeps_the_previous_file() {
         assert_eq!(std::fs::read(&path).unwrap(), before);
     } else {
         std::fs::remove_file(&probe).unwrap();
-        eprintln!("running as root: read-only directory not enforced, skipped");
+        eprintln!("running as root: read-only directory not enforced, that part skipped");
     }
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut net = mlp();
-    weights::load(&mut net, &path).unwrap();
-    assert_eq!(
-        weights::to_bytes(&net).unwrap(),
-        weights::to_bytes(&old).unwrap()
-    );
+    for p in [&path, &long] {
+        let mut net = mlp();
+        weights::load(&mut net, p).unwrap();
+        assert_eq!(
+            weights::to_bytes(&net).unwrap(),
+            weights::to_bytes(&old).unwrap()
+        );
+    }
+}
+
+// ------------------------------------------------------------ random and damaged bytes
+
+type Net = LeNetClass;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Random bytes into the weights loader, from a file and from memory,
+    /// strict and not: always `Err`, and the model is unchanged.
+    #[test]
+    fn weights_loader_rejects_random_bytes(bytes in noise()) {
+        let dev = Cpu::seed_from_u64(3);
+        let mut net = dev.build_module::<Net, f32>();
+        let before = weights::to_bytes(&net).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "w.safetensors", &bytes);
+        prop_assert!(weights::load(&mut net, &p).is_err());
+        let loose = LoadOptions::default().non_strict();
+        let e = weights::load_from_bytes(&mut net, &bytes, &loose).unwrap_err();
+        prop_assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
+        prop_assert_eq!(weights::to_bytes(&net).unwrap(), before);
+    }
+
+    /// A valid weights file with bytes changed or cut: no panic; on error the
+    /// model is unchanged, and a file cut short is always an error.
+    #[test]
+    fn damaged_weights_files_never_panic(
+        flips in vec((any::<prop::sample::Index>(), 1u8..), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        type Small = (Conv2D<1, 2, 3>, Linear<4, 3>);
+        let dev = Cpu::seed_from_u64(4);
+        let good = weights::to_bytes(&dev.build_module::<Small, f32>()).unwrap();
+        let mut net = dev.build_module::<Small, f32>();
+        let before = weights::to_bytes(&net).unwrap();
+        let mut bad = good.clone();
+        for (i, mask) in &flips {
+            let i = i.index(bad.len());
+            bad[i] ^= mask;
+        }
+        if weights::load_from_bytes(&mut net, &bad, &LoadOptions::default()).is_err() {
+            prop_assert_eq!(weights::to_bytes(&net).unwrap(), before.clone());
+        }
+        let k = cut.index(good.len());
+        let mut fresh = dev.build_module::<Small, f32>();
+        let e = weights::load_from_bytes(&mut fresh, &good[..k], &LoadOptions::default());
+        prop_assert!(e.is_err());
+    }
 }

@@ -1,24 +1,17 @@
-//! Regression tests for what fuzzing (`scripts/fuzz.sh`) found, and the
-//! generator of the fuzz seed corpora (`fuzz/seeds/`), built from the same
-//! small files the tests write.
+//! The generator of the fuzz seed corpora (`fuzz/seeds/`), built from small
+//! valid files of each format. What fuzzing (`scripts/fuzz.sh`) found is
+//! tested with its subject (`pictures`, `nn`), each test saying so.
 //!
 //! Regenerate the seeds with
-//! `cargo test --test hardening_regressions -- --ignored write_fuzz_seeds`.
+//! `cargo test --test integration -- --ignored write_fuzz_seeds`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use static_nn::data::{encode_idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 use static_nn::prelude::*;
 use static_nn::weights;
 
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
+use crate::common::gz;
 
 /// `n` images of `r`×`c` with varied pixels, as raw IDX.
 fn idx_images(n: u32, r: u32, c: u32) -> Vec<u8> {
@@ -132,103 +125,4 @@ fn write_fuzz_seeds() {
     put("image", "rgba.png", &picture(9, 7, Png, true));
     put("image", "digit.jpg", &picture(16, 16, Jpeg, true));
     put("image", "mnist.png", &picture(28, 28, Png, false));
-}
-
-// ------------------------------------------------------------ regressions
-
-/// Found by `hardening_props::runtime_conv_matches_the_formula_and_the_definition`:
-/// a convolution whose kernel is wider than the input plus one side's
-/// padding (`Conv2D<_, _, 5, 1, 2>` on a 1- or 2-wide input, which the types
-/// allow since `W + 2P ≥ K`) computed an out-of-range column offset for
-/// kernel columns that only ever see padding: an overflow panic with debug
-/// assertions, and a slice index panic (`src[2..2]` of a 1-long row) in
-/// release. Fixed in `src/ops/conv2d/cpu.rs` (im2col and its adjoint skip
-/// such kernel columns; the rewritten kernels of the `perf` branch do too).
-/// Forward and backward are checked against the generic (dfdx-composed)
-/// implementation.
-#[test]
-fn conv_with_a_kernel_wider_than_input_and_one_padding() {
-    macro_rules! case {
-        ($h:literal, $w:literal) => {{
-            const H: usize = $h;
-            const W: usize = $w;
-            let dev = Cpu::seed_from_u64(H as u64 * 10 + W as u64);
-            let conv = dev.build_module::<Conv2D<2, 3, 5, 1, 2>, f32>();
-            let x: Tensor<Rank4<2, 2, H, W>, f32, _> = dev.sample_normal();
-            let y = conv.forward(x.clone());
-            assert_eq!(y.shape().concrete(), [2, 3, H, W]);
-
-            let op = static_nn::ops::Conv2DOp::new(2, 2, 3, (H, W), (5, 5), 1, 2).unwrap();
-            let want = static_nn::ops::conv2d::generic::conv2d(
-                op,
-                x.clone(),
-                &conv.weight,
-                &conv.bias,
-                (Const::<2>, Const::<3>, Const::<H>, Const::<W>),
-            )
-            .unwrap();
-            for (a, b) in y.as_vec().iter().zip(want.as_vec()) {
-                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-            }
-            // backward: the input gradient through the CPU kernel and the generic one
-            let g = conv.forward(x.leaky_trace()).sum().backward();
-            let g2 = static_nn::ops::conv2d::generic::conv2d(
-                op,
-                x.leaky_trace(),
-                &conv.weight,
-                &conv.bias,
-                (Const::<2>, Const::<3>, Const::<H>, Const::<W>),
-            )
-            .unwrap()
-            .sum()
-            .backward();
-            for (a, b) in g.get(&x).as_vec().iter().zip(g2.get(&x).as_vec()) {
-                assert!((a - b).abs() < 1e-4, "dx: {a} vs {b}");
-            }
-        }};
-    }
-    case!(1, 1);
-    case!(1, 2);
-    case!(2, 1);
-    case!(3, 2);
-}
-
-/// Found by fuzzing (`scripts/fuzz.sh image`, an out-of-memory after 86,000
-/// runs): an 827-byte JPEG whose header announces 29456×2560 pixels (75 M),
-/// which the decoder fills although the data is missing. `read_image_raw`
-/// then allocated over 2 GB (float conversions at ~48 bytes a pixel), and a
-/// slightly larger claim would take any machine down. Fixed in
-/// `src/vis/io.rs` (`decode`): pictures of more than 2^25 pixels are refused
-/// from their header, before decoding, with an error naming the file and
-/// the size.
-#[test]
-fn a_tiny_jpeg_announcing_75_megapixels_is_refused_before_decoding() {
-    use static_nn::vis::{mnistify, read_image, read_image_raw, VisError};
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/hardening/jpeg-29456x2560-in-827-bytes.jpg");
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), 827);
-    let dev = Cpu::default();
-    let errors: [VisError; 3] = [
-        read_image_raw(&path).unwrap_err(),
-        read_image::<1, 28, 28, _>(&path, &dev).unwrap_err(),
-        mnistify(&path).unwrap_err(),
-    ];
-    for e in errors {
-        assert!(matches!(e, VisError::BadInput { .. }), "{e:?}");
-        let msg = e.to_string();
-        assert!(msg.contains("jpeg-29456x2560-in-827-bytes.jpg"), "{msg}");
-        assert!(msg.contains("29456×2560 = 75407360 pixels"), "{msg}");
-    }
-}
-
-/// Pictures up to the cap still read: a 4096×2048 PNG (8 M pixels).
-#[test]
-fn a_large_but_reasonable_picture_still_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wide.png");
-    image::GrayImage::from_pixel(4096, 2048, image::Luma([200]))
-        .save(&path)
-        .unwrap();
-    let (px, h, w) = static_nn::vis::read_image_raw(&path).unwrap();
-    assert_eq!((h, w, px.len()), (2048, 4096, 3 * 2048 * 4096));
 }

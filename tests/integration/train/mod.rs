@@ -1,0 +1,3 @@
+//! Training: the `Classifier` driver, determinism and memory.
+mod driver;
+mod soak;

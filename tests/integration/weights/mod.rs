@@ -1,0 +1,6 @@
+//! Weights files: saving and loading, bad files, a save killed mid-write,
+//! PyTorch parity, embedding in another crate.
+mod embed;
+mod files;
+mod killed_save;
+mod parity;
