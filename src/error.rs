@@ -28,31 +28,54 @@ use crate::weights::WeightsError;
 use std::error::Error as StdError;
 use std::fmt;
 
-/// Any error of static-nn.
+/// Any error of static-nn. The module errors are boxed, so that a
+/// `Result<T, Error>` stays two words wide.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Data sets: reading, verifying, finding, downloading, batching.
     #[error(transparent)]
-    Data(#[from] DataError),
+    Data(Box<DataError>),
     /// Saving and loading weights.
     #[error(transparent)]
-    Weights(#[from] WeightsError),
+    Weights(Box<WeightsError>),
     /// Training and evaluation.
     #[error(transparent)]
-    Train(#[from] TrainError),
+    Train(Box<TrainError>),
     /// A dfdx device or optimizer failed.
     #[error(transparent)]
-    Device(#[from] DeviceError),
+    Device(Box<DeviceError>),
     /// Reading or writing pictures.
     #[cfg(feature = "pictures")]
     #[error(transparent)]
-    Pictures(#[from] crate::pictures::PicturesError),
+    Pictures(Box<crate::pictures::PicturesError>),
     /// The notebook's image operations.
     #[cfg(feature = "tutorial")]
     #[error(transparent)]
-    Tutorial(#[from] crate::tutorial::TutorialError),
+    Tutorial(Box<crate::tutorial::TutorialError>),
 }
+
+/// `From<ModuleError> for Error`, boxing it.
+macro_rules! boxed_from {
+    ($($(#[$cfg:meta])* $variant:ident($ty:ty)),* $(,)?) => {$(
+        $(#[$cfg])*
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Error::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+boxed_from!(
+    Data(DataError),
+    Weights(WeightsError),
+    Train(TrainError),
+    Device(DeviceError),
+    #[cfg(feature = "pictures")]
+    Pictures(crate::pictures::PicturesError),
+    #[cfg(feature = "tutorial")]
+    Tutorial(crate::tutorial::TutorialError),
+);
 
 /// `Result` with static-nn's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -114,16 +137,53 @@ impl StdError for DeviceError {
     }
 }
 
-/// A dfdx device whose errors are standard errors that static-nn can keep as
-/// typed sources in a [`DeviceError`]: `Cpu`, and `Cuda` with the `cuda`
-/// feature. Implemented for every such device; never implement it yourself.
-pub trait TypedErrors: dfdx::tensor::HasErr<Err: StdError + Send + Sync + 'static> {}
+/// A dfdx device whose errors static-nn keeps as typed sources in a
+/// [`DeviceError`]: `Cpu` (its `CpuError`), and `Cuda` with the `cuda`
+/// feature (its `CudaError`, inside a [`CudaFailure`], since dfdx 0.13's
+/// `CudaError` is not a `std::error::Error`). Implemented for both; sealed.
+pub trait TypedErrors: dfdx::tensor::HasErr + sealed::Sealed {
+    /// `e`, raised `during` the named step, as a [`DeviceError`].
+    fn device_error(during: &'static str, e: Self::Err) -> DeviceError;
+}
 
-impl<D: dfdx::tensor::HasErr> TypedErrors for D where D::Err: StdError + Send + Sync + 'static {}
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for dfdx::tensor::Cpu {}
+    #[cfg(feature = "cuda")]
+    impl Sealed for dfdx::tensor::Cuda {}
+}
 
-/// `map_err(device("the forward pass"))`: wraps a dfdx error as a [`DeviceError`].
-pub(crate) fn device<E: StdError + Send + Sync + 'static>(
-    during: &'static str,
-) -> impl FnOnce(E) -> DeviceError {
-    move |e| DeviceError::new(during, e)
+impl TypedErrors for dfdx::tensor::Cpu {
+    fn device_error(during: &'static str, e: dfdx::tensor::CpuError) -> DeviceError {
+        DeviceError::new(during, e)
+    }
+}
+
+/// dfdx's `CudaError` as a `std::error::Error` (its `Display` is its
+/// `Debug`): the source of a [`DeviceError`] from the CUDA device.
+#[cfg(feature = "cuda")]
+#[derive(Debug)]
+pub struct CudaFailure(pub dfdx::tensor::CudaError);
+
+#[cfg(feature = "cuda")]
+impl fmt::Display for CudaFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl StdError for CudaFailure {}
+
+#[cfg(feature = "cuda")]
+impl TypedErrors for dfdx::tensor::Cuda {
+    fn device_error(during: &'static str, e: dfdx::tensor::CudaError) -> DeviceError {
+        DeviceError::new(during, CudaFailure(e))
+    }
+}
+
+/// `map_err(device::<D>("the forward pass"))`: wraps device `D`'s error as a
+/// [`DeviceError`].
+pub(crate) fn device<D: TypedErrors>(during: &'static str) -> impl FnOnce(D::Err) -> DeviceError {
+    move |e| D::device_error(during, e)
 }

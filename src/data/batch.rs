@@ -33,8 +33,8 @@ pub struct Batch {
 }
 
 /// Wraps a device's failure to hold a batch.
-fn device_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> DataError {
-    crate::DeviceError::new("copying a batch to the device", e).into()
+fn device_err<D: TypedErrors>(e: D::Err) -> DataError {
+    D::device_error("copying a batch to the device", e).into()
 }
 
 impl Batch {
@@ -94,10 +94,10 @@ impl Batch {
         let n = self.len();
         let x = dev
             .try_tensor_from_vec(self.images.clone(), (n, Const::<1>, Const::<H>, Const::<W>))
-            .map_err(device_err)?;
+            .map_err(device_err::<D>)?;
         let y = dev
             .try_tensor_from_vec(self.labels.clone(), (n,))
-            .map_err(device_err)?;
+            .map_err(device_err::<D>)?;
         Ok((x, y))
     }
 
@@ -111,10 +111,10 @@ impl Batch {
         let n = self.len();
         let x = dev
             .try_tensor_from_vec(self.images, (n, Const::<1>, Const::<H>, Const::<W>))
-            .map_err(device_err)?;
+            .map_err(device_err::<D>)?;
         let y = dev
             .try_tensor_from_vec(self.labels, (n,))
-            .map_err(device_err)?;
+            .map_err(device_err::<D>)?;
         Ok((x, y))
     }
 
@@ -158,10 +158,10 @@ impl Batch {
         self.check::<H, W>()?;
         let x = dev
             .try_tensor_from_vec(self.images.clone(), Default::default())
-            .map_err(device_err)?;
+            .map_err(device_err::<D>)?;
         let y = dev
             .try_tensor_from_vec(self.labels.clone(), Default::default())
-            .map_err(device_err)?;
+            .map_err(device_err::<D>)?;
         Ok((x, y))
     }
 
@@ -199,7 +199,7 @@ impl Batch {
         dev: &D,
     ) -> Result<OneHotTensor<D>, DataError> {
         dev.try_tensor_from_vec(self.one_hot_values(), (self.len(), Const::<NUM_CLASSES>))
-            .map_err(device_err)
+            .map_err(device_err::<D>)
     }
 
     /// One-hot targets with a const batch size: `Tensor<Rank2<B, 10>>`;
@@ -215,7 +215,7 @@ impl Batch {
             });
         }
         dev.try_tensor_from_vec(self.one_hot_values(), Default::default())
-            .map_err(device_err)
+            .map_err(device_err::<D>)
     }
 }
 

@@ -295,8 +295,14 @@ pub(crate) fn check_labels(path: &Path, labels: &[u8]) -> Result<(), DataError> 
     }
 }
 
-/// Builds the bytes of an IDX file (uncompressed) from dimensions and data.
-/// Used by tests and benches to write small data sets of their own.
+/// Builds the bytes of an IDX file (uncompressed) from dimensions and data:
+/// the inverse of [`read_idx_images`] and [`read_idx_labels`], for writing a
+/// data set of your own in MNIST's format (images `[n, rows, cols]` with
+/// [`IDX_IMAGES_MAGIC`], labels `[n]` with [`IDX_LABELS_MAGIC`]).
+///
+/// The bytes are written as given: `data` should hold the product of `dims`
+/// bytes. The readers check that and name any mismatch, which is how the
+/// tests make damaged files on purpose.
 ///
 /// ```
 /// use static_nn::data::{encode_idx, IDX_LABELS_MAGIC};

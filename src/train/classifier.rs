@@ -226,7 +226,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             None => self
                 .model
                 .try_alloc_grads()
-                .map_err(device("allocating gradients"))?,
+                .map_err(device::<D>("allocating gradients"))?,
         };
         for (b, batch) in loader.epoch(epoch).enumerate() {
             let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
@@ -234,7 +234,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             let logits = self
                 .model
                 .try_forward(x.traced(grads))
-                .map_err(device("the forward pass"))?;
+                .map_err(device::<D>("the forward pass"))?;
             let l = loss(logits, targets);
             let value = l.as_vec().first().copied().unwrap_or(f32::NAN);
             if !value.is_finite() {
@@ -244,11 +244,11 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                     loss: value,
                 });
             }
-            grads = l.try_backward().map_err(device("the backward pass"))?;
+            grads = l.try_backward().map_err(device::<D>("the backward pass"))?;
             self.optimizer.update(&mut self.model, &grads)?;
             self.model
                 .try_zero_grads(&mut grads)
-                .map_err(device("zeroing gradients"))?;
+                .map_err(device::<D>("zeroing gradients"))?;
             sum += value as f64;
             batches += 1;
             samples += batch.len();
@@ -317,10 +317,10 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         let logits = self
             .model
             .try_forward(x)
-            .map_err(device("the forward pass"))?;
+            .map_err(device::<D>("the forward pass"))?;
         let probs = logits
             .try_softmax::<Axis<1>>()
-            .map_err(device("the softmax"))?
+            .map_err(device::<D>("the softmax"))?
             .as_vec();
         let probabilities: Vec<[f32; NUM_CLASSES]> = probs
             .chunks(NUM_CLASSES)
@@ -344,7 +344,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         let logits = self
             .model
             .try_forward(x)
-            .map_err(device("the forward pass"))?
+            .map_err(device::<D>("the forward pass"))?
             .as_vec();
         Ok(logits.chunks(NUM_CLASSES).map(argmax).collect())
     }

@@ -18,7 +18,7 @@ mod observer;
 mod optim;
 
 pub use classifier::{cross_entropy, Classifier, EpochStats, ImageClassifier, Predictions};
-pub use device::{default_device, DeviceChoice};
+pub use device::{default_device, CpuFallback, DeviceChoice};
 pub use error::TrainError;
 pub use metrics::Evaluation;
 pub use observer::{TrainEvent, TrainObserver};

@@ -1,7 +1,9 @@
 //! Optimizer choice at run time.
 use super::TrainError;
 use dfdx::nn::TensorCollection;
-use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig, WeightDecay};
+use dfdx::optim::{
+    Adam, AdamConfig, Momentum, Optimizer, OptimizerUpdateError, Sgd, SgdConfig, WeightDecay,
+};
 use dfdx::prelude::{Device, Gradients};
 
 /// Which optimizer to train with, and its hyper-parameters.
@@ -103,8 +105,31 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + crate::TypedErrors> AnyOptimi
             Self::Sgd(o) => o.update(model, grads),
             Self::Adam(o) => o.update(model, grads),
         };
-        r.map_err(|e| crate::DeviceError::new("the optimizer update", e).into())
+        r.map_err(|e| {
+            match e {
+                OptimizerUpdateError::DeviceError(e) => D::device_error("the optimizer update", e),
+                unused => crate::DeviceError::new("the optimizer update", unused_only(unused)),
+            }
+            .into()
+        })
     }
+}
+
+/// An optimizer failure that is not the device's (parameters without
+/// gradients), with dfdx's message.
+#[derive(Debug)]
+struct UnusedParams(String);
+
+impl std::fmt::Display for UnusedParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnusedParams {}
+
+fn unused_only<E: std::fmt::Display>(e: OptimizerUpdateError<E>) -> UnusedParams {
+    UnusedParams(e.to_string())
 }
 
 /// How the learning rate changes from epoch to epoch during

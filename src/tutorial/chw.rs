@@ -90,7 +90,7 @@ impl Chw {
             )));
         }
         dev.try_tensor_from_vec(self.data.clone(), (Const, Const, Const))
-            .map_err(|e| crate::DeviceError::new("copying a picture to the device", e).into())
+            .map_err(|e| D::device_error("copying a picture to the device", e).into())
     }
 
     /// `(C, H, W)`.

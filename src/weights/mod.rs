@@ -26,7 +26,7 @@
 //! | [`LeNet5`](crate::models::LeNet5) | LeNet-5 as an `nn.Sequential` | `0.*`, `3.*`, `7.*`, `9.*`, `11.*` |
 //!
 //! (`*` is `weight` and `bias`.) `scripts/pytorch_parity.py` makes such
-//! files; `tests/weights_parity.rs` checks that they give PyTorch's logits.
+//! files; `tests/integration/weights/parity.rs` checks that they give PyTorch's logits.
 //!
 //! Every tensor of the model is saved, trainable or not; dfdx's scalar
 //! fields (none in static-nn's layers) are not. Models on any dfdx device

@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use static_nn::data::{DataError, LocateOptions, Mnist, Split};
+use static_nn::data::{DataError, IdxDataset, LocateOptions, Split};
+use static_nn::pictures::{save_gray_png, save_line_plot, PicturesError};
 use static_nn::prelude::*;
-use static_nn::vis::{save_gray_png, save_line_plot, VisError};
 use static_nn::weights::{self, WeightsError};
 
 use crate::common::tiny::{tiny_routes, tiny_spec};
@@ -39,14 +39,14 @@ fn a_file_where_the_output_folder_should_be_is_a_clear_error() {
 
     let png = blocker.join("x.png");
     let e = save_gray_png(&png, &[0.0, 1.0], 1, 2, None).unwrap_err();
-    assert!(matches!(e, VisError::Write { .. }), "{e:?}");
+    assert!(matches!(e, PicturesError::Write { .. }), "{e:?}");
     assert!(
         e.to_string().contains(&blocker.display().to_string()),
         "{e}"
     );
     let e =
         save_line_plot(&blocker.join("loss.png"), "loss", &[("train", &[1.0, 0.5])]).unwrap_err();
-    assert!(matches!(e, VisError::Write { .. }), "{e:?}");
+    assert!(matches!(e, PicturesError::Write { .. }), "{e:?}");
 
     // The data cache: downloads cannot be stored, and the error says why.
     let server = Server::start(tiny_routes(50, "m", Reply::Ok));
@@ -57,7 +57,7 @@ fn a_file_where_the_output_folder_should_be_is_a_clear_error() {
         timeout: Duration::from_secs(5),
         ..LocateOptions::default()
     };
-    let e = Mnist::load_split_with(&tiny_spec(50), &opts, Split::Train).unwrap_err();
+    let e = IdxDataset::load_split_with(&tiny_spec(50), &opts, Split::Train).unwrap_err();
     assert!(matches!(e, DataError::Unavailable { .. }), "{e:?}");
     let msg = e.to_string();
     println!("download into a cache under a file: {msg}");
@@ -80,7 +80,7 @@ fn a_read_only_file_system_is_a_clear_error() {
         assert!(e.to_string().contains("/proc/"), "{e}");
     }
     let e = save_gray_png(Path::new("/proc/static-nn-test.png"), &[0.5], 1, 1, None).unwrap_err();
-    assert!(matches!(e, VisError::Write { .. }), "{e:?}");
+    assert!(matches!(e, PicturesError::Write { .. }), "{e:?}");
     assert!(e.to_string().contains("/proc/"), "{e}");
 }
 
@@ -114,7 +114,7 @@ fn child_writes_on_a_full_disk() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65536.0)
         .collect();
     let e = save_gray_png(&png, &noise, 300, 300, Some((0.0, 1.0))).unwrap_err();
-    assert!(matches!(e, VisError::Write { .. }), "{e:?}");
+    assert!(matches!(e, PicturesError::Write { .. }), "{e:?}");
     assert!(!png.exists());
     assert_eq!(temporaries(&dir), Vec::<String>::new());
 
@@ -128,7 +128,7 @@ fn child_writes_on_a_full_disk() {
         timeout: Duration::from_secs(5),
         ..LocateOptions::default()
     };
-    let e = Mnist::load_split_with(&tiny_spec(400), &opts, Split::Train).unwrap_err();
+    let e = IdxDataset::load_split_with(&tiny_spec(400), &opts, Split::Train).unwrap_err();
     let msg = e.to_string();
     println!("download on a full disk: {msg}");
     assert!(msg.to_lowercase().contains("too large"), "{msg}");

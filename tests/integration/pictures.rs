@@ -5,8 +5,8 @@ use std::path::Path;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use static_nn::pictures::{mnistify, mnistify_image, read_image, read_image_raw, PicturesError};
 use static_nn::prelude::*;
-use static_nn::vis::{mnistify, mnistify_image, read_image, read_image_raw, VisError};
 
 use crate::common::{noise, write};
 
@@ -21,7 +21,7 @@ proptest! {
         let p = write(dir.path(), "x.png", &bytes);
         let dev = Cpu::default();
         let lenient = bytes.starts_with(&[0xff, 0xd8]);
-        let results: [Result<Vec<f32>, VisError>; 4] = [
+        let results: [Result<Vec<f32>, PicturesError>; 4] = [
             read_image_raw(&p).map(|r| r.0),
             read_image::<1, 28, 28, _>(&p, &dev).map(|x| x.as_vec()),
             read_image::<3, 8, 8, _>(&p, &dev).map(|x| x.as_vec()),
@@ -80,7 +80,7 @@ proptest! {
         });
         match mnistify_image(&image::DynamicImage::ImageRgba8(img)) {
             Ok(x) => prop_assert!(x.iter().all(|v| (0.0..=1.0).contains(v))),
-            Err(e) => prop_assert!(matches!(e, VisError::Blank { .. }), "{e}"),
+            Err(e) => prop_assert!(matches!(e, PicturesError::Blank { .. }), "{e}"),
         }
     }
 }
@@ -97,18 +97,18 @@ proptest! {
 /// the size.
 #[test]
 fn a_tiny_jpeg_announcing_75_megapixels_is_refused_before_decoding() {
-    use static_nn::vis::{mnistify, read_image, read_image_raw, VisError};
+    use static_nn::pictures::{mnistify, read_image, read_image_raw, PicturesError};
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/hardening/jpeg-29456x2560-in-827-bytes.jpg");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 827);
     let dev = Cpu::default();
-    let errors: [VisError; 3] = [
+    let errors: [PicturesError; 3] = [
         read_image_raw(&path).unwrap_err(),
         read_image::<1, 28, 28, _>(&path, &dev).unwrap_err(),
         mnistify(&path).unwrap_err(),
     ];
     for e in errors {
-        assert!(matches!(e, VisError::BadInput { .. }), "{e:?}");
+        assert!(matches!(e, PicturesError::BadInput { .. }), "{e:?}");
         let msg = e.to_string();
         assert!(msg.contains("jpeg-29456x2560-in-827-bytes.jpg"), "{msg}");
         assert!(msg.contains("29456×2560 = 75407360 pixels"), "{msg}");
@@ -123,6 +123,6 @@ fn a_large_but_reasonable_picture_still_reads() {
     image::GrayImage::from_pixel(4096, 2048, image::Luma([200]))
         .save(&path)
         .unwrap();
-    let (px, h, w) = static_nn::vis::read_image_raw(&path).unwrap();
+    let (px, h, w) = static_nn::pictures::read_image_raw(&path).unwrap();
     assert_eq!((h, w, px.len()), (2048, 4096, 3 * 2048 * 4096));
 }

@@ -5,7 +5,7 @@
 
 use dfdx::shapes::ConstDim;
 use proptest::prelude::*;
-use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind};
+use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, Workspace};
 use static_nn::prelude::*;
 use static_nn::shapes::{try_conv_output_size, ConvOut, ConvOutSize};
 
@@ -151,27 +151,27 @@ fn assert_close(got: &[f32], want: &[f32]) {
 /// Cross-correlation by the definition.
 #[allow(clippy::needless_range_loop)] // the definition, index by index
 fn naive_conv(op: &Conv2DOp, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
-    let mut y = Vec::with_capacity(op.batch * op.chan_out * op.h_out * op.w_out);
-    for n in 0..op.batch {
-        for co in 0..op.chan_out {
-            for oy in 0..op.h_out {
-                for ox in 0..op.w_out {
+    let (batch, chan_in, h_in, w_in) = op.input_shape();
+    let (_, chan_out, h_out, w_out) = op.output_shape();
+    let (kh, kw) = op.kernel_size();
+    let (stride, padding) = (op.stride(), op.padding());
+    let mut y = Vec::with_capacity(batch * chan_out * h_out * w_out);
+    for n in 0..batch {
+        for co in 0..chan_out {
+            for oy in 0..h_out {
+                for ox in 0..w_out {
                     let mut acc = b[co];
-                    for ci in 0..op.chan_in {
-                        for ky in 0..op.kh {
-                            for kx in 0..op.kw {
-                                let iy = (oy * op.stride + ky) as isize - op.padding as isize;
-                                let ix = (ox * op.stride + kx) as isize - op.padding as isize;
-                                if iy < 0
-                                    || ix < 0
-                                    || iy >= op.h_in as isize
-                                    || ix >= op.w_in as isize
-                                {
+                    for ci in 0..chan_in {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * stride + ky) as isize - padding as isize;
+                                let ix = (ox * stride + kx) as isize - padding as isize;
+                                if iy < 0 || ix < 0 || iy >= h_in as isize || ix >= w_in as isize {
                                     continue;
                                 }
-                                let xi = ((n * op.chan_in + ci) * op.h_in + iy as usize) * op.w_in
-                                    + ix as usize;
-                                let wi = ((co * op.chan_in + ci) * op.kh + ky) * op.kw + kx;
+                                let xi =
+                                    ((n * chan_in + ci) * h_in + iy as usize) * w_in + ix as usize;
+                                let wi = ((co * chan_in + ci) * kh + ky) * kw + kx;
                                 acc += x[xi] * w[wi];
                             }
                         }
@@ -186,27 +186,30 @@ fn naive_conv(op: &Conv2DOp, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
 
 /// Max (padding is −∞) or average (padding counts as 0, divisor K²) by the definition.
 fn naive_pool(op: &Pool2DOp, x: &[f32]) -> Vec<f32> {
+    let (planes, h_in, w_in) = op.input_shape();
+    let (_, h_out, w_out) = op.output_shape();
+    let (kernel, stride, padding) = (op.kernel_size(), op.stride(), op.padding());
     let mut y = Vec::new();
-    for p in 0..op.planes {
-        for oy in 0..op.h_out {
-            for ox in 0..op.w_out {
+    for p in 0..planes {
+        for oy in 0..h_out {
+            for ox in 0..w_out {
                 let mut max = f32::NEG_INFINITY;
                 let mut sum = 0.0;
-                for ky in 0..op.kernel {
-                    for kx in 0..op.kernel {
-                        let iy = (oy * op.stride + ky) as isize - op.padding as isize;
-                        let ix = (ox * op.stride + kx) as isize - op.padding as isize;
-                        if iy < 0 || ix < 0 || iy >= op.h_in as isize || ix >= op.w_in as isize {
+                for ky in 0..kernel {
+                    for kx in 0..kernel {
+                        let iy = (oy * stride + ky) as isize - padding as isize;
+                        let ix = (ox * stride + kx) as isize - padding as isize;
+                        if iy < 0 || ix < 0 || iy >= h_in as isize || ix >= w_in as isize {
                             continue;
                         }
-                        let v = x[(p * op.h_in + iy as usize) * op.w_in + ix as usize];
+                        let v = x[(p * h_in + iy as usize) * w_in + ix as usize];
                         max = max.max(v);
                         sum += v;
                     }
                 }
-                y.push(match op.kind {
+                y.push(match op.kind() {
                     PoolKind::Max => max,
-                    PoolKind::Avg => sum / (op.kernel * op.kernel) as f32,
+                    PoolKind::Avg => sum / (kernel * kernel) as f32,
                 });
             }
         }
@@ -238,12 +241,12 @@ proptest! {
             return Ok(());
         };
         let op = op.unwrap();
-        prop_assert_eq!((op.h_out, op.w_out), (ho, wo));
+        prop_assert_eq!((op.output_shape().2, op.output_shape().3), (ho, wo));
         let dev = Cpu::seed_from_u64(seed);
         let x: Tensor<(usize, usize, usize, usize), f32, _> = dev.sample_normal_like(&(batch, ci, h, w));
         let wt: Tensor<(usize, usize, usize, usize), f32, _> = dev.sample_normal_like(&(co, ci, kh, kw));
         let b: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(co,));
-        let y = Cpu::try_conv2d(op, x.clone(), &wt, &b, (batch, co, ho, wo)).unwrap();
+        let y = Cpu::try_conv2d(op, x.clone(), &wt, &b, (batch, co, ho, wo), &Workspace::default()).unwrap();
         prop_assert_eq!(y.shape().concrete(), [batch, co, ho, wo]);
         let want = naive_conv(&op, &x.as_vec(), &wt.as_vec(), &b.as_vec());
         assert_close(&y.as_vec(), &want);
@@ -267,7 +270,7 @@ proptest! {
             return Ok(());
         }
         let op = op.unwrap();
-        prop_assert_eq!((op.h_out, op.w_out), (ho, wo));
+        prop_assert_eq!((op.output_shape().1, op.output_shape().2), (ho, wo));
         let dev = Cpu::seed_from_u64(seed);
         let x: Tensor<(usize, usize, usize), f32, _> = dev.sample_normal_like(&(planes, h, w));
         let y = Cpu::try_pool2d(op, x.clone(), (planes, ho, wo)).unwrap();

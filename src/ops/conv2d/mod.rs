@@ -112,6 +112,21 @@ impl Conv2DOp {
         (self.chan_out,)
     }
 
+    /// The kernel's size `(kh, kw)`.
+    pub fn kernel_size(&self) -> (usize, usize) {
+        (self.kh, self.kw)
+    }
+
+    /// The stride (both directions).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// The zero padding (all four sides).
+    pub fn padding(&self) -> usize {
+        self.padding
+    }
+
     /// The output's shape `(batch, chan_out, h_out, w_out)`.
     pub fn output_shape(&self) -> (usize, usize, usize, usize) {
         (self.batch, self.chan_out, self.h_out, self.w_out)

@@ -60,6 +60,21 @@ impl Pool2DOp {
         self.kind
     }
 
+    /// The window's size (square).
+    pub fn kernel_size(&self) -> usize {
+        self.kernel
+    }
+
+    /// The stride (both directions).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// The padding (all four sides).
+    pub fn padding(&self) -> usize {
+        self.padding
+    }
+
     /// The input's shape `(planes, h_in, w_in)`.
     pub fn input_shape(&self) -> (usize, usize, usize) {
         (self.planes, self.h_in, self.w_in)

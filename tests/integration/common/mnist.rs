@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use static_nn::data::{locate, DataError, Mnist, MNIST};
+use static_nn::data::{locate, DataError, IdxDataset, MNIST};
 
 /// The value of `r`, or a panic saying that the real MNIST files are needed,
 /// why they could not be had, and how to provide them.
@@ -28,7 +28,7 @@ pub fn mnist_dir() -> &'static PathBuf {
 }
 
 /// Both splits of MNIST, loaded once.
-pub fn mnist() -> &'static Mnist {
-    static M: OnceLock<Mnist> = OnceLock::new();
-    M.get_or_init(|| need(Mnist::load(&MNIST, Some(mnist_dir()))))
+pub fn mnist() -> &'static IdxDataset {
+    static M: OnceLock<IdxDataset> = OnceLock::new();
+    M.get_or_init(|| need(IdxDataset::load(&MNIST, Some(mnist_dir()))))
 }

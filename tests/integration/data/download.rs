@@ -7,11 +7,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use static_nn::data::{
     encode_idx, locate_with, md5_hex, sha256_of_content, DataError, DatasetSpec, FileSpec,
-    LabelledImages, LocateOptions, Mnist, Split, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+    IdxDataset, LabelledImages, LocateOptions, Split, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
 
 use crate::common::tiny::{tiny_raw, tiny_routes, tiny_spec, NAMES};
@@ -86,7 +87,6 @@ fn opts(cache: &Path, mirrors: Vec<String>) -> LocateOptions {
         download: true,
         mirrors: Some(mirrors),
         timeout: Duration::from_secs(2),
-        progress: false,
         ..LocateOptions::default()
     }
 }
@@ -130,13 +130,13 @@ fn good_mirror_downloads_verifies_and_caches() {
     let dir = locate_with(&spec, &o).unwrap();
     assert_eq!(dir, cache.path());
     assert_eq!(listing(cache.path()), sorted_names());
-    let m = Mnist::load_with(&spec, &o).unwrap();
+    let m = IdxDataset::load_with(&spec, &o).unwrap();
     assert_eq!(m.train, expected_train());
     assert_eq!(m.test.len(), 20);
     assert_eq!(server.requests().len(), 4);
 
     // cached now: no more requests
-    let again = Mnist::load_with(&spec, &o).unwrap();
+    let again = IdxDataset::load_with(&spec, &o).unwrap();
     assert_eq!(again.train, m.train);
     assert_eq!(server.requests().len(), 4);
 }
@@ -165,7 +165,7 @@ fn bad_mirrors_are_skipped_in_order_and_nothing_bad_is_cached() {
     let order = ["forbidden", "missing", "corrupt", "cut", "nolen", "good"];
     let o = opts(cache.path(), order.iter().map(|m| server.url(m)).collect());
 
-    let train = Mnist::load_split_with(&spec, &o, Split::Train).unwrap();
+    let train = IdxDataset::load_split_with(&spec, &o, Split::Train).unwrap();
     assert_eq!(train, expected_train());
     // only the two training files, both good
     let mut want = vec![NAMES[0].to_string(), NAMES[1].to_string()];
@@ -198,7 +198,7 @@ fn all_mirrors_bad_is_an_error_naming_each_failure() {
     let order = ["corrupt", "cut", "html", "forbidden", "missing"];
     let o = opts(cache.path(), order.iter().map(|m| server.url(m)).collect());
 
-    let e = Mnist::load_with(&spec, &o).unwrap_err();
+    let e = IdxDataset::load_with(&spec, &o).unwrap_err();
     assert!(matches!(e, DataError::Unavailable { .. }), "{e:?}");
     let msg = e.to_string();
     let line = |m: &str| {
@@ -237,7 +237,7 @@ fn recompressed_file_passes_by_sha256_of_content() {
         md5_hex(&gz_level(&raw_files()[0], 1)),
         spec.files[0].md5_gz[0]
     );
-    let m = Mnist::load_with(&spec, &opts(cache.path(), vec![server.url("m")])).unwrap();
+    let m = IdxDataset::load_with(&spec, &opts(cache.path(), vec![server.url("m")])).unwrap();
     assert_eq!(m.train, expected_train());
 }
 
@@ -248,7 +248,7 @@ fn content_sent_decompressed_is_cached_under_the_raw_name() {
     let server = Server::start(routes);
     let cache = tempfile::tempdir().unwrap();
     let spec = spec(true);
-    let m = Mnist::load_with(&spec, &opts(cache.path(), vec![server.url("m")])).unwrap();
+    let m = IdxDataset::load_with(&spec, &opts(cache.path(), vec![server.url("m")])).unwrap();
     assert_eq!(m.train, expected_train());
     let mut want: Vec<String> = NAMES
         .iter()
@@ -269,13 +269,13 @@ fn a_server_that_never_answers_times_out() {
     let mut o = opts(cache.path(), vec![server.url("hang"), server.url("good")]);
     o.timeout = Duration::from_millis(500);
     let t = Instant::now();
-    let test = Mnist::load_split_with(&spec, &o, Split::Test).unwrap();
+    let test = IdxDataset::load_split_with(&spec, &o, Split::Test).unwrap();
     assert_eq!(test.len(), 20);
     // two files, each waiting once for the dead mirror
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 
     o.mirrors = Some(vec![server.url("hang")]);
-    let e = Mnist::load_split_with(&spec, &o, Split::Train).unwrap_err();
+    let e = IdxDataset::load_split_with(&spec, &o, Split::Train).unwrap_err();
     assert!(e.to_string().to_lowercase().contains("timeout"), "{e}");
     assert_eq!(listing(cache.path()).len(), 2); // only the test files
 }
@@ -294,12 +294,12 @@ fn without_checksums_the_content_must_parse() {
     let spec = spec(false);
 
     let o = opts(cache.path(), vec![server.url("bad")]);
-    let e = Mnist::load_split_with(&spec, &o, Split::Train).unwrap_err();
+    let e = IdxDataset::load_split_with(&spec, &o, Split::Train).unwrap_err();
     assert!(e.to_string().contains("wrong magic number"), "{e}");
     assert!(listing(cache.path()).is_empty());
 
     let o = opts(cache.path(), vec![server.url("bad"), server.url("good")]);
-    let train = Mnist::load_split_with(&spec, &o, Split::Train).unwrap();
+    let train = IdxDataset::load_split_with(&spec, &o, Split::Train).unwrap();
     assert_eq!(train, expected_train());
 }
 
@@ -345,7 +345,7 @@ fn a_download_with_a_short_content_length_is_rejected() {
         timeout: Duration::from_secs(2),
         ..LocateOptions::default()
     };
-    let train = Mnist::load_split_with(&tiny_spec(50), &opts, Split::Train).unwrap();
+    let train = IdxDataset::load_split_with(&tiny_spec(50), &opts, Split::Train).unwrap();
     assert_eq!(train.len(), 50);
     let (images, labels) = tiny_raw(50);
     assert_eq!(train.pixels, images[16..]);
@@ -373,4 +373,55 @@ fn a_download_with_a_short_content_length_is_rejected() {
             "{reqs:?}"
         );
     }
+}
+
+/// The observer hears every attempt: a failed mirror, then the good one with
+/// its size and progress, file after file; the library itself prints nothing.
+#[test]
+fn the_observer_hears_each_attempt_and_the_bytes() {
+    use static_nn::data::DownloadEvent;
+    use std::sync::Mutex;
+    let files = gz_files();
+    let mut routes = HashMap::new();
+    mirror(&mut routes, "forbidden", &files, |_| {
+        Reply::Status(403, "Forbidden")
+    });
+    mirror(&mut routes, "good", &files, Reply::Ok);
+    let server = Server::start(routes);
+    let cache = tempfile::tempdir().unwrap();
+    let spec = spec(true);
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = log.clone();
+    let mut o = opts(
+        cache.path(),
+        vec![server.url("forbidden"), server.url("good")],
+    );
+    o.observer = Some(Arc::new(move |e: DownloadEvent| {
+        let line = match e {
+            DownloadEvent::Started { url } => format!("start {}", url.rsplit('/').nth(1).unwrap()),
+            DownloadEvent::Failed { why, .. } => format!("failed {}", why.contains("403")),
+            DownloadEvent::Receiving { total, .. } => format!("receiving {}", total.is_some()),
+            DownloadEvent::Progress { .. } => "progress".to_string(),
+            DownloadEvent::Finished { bytes, .. } => format!("finished {bytes}"),
+            _ => "other".to_string(),
+        };
+        let mut log = seen.lock().unwrap();
+        if line != "progress" || log.last().map(String::as_str) != Some("progress") {
+            log.push(line);
+        }
+    }));
+    IdxDataset::load_split_with(&spec, &o, Split::Train).unwrap();
+    let log = log.lock().unwrap().clone();
+    let mut want = Vec::new();
+    for bytes in &files[..2] {
+        want.extend([
+            "start forbidden".to_string(),
+            "failed true".to_string(),
+            "start good".to_string(),
+            "receiving true".to_string(),
+            "progress".to_string(),
+            format!("finished {}", bytes.len()),
+        ]);
+    }
+    assert_eq!(log, want);
 }

@@ -2,8 +2,8 @@
 //! the data must be as long as the header says.
 use proptest::prelude::*;
 use static_nn::data::{
-    encode_idx, read_idx_images, read_idx_labels, DatasetSpec, FileSpec, LabelledImages,
-    LocateOptions, Mnist, Split, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+    encode_idx, read_idx_images, read_idx_labels, DatasetSpec, FileSpec, IdxDataset,
+    LabelledImages, LocateOptions, Split, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
 
 use crate::common::{gz, noise, write};
@@ -60,7 +60,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Random bytes into the IDX readers, raw and gzip-named, alone or as a
-    /// pair, and through `Mnist::load_split_with`: `Err`, unless the bytes
+    /// pair, and through `IdxDataset::load_split_with`: `Err`, unless the bytes
     /// happen to form a valid file (which an independent check confirms).
     #[test]
     fn idx_readers_reject_random_bytes(a in noise(), b in noise(), zipped in any::<bool>()) {
@@ -84,7 +84,7 @@ proptest! {
             prop_assert!(both_valid);
         }
         let opts = LocateOptions { dir: Some(dir.path().to_path_buf()), ..LocateOptions::default() };
-        match Mnist::load_split_with(&spec(), &opts, Split::Train) {
+        match IdxDataset::load_split_with(&spec(), &opts, Split::Train) {
             Ok(_) => prop_assert!(both_valid),
             Err(e) => prop_assert!(!e.to_string().is_empty()),
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use dfdx::prelude::*;
 use static_nn::data::{
-    read_idx_images, verify_dir, verify_file, DataError, DataLoader, LoaderConfig, Mnist,
+    read_idx_images, verify_dir, verify_file, DataError, DataLoader, IdxDataset, LoaderConfig,
     Normalize, Split, Verified, MNIST,
 };
 
@@ -86,7 +86,7 @@ fn files_pass_their_checksums() {
 
 #[test]
 fn one_split_alone() {
-    let test = need(Mnist::load_split(&MNIST, Some(dir()), Split::Test));
+    let test = need(IdxDataset::load_split(&MNIST, Some(dir()), Split::Test));
     assert_eq!(&test, &mnist().test);
 }
 

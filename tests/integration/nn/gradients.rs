@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use static_nn::ops::conv2d::generic;
 use static_nn::ops::pool2d::generic as pool_generic;
-use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind};
+use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, Workspace};
 use static_nn::prelude::*;
 
 type Dyn4 = (usize, usize, usize, usize);
@@ -18,14 +18,14 @@ fn conv_grads(
     fast: bool,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let dev = Cpu::seed_from_u64(7);
-    let x = dev.tensor_from_vec(x.to_vec(), (op.batch, op.chan_in, op.h_in, op.w_in));
-    let w = dev.tensor_from_vec(w.to_vec(), (op.chan_out, op.chan_in, op.kh, op.kw));
-    let b = dev.tensor_from_vec(b.to_vec(), (op.chan_out,));
-    let out: Dyn4 = (op.batch, op.chan_out, op.h_out, op.w_out);
+    let x = dev.tensor_from_vec(x.to_vec(), op.input_shape());
+    let w = dev.tensor_from_vec(w.to_vec(), op.weight_shape());
+    let b = dev.tensor_from_vec(b.to_vec(), op.bias_shape());
+    let out: Dyn4 = op.output_shape();
     let r = dev.sample_normal_like(&out);
     let xt = x.clone().leaky_traced();
     let y = if fast {
-        Cpu::try_conv2d(op, xt, &w, &b, out).unwrap()
+        Cpu::try_conv2d(op, xt, &w, &b, out, &Workspace::default()).unwrap()
     } else {
         generic::conv2d(op, xt, &w, &b, out).unwrap()
     };
@@ -41,17 +41,10 @@ fn conv_grads(
 
 fn loss(op: Conv2DOp, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) -> f64 {
     let dev = Cpu::default();
-    let xt = dev.tensor_from_vec(x.to_vec(), (op.batch, op.chan_in, op.h_in, op.w_in));
-    let wt = dev.tensor_from_vec(w.to_vec(), (op.chan_out, op.chan_in, op.kh, op.kw));
-    let bt = dev.tensor_from_vec(b.to_vec(), (op.chan_out,));
-    let y = Cpu::try_conv2d(
-        op,
-        xt,
-        &wt,
-        &bt,
-        (op.batch, op.chan_out, op.h_out, op.w_out),
-    )
-    .unwrap();
+    let xt = dev.tensor_from_vec(x.to_vec(), op.input_shape());
+    let wt = dev.tensor_from_vec(w.to_vec(), op.weight_shape());
+    let bt = dev.tensor_from_vec(b.to_vec(), op.bias_shape());
+    let y = Cpu::try_conv2d(op, xt, &wt, &bt, op.output_shape(), &Workspace::default()).unwrap();
     y.as_vec().iter().zip(r).map(|(a, b)| a * b).sum()
 }
 
@@ -69,9 +62,7 @@ fn conv_gradients_match_finite_differences() {
     let b = random(4, 3);
     let (_, gx, gw, gb) = conv_grads(op, &x, &w, &b, true);
     let dev = Cpu::seed_from_u64(7);
-    let r: Vec<f64> = dev
-        .sample_normal_like(&(op.batch, op.chan_out, op.h_out, op.w_out))
-        .as_vec();
+    let r: Vec<f64> = dev.sample_normal_like(&op.output_shape()).as_vec();
     let eps = 1e-6;
     let check = |which: usize, analytic: &[f64]| {
         let mut bufs = [x.clone(), w.clone(), b.clone()];
@@ -97,8 +88,8 @@ fn conv_gradients_match_finite_differences() {
 
 fn pool_grads(op: Pool2DOp, x: &[f64], fast: bool) -> (Vec<f64>, Vec<f64>) {
     let dev = Cpu::seed_from_u64(11);
-    let x = dev.tensor_from_vec(x.to_vec(), (op.planes, op.h_in, op.w_in));
-    let out = (op.planes, op.h_out, op.w_out);
+    let x = dev.tensor_from_vec(x.to_vec(), op.input_shape());
+    let out = op.output_shape();
     let r = dev.sample_normal_like(&out);
     let xt = x.clone().leaky_traced();
     let y = if fast {
@@ -118,13 +109,11 @@ fn pool_gradients_match_finite_differences() {
         let x = random(3 * 7 * 6, 5);
         let (_, gx) = pool_grads(op, &x, true);
         let dev = Cpu::seed_from_u64(11);
-        let r: Vec<f64> = dev
-            .sample_normal_like(&(op.planes, op.h_out, op.w_out))
-            .as_vec();
+        let r: Vec<f64> = dev.sample_normal_like(&op.output_shape()).as_vec();
         let f = |x: &[f64]| -> f64 {
             let dev = Cpu::default();
-            let t = dev.tensor_from_vec(x.to_vec(), (op.planes, op.h_in, op.w_in));
-            let y = Cpu::try_pool2d(op, t, (op.planes, op.h_out, op.w_out)).unwrap();
+            let t = dev.tensor_from_vec(x.to_vec(), op.input_shape());
+            let y = Cpu::try_pool2d(op, t, op.output_shape()).unwrap();
             y.as_vec().iter().zip(&r).map(|(a, b)| a * b).sum()
         };
         let eps = 1e-6;
@@ -281,15 +270,63 @@ fn mismatched_sizes_are_errors_not_panics() {
     let x: Tensor<Dyn4, f32, _> = dev.zeros_like(&(1usize, 1usize, 5usize, 5usize)); // one channel, op says two
     let w: Tensor<Dyn4, f32, _> = dev.zeros_like(&(3usize, 2usize, 3usize, 3usize));
     let b: Tensor<(usize,), f32, _> = dev.zeros_like(&(3usize,));
-    let r = Cpu::try_conv2d(op, x, &w, &b, (1usize, 3usize, 3usize, 3usize));
+    let r = Cpu::try_conv2d(
+        op,
+        x,
+        &w,
+        &b,
+        (1usize, 3usize, 3usize, 3usize),
+        &Workspace::default(),
+    );
     assert!(r.is_err());
-    let mut bad = op;
-    bad.h_out = 4; // not what the formula gives
+    // An op whose sizes disagree with each other cannot be built
+    // (`Conv2DOp::new` computes the output size); an output shape that is
+    // not the op's is refused.
     let x: Tensor<Dyn4, f32, _> = dev.zeros_like(&(1usize, 2usize, 5usize, 5usize));
-    assert!(Cpu::try_conv2d(bad, x, &w, &b, (1usize, 3usize, 4usize, 3usize)).is_err());
+    let out = (1usize, 3usize, 4usize, 3usize); // not what the formula gives
+    assert!(Cpu::try_conv2d(op, x, &w, &b, out, &Workspace::default()).is_err());
     let pool = Pool2DOp::new(PoolKind::Max, 2, (4, 4), 2, 2, 0).unwrap();
     let x: Tensor<(usize, usize, usize), f32, _> = dev.zeros_like(&(3usize, 4usize, 4usize));
     let r: Result<Tensor<(usize, usize, usize), f32, Cpu>, _> =
         Cpu::try_pool2d(pool, x, (2usize, 2usize, 2usize));
     assert!(r.is_err());
+}
+
+/// One workspace serving convolutions of different sizes in turn (as a layer
+/// does when the last batch is smaller) gives the same bits, forward and
+/// backward, as a fresh workspace each time: reused buffers never leak old
+/// values into a result.
+#[test]
+fn a_reused_workspace_gives_the_same_bits_as_fresh_ones() {
+    let dev = Cpu::seed_from_u64(3);
+    let shared = Workspace::default();
+    let ops = [
+        Conv2DOp::new(9, 3, 4, (8, 7), (3, 3), 1, 1).unwrap(),
+        Conv2DOp::new(5, 3, 4, (8, 7), (3, 3), 1, 1).unwrap(),
+        Conv2DOp::new(9, 3, 4, (8, 7), (3, 3), 2, 2).unwrap(),
+        Conv2DOp::new(1, 3, 4, (8, 7), (3, 3), 1, 1).unwrap(),
+    ];
+    let run = |op: Conv2DOp, ws: &Workspace, seed: u64| {
+        let x = dev.tensor_from_vec(random(op.input_shape().0 * 3 * 56, seed), op.input_shape());
+        let w = dev.tensor_from_vec(random(4 * 3 * 9, seed + 1), op.weight_shape());
+        let b = dev.tensor_from_vec(random(4, seed + 2), op.bias_shape());
+        let y = Cpu::try_conv2d(op, x.leaky_trace(), &w, &b, op.output_shape(), ws).unwrap();
+        let yv = y.retaped::<NoneTape>().as_vec();
+        let g = y.square().sum().backward();
+        (
+            yv,
+            g.get(&x).as_vec(),
+            g.get(&w).as_vec(),
+            g.get(&b).as_vec(),
+        )
+    };
+    for round in 0..3u64 {
+        for (i, op) in ops.iter().enumerate() {
+            let seed = round * 10 + i as u64;
+            let reused = run(*op, &shared, seed);
+            let fresh = run(*op, &Workspace::default(), seed);
+            assert_eq!(reused, fresh, "round {round}, op {i}");
+        }
+    }
+    assert!(shared.idle_buffers() > 0, "the workspace kept no buffers");
 }

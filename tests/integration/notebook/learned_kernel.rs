@@ -1,7 +1,7 @@
 //! The notebook's learned 1×2 kernel: a single `LazyConv2DRect<1, 1, 2>`
 //! trained by SGD (lr 0.01, 100 steps, sum of squared errors) on the 6×8
 //! edge image reaches the edge kernel [1, −1] with bias 0.
-use static_nn::vision::learn_edge_kernel;
+use static_nn::tutorial::learn_edge_kernel;
 
 #[test]
 fn learns_the_edge_kernel_with_the_notebooks_settings() {

@@ -1,17 +1,17 @@
 //! Every value the notebook prints in its image sections ("Images with
 //! PyTorch", "Cross-Correlation", "Kernels", "Padding & Stride", "Multiple
 //! Channels", "Pooling"), from the plain-loop references of
-//! `static_nn::vision`, and the references equal to the layers.
+//! `static_nn::tutorial`, and the references equal to the layers.
 use static_nn::nn::{Conv2DModule, OutputShape};
 use static_nn::prelude::*;
-use static_nn::vision::images::{
+use static_nn::tutorial::kernels::EDGE;
+use static_nn::tutorial::reference::{
+    corr2d, corr2d_multi, corr2d_with, pad_ref, pool2d_ref, PoolKind,
+};
+use static_nn::tutorial::tensors::{
     arange, edge_image, flatten_1d, flatten_2d, flatten_3d, random_rgb, NOTEBOOK_RANDOM_6X6,
 };
-use static_nn::vision::kernels::EDGE;
-use static_nn::vision::reference::{
-    corr2d, corr2d_multi, corr2d_with, pad_ref, pool2d_ref, PoolOp,
-};
-use static_nn::vision::{pad, Chw};
+use static_nn::tutorial::{pad, Chw};
 
 /// The notebook's 2-channel image: `arange(9)` and `arange(1, 10)`.
 fn two_channel_image() -> [[[f32; 3]; 3]; 2] {
@@ -185,8 +185,8 @@ fn three_output_channels_equal_concatenated_single_kernels() {
 fn pooling_by_hand_equals_the_layers() {
     let dev = Cpu::default();
     let channel = Chw::from_array(arange::<3, 3>(0.0));
-    let max = pool2d_ref(&channel, 2, 1, 0, PoolOp::Max).unwrap();
-    let avg = pool2d_ref(&channel, 2, 1, 0, PoolOp::Avg).unwrap();
+    let max = pool2d_ref(&channel, 2, 1, 0, PoolKind::Max).unwrap();
+    let avg = pool2d_ref(&channel, 2, 1, 0, PoolKind::Avg).unwrap();
     assert_eq!(max.data(), &[4.0, 5.0, 7.0, 8.0]);
     assert_eq!(avg.data(), &[2.0, 3.0, 5.0, 6.0]);
     let t = dev.tensor(arange::<3, 3>(0.0));
@@ -195,7 +195,7 @@ fn pooling_by_hand_equals_the_layers() {
 
     // per channel: channels are kept, not summed
     let img = Chw::from_array(two_channel_image());
-    let max2 = pool2d_ref(&img, 2, 1, 0, PoolOp::Max).unwrap();
+    let max2 = pool2d_ref(&img, 2, 1, 0, PoolKind::Max).unwrap();
     assert_eq!(max2.shape(), (2, 2, 2));
     assert_eq!(max2.data(), &[4.0, 5.0, 7.0, 8.0, 5.0, 6.0, 8.0, 9.0]);
     let y: Tensor<Rank4<1, 2, 2, 2>, f32, _> =
@@ -204,7 +204,7 @@ fn pooling_by_hand_equals_the_layers() {
         y.array(),
         [[[[4.0, 5.0], [7.0, 8.0]], [[5.0, 6.0], [8.0, 9.0]]]]
     );
-    let avg2 = pool2d_ref(&img, 2, 1, 0, PoolOp::Avg).unwrap();
+    let avg2 = pool2d_ref(&img, 2, 1, 0, PoolKind::Avg).unwrap();
     let y = AvgPool2D::<2, 1>.forward(dev.tensor(two_channel_image()));
     assert_eq!(y.as_vec(), avg2.data());
     assert_eq!(avg2.data(), &[2.0, 3.0, 5.0, 6.0, 3.0, 4.0, 6.0, 7.0]);
@@ -352,8 +352,8 @@ macro_rules! pool_agrees {
                 let dev = Cpu::seed_from_u64(seed);
                 let x: Tensor<Rank3<$c, $h, $w>, f32, _> = dev.sample_normal();
                 let img = Chw::from_tensor(&x);
-                let max = pool2d_ref(&img, $k, $s, $p, PoolOp::Max).unwrap();
-                let avg = pool2d_ref(&img, $k, $s, $p, PoolOp::Avg).unwrap();
+                let max = pool2d_ref(&img, $k, $s, $p, PoolKind::Max).unwrap();
+                let avg = pool2d_ref(&img, $k, $s, $p, PoolKind::Avg).unwrap();
                 let ym = MaxPool2D::<$k, $s, $p>.forward(x.clone());
                 let ya = AvgPool2D::<$k, $s, $p>.forward(x);
                 let shape: Vec<usize> = ym.shape().concrete().into_iter().collect();

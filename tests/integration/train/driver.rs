@@ -42,10 +42,77 @@ fn quiet<M: TensorCollection<f32, Cpu>>(
     dev: Cpu,
     opt: OptimizerConfig,
 ) -> Classifier<M, Cpu> {
-    let mut clf = Classifier::new(model, dev, opt);
-    clf.progress = false;
-    clf.verbose = false;
-    clf
+    Classifier::new(model, dev, opt)
+}
+
+/// The observer hears every epoch and batch of `fit` and every batch of
+/// `evaluate`, in order, with the figures `fit` returns; an empty loader is
+/// an error for `evaluate` too.
+#[test]
+fn the_observer_hears_epochs_batches_and_evaluation() {
+    use static_nn::train::TrainEvent;
+    use std::sync::Mutex;
+    let dev = Cpu::seed_from_u64(1);
+    let model = dev.build_module::<LeNetClass, f32>();
+    let mut clf = quiet(model, dev, OptimizerConfig::adam(1e-3));
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = log.clone();
+    clf.set_observer(move |e: TrainEvent| {
+        let line = match e {
+            TrainEvent::EpochStarted { epoch, batches, .. } => {
+                format!("epoch {epoch} of {batches}")
+            }
+            TrainEvent::BatchFinished {
+                epoch,
+                batch,
+                samples,
+                ..
+            } => format!("{epoch}.{batch} {samples}"),
+            TrainEvent::EpochFinished { stats, epochs, .. } => {
+                format!("done {}/{epochs} {:.6}", stats.epoch, stats.loss)
+            }
+            TrainEvent::EvaluationStarted { batches } => format!("eval {batches}"),
+            TrainEvent::EvaluationBatch { batch, .. } => format!("eval.{batch}"),
+            TrainEvent::EvaluationFinished { evaluation } => {
+                format!("eval done {}", evaluation.total())
+            }
+            _ => "other".to_string(),
+        };
+        seen.lock().unwrap().push(line);
+    });
+    let history = clf
+        .fit::<28, 28>(&loader(synthetic(40), 16, Some(2)), 2)
+        .unwrap()
+        .to_vec();
+    clf.evaluate::<28, 28>(&loader(synthetic(30), 20, None))
+        .unwrap();
+    let mut want = Vec::new();
+    for (e, stats) in history.iter().enumerate() {
+        want.push(format!("epoch {} of 3", e + 1));
+        want.extend(
+            ["16", "32", "40"]
+                .iter()
+                .enumerate()
+                .map(|(b, s)| format!("{}.{} {s}", e + 1, b + 1)),
+        );
+        want.push(format!("done {}/2 {:.6}", e + 1, stats.loss));
+    }
+    want.extend(["eval 2", "eval.1", "eval.2", "eval done 30"].map(String::from));
+    assert_eq!(*log.lock().unwrap(), want);
+
+    let empty = loader(synthetic(0), 8, None);
+    assert!(matches!(
+        clf.evaluate::<28, 28>(&empty),
+        Err(TrainError::EmptyLoader)
+    ));
+    clf.clear_observer();
+    clf.fit::<28, 28>(&loader(synthetic(16), 16, None), 1)
+        .unwrap();
+    assert_eq!(
+        log.lock().unwrap().len(),
+        want.len(),
+        "a cleared observer still heard"
+    );
 }
 
 #[test]
