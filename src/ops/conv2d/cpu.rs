@@ -8,7 +8,7 @@
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::Conv2DOp;
 use crate::ops::cpu_util::{copy_to_lease, gemm, tensor_from_lease, Layout, Write};
-use crate::ops::Workspace;
+use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -254,21 +254,13 @@ fn forward_chunk_run<E: Dtype>(
     ys: &mut [E],
     ws: &Workspace,
 ) {
-    let (chw, ckk, ohw) = (
-        op.chan_in * op.h_in * op.w_in,
-        op.patch_len(),
-        op.out_plane(),
-    );
+    let (ckk, ohw) = (op.patch_len(), op.out_plane());
     let out_len = op.chan_out * ohw;
-    let n = ys.len() / out_len;
-    let ld = n * ohw;
-    let mut col = ws.lease_zeroed::<E>(Some(col_tag(op, ld)), ckk * ld);
-    for (i, xi) in xs.chunks(chw).enumerate() {
-        im2col(op, xi, &mut col, ld, i * ohw);
-    }
+    let ld = ys.len() / out_len * ohw;
+    let col = chunk_im2col(op, xs, ws);
     let (w, col) = ((w, Layout::AsIs), (&col[..], Layout::AsIs));
-    if n == 1 {
-        // write straight into the output, bias first
+    if ld == ohw {
+        // one sample: write straight into the output, bias first
         for (o, bias) in b.iter().enumerate() {
             ys[o * ohw..(o + 1) * ohw].fill(*bias);
         }
@@ -287,9 +279,21 @@ fn forward_chunk_run<E: Dtype>(
     }
 }
 
+/// The im2col matrix of the samples `xs`, side by side (`ckk × n·ohw`), in
+/// a buffer leased from `ws` under [`col_tag`].
+fn chunk_im2col<E: Dtype>(op: &Conv2DOp, xs: &[E], ws: &Workspace) -> Lease<E> {
+    let chw = op.chan_in * op.h_in * op.w_in;
+    let ohw = op.out_plane();
+    let ld = xs.len() / chw * ohw;
+    let mut col = ws.lease_zeroed::<E>(Some(col_tag(op, ld)), op.patch_len() * ld);
+    for (i, xi) in xs.chunks(chw).enumerate() {
+        im2col(op, xi, &mut col, ld, i * ohw);
+    }
+    col
+}
+
 /// The backward pass of one fixed chunk of samples: its input gradient into
 /// `gxc`, and its partial weight and bias gradients into `gw`, `gb`.
-#[allow(clippy::too_many_arguments)]
 fn backward_chunk_run<E: Dtype>(
     op: &Conv2DOp,
     w: &[E],
@@ -304,13 +308,11 @@ fn backward_chunk_run<E: Dtype>(
         op.out_plane(),
     );
     let out_len = op.chan_out * ohw;
-    let n = gys.len() / out_len;
-    let ld = n * ohw;
-    let mut col = ws.lease_zeroed::<E>(Some(col_tag(op, ld)), ckk * ld);
+    let ld = gys.len() / out_len * ohw;
+    let col = chunk_im2col(op, xc, ws);
     let mut gyc = ws.lease_any::<E>(op.chan_out * ld);
     gb.fill(E::default());
-    for (i, (xi, gyi)) in xc.chunks(chw).zip(gys.chunks(out_len)).enumerate() {
-        im2col(op, xi, &mut col, ld, i * ohw);
+    for (i, gyi) in gys.chunks(out_len).enumerate() {
         for o in 0..op.chan_out {
             let src = &gyi[o * ohw..(o + 1) * ohw];
             gyc[o * ld + i * ohw..o * ld + (i + 1) * ohw].copy_from_slice(src);
