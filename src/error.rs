@@ -139,7 +139,7 @@ impl StdError for DeviceError {
 
 /// A dfdx device whose errors static-nn keeps as typed sources in a
 /// [`DeviceError`]: `Cpu` (its `CpuError`), and `Cuda` with the `cuda`
-/// feature (its `CudaError`, inside a [`CudaFailure`], since dfdx 0.13's
+/// feature (its `CudaError`, inside a `CudaFailure`, since dfdx 0.13's
 /// `CudaError` is not a `std::error::Error`). Implemented for both; sealed.
 pub trait TypedErrors: dfdx::tensor::HasErr + sealed::Sealed {
     /// `e`, raised `during` the named step, as a [`DeviceError`].
