@@ -3,9 +3,10 @@
 //! [`Classifier`] wraps a typed model, a device and an optimizer
 //! ([`OptimizerConfig`]: SGD with momentum and weight decay, or Adam). It
 //! trains on a [`DataLoader`](crate::data::DataLoader) ([`Classifier::fit`]),
-//! reporting progress to a [`TrainObserver`] of the caller's choosing, evaluates accuracy, per-class accuracy and a
-//! confusion matrix ([`Classifier::evaluate`]), and predicts labels and
-//! probabilities without a tape ([`Classifier::predict`]).
+//! reporting progress to a [`TrainObserver`] of the caller's choosing;
+//! evaluates accuracy, per-class accuracy and a confusion matrix
+//! ([`Classifier::evaluate`]); and predicts labels and probabilities without a
+//! tape ([`Classifier::predict`]).
 //!
 //! [`default_device`] picks the device like the notebook's
 //! `cuda if available else cpu`.
