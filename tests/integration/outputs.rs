@@ -17,7 +17,7 @@ use static_nn::prelude::*;
 use static_nn::weights::{self, WeightsError};
 
 use crate::common::tiny::{tiny_routes, tiny_spec};
-use crate::common::{child, temporaries, test_path, Reply, Server};
+use crate::common::{run_child, temporaries, test_path, Reply, Server};
 
 // ------------------------------------------------------------ unwritable folders
 
@@ -141,17 +141,10 @@ fn child_writes_on_a_full_disk() {
 fn a_full_disk_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     // 64 blocks: 32 KB (512-byte blocks) or 64 KB; the files written are larger.
-    let out = child(
+    let (out, text) = run_child(
         &test_path(module_path!(), "child_writes_on_a_full_disk"),
         &[(FULL_ENV, dir.path())],
         Some("trap '' XFSZ; ulimit -f 64"),
-    )
-    .output()
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "child failed:\n{text}");
     println!("{text}");

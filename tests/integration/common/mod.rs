@@ -101,6 +101,21 @@ pub fn child(name: &str, env: &[(&str, &Path)], shell_prefix: Option<&str>) -> C
     cmd
 }
 
+/// Runs [`child`] to the end: its status and its stdout followed by stderr.
+pub fn run_child(
+    name: &str,
+    env: &[(&str, &Path)],
+    shell_prefix: Option<&str>,
+) -> (std::process::Output, String) {
+    let out = child(name, env, shell_prefix).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
 /// Set in the child process of [`in_own_process`].
 const ALONE_ENV: &str = "STATIC_NN_TEST_ALONE";
 
@@ -112,17 +127,10 @@ pub fn in_own_process(module: &str, name: &str) -> bool {
     if std::env::var_os(ALONE_ENV).is_some() {
         return true;
     }
-    let out = child(
+    let (out, text) = run_child(
         &test_path(module, name),
         &[(ALONE_ENV, Path::new("1"))],
         None,
-    )
-    .output()
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     println!("{text}");
     assert!(
