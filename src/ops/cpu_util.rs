@@ -14,19 +14,19 @@ pub(crate) fn copy_to_lease<S: Shape, E: Dtype>(
     Ok(buf)
 }
 
-/// A tensor of shape `shape` holding `data`, allocated by the device (so it
-/// takes part in dfdx's allocation cache when that is enabled) while the
-/// leased buffer goes back to its workspace.
-pub(crate) fn tensor_from_lease<S: Shape, E: Dtype>(
+/// A tensor of shape `shape` holding a copy of `data`, allocated by the
+/// device (so it takes part in dfdx's allocation cache when that is enabled)
+/// while the kernel's own buffer stays with the kernel.
+pub(crate) fn tensor_from_slice<S: Shape, E: Dtype>(
     dev: &Cpu,
-    data: Lease<E>,
+    data: &[E],
     shape: S,
 ) -> Result<Tensor<S, E, Cpu>, CpuError> {
     if data.len() != shape.num_elements() {
         return Err(CpuError::WrongNumElements);
     }
     let mut t = dev.try_zeros_like(&shape)?;
-    t.copy_from(&data);
+    t.copy_from(data);
     Ok(t)
 }
 

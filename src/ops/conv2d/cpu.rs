@@ -7,7 +7,7 @@
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::Conv2DOp;
-use crate::ops::cpu_util::{copy_to_lease, gemm, tensor_from_lease, Layout, Write};
+use crate::ops::cpu_util::{copy_to_lease, gemm, tensor_from_slice, Layout, Write};
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -365,7 +365,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             .zip(xs.par_chunks(chw * fc))
             .for_each(|(ys, xc)| forward_chunk_run(&op, (&w, &b), xc, ys, ws));
     }
-    let y = tensor_from_lease(&dev, y, out)?;
+    let y = tensor_from_slice(&dev, &y, out)?;
     drop(b);
 
     if T::OWNS_TAPE {
