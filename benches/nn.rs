@@ -51,12 +51,12 @@ fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize>(
     let mut g = c.benchmark_group("conv2d");
     g.throughput(Throughput::Elements(B as u64));
     g.bench_function(format!("fwd/{name}"), |bch| {
-        bch.iter(|| Dev::try_conv2d(op, black_box(x.clone()), &w, &b, out, &ws).unwrap())
+        bch.iter(|| Dev::try_conv2d(op, black_box(x.clone()), &w, Some(&b), out, &ws).unwrap())
     });
     g.bench_function(format!("bwd/{name}"), |bch| {
         bch.iter_batched(
             || {
-                let y = Dev::try_conv2d(op, x.leaky_trace(), &w, &b, out, &ws).unwrap();
+                let y = Dev::try_conv2d(op, x.leaky_trace(), &w, Some(&b), out, &ws).unwrap();
                 (y * r.clone()).sum()
             },
             |loss| loss.backward(),

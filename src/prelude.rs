@@ -8,9 +8,11 @@ pub use dfdx::prelude::*;
 
 pub use crate::models::{summary, LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp, Summary};
 pub use crate::nn::{
-    AvgPool2D, BuildOnDevice, Conv2D, Conv2DRect, DeviceBuildExt, Flatten, InferShape, Inferred,
-    LazyConv2D, LazyConv2DRect, LazyLinear, Linear, LogSoftmax, MaxPool2D, ReLU, Sequential,
-    Sigmoid, Softmax, Tanh,
+    AdaptiveAvgPool2D, AvgPool2D, BatchNorm1D, BatchNorm2D, BuildOnDevice, Conv2D, Conv2DRect,
+    DeviceBuildExt, Dropout, Dropout2D, Flatten, GlobalAvgPool2D, Identity, InferShape, Inferred,
+    LazyConv2D, LazyConv2DRect, LazyLinear, Linear, LogSoftmax, MaxPool2D, ReLU, Residual,
+    Sequential, Sigmoid, Softmax, Tanh,
 };
 pub use crate::shapes::{conv_output_size, Flat};
+pub use dfdx::nn::ModuleMut;
 pub use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig, WeightDecay};

@@ -25,9 +25,17 @@ impl RawLeNet {
     pub fn from(m: &<LeNetClass as BuildOnDevice<Dev, f32>>::Built) -> Self {
         Self {
             w1: m.conv1.weight.clone(),
-            b1: m.conv1.bias.clone(),
+            b1: m
+                .conv1
+                .bias
+                .clone()
+                .expect("LeNet's convolutions have a bias"),
             w2: m.conv2.weight.clone(),
-            b2: m.conv2.bias.clone(),
+            b2: m
+                .conv2
+                .bias
+                .clone()
+                .expect("LeNet's convolutions have a bias"),
             w3: m.fc1.weight.clone(),
             b3: m.fc1.bias.clone(),
             w4: m.fc2.weight.clone(),
@@ -46,7 +54,7 @@ impl RawLeNet {
             c1,
             x,
             &self.w1,
-            &self.b1,
+            Some(&self.b1),
             (Const::<N>, Const::<6>, Const::<28>, Const::<28>),
             &self.ws1,
         )
@@ -63,7 +71,7 @@ impl RawLeNet {
             c2,
             x,
             &self.w2,
-            &self.b2,
+            Some(&self.b2),
             (Const::<N>, Const::<16>, Const::<10>, Const::<10>),
             &self.ws2,
         )

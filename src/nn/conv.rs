@@ -13,9 +13,13 @@ use rand_distr::{uniform::SampleUniform, Uniform};
 /// A 2-D convolution with a square `K×K` kernel and a bias:
 /// `IN` input channels, `OUT` output channels, stride `S`, zero padding `P`.
 /// It is [`Conv2DRect<IN, OUT, K, K, S, P>`](Conv2DRect).
+/// `Conv2D<IN, OUT, K, S, P, false>` has no bias, the usual choice before a
+/// [`BatchNorm2D`](super::BatchNorm2D).
 ///
-/// PyTorch: `nn.Conv2d(IN, OUT, kernel_size=K, stride=S, padding=P)`; the
-/// weights are initialised as PyTorch does (uniform in ±1/√(IN·K·K)).
+/// PyTorch: `nn.Conv2d(IN, OUT, kernel_size=K, stride=S, padding=P,
+/// bias=BIAS)`; the weights are initialised as PyTorch does (uniform in
+/// ±1/√(IN·K·K)). Parameters: `weight` `(OUT, IN, K, K)` and, with a bias,
+/// `bias` `(OUT,)`.
 ///
 /// # Shapes
 /// - input: `(B, IN, H, W)` with `B` a `Const` or a runtime `usize`, or one
@@ -40,7 +44,8 @@ pub type Conv2D<
     const K: usize,
     const S: usize = 1,
     const P: usize = 0,
-> = Conv2DRect<IN, OUT, K, K, S, P>;
+    const BIAS: bool = true,
+> = Conv2DRect<IN, OUT, K, K, S, P, BIAS>;
 
 /// A 2-D convolution with a rectangular `KH×KW` kernel, like the notebook's
 /// 1×2 edge kernel. [`Conv2D`] is the square case.
@@ -67,6 +72,7 @@ pub struct Conv2DRect<
     const KW: usize,
     const S: usize = 1,
     const P: usize = 0,
+    const BIAS: bool = true,
 >;
 
 /// A convolution whose input channel count is taken from the layer before
@@ -79,8 +85,13 @@ pub struct Conv2DRect<
 ///
 /// # Shapes
 /// As [`Conv2D<C, OUT, K, S, P>`](Conv2D) for an input with `C` channels.
-pub type LazyConv2D<const OUT: usize, const K: usize, const S: usize = 1, const P: usize = 0> =
-    LazyConv2DRect<OUT, K, K, S, P>;
+pub type LazyConv2D<
+    const OUT: usize,
+    const K: usize,
+    const S: usize = 1,
+    const P: usize = 0,
+    const BIAS: bool = true,
+> = LazyConv2DRect<OUT, K, K, S, P, BIAS>;
 
 /// [`LazyConv2D`] with a rectangular `KH×KW` kernel (the notebook's learned
 /// 1×2 kernel is a `LazyConv2DRect<1, 1, 2>`).
@@ -96,11 +107,13 @@ pub struct LazyConv2DRect<
     const KW: usize,
     const S: usize = 1,
     const P: usize = 0,
+    const BIAS: bool = true,
 >;
 
 /// A built 2-D convolution: the parameters of [`Conv2DRect`] (and so of [`Conv2D`]).
 ///
-/// Tensor names (as PyTorch's): `weight` `(OUT, IN, KH, KW)` and `bias` `(OUT,)`.
+/// Tensor names (as PyTorch's): `weight` `(OUT, IN, KH, KW)` and, when
+/// `BIAS`, `bias` `(OUT,)`.
 #[derive(Clone, Debug)]
 pub struct Conv2DModule<
     const IN: usize,
@@ -111,11 +124,13 @@ pub struct Conv2DModule<
     const P: usize,
     E: Dtype,
     D: Storage<E>,
+    const BIAS: bool = true,
 > {
     /// Kernels, `(OUT, IN, KH, KW)`.
     pub weight: Tensor<Rank4<OUT, IN, KH, KW>, E, D>,
-    /// Bias, `(OUT,)`.
-    pub bias: Tensor<Rank1<OUT>, E, D>,
+    /// Bias, `(OUT,)`: `Some` exactly when `BIAS` (a built module always
+    /// has it then; `None` there is an error at the forward pass).
+    pub bias: Option<Tensor<Rank1<OUT>, E, D>>,
     /// Scratch memory of the CPU kernel, reused from step to step (no
     /// tensors; not saved).
     workspace: Workspace,
@@ -128,14 +143,15 @@ impl<
         const KW: usize,
         const S: usize,
         const P: usize,
+        const BIAS: bool,
         E,
         D,
-    > BuildOnDevice<D, E> for Conv2DRect<I, O, KH, KW, S, P>
+    > BuildOnDevice<D, E> for Conv2DRect<I, O, KH, KW, S, P, BIAS>
 where
     E: Dtype + Float + SampleUniform,
     D: Device<E>,
 {
-    type Built = Conv2DModule<I, O, KH, KW, S, P, E, D>;
+    type Built = Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>;
 }
 
 /// PyTorch's default init: uniform in ±1/√fan_in (kaiming-uniform with a=√5).
@@ -154,36 +170,53 @@ impl<
         const KW: usize,
         const S: usize,
         const P: usize,
+        const BIAS: bool,
         E,
         D,
-    > TensorCollection<E, D> for Conv2DModule<I, O, KH, KW, S, P, E, D>
+    > TensorCollection<E, D> for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
 where
     E: Dtype + Float + SampleUniform,
     D: Device<E>,
 {
-    type To<E2: Dtype, D2: Device<E2>> = Conv2DModule<I, O, KH, KW, S, P, E2, D2>;
+    type To<E2: Dtype, D2: Device<E2>> = Conv2DModule<I, O, KH, KW, S, P, E2, D2, BIAS>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        let weight = Self::tensor(
+            "weight",
+            |s| &s.weight,
+            |s| &mut s.weight,
+            TensorOptions::reset_with(|t| reset_fan_in(t, I * KH * KW)),
+        );
+        if !BIAS {
+            return visitor.visit_fields((weight,), |(weight,)| Conv2DModule {
+                weight,
+                bias: None,
+                workspace: Workspace::default(),
+            });
+        }
         visitor.visit_fields(
             (
-                Self::tensor(
-                    "weight",
-                    |s| &s.weight,
-                    |s| &mut s.weight,
-                    TensorOptions::reset_with(|t| reset_fan_in(t, I * KH * KW)),
-                ),
+                weight,
                 Self::tensor(
                     "bias",
-                    |s| &s.bias,
-                    |s| &mut s.bias,
+                    |s| {
+                        s.bias
+                            .as_ref()
+                            .expect("a Conv2D with BIAS = true holds a bias")
+                    },
+                    |s| {
+                        s.bias
+                            .as_mut()
+                            .expect("a Conv2D with BIAS = true holds a bias")
+                    },
                     TensorOptions::reset_with(|t| reset_fan_in(t, I * KH * KW)),
                 ),
             ),
             |(weight, bias)| Conv2DModule {
                 weight,
-                bias,
+                bias: Some(bias),
                 workspace: Workspace::default(),
             },
         )
@@ -197,9 +230,10 @@ impl<
         const KW: usize,
         const S: usize,
         const P: usize,
+        const BIAS: bool,
         E: Dtype,
         D: Storage<E>,
-    > NonMutableModule for Conv2DModule<I, O, KH, KW, S, P, E, D>
+    > NonMutableModule for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
 {
 }
 
@@ -210,12 +244,13 @@ impl<
         const KW: usize,
         const S: usize,
         const P: usize,
+        const BIAS: bool,
         E: Dtype,
         D: Device<E>,
-    > Conv2DModule<I, O, KH, KW, S, P, E, D>
+    > Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
 {
     /// A convolution holding the given kernels `(OUT, IN, KH, KW)` and a zero
-    /// bias, like PyTorch's `F.conv2d(x, kernel)` without a bias.
+    /// bias (none when `BIAS` is false), like PyTorch's `F.conv2d(x, kernel)`.
     ///
     /// ```
     /// use static_nn::nn::Conv2DModule;
@@ -228,7 +263,7 @@ impl<
     pub fn from_kernel(dev: &D, kernel: [[[[E; KW]; KH]; I]; O]) -> Self {
         Self {
             weight: dev.tensor(kernel),
-            bias: dev.zeros(),
+            bias: BIAS.then(|| dev.zeros()),
             workspace: Workspace::default(),
         }
     }
@@ -245,6 +280,7 @@ impl<
         const KW: usize,
         const S: usize,
         const P: usize,
+        const BIAS: bool,
         const C: usize,
         const H: usize,
         const W: usize,
@@ -253,7 +289,7 @@ impl<
         D: Conv2DKernel<E>,
         T: Tape<E, D>,
     > Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>>
-    for Conv2DModule<I, O, KH, KW, S, P, E, D>
+    for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
 where
     (): Conv2DChannels<I, C>,
     Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
@@ -272,7 +308,7 @@ where
             op,
             x,
             &self.weight,
-            &self.bias,
+            self.bias.as_ref(),
             (batch, Const, Default::default(), Default::default()),
             &self.workspace,
         )
@@ -286,6 +322,7 @@ impl<
         const KW: usize,
         const S: usize,
         const P: usize,
+        const BIAS: bool,
         const C: usize,
         const H: usize,
         const W: usize,
@@ -293,7 +330,7 @@ impl<
         D: Conv2DKernel<E>,
         T: Tape<E, D>,
     > Module<Tensor<(Const<C>, Const<H>, Const<W>), E, D, T>>
-    for Conv2DModule<I, O, KH, KW, S, P, E, D>
+    for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
 where
     (): Conv2DChannels<I, C>,
     Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
@@ -311,7 +348,7 @@ where
             op,
             x,
             &self.weight,
-            &self.bias,
+            self.bias.as_ref(),
             (Const, Default::default(), Default::default()),
             &self.workspace,
         )
@@ -325,9 +362,10 @@ impl<
         const KW: usize,
         const S: usize,
         const P: usize,
+        const BIAS: bool,
         E: Dtype,
         D: Storage<E>,
-    > Conv2DModule<I, O, KH, KW, S, P, E, D>
+    > Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
 {
     /// The runtime sizes for a batch of `batch` images of `h × w`.
     fn op(&self, batch: usize, h: usize, w: usize) -> Conv2DOp {
@@ -349,10 +387,13 @@ impl<
 }
 
 crate::nn::infer::infer_via_module!(
-    [const I: usize, const O: usize, const KH: usize, const KW: usize, const S: usize, const P: usize,]
-    Conv2DRect<I, O, KH, KW, S, P>, Conv2DModule<I, O, KH, KW, S, P, f32, Cpu>,
-    format!("Conv2d({I}, {O}, kernel_size=({KH}, {KW}), stride=({S}, {S}), padding=({P}, {P}))"),
-    O * (I * KH * KW + 1)
+    [const I: usize, const O: usize, const KH: usize, const KW: usize, const S: usize, const P: usize, const BIAS: bool,]
+    Conv2DRect<I, O, KH, KW, S, P, BIAS>, Conv2DModule<I, O, KH, KW, S, P, f32, Cpu, BIAS>,
+    format!(
+        "Conv2d({I}, {O}, kernel_size=({KH}, {KW}), stride=({S}, {S}), padding=({P}, {P}){})",
+        if BIAS { "" } else { ", bias=False" }
+    ),
+    O * (I * KH * KW + usize::from(BIAS))
 );
 
 impl<
@@ -361,17 +402,20 @@ impl<
         const KW: usize,
         const S: usize,
         const P: usize,
+        const BIAS: bool,
         const C: usize,
         H,
         W,
-    > InferShape<(Const<C>, H, W)> for LazyConv2DRect<O, KH, KW, S, P>
+    > InferShape<(Const<C>, H, W)> for LazyConv2DRect<O, KH, KW, S, P, BIAS>
 where
     (Const<C>, H, W): Shape,
-    Conv2DRect<C, O, KH, KW, S, P>: InferShape<(Const<C>, H, W)>,
+    Conv2DRect<C, O, KH, KW, S, P, BIAS>: InferShape<(Const<C>, H, W)>,
 {
-    type Concrete = Conv2DRect<C, O, KH, KW, S, P>;
-    type Out = <Conv2DRect<C, O, KH, KW, S, P> as InferShape<(Const<C>, H, W)>>::Out;
+    type Concrete = Conv2DRect<C, O, KH, KW, S, P, BIAS>;
+    type Out = <Conv2DRect<C, O, KH, KW, S, P, BIAS> as InferShape<(Const<C>, H, W)>>::Out;
     fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
-        <Conv2DRect<C, O, KH, KW, S, P> as InferShape<(Const<C>, H, W)>>::describe(prefix, rows)
+        <Conv2DRect<C, O, KH, KW, S, P, BIAS> as InferShape<(Const<C>, H, W)>>::describe(
+            prefix, rows,
+        )
     }
 }

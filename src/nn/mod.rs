@@ -21,20 +21,28 @@
 //! ([`shapes`](crate::shapes)).
 
 mod activations;
+mod adaptive_pool;
 #[macro_use]
 mod build;
 mod conv;
+mod dropout;
 mod flatten;
 pub(crate) mod infer;
 mod linear;
+mod norm;
 mod pool;
+mod residual;
 mod sequential;
 
 pub use activations::{LogSoftmax, ReLU, Sigmoid, Softmax, Tanh};
+pub use adaptive_pool::{AdaptiveAvgPool2D, GlobalAvgPool2D};
 pub use build::{BuildOnDevice, DeviceBuildExt};
 pub use conv::{Conv2D, Conv2DModule, Conv2DRect, LazyConv2D, LazyConv2DRect};
+pub use dropout::{Dropout, Dropout2D, DropoutModule};
 pub use flatten::Flatten;
 pub use infer::{InferShape, Inferred, LayerRow, OutputShape};
 pub use linear::{FlatProduct, LazyLinear, Linear, LinearModule, LinearOf};
+pub use norm::{BatchNorm1D, BatchNorm2D, BatchNormModule};
 pub use pool::{AvgPool2D, MaxPool2D, PoolPadding};
+pub use residual::{add_residual, Identity, Residual};
 pub use sequential::Sequential;

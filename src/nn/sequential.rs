@@ -8,7 +8,7 @@
 use super::infer::{join_name, InferShape, LayerRow};
 use super::BuildOnDevice;
 use dfdx::nn::tensor_collection::ModuleVisitor;
-use dfdx::nn::{Module, NonMutableModule, TensorCollection};
+use dfdx::nn::{Module, ModuleMut, TensorCollection};
 use dfdx::prelude::{Device, Dtype, Shape};
 
 /// The built form of a tuple of up to 16 layers: `dev.build_module::<(A, B, C), f32>()`
@@ -22,8 +22,6 @@ use dfdx::prelude::{Device, Dtype, Shape};
 /// compile error naming the layer.
 #[derive(Clone, Debug, Default)]
 pub struct Sequential<T>(pub T);
-
-impl<T> NonMutableModule for Sequential<T> {}
 
 /// The fields of a `Sequential` for dfdx's `visit_fields`, nested in pairs
 /// (`(f0, (f1, (f2,)))`), since dfdx implements its field lists for tuples of
@@ -46,7 +44,8 @@ macro_rules! nested_pattern {
     ($m:ident, $($rest:ident),+) => { ($m, nested_pattern!($($rest),+)) };
 }
 
-/// The impls for one tuple length: `[types] [indices] [bindings], last type,
+/// The impls for one tuple length (`forward` chains the layers' `forward`,
+/// inference mode; `forward_mut` chains their `forward_mut`, training mode): `[types] [indices] [bindings], last type,
 /// [the other types, last first]`. The reversed list lets each layer's bound
 /// name the layer before it: `M2: Module<M1::Output>, M1: Module<M0::Output>,
 /// M0: Module<Input>`.
@@ -80,6 +79,19 @@ macro_rules! tuple_impls {
 
             fn try_forward(&self, x: Input) -> Result<Self::Output, Self::Error> {
                 $(let x = self.0 .$idx.try_forward(x)?;)+
+                Ok(x)
+            }
+        }
+
+        impl<
+            Input,
+            $last: $(ModuleMut<$rev::Output, Error = $rev::Error>, $rev:)* ModuleMut<Input>
+        > ModuleMut<Input> for Sequential<($($m,)+)> {
+            type Output = $last::Output;
+            type Error = $last::Error;
+
+            fn try_forward_mut(&mut self, x: Input) -> Result<Self::Output, Self::Error> {
+                $(let x = self.0 .$idx.try_forward_mut(x)?;)+
                 Ok(x)
             }
         }

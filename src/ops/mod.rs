@@ -15,11 +15,13 @@
 //! The ops work on runtime sizes ([`Conv2DOp`], [`Pool2DOp`]); the layers in
 //! [`nn`](crate::nn) compute those sizes from their types.
 
+pub mod batch_norm;
 pub mod conv2d;
 pub(crate) mod cpu_util;
 pub mod pool2d;
 mod workspace;
 
+pub use batch_norm::{BatchNormKernel, BatchNormOp, BatchStats};
 pub use conv2d::{Conv2DKernel, Conv2DOp};
 pub use pool2d::{Pool2DKernel, Pool2DOp, PoolKind};
 pub(crate) use workspace::Lease;

@@ -81,3 +81,39 @@ impl<Layer> StrideNonZero<Layer> for B1 {}
 )]
 pub trait PoolPaddingFits<Layer, const K: usize, const P: usize> {}
 impl<Layer, const K: usize, const P: usize> PoolPaddingFits<Layer, K, P> for B1 {}
+
+/// The input has as many channels (or features) as the `BatchNorm` expects.
+#[diagnostic::on_unimplemented(
+    message = "{Layer} expects {EXPECTED} channels, but the input has {FOUND}",
+    label = "channel mismatch: {Layer}<{EXPECTED}> gets {FOUND} channels",
+    note = "a BatchNorm's size must be the channel count of the layer before it: {Layer}<{FOUND}>"
+)]
+pub trait BatchNormChannels<Layer, const EXPECTED: usize, const FOUND: usize> {}
+impl<Layer, const N: usize> BatchNormChannels<Layer, N, N> for () {}
+
+/// Names `BatchNorm2D` in channel errors.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchNorm2DLayer;
+/// Names `BatchNorm1D` in feature errors.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchNorm1DLayer;
+
+/// The two branches of a residual connection give the same per-sample
+/// shape `(C, H, W)`: the block's `f(x)` and the shortcut's `g(x)` (the input
+/// itself for an identity shortcut).
+#[diagnostic::on_unimplemented(
+    message = "Residual: the block gives ({C}, {H}, {W}) but the shortcut gives ({C2}, {H2}, {W2})",
+    label = "the two branches of this residual connection have different shapes",
+    note = "an identity shortcut needs a block that keeps the shape; otherwise give the shortcut a projection (e.g. a 1×1 Conv2D with the block's stride) that outputs ({C}, {H}, {W})"
+)]
+pub trait ResidualShapes<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const C2: usize,
+    const H2: usize,
+    const W2: usize,
+>
+{
+}
+impl<const C: usize, const H: usize, const W: usize> ResidualShapes<C, H, W, C, H, W> for () {}

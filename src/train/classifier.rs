@@ -4,19 +4,26 @@ use super::optim::AnyOptimizer;
 use super::{Evaluation, LrSchedule, OptimizerConfig, TrainError};
 use crate::data::{Batch, DataLoader, ImagesTensor, OneHotTensor, NUM_CLASSES};
 use crate::error::{device, TypedErrors};
-use dfdx::nn::{Module, TensorCollection, ZeroGrads};
+use dfdx::nn::{Module, ModuleMut, TensorCollection, ZeroGrads};
 use dfdx::prelude::*;
 use std::time::Instant;
 
 /// Logits for a batch: `(batch, 10)`.
 type Logits<D, T> = Tensor<(usize, Const<NUM_CLASSES>), f32, D, T>;
 
-/// A typed model that classifies `(B, 1, H, W)` images into 10 classes, with
-/// and without a tape: any static-nn network ending in `Linear<_, 10>`.
+/// A typed model that classifies `(B, 1, H, W)` images into 10 classes: any
+/// static-nn network ending in `Linear<_, 10>`.
+///
+/// It runs in two modes. Training ([`Classifier::fit`]) calls dfdx's
+/// `ModuleMut::forward_mut` on a traced batch: dropout is active and batch
+/// norms use and update batch statistics. Inference
+/// ([`evaluate`](Classifier::evaluate), [`predict`](Classifier::predict))
+/// calls `Module::forward`, which takes the model by `&self`: it cannot
+/// apply dropout or change any statistic.
 pub trait ImageClassifier<const H: usize, const W: usize, D: Device<f32>>:
     TensorCollection<f32, D>
     + Module<ImagesTensor<H, W, D>, Output = Logits<D, NoneTape>, Error = D::Err>
-    + Module<
+    + ModuleMut<
         Tensor<(usize, Const<1>, Const<H>, Const<W>), f32, D, OwnedTape<f32, D>>,
         Output = Logits<D, OwnedTape<f32, D>>,
         Error = D::Err,
@@ -27,7 +34,7 @@ pub trait ImageClassifier<const H: usize, const W: usize, D: Device<f32>>:
 impl<const H: usize, const W: usize, D: Device<f32>, M> ImageClassifier<H, W, D> for M where
     M: TensorCollection<f32, D>
         + Module<ImagesTensor<H, W, D>, Output = Logits<D, NoneTape>, Error = D::Err>
-        + Module<
+        + ModuleMut<
             Tensor<(usize, Const<1>, Const<H>, Const<W>), f32, D, OwnedTape<f32, D>>,
             Output = Logits<D, OwnedTape<f32, D>>,
             Error = D::Err,
@@ -233,7 +240,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             let targets = batch.try_one_hot(&self.device)?;
             let logits = self
                 .model
-                .try_forward(x.traced(grads))
+                .try_forward_mut(x.traced(grads))
                 .map_err(device::<D>("the forward pass"))?;
             let l = loss(logits, targets);
             let value = l.as_vec().first().copied().unwrap_or(f32::NAN);

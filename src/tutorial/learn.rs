@@ -70,7 +70,7 @@ pub fn learn_edge_kernel(steps: usize, lr: f64, seed: u64) -> Result<LearnedKern
     let w = model.weight.array()[0][0][0];
     Ok(LearnedKernel {
         kernel: w,
-        bias: model.bias.array()[0],
+        bias: model.bias.as_ref().map_or(0.0, |b| b.array()[0]),
         losses,
     })
 }

@@ -132,11 +132,13 @@ fn load_checked<M: TensorCollection<f32, D>, D: Device<f32>>(
                 unused: unused.iter().map(|(k, _)| k.clone()).collect(),
             });
         };
-        if view.dtype() != Dtype::F32 {
+        let dtype = super::dtype_of(&e.name);
+        // a counter may also come as F32 (it is held as f32 in the model)
+        if view.dtype() != dtype && !(dtype == Dtype::I64 && view.dtype() == Dtype::F32) {
             return Err(WeightsError::Dtype {
                 path,
                 name: e.name.clone(),
-                expected: "F32".to_string(),
+                expected: format!("{dtype:?}"),
                 found: format!("{:?}", view.dtype()),
             });
         }
@@ -149,14 +151,16 @@ fn load_checked<M: TensorCollection<f32, D>, D: Device<f32>>(
             });
         }
         let elements: usize = e.shape.iter().product();
-        if view.data().len() != elements * 4 {
+        let width = view.dtype().size();
+        if view.data().len() != elements * width {
             return Err(WeightsError::Corrupt {
                 path,
                 reason: format!(
-                    "tensor `{}` holds {} bytes, not the {} of {elements} F32 values",
+                    "tensor `{}` holds {} bytes, not the {} of {elements} {:?} values",
                     e.name,
                     view.data().len(),
-                    elements * 4
+                    elements * width,
+                    view.dtype()
                 ),
             });
         }
@@ -174,11 +178,21 @@ fn load_checked<M: TensorCollection<f32, D>, D: Device<f32>>(
     let data: HashMap<String, Vec<f32>> = matched
         .iter()
         .map(|(&i, (_, view))| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let values = match view.dtype() {
+                Dtype::I64 => view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|b| {
+                        let b: [u8; 8] = std::array::from_fn(|i| b[i]);
+                        i64::from_le_bytes(b) as f32
+                    })
+                    .collect(),
+                _ => view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            };
             (expected[i].name.clone(), values)
         })
         .collect();

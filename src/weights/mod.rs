@@ -80,3 +80,13 @@ pub fn tensor_names<M: TensorCollection<f32, D>, D: Device<f32>>(
         .map(|e| (e.name, e.shape))
         .collect()
 }
+
+/// The dtype of a tensor in a weights file: int64 for PyTorch's counters
+/// (`num_batches_tracked`, a buffer of every batch norm), F32 for the rest.
+pub(crate) fn dtype_of(name: &str) -> safetensors::Dtype {
+    if name == "num_batches_tracked" || name.ends_with(".num_batches_tracked") {
+        safetensors::Dtype::I64
+    } else {
+        safetensors::Dtype::F32
+    }
+}

@@ -66,7 +66,15 @@ fn encode<M: TensorCollection<f32, D>, D: Device<f32>>(
     let entries = visit::read(model, true);
     let bytes: Vec<Vec<u8>> = entries
         .iter()
-        .map(|e| e.data.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .map(|e| match super::dtype_of(&e.name) {
+            // counters (`num_batches_tracked`) are int64, as in PyTorch
+            Dtype::I64 => e
+                .data
+                .iter()
+                .flat_map(|x| (x.round() as i64).to_le_bytes())
+                .collect(),
+            _ => e.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        })
         .collect();
     let encode_err = |reason: String| WeightsError::Encode {
         path: path.to_path_buf(),
@@ -74,7 +82,7 @@ fn encode<M: TensorCollection<f32, D>, D: Device<f32>>(
     };
     let mut views = Vec::with_capacity(entries.len());
     for (e, b) in entries.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F32, e.shape.clone(), b)
+        let view = TensorView::new(super::dtype_of(&e.name), e.shape.clone(), b)
             .map_err(|err| encode_err(format!("tensor `{}`: {err:?}", e.name)))?;
         views.push((e.name.as_str(), view));
     }

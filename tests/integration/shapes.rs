@@ -86,7 +86,12 @@ macro_rules! layer_case {
         let op = Conv2DOp::new(2, 3, 4, ($h, $w), ($k, $k), $s, $p).unwrap();
         assert_close(
             &y.as_vec(),
-            &naive_conv(&op, &x.as_vec(), &conv.weight.as_vec(), &conv.bias.as_vec()),
+            &naive_conv(
+                &op,
+                &x.as_vec(),
+                &conv.weight.as_vec(),
+                &conv.bias.as_ref().expect("bias").as_vec(),
+            ),
         );
 
         let y = MaxPool2D::<$k, $s, $p>.forward(x.clone());
@@ -246,7 +251,7 @@ proptest! {
         let x: Tensor<(usize, usize, usize, usize), f32, _> = dev.sample_normal_like(&(batch, ci, h, w));
         let wt: Tensor<(usize, usize, usize, usize), f32, _> = dev.sample_normal_like(&(co, ci, kh, kw));
         let b: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(co,));
-        let y = Cpu::try_conv2d(op, x.clone(), &wt, &b, (batch, co, ho, wo), &Workspace::default()).unwrap();
+        let y = Cpu::try_conv2d(op, x.clone(), &wt, Some(&b), (batch, co, ho, wo), &Workspace::default()).unwrap();
         prop_assert_eq!(y.shape().concrete(), [batch, co, ho, wo]);
         let want = naive_conv(&op, &x.as_vec(), &wt.as_vec(), &b.as_vec());
         assert_close(&y.as_vec(), &want);

@@ -249,7 +249,7 @@ fn col_tag(op: &Conv2DOp, ld: usize) -> u64 {
 /// from `ws`: `tmp = W · col`, then `y = tmp + b` per sample.
 fn forward_chunk_run<E: Dtype>(
     op: &Conv2DOp,
-    (w, b): (&[E], &[E]),
+    (w, b): (&[E], Option<&[E]>),
     xs: &[E],
     ys: &mut [E],
     ws: &Workspace,
@@ -261,6 +261,10 @@ fn forward_chunk_run<E: Dtype>(
     let (w, col) = ((w, Layout::AsIs), (&col[..], Layout::AsIs));
     if ld == ohw {
         // one sample: write straight into the output, bias first
+        let Some(b) = b else {
+            gemm((op.chan_out, ohw, ckk), ys, Write::Overwrite, w, col);
+            return;
+        };
         for (o, bias) in b.iter().enumerate() {
             ys[o * ohw..(o + 1) * ohw].fill(*bias);
         }
@@ -270,10 +274,11 @@ fn forward_chunk_run<E: Dtype>(
     let mut tmp = ws.lease_any::<E>(op.chan_out * ld);
     gemm((op.chan_out, ld, ckk), &mut tmp, Write::Overwrite, w, col);
     for (i, yi) in ys.chunks_mut(out_len).enumerate() {
-        for (o, bias) in b.iter().enumerate() {
+        for o in 0..op.chan_out {
+            let bias = b.map_or(E::default(), |b| b[o]);
             let src = &tmp[o * ld + i * ohw..o * ld + (i + 1) * ohw];
             for (d, s) in yi[o * ohw..(o + 1) * ohw].iter_mut().zip(src) {
-                *d = *s + *bias;
+                *d = *s + bias;
             }
         }
     }
@@ -342,7 +347,7 @@ fn backward_chunk_run<E: Dtype>(
 pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     op: Conv2DOp,
     x: Tensor<S, E, Cpu, T>,
-    (weight, bias): (&Tensor<Sw, E, Cpu>, &Tensor<Sb, E, Cpu>),
+    (weight, bias): (&Tensor<Sw, E, Cpu>, Option<&Tensor<Sb, E, Cpu>>),
     out: So,
     ws: &Workspace,
 ) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
@@ -351,7 +356,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     let dev = x.device().clone();
     let xs = copy_to_lease(&x, ws)?;
     let w = copy_to_lease(weight, ws)?;
-    let b = copy_to_lease(bias, ws)?;
+    let b = bias.map(|b| copy_to_lease(b, ws)).transpose()?;
     let (chw, ohw) = (op.chan_in * op.h_in * op.w_in, op.out_plane());
     let out_len = op.chan_out * ohw;
     let mut y = ws.lease_any::<E>(op.batch * out_len);
@@ -359,17 +364,20 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     let fc = forward_chunk(&op);
     if op.batch <= fc {
         // one task: no rayon round trip (batch-1 inference)
-        forward_chunk_run(&op, (&w, &b), &xs, &mut y, ws);
+        forward_chunk_run(&op, (&w, b.as_deref().map(Vec::as_slice)), &xs, &mut y, ws);
     } else {
         y.par_chunks_mut(out_len * fc)
             .zip(xs.par_chunks(chw * fc))
-            .for_each(|(ys, xc)| forward_chunk_run(&op, (&w, &b), xc, ys, ws));
+            .for_each(|(ys, xc)| {
+                forward_chunk_run(&op, (&w, b.as_deref().map(Vec::as_slice)), xc, ys, ws)
+            });
     }
     let y = tensor_from_slice(&dev, &y, out)?;
     drop(b);
 
     if T::OWNS_TAPE {
-        let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
+        let (x_g, w_g, y_g) = (x.ghost(), weight.ghost(), y.ghost());
+        let b_g = bias.map(|b| b.ghost());
         let ws = ws.clone_handle();
         tape.add_backward_op(move |grads| {
             // Borrow y's gradient out of `grads` (no copy) and put it back below.
@@ -399,9 +407,11 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             for part in gw_parts.chunks(gw_len) {
                 gw.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
             }
-            let gb = grads.get_or_alloc_mut(&b_g)?;
-            for part in gb_parts.chunks(gb_len) {
-                gb.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
+            if let Some(b_g) = &b_g {
+                let gb = grads.get_or_alloc_mut(b_g)?;
+                for part in gb_parts.chunks(gb_len) {
+                    gb.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
+                }
             }
             Ok(())
         });

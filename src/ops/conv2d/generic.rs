@@ -37,7 +37,7 @@ pub fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, D: Device<E>,
     op: Conv2DOp,
     x: Tensor<S, E, D, T>,
     weight: &Tensor<Sw, E, D>,
-    bias: &Tensor<Sb, E, D>,
+    bias: Option<&Tensor<Sb, E, D>>,
     out: So,
 ) -> Result<Tensor<So, E, D, T>, D::Err> {
     let dev = x.device().clone();
@@ -58,9 +58,15 @@ pub fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, D: Device<E>,
         .try_reshape_like(&(o, ohw, n))?
         .try_permute::<_, Axes3<2, 0, 1>>()?
         .try_reshape_like(&(n, o, ohw))?;
-    let b = bias
-        .retaped::<T>()
-        .try_reshape_like(&(o,))?
-        .try_broadcast_like::<_, Axes2<0, 2>>(&(n, o, ohw))?;
-    y.try_add(b)?.try_reshape_like(&out)
+    let y = match bias {
+        Some(bias) => {
+            let b = bias
+                .retaped::<T>()
+                .try_reshape_like(&(o,))?
+                .try_broadcast_like::<_, Axes2<0, 2>>(&(n, o, ohw))?;
+            y.try_add(b)?
+        }
+        None => y,
+    };
+    y.try_reshape_like(&out)
 }

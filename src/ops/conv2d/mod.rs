@@ -40,8 +40,8 @@ pub struct Conv2DOp {
 impl Conv2DOp {
     /// Whether the sizes are consistent with each other (the output size
     /// follows the formula, nothing is zero) and with tensors of `x`, `w`,
-    /// `b` and `out` elements.
-    pub(crate) fn fits(&self, x: usize, w: usize, b: usize, out: usize) -> bool {
+    /// `b` (if there is a bias) and `out` elements.
+    pub(crate) fn fits(&self, x: usize, w: usize, b: Option<usize>, out: usize) -> bool {
         let same = Self::new(
             self.batch,
             self.chan_in,
@@ -53,7 +53,7 @@ impl Conv2DOp {
         ) == Some(*self);
         same && x == self.batch * self.chan_in * self.h_in * self.w_in
             && w == self.chan_out * self.patch_len()
-            && b == self.chan_out
+            && b.map_or(true, |b| b == self.chan_out)
             && out == self.batch * self.chan_out * self.out_plane()
     }
 
@@ -156,6 +156,7 @@ impl Conv2DOp {
 /// `Err(CpuError::WrongNumElements)`.
 pub trait Conv2DKernel<E: Dtype>: Device<E> {
     /// `y = conv2d(x, weight) + bias`, recording the backward pass on `x`'s tape.
+    /// Without a bias (`None`, PyTorch's `bias=False`) it is `conv2d(x, weight)`.
     ///
     /// `x`, `weight` and `bias` hold `op`'s sizes; `out` is the output's shape
     /// (`op.batch · op.chan_out · op.h_out · op.w_out` elements). The kernel
@@ -165,7 +166,7 @@ pub trait Conv2DKernel<E: Dtype>: Device<E> {
         op: Conv2DOp,
         x: Tensor<S, E, Self, T>,
         weight: &Tensor<Sw, E, Self>,
-        bias: &Tensor<Sb, E, Self>,
+        bias: Option<&Tensor<Sb, E, Self>>,
         out: So,
         workspace: &Workspace,
     ) -> Result<Tensor<So, E, Self, T>, Self::Err>;
@@ -179,12 +180,12 @@ macro_rules! cpu_conv2d {
                 op: Conv2DOp,
                 x: Tensor<S, $e, Self, T>,
                 weight: &Tensor<Sw, $e, Self>,
-                bias: &Tensor<Sb, $e, Self>,
+                bias: Option<&Tensor<Sb, $e, Self>>,
                 out: So,
                 workspace: &Workspace,
             ) -> Result<Tensor<So, $e, Self, T>, Self::Err> {
-                let sizes = (x.shape(), weight.shape(), bias.shape());
-                let (x_len, w_len, b_len) = (sizes.0.num_elements(), sizes.1.num_elements(), sizes.2.num_elements());
+                let (x_len, w_len) = (x.shape().num_elements(), weight.shape().num_elements());
+                let b_len = bias.map(|b| b.shape().num_elements());
                 if !op.fits(x_len, w_len, b_len, out.num_elements()) {
                     return Err(CpuError::WrongNumElements);
                 }
@@ -204,7 +205,7 @@ where
         op: Conv2DOp,
         x: Tensor<S, E, Self, T>,
         weight: &Tensor<Sw, E, Self>,
-        bias: &Tensor<Sb, E, Self>,
+        bias: Option<&Tensor<Sb, E, Self>>,
         out: So,
         _workspace: &Workspace,
     ) -> Result<Tensor<So, E, Self, T>, Self::Err> {

@@ -25,9 +25,9 @@ fn conv_grads(
     let r = dev.sample_normal_like(&out);
     let xt = x.clone().leaky_traced();
     let y = if fast {
-        Cpu::try_conv2d(op, xt, &w, &b, out, &Workspace::default()).unwrap()
+        Cpu::try_conv2d(op, xt, &w, Some(&b), out, &Workspace::default()).unwrap()
     } else {
-        generic::conv2d(op, xt, &w, &b, out).unwrap()
+        generic::conv2d(op, xt, &w, Some(&b), out).unwrap()
     };
     let yv = y.retaped::<NoneTape>().as_vec();
     let g = (y * r).sum().backward();
@@ -44,7 +44,15 @@ fn loss(op: Conv2DOp, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) -> f64 {
     let xt = dev.tensor_from_vec(x.to_vec(), op.input_shape());
     let wt = dev.tensor_from_vec(w.to_vec(), op.weight_shape());
     let bt = dev.tensor_from_vec(b.to_vec(), op.bias_shape());
-    let y = Cpu::try_conv2d(op, xt, &wt, &bt, op.output_shape(), &Workspace::default()).unwrap();
+    let y = Cpu::try_conv2d(
+        op,
+        xt,
+        &wt,
+        Some(&bt),
+        op.output_shape(),
+        &Workspace::default(),
+    )
+    .unwrap();
     y.as_vec().iter().zip(r).map(|(a, b)| a * b).sum()
 }
 
@@ -274,7 +282,7 @@ fn mismatched_sizes_are_errors_not_panics() {
         op,
         x,
         &w,
-        &b,
+        Some(&b),
         (1usize, 3usize, 3usize, 3usize),
         &Workspace::default(),
     );
@@ -284,7 +292,7 @@ fn mismatched_sizes_are_errors_not_panics() {
     // not the op's is refused.
     let x: Tensor<Dyn4, f32, _> = dev.zeros_like(&(1usize, 2usize, 5usize, 5usize));
     let out = (1usize, 3usize, 4usize, 3usize); // not what the formula gives
-    assert!(Cpu::try_conv2d(op, x, &w, &b, out, &Workspace::default()).is_err());
+    assert!(Cpu::try_conv2d(op, x, &w, Some(&b), out, &Workspace::default()).is_err());
     let pool = Pool2DOp::new(PoolKind::Max, 2, (4, 4), 2, 2, 0).unwrap();
     let x: Tensor<(usize, usize, usize), f32, _> = dev.zeros_like(&(3usize, 4usize, 4usize));
     let r: Result<Tensor<(usize, usize, usize), f32, Cpu>, _> =
@@ -310,7 +318,7 @@ fn a_reused_workspace_gives_the_same_bits_as_fresh_ones() {
         let x = dev.tensor_from_vec(random(op.input_shape().0 * 3 * 56, seed), op.input_shape());
         let w = dev.tensor_from_vec(random(4 * 3 * 9, seed + 1), op.weight_shape());
         let b = dev.tensor_from_vec(random(4, seed + 2), op.bias_shape());
-        let y = Cpu::try_conv2d(op, x.leaky_trace(), &w, &b, op.output_shape(), ws).unwrap();
+        let y = Cpu::try_conv2d(op, x.leaky_trace(), &w, Some(&b), op.output_shape(), ws).unwrap();
         let yv = y.retaped::<NoneTape>().as_vec();
         let g = y.square().sum().backward();
         (

@@ -1,5 +1,6 @@
 //! Layers and their kernels: gradients and the fast CPU paths.
 mod gradients;
+mod modern;
 
 use static_nn::prelude::*;
 
@@ -30,7 +31,7 @@ fn conv_with_a_kernel_wider_than_input_and_one_padding() {
                 op,
                 x.clone(),
                 &conv.weight,
-                &conv.bias,
+                conv.bias.as_ref(),
                 (Const::<2>, Const::<3>, Const::<H>, Const::<W>),
             )
             .unwrap();
@@ -43,7 +44,7 @@ fn conv_with_a_kernel_wider_than_input_and_one_padding() {
                 op,
                 x.leaky_trace(),
                 &conv.weight,
-                &conv.bias,
+                conv.bias.as_ref(),
                 (Const::<2>, Const::<3>, Const::<H>, Const::<W>),
             )
             .unwrap()

@@ -270,7 +270,7 @@ macro_rules! conv_agrees {
                 let y = conv.forward(x.clone());
                 let img = Chw::from_tensor(&x);
                 let w = conv.weight.as_vec();
-                let b = conv.bias.as_vec();
+                let b = conv.bias.as_ref().expect("bias").as_vec();
                 let n = $i * $kh * $kw;
                 let outs: Vec<Chw> = (0..$o)
                     .map(|o| {

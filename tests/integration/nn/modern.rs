@@ -1,0 +1,296 @@
+//! BatchNorm, Dropout, residual connections, global and adaptive pooling,
+//! and the two modes: training (`forward_mut`) and inference (`forward`).
+use static_nn::ops::{batch_norm::generic, BatchNormKernel, BatchNormOp, Workspace};
+use static_nn::prelude::*;
+
+fn names<M: dfdx::nn::TensorCollection<f32, Cpu>>(m: &M) -> Vec<String> {
+    static_nn::weights::tensor_names(m)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "[{i}]: {x} vs {y}");
+    }
+}
+
+/// Per-channel mean and biased variance of `(B, C, P)` data, in f64.
+fn stats(x: &[f32], (b, c, p): (usize, usize, usize)) -> (Vec<f64>, Vec<f64>) {
+    let mut mean = vec![0.0; c];
+    let mut var = vec![0.0; c];
+    for ch in 0..c {
+        let vals: Vec<f64> = (0..b)
+            .flat_map(|i| (0..p).map(move |j| (i, j)))
+            .map(|(i, j)| x[i * c * p + ch * p + j] as f64)
+            .collect();
+        let n = vals.len() as f64;
+        mean[ch] = vals.iter().sum::<f64>() / n;
+        var[ch] = vals.iter().map(|v| (v - mean[ch]).powi(2)).sum::<f64>() / n;
+    }
+    (mean, var)
+}
+
+#[test]
+fn batch_norm_training_follows_pytorch() {
+    let dev = Cpu::seed_from_u64(1);
+    let mut bn = dev.build_module::<BatchNorm2D<3>, f32>();
+    let x: Tensor<Rank4<4, 3, 5, 5>, f32, _> = dev.sample_normal::<Rank4<4, 3, 5, 5>>() * 2.0 + 0.5;
+    let xs = x.as_vec();
+    let y = bn.forward_mut(x.clone()).as_vec();
+    let (mean, var) = stats(&xs, (4, 3, 25));
+    // normalised by the biased variance, weight 1 and bias 0
+    for (i, yv) in y.iter().enumerate() {
+        let ch = (i / 25) % 3;
+        let want = (xs[i] as f64 - mean[ch]) / (var[ch] + 1e-5).sqrt();
+        assert!((*yv as f64 - want).abs() < 1e-4, "{yv} vs {want}");
+    }
+    // running statistics: momentum 0.1, unbiased variance
+    let n = 100.0;
+    let rm = bn.running_mean.as_vec();
+    let rv = bn.running_var.as_vec();
+    for ch in 0..3 {
+        assert!((rm[ch] as f64 - 0.1 * mean[ch]).abs() < 1e-5);
+        let want = 0.9 + 0.1 * var[ch] * n / (n - 1.0);
+        assert!((rv[ch] as f64 - want).abs() < 1e-5, "{} vs {want}", rv[ch]);
+    }
+    assert_eq!(bn.num_batches_tracked.array(), 1.0);
+    bn.forward_mut(x);
+    assert_eq!(bn.num_batches_tracked.array(), 2.0);
+}
+
+#[test]
+fn batch_norm_inference_uses_running_statistics() {
+    let dev = Cpu::seed_from_u64(2);
+    let mut bn = dev.build_module::<BatchNorm1D<4>, f32>();
+    bn.running_mean = dev.tensor([1.0, -1.0, 0.0, 2.0]);
+    bn.running_var = dev.tensor([4.0, 1.0, 0.25, 9.0]);
+    bn.weight = dev.tensor([1.0, 2.0, 1.0, -1.0]);
+    bn.bias = dev.tensor([0.0, 0.0, 1.0, 0.5]);
+    let x = dev.tensor([[3.0f32, 0.0, 0.5, 2.0]]);
+    let y = bn.forward(x).array()[0];
+    let want = [
+        2.0 / (4.0f32 + 1e-5).sqrt(),
+        2.0 * 1.0 / (1.0f32 + 1e-5).sqrt(),
+        0.5 / (0.25f32 + 1e-5).sqrt() + 1.0,
+        0.5,
+    ];
+    close(&y, &want, 1e-5);
+}
+
+/// The fused CPU kernels agree with the dfdx composition, forward and
+/// backward, in both modes.
+#[test]
+fn batch_norm_cpu_kernels_match_the_generic_composition() {
+    let dev = Cpu::seed_from_u64(3);
+    let op = BatchNormOp::new(3, 4, 10, 1e-5).unwrap();
+    let x: Tensor<(usize, usize, usize), f32, _> = dev.sample_normal_like(&(3, 4, 10));
+    let w: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(4,));
+    let b: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(4,));
+    let rm: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(4,));
+    let rv: Tensor<(usize,), f32, _> = dev.sample_uniform_like(&(4,)) + 0.5;
+    let probe: Tensor<(usize, usize, usize), f32, _> = dev.sample_normal_like(&(3, 4, 10));
+    let ws = Workspace::default();
+
+    let (fast, fs) = Cpu::try_batch_norm_train(op, x.leaky_trace(), (&w, &b), &ws).unwrap();
+    let (slow, ss) = generic::train(op, x.leaky_trace(), (&w, &b)).unwrap();
+    close(&fast.as_vec(), &slow.as_vec(), 1e-4);
+    close(&fs.mean, &ss.mean, 1e-5);
+    close(&fs.var, &ss.var, 1e-5);
+    let gf = (fast * probe.clone()).sum().backward();
+    let gs = (slow * probe.clone()).sum().backward();
+    close(&gf.get(&x).as_vec(), &gs.get(&x).as_vec(), 1e-4);
+    for t in [&w, &b] {
+        close(&gf.get(t).as_vec(), &gs.get(t).as_vec(), 1e-4);
+    }
+
+    let fast = Cpu::try_batch_norm_eval(op, x.leaky_trace(), (&w, &b), (&rm, &rv), &ws).unwrap();
+    let slow = generic::eval(op, x.leaky_trace(), (&w, &b), (&rm, &rv)).unwrap();
+    close(&fast.as_vec(), &slow.as_vec(), 1e-4);
+    let gf = (fast * probe.clone()).sum().backward();
+    let gs = (slow * probe).sum().backward();
+    close(&gf.get(&x).as_vec(), &gs.get(&x).as_vec(), 1e-4);
+    for t in [&w, &b] {
+        close(&gf.get(t).as_vec(), &gs.get(t).as_vec(), 1e-4);
+    }
+}
+
+#[test]
+fn batch_norm_kernel_refuses_wrong_sizes() {
+    let dev = Cpu::default();
+    let op = BatchNormOp::new(2, 3, 4, 1e-5).unwrap();
+    let x: Tensor<(usize,), f32, _> = dev.zeros_like(&(23,));
+    let w: Tensor<(usize,), f32, _> = dev.ones_like(&(3,));
+    assert!(Cpu::try_batch_norm_train(op, x, (&w, &w), &Workspace::default()).is_err());
+    assert!(BatchNormOp::new(0, 3, 4, 1e-5).is_none());
+    assert!(BatchNormOp::new(1, 3, 4, f64::NAN).is_none());
+}
+
+#[test]
+fn dropout_scales_kept_elements_and_is_seeded() {
+    let run = |seed| {
+        let dev = Cpu::seed_from_u64(seed);
+        let mut drop = dev.build_module::<Dropout<30>, f32>();
+        drop.forward_mut(dev.ones::<Rank2<64, 128>>()).as_vec()
+    };
+    let y = run(7);
+    assert_eq!(y, run(7), "a seeded run must repeat bit for bit");
+    assert_ne!(y, run(8));
+    let zeros = y.iter().filter(|v| **v == 0.0).count() as f64 / y.len() as f64;
+    assert!((zeros - 0.3).abs() < 0.03, "dropped fraction {zeros}");
+    let kept: f32 = 1.0 / 0.7;
+    assert!(y
+        .iter()
+        .all(|v: &f32| *v == 0.0 || (*v - kept).abs() < 1e-6));
+    // gradients flow through the kept elements only, scaled alike
+    let dev = Cpu::seed_from_u64(9);
+    let mut drop = dev.build_module::<Dropout, f32>();
+    let x = dev.ones::<Rank1<1000>>();
+    let y = drop.forward_mut(x.leaky_trace());
+    let mask: Vec<f32> = y.as_vec();
+    let g = y.sum().backward();
+    assert_eq!(g.get(&x).as_vec(), mask);
+}
+
+#[test]
+fn dropout2d_drops_whole_channels() {
+    let dev = Cpu::seed_from_u64(4);
+    let mut drop = dev.build_module::<Dropout2D<50>, f32>();
+    let y: Vec<f32> = drop.forward_mut(dev.ones::<Rank4<8, 16, 3, 3>>()).as_vec();
+    let mut dropped = 0;
+    for ch in y.chunks(9) {
+        assert!(ch.iter().all(|v| *v == ch[0]), "a channel is dropped whole");
+        assert!(ch[0] == 0.0 || (ch[0] - 2.0).abs() < 1e-6);
+        dropped += usize::from(ch[0] == 0.0);
+    }
+    assert!(
+        dropped > 20 && dropped < 108,
+        "{dropped} of 128 channels dropped"
+    );
+}
+
+/// Inference cannot apply dropout or change a statistic: `forward` takes
+/// the model by `&self`, and repeated calls give the same output and leave
+/// every buffer as it was; training (`forward_mut`) changes both.
+#[test]
+fn inference_mode_never_drops_or_updates_statistics() {
+    type Net = (
+        Conv2D<1, 4, 3>,
+        BatchNorm2D<4>,
+        ReLU,
+        Dropout2D<50>,
+        Flatten,
+        Linear<64, 3>,
+        Dropout<50>,
+    );
+    let dev = Cpu::seed_from_u64(5);
+    let mut net = dev.build_module::<Net, f32>();
+    let x: Tensor<Rank4<8, 1, 6, 6>, f32, _> = dev.sample_normal();
+    net.forward_mut(x.clone()); // some statistics to start from
+    let before = static_nn::weights::to_bytes(&net).unwrap();
+    let a = net.forward(x.clone()).as_vec();
+    let b = net.forward(x.clone().leaky_trace()).as_vec(); // with a tape too
+    assert_eq!(a, b);
+    assert_eq!(before, static_nn::weights::to_bytes(&net).unwrap());
+    let c = net.forward_mut(x).as_vec();
+    assert_ne!(a, c, "training mode drops and normalises by the batch");
+    assert_ne!(before, static_nn::weights::to_bytes(&net).unwrap());
+    assert_eq!(net.0 .1.num_batches_tracked.array(), 2.0);
+}
+
+#[test]
+fn residual_adds_the_shortcut() {
+    let dev = Cpu::seed_from_u64(6);
+    type Block = Residual<(Conv2D<2, 2, 3, 1, 1>, ReLU)>;
+    let net = dev.build_module::<Block, f32>();
+    let x: Tensor<Rank4<2, 2, 5, 5>, f32, _> = dev.sample_normal();
+    let f = ReLU.forward(net.block.0.forward(x.clone()));
+    let want = (f + x.clone()).as_vec();
+    close(&net.forward(x.clone()).as_vec(), &want, 1e-6);
+    // the gradient reaches the input through both branches
+    let g = net.forward(x.leaky_trace()).sum().backward();
+    let gx: Vec<f32> = g.get(&x).as_vec();
+    let block_only = ReLU
+        .forward(net.block.0.forward(x.leaky_trace()))
+        .sum()
+        .backward();
+    let gb: Vec<f32> = block_only.get(&x).as_vec();
+    for (t, b) in gx.iter().zip(&gb) {
+        assert!(
+            (t - b - 1.0).abs() < 1e-5,
+            "the identity branch adds 1: {t} vs {b}"
+        );
+    }
+
+    type Down = Residual<(Conv2D<2, 4, 3, 2, 1>,), Conv2D<2, 4, 1, 2, 0, false>>;
+    let net = dev.build_module::<Down, f32>();
+    let want = (net.block.0 .0.forward(x.clone()) + net.shortcut.forward(x.clone())).as_vec();
+    let y: Tensor<Rank4<2, 4, 3, 3>, f32, _> = net.forward(x);
+    close(&y.as_vec(), &want, 1e-6);
+    assert_eq!(
+        names(&net),
+        ["block.0.weight", "block.0.bias", "shortcut.weight"]
+    );
+}
+
+#[test]
+fn convolution_without_bias_has_no_bias_tensor() {
+    let dev = Cpu::seed_from_u64(7);
+    let conv = dev.build_module::<Conv2D<3, 8, 3, 1, 1, false>, f32>();
+    assert!(conv.bias.is_none());
+    assert_eq!(conv.num_trainable_params(), 8 * 3 * 9);
+    assert_eq!(names(&conv), ["weight"]);
+    let x: Tensor<Rank4<2, 3, 6, 6>, f32, _> = dev.sample_normal();
+    let g = conv.forward(x.leaky_trace()).sum().backward();
+    assert_eq!(g.get(&conv.weight).as_vec().len(), 8 * 27);
+    let s = summary::<Conv2D<3, 8, 3, 1, 1, false>, Rank3<3, 6, 6>>();
+    assert!(
+        s.rows[0].layer.ends_with("bias=False)"),
+        "{}",
+        s.rows[0].layer
+    );
+    assert_eq!(s.total_params(), 216);
+}
+
+#[test]
+fn adaptive_average_pooling_follows_pytorch() {
+    let dev = Cpu::default();
+    // 3×5 → 2×2: rows [0, 2), [1, 3); columns [0, 3), [2, 5)
+    let x = dev.tensor([[[
+        [1.0f32, 2.0, 3.0, 4.0, 5.0],
+        [6.0, 7.0, 8.0, 9.0, 10.0],
+        [11.0, 12.0, 13.0, 14.0, 15.0],
+    ]]]);
+    let y = AdaptiveAvgPool2D::<2, 2>.forward(x.clone()).array();
+    assert_eq!(y, [[[[4.5, 6.5], [9.5, 11.5]]]]);
+    assert_eq!(GlobalAvgPool2D.forward(x).array(), [[8.0]]);
+}
+
+#[test]
+fn batch_norm_buffers_are_saved_with_pytorch_dtypes() {
+    let dev = Cpu::seed_from_u64(8);
+    let mut bn = dev.build_module::<(Conv2D<1, 2, 3>, BatchNorm2D<2>), f32>();
+    for _ in 0..3 {
+        bn.forward_mut(dev.sample_normal::<Rank4<4, 1, 5, 5>>());
+    }
+    let bytes = static_nn::weights::to_bytes(&bn).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let count = st.tensor("1.num_batches_tracked").unwrap();
+    assert_eq!(count.dtype(), safetensors::Dtype::I64);
+    assert_eq!(count.data(), 3i64.to_le_bytes());
+    assert_eq!(
+        st.tensor("1.running_var").unwrap().dtype(),
+        safetensors::Dtype::F32
+    );
+    let mut fresh = dev.build_module::<(Conv2D<1, 2, 3>, BatchNorm2D<2>), f32>();
+    let opts = static_nn::weights::LoadOptions::default();
+    static_nn::weights::load_from_bytes(&mut fresh, &bytes, &opts).unwrap();
+    assert_eq!(fresh.0 .1.num_batches_tracked.array(), 3.0);
+    assert_eq!(
+        fresh.0 .1.running_mean.array(),
+        bn.0 .1.running_mean.array()
+    );
+    assert_eq!(static_nn::weights::to_bytes(&fresh).unwrap(), bytes);
+}
