@@ -50,6 +50,7 @@ fn loader(c: &mut Criterion) {
         drop_last: false,
         prefetch,
         normalize: Some(Normalize::MNIST),
+        augment: None,
     };
     let mut g = c.benchmark_group("loader");
     g.sample_size(10);
@@ -61,6 +62,19 @@ fn loader(c: &mut Criterion) {
         b.iter(|| {
             epoch += 1;
             l.epoch(epoch)
+                .map(|b| black_box(b.images.len()))
+                .sum::<usize>()
+        })
+    });
+    let shifted = LoaderConfig {
+        augment: Some(static_nn::data::Augment::shifts(2)),
+        ..cfg(0)
+    };
+    let la = DataLoader::new(Arc::clone(&train), shifted);
+    g.bench_function("batch64_epoch_shift2_no_prefetch", |b| {
+        b.iter(|| {
+            epoch += 1;
+            la.epoch(epoch)
                 .map(|b| black_box(b.images.len()))
                 .sum::<usize>()
         })

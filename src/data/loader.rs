@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::augment::Augment;
 use super::batch::Batch;
 use super::dataset::LabelledImages;
 
@@ -66,6 +67,10 @@ pub struct LoaderConfig {
     pub prefetch: usize,
     /// Normalisation after mapping pixels to `[0, 1]`; `None` leaves them in `[0, 1]`.
     pub normalize: Option<Normalize>,
+    /// Random changes to each image, on the batching thread, seeded by the
+    /// shuffle seed (0 without one), the epoch and the batch; `None` for
+    /// none (evaluation).
+    pub augment: Option<Augment>,
 }
 
 impl Default for LoaderConfig {
@@ -77,6 +82,7 @@ impl Default for LoaderConfig {
             drop_last: false,
             prefetch: 2,
             normalize: None,
+            augment: None,
         }
     }
 }
@@ -172,11 +178,16 @@ impl DataLoader {
     /// background thread, at most `prefetch` ahead; dropping the iterator
     /// stops that thread.
     pub fn epoch(&self, epoch: usize) -> Batches {
+        let augment = self.cfg.augment.map(|a| {
+            let seed = self.cfg.shuffle.unwrap_or(0) ^ AUGMENT_SALT;
+            (a, epoch_seed(seed, epoch))
+        });
         let producer = Producer {
             data: Arc::clone(&self.data),
             order: Arc::new(self.order(epoch)),
             batch_size: self.cfg.batch_size,
             table: Arc::clone(&self.table),
+            augment,
             next: 0,
             end: self.len(),
         };
@@ -222,6 +233,10 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     splitmix64(seed ^ splitmix64(epoch as u64))
 }
 
+/// Mixed into the shuffle seed for augmentation, so that the two streams
+/// of random numbers differ.
+const AUGMENT_SALT: u64 = 0x0061_7567_6d65_6e74;
+
 /// Builds the batches of one epoch.
 #[derive(Clone)]
 struct Producer {
@@ -229,6 +244,8 @@ struct Producer {
     order: Arc<Vec<usize>>,
     batch_size: usize,
     table: Arc<[f32; 256]>,
+    /// The augmentation and the epoch's seed for it.
+    augment: Option<(Augment, u64)>,
     next: usize,
     end: usize,
 }
@@ -247,10 +264,20 @@ impl Producer {
         let mut images = Vec::with_capacity(idx.len() * per);
         let mut labels = Vec::with_capacity(idx.len());
         let t: &[f32; 256] = &self.table;
+        let mut rng = self
+            .augment
+            .map(|(_, seed)| StdRng::seed_from_u64(epoch_seed(seed, self.next)));
         for &i in idx {
             // `order` only holds indices below the loader's `n`, which fits the buffers.
             let img = &d.pixels[i * per..(i + 1) * per];
-            images.extend(img.iter().map(|&p| t[p as usize]));
+            match (&self.augment, rng.as_mut()) {
+                (Some((aug, _)), Some(rng)) => {
+                    let at = images.len();
+                    images.resize(at + per, 0.0);
+                    aug.apply(img, (d.rows, d.cols), rng, t, &mut images[at..]);
+                }
+                _ => images.extend(img.iter().map(|&p| t[p as usize])),
+            }
             labels.push(d.labels[i] as usize);
         }
         Some(Batch {
@@ -356,6 +383,7 @@ mod tests {
             drop_last,
             prefetch,
             normalize: None,
+            augment: None,
         }
     }
 
@@ -422,6 +450,28 @@ mod tests {
         let got: Vec<f32> = l.epoch(2).flat_map(|b| b.images).step_by(4).collect();
         let want: Vec<f32> = order.iter().map(|&i| (i % 256) as f32 / 255.0).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn augmentation_is_seeded_and_independent_of_prefetching() {
+        let aug = |shuffle, prefetch| LoaderConfig {
+            augment: Some(Augment::shifts(1)),
+            ..cfg(4, shuffle, false, prefetch)
+        };
+        let images = |c: LoaderConfig, epoch| -> Vec<f32> {
+            let pixels = (0..40 * 9).map(|i| (i % 7 + 1) as u8).collect();
+            let d = LabelledImages::new(3, 3, pixels, vec![0; 40]).unwrap();
+            DataLoader::new(Arc::new(d), c)
+                .epoch(epoch)
+                .flat_map(|b| b.images)
+                .collect()
+        };
+        let a = images(aug(Some(1), 0), 0);
+        assert_eq!(a, images(aug(Some(1), 2), 0), "the same with prefetching");
+        assert_ne!(a, images(aug(Some(1), 0), 1), "another epoch, other shifts");
+        assert_ne!(a, images(aug(Some(2), 0), 0), "another seed, other shifts");
+        assert_ne!(a, images(cfg(4, Some(1), false, 0), 0), "some images moved");
+        assert!(a.contains(&0.0), "background fills in");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   `.gz`, or the SHA-256 of the decompressed content) and written atomically.
 //! - **Loading** (`IdxDataset`, [`LabelledImages`]) and **batching**
 //!   ([`DataLoader`], [`Batch`]): reproducible shuffling, `drop_last`,
-//!   prefetching on a background thread, normalisation, and typed tensors
+//!   prefetching on a background thread, normalisation, seeded augmentation
+//!   ([`Augment`]: random shifts), and typed tensors
 //!   (`Tensor<Rank4<B, 1, 28, 28>>` or a run-time batch size) on any dfdx device.
 //!
 //! ```no_run
@@ -45,6 +46,7 @@
 //! `STATIC_NN_OFFLINE=1` forbids downloads; `STATIC_NN_MNIST_MIRRORS` (etc.)
 //! replaces the mirror list.
 
+mod augment;
 mod batch;
 mod dataset;
 #[cfg(feature = "download")]
@@ -60,6 +62,7 @@ mod spec;
 #[cfg(feature = "datasets")]
 mod verify;
 
+pub use augment::Augment;
 pub use batch::{Batch, ImagesTensor, LabelsTensor, OneHotTensor, NUM_CLASSES};
 #[cfg(feature = "datasets")]
 pub use dataset::IdxDataset;

@@ -6,6 +6,7 @@
 //! | [`LeNetClass`] | the class `LeNet`: ReLU, max pool twice, 400 → 84 → 10 | 37,106 |
 //! | [`LeNetSeq`] | the `nn.Sequential` LeNet: max pool, then avg pool | 37,106 |
 //! | [`LeNet5`] | LeNet-5 (1998): sigmoid, avg pool, 400 → 120 → 84 → 10 | 61,706 |
+//! | [`MnistResNet`] | a ResNet: stem, three [`BasicBlock`]s (16, 32, 64 channels), global average pool, dropout 0.2, 64 → 10 | 77,754 |
 //!
 //! All take `(B, 1, 28, 28)` images and return `(B, 10)` logits. The
 //! notebook ends each network with `Softmax`; these return logits, and the
@@ -13,8 +14,10 @@
 
 mod choice;
 mod lenet;
+// mod resnet;
 mod summary;
 
 pub use choice::NotebookModel;
 pub use lenet::{LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp};
+// pub use resnet::{BasicBlock, MnistResNet, Projection};
 pub use summary::{summary, Summary};

@@ -133,6 +133,7 @@ fn an_epoch_of_typed_batches() {
             drop_last: true,
             prefetch: 2,
             normalize: Some(Normalize::MNIST),
+            augment: None,
         },
     );
     assert_eq!(loader.len(), 937);
