@@ -15,7 +15,13 @@ tests/fixtures/weights/:
   logits of the first 8 test images), `<model>.pred` (U8 [10000], the
   predicted class of every test image) and `<model>.correct` (I64 [1], how
   many of the 10,000 are right);
-- parity.txt: the same counts, readable, with the versions used.
+- parity.txt: the same counts, readable, with the versions used;
+- resnet_init.safetensors and resnet_sgd20.safetensors: MnistResNet's
+  initial state and its state after 20 SGD steps in training mode (batch
+  32, the first 640 training images in order, dropout off), for the
+  training-mode parity of batch norm (parameters and running statistics).
+
+`--only resnet` remakes one model's fixtures and keeps the others'.
 
 tests/integration/weights/parity.rs loads each file into the matching static-nn type and
 checks the logits (within 1e-4) and the count of correct answers.
@@ -34,6 +40,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
+from torch.nn import functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "weights")
@@ -106,7 +113,76 @@ def lenet5():
     )
 
 
-MODELS = [("mlp", mlp), ("lenet_seq", lenet_seq), ("lenet_class", LeNet), ("lenet5", lenet5)]
+class BasicBlock(nn.Module):
+    """static_nn::models::BasicBlock: keys conv1.*, bn1.*, conv2.*, bn2.*, shortcut.{0,1}.*."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.shortcut(x))
+
+
+class MnistResNet(nn.Module):
+    """static_nn::models::MnistResNet: keys stem.*, layer1..3.*, fc.*."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.layer1 = BasicBlock(16, 16, 1)
+        self.layer2 = BasicBlock(16, 32, 2)
+        self.layer3 = BasicBlock(32, 64, 2)
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(self.dropout(x))
+
+
+MODELS = [("mlp", mlp), ("lenet_seq", lenet_seq), ("lenet_class", LeNet), ("lenet5", lenet5),
+          ("resnet", MnistResNet)]
+
+# Training parity (MnistResNet): SGD steps from the same initial weights on
+# the first STEPS * STEP_BATCH training images in file order, dropout off.
+STEPS = 20
+STEP_BATCH = 32
+STEP_LR = 0.05
+
+
+def training_parity(x, y):
+    """Writes resnet_init.safetensors (the initial state) and
+    resnet_sgd20.safetensors (the state after STEPS SGD steps in training
+    mode: parameters and running statistics)."""
+    torch.manual_seed(SEED + 100)
+    model = MnistResNet()
+    model.dropout.p = 0.0
+    init = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    save_file(init, os.path.join(OUT, "resnet_init.safetensors"))
+    opt = torch.optim.SGD(model.parameters(), lr=STEP_LR)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for s in range(STEPS):
+        xb, yb = x[s * STEP_BATCH:(s + 1) * STEP_BATCH], y[s * STEP_BATCH:(s + 1) * STEP_BATCH]
+        opt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+    after = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(after, os.path.join(OUT, f"resnet_sgd{STEPS}.safetensors"))
+    return (f"resnet training parity: {STEPS} SGD steps (lr {STEP_LR}, batch {STEP_BATCH}, "
+            f"first {STEPS * STEP_BATCH} training images in order, dropout off); "
+            f"final loss {loss.item():.4f}")
 
 
 def train(model, x, y, seed):
@@ -128,6 +204,7 @@ def train(model, x, y, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="make the fixtures of this model only, keeping the others")
     parser.add_argument("--data", default=os.environ.get("MNIST_DIR", os.path.join(ROOT, "..", "shared", "data", "mnist")))
     args = parser.parse_args()
     torch.manual_seed(SEED)
@@ -137,9 +214,20 @@ def main():
     x_train, y_train = x_train[:TRAIN_IMAGES], y_train[:TRAIN_IMAGES]
     os.makedirs(OUT, exist_ok=True)
     parity = {}
+    old_lines = []
+    if args.only:
+        from safetensors.torch import load_file
+        parity = {k: v for k, v in load_file(os.path.join(OUT, "parity.safetensors")).items()
+                  if not k.startswith(args.only + ".")}
+        with open(os.path.join(OUT, "parity.txt")) as f:
+            old_lines = [l.rstrip("\n") for l in f][1:]
+        old_lines = [l for l in old_lines if not l.startswith(args.only)]
     lines = [f"torch {torch.__version__}, numpy {np.__version__}; seed {SEED}; "
              f"Adam(lr=2e-3), 1 epoch over {TRAIN_IMAGES} training images, batch {BATCH}"]
+    lines += old_lines
     for i, (name, make) in enumerate(MODELS):
+        if args.only and name != args.only:
+            continue
         torch.manual_seed(SEED + i)
         model = make()
         loss = train(model, x_train, y_train, SEED + i)
@@ -157,6 +245,11 @@ def main():
         margin = float((top2[:, 0] - top2[:, 1]).min())
         line = (f"{name}: keys {', '.join(state)}; train loss {loss:.4f}; "
                 f"correct {correct}/10000; smallest top-2 logit margin {margin:.3g}")
+        print(line)
+        lines.append(line)
+    if not args.only or args.only == "resnet":
+        x_all, y_all = load_mnist(args.data, "train")
+        line = training_parity(x_all, y_all)
         print(line)
         lines.append(line)
     save_file(parity, os.path.join(OUT, "parity.safetensors"))
