@@ -13,4 +13,5 @@ pub use crate::nn::{
     Sigmoid, Softmax, Tanh,
 };
 pub use crate::shapes::{conv_output_size, Flat};
+pub use crate::{forward, Network};
 pub use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig, WeightDecay};
