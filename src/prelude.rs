@@ -14,5 +14,6 @@ pub use crate::nn::{
     Sequential, Sigmoid, Softmax, Tanh,
 };
 pub use crate::shapes::{conv_output_size, Flat};
+pub use crate::{forward, Network};
 pub use dfdx::nn::ModuleMut;
 pub use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig, WeightDecay};

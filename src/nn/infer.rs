@@ -10,8 +10,10 @@
 //! Each layer implements `InferShape` in its own file, beside its `Module`
 //! impls; most do it with `infer_via_module!`, which takes the output shape
 //! from the layer's own `Module` impl on a CPU sample.
-use dfdx::nn::Module;
+use dfdx::nn::tensor_collection::{ModuleFields, ModuleVisitor, ScalarOptions, TensorOptions};
+use dfdx::nn::{Module, TensorCollection};
 use dfdx::prelude::{ConstShape, Cpu, HasShape, Shape, Tensor};
+use num_traits::NumCast;
 
 /// One row of a model summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +29,8 @@ pub struct LayerRow {
 }
 
 /// `prefix.name`, or `name` when the prefix is empty.
-pub(crate) fn join_name(prefix: &str, name: &str) -> String {
+#[doc(hidden)]
+pub fn join_name(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
     } else {
@@ -67,12 +70,8 @@ pub type Inferred<M, In> = <M as InferShape<In>>::Concrete;
 pub type OutputShape<M, In> = <M as InferShape<In>>::Out;
 
 /// Appends the row of one layer whose per-sample output shape is `S`.
-pub(crate) fn push<S: ConstShape>(
-    prefix: &str,
-    layer: String,
-    params: usize,
-    rows: &mut Vec<LayerRow>,
-) {
+#[doc(hidden)]
+pub fn push<S: ConstShape>(prefix: &str, layer: String, params: usize, rows: &mut Vec<LayerRow>) {
     rows.push(LayerRow {
         name: prefix.to_string(),
         layer,
@@ -82,7 +81,86 @@ pub(crate) fn push<S: ConstShape>(
 }
 
 /// The output shape of built module `M` on one `f32` CPU sample of shape `In`.
-pub(crate) type ModuleOut<M, In> = <<M as Module<Tensor<In, f32, Cpu>>>::Output as HasShape>::Shape;
+#[doc(hidden)]
+pub type ModuleOut<M, In> = <<M as Module<Tensor<In, f32, Cpu>>>::Output as HasShape>::Shape;
+
+/// The trainable parameters of module type `M`, counted from its type alone:
+/// its tensors' shapes, with nothing allocated (what dfdx's
+/// `num_trainable_params` returns on a built `M`).
+#[doc(hidden)]
+pub fn trainable_params<M: TensorCollection<f32, Cpu>>() -> usize {
+    let mut counter = ParamCounter(0);
+    match M::iter_tensors(&mut counter) {
+        Ok(_) => counter.0,
+        Err(never) => match never {},
+    }
+}
+
+/// A [`ModuleVisitor`] that visits a module type without an instance and adds
+/// up the sizes of the tensors that take gradient updates.
+struct ParamCounter(usize);
+
+impl<M: TensorCollection<f32, Cpu>> ModuleVisitor<M, f32, Cpu> for ParamCounter {
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit_module<Field, GetRef, GetMut>(
+        &mut self,
+        _name: &str,
+        _get_refs: GetRef,
+        _get_muts: GetMut,
+    ) -> Result<Option<Field::To<f32, Cpu>>, Self::Err>
+    where
+        GetRef: FnMut(&M) -> &Field,
+        GetMut: FnMut(&mut M) -> &mut Field,
+        Field: TensorCollection<f32, Cpu>,
+    {
+        Field::iter_tensors(self)?;
+        Ok(None)
+    }
+
+    fn visit_tensor<S: Shape, GetRef, GetMut>(
+        &mut self,
+        _name: &str,
+        _get_refs: GetRef,
+        _get_muts: GetMut,
+        opts: TensorOptions<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err>
+    where
+        GetRef: FnMut(&M) -> &Tensor<S, f32, Cpu>,
+        GetMut: FnMut(&mut M) -> &mut Tensor<S, f32, Cpu>,
+    {
+        if opts.do_gradient_update {
+            self.0 += opts.shape.num_elements();
+        }
+        Ok(None)
+    }
+
+    fn visit_scalar<N, GetRef, GetMut>(
+        &mut self,
+        _name: &str,
+        _get_refs: GetRef,
+        _get_muts: GetMut,
+        _opts: ScalarOptions<N>,
+    ) -> Result<Option<N>, Self::Err>
+    where
+        N: NumCast,
+        GetRef: FnMut(&M) -> &N,
+        GetMut: FnMut(&mut M) -> &mut N,
+    {
+        Ok(None)
+    }
+
+    fn visit_fields<F: ModuleFields<M, f32, Cpu>>(
+        &mut self,
+        fields: F,
+        _builder: impl FnOnce(F::Output<f32, Cpu>) -> M::To<f32, Cpu>,
+    ) -> Result<Option<M::To<f32, Cpu>>, Self::Err> {
+        fields.visit_fields(self)?;
+        Ok(None)
+    }
+}
 
 /// `InferShape` for a layer spec `$spec` whose built module `$built` gives
 /// the output shape: `[generics] spec, built, PyTorch's description, params`.
