@@ -6,7 +6,9 @@
 //! of `dfdx::prelude::*`, not beside it.
 pub use dfdx::prelude::*;
 
-pub use crate::models::{summary, LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp, Summary};
+pub use crate::models::{
+    summary, LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp, MnistResNet, Summary,
+};
 pub use crate::nn::{
     AdaptiveAvgPool2D, AvgPool2D, BatchNorm1D, BatchNorm2D, BuildOnDevice, Conv2D, Conv2DRect,
     DeviceBuildExt, Dropout, Dropout2D, Flatten, GlobalAvgPool2D, Identity, InferShape, Inferred,

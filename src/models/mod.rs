@@ -14,10 +14,10 @@
 
 mod choice;
 mod lenet;
-// mod resnet;
+mod resnet;
 mod summary;
 
 pub use choice::NotebookModel;
 pub use lenet::{LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp};
-// pub use resnet::{BasicBlock, MnistResNet, Projection};
+pub use resnet::{BasicBlock, MnistResNet, Projection};
 pub use summary::{summary, Summary};

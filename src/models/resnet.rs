@@ -94,7 +94,11 @@ where
     C1: Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>, Error = D::Err>,
     B1: Module<C1::Output, Output = C1::Output, Error = D::Err>,
     ReLU: Module<C1::Output, Output = C1::Output, Error = D::Err>,
-    C2: Module<C1::Output, Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>, Error = D::Err>,
+    C2: Module<
+        C1::Output,
+        Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>,
+        Error = D::Err,
+    >,
     B2: Module<C2::Output, Output = C2::Output, Error = D::Err>,
     SC: Module<
         Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,

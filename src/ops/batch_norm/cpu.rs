@@ -25,7 +25,10 @@ pub(super) fn check<Sc: Shape, E: Dtype>(
     }
 }
 
-/// Sum of `f(i, v)` over channel `c`'s values in `xs` (each sample's block).
+/// Sum of `f(i, v)` over channel `c`'s values in `xs` (each sample's
+/// block), accumulated in f64 in 4 lanes: a channel of a batch of images
+/// holds tens of thousands of values, whose f32 sum would lose the last
+/// digits that PyTorch keeps.
 fn channel_sum<E: Dtype + Float>(
     op: &BatchNormOp,
     xs: &[E],
@@ -33,15 +36,15 @@ fn channel_sum<E: Dtype + Float>(
     f: impl Fn(usize, E) -> E,
 ) -> E {
     let (p, cp) = (op.plane, op.channels * op.plane);
-    let mut acc = [E::zero(); 8];
+    let mut acc = [0.0f64; 4];
     for b in 0..op.batch {
         let start = b * cp + c * p;
         for (i, v) in xs[start..start + p].iter().enumerate() {
             let j = start + i;
-            acc[j % 8] += f(j, *v);
+            acc[j % 4] += f(j, *v).to_f64().unwrap_or(0.0);
         }
     }
-    acc.iter().fold(E::zero(), |a, b| a + *b)
+    E::from(acc.iter().sum::<f64>()).unwrap_or_else(E::zero)
 }
 
 /// `y[b, c, :] = f(c, x[b, c, :])` over all samples, in parallel.

@@ -294,3 +294,42 @@ fn batch_norm_buffers_are_saved_with_pytorch_dtypes() {
     );
     assert_eq!(static_nn::weights::to_bytes(&fresh).unwrap(), bytes);
 }
+
+/// The convolutions of `MnistResNet`, without bias, against the generic
+/// composition: forward, and the gradients of input and weight.
+#[test]
+fn resnet_convolutions_match_the_generic_composition() {
+    macro_rules! case {
+        ($i:literal, $o:literal, $s:literal, $h:literal) => {{
+            let dev = Cpu::seed_from_u64($i * 100 + $o);
+            let conv = dev.build_module::<Conv2D<$i, $o, 3, $s, 1, false>, f32>();
+            let x: Tensor<Rank4<32, $i, $h, $h>, f32, _> = dev.sample_normal();
+            let y = conv.forward(x.leaky_trace());
+            let shape = *y.shape();
+            let probe = dev.sample_normal_like(&shape);
+            let ys = y.as_vec();
+            let g = (y * probe.clone()).sum().backward();
+            let op = static_nn::ops::Conv2DOp::new(32, $i, $o, ($h, $h), (3, 3), $s, 1).unwrap();
+            let none: Option<&Tensor<Rank1<$o>, f32, Cpu>> = None;
+            let want = static_nn::ops::conv2d::generic::conv2d(
+                op,
+                x.leaky_trace(),
+                &conv.weight,
+                none,
+                shape,
+            )
+            .unwrap();
+            close(&ys, &want.as_vec(), 1e-4);
+            let gw = (want * probe).sum().backward();
+            close(&g.get(&x).as_vec(), &gw.get(&x).as_vec(), 1e-4);
+            close(
+                &g.get(&conv.weight).as_vec(),
+                &gw.get(&conv.weight).as_vec(),
+                1e-4,
+            );
+        }};
+    }
+    case!(64, 64, 1, 7);
+    case!(32, 64, 2, 14);
+    case!(16, 16, 1, 28);
+}
