@@ -113,7 +113,7 @@ impl<'a> Model<'a> {
         for field in named {
             let ident = field.ident.as_ref().expect("named field");
             let index = type_param_of(&field.ty, &params).ok_or_else(|| {
-                let ty = field.ty.to_token_stream().to_string();
+                let ty = type_text(&field.ty);
                 Error::new(
                     field.ty.span(),
                     format!(
@@ -381,6 +381,24 @@ impl<'a> Model<'a> {
     }
 }
 
+/// `ty` as written in source, near enough: `Linear<784, 10>`, not the
+/// token stream's `Linear < 784 , 10 >`.
+fn type_text(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (from, to) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
 /// The index of the type parameter that `ty` is, if it is a bare one.
 fn type_param_of(ty: &Type, params: &[Param]) -> Option<usize> {
     let Type::Path(path) = ty else { return None };
@@ -485,14 +503,14 @@ mod tests {
     #[test]
     fn a_concrete_field_type_is_refused_with_the_fix() {
         let err = expand_str("struct Net<A> { conv: A, fc: Linear<4, 2> }").unwrap_err();
+        assert!(err.contains("field `fc` has type `Linear<4, 2>`"), "{err}");
         assert!(
-            err.contains("field `fc` has type `Linear < 4 , 2 >`"),
+            err.contains("struct Net<.., T = Linear<4, 2>> { fc: T, .. }"),
             "{err}"
         );
-        assert!(
-            err.contains("struct Net<.., T = Linear < 4 , 2 >> { fc: T, .. }"),
-            "{err}"
-        );
+        let err =
+            expand_str("struct Net<A> { a: A, b: ::dfdx::Tensor<(A, B), f32, Cpu> }").unwrap_err();
+        assert!(err.contains("`::dfdx::Tensor<(A, B), f32, Cpu>`"), "{err}");
     }
 
     #[test]
