@@ -73,7 +73,7 @@ pub use error::{DeviceError, Error, Result, TypedErrors};
 ///
 /// With `#[network(sequential)]` the fields run in declaration order, and the
 /// derive writes the forward passes too (`Module` and `ModuleMut`);
-/// `#[network(sequential(a, b, a))]` gives the order, a field possibly
+/// `#[network(sequential = [a, b, a])]` gives the order, a field possibly
 /// running more than once ([`LeNet`](models::LeNet) does this). Without it,
 /// write the forward yourself with [`macro@forward`]:
 ///

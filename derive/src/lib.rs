@@ -42,7 +42,7 @@
 //!     summary has one row per field (`prefix.field`), and the derive also
 //!     writes dfdx's `Module<X>` and `ModuleMut<X>` (chained `try_forward` /
 //!     `try_forward_mut`; the error type is the first field's).
-//!     `#[network(sequential(a, b, a, c))]` gives the order explicitly; a
+//!     `#[network(sequential = [a, b, a, c])]` gives the order explicitly; a
 //!     field may appear more than once (a shared activation or pooling
 //!     layer), and every field must appear.
 //!

@@ -113,7 +113,7 @@ impl<'a> Model<'a> {
         for field in named {
             let ident = field.ident.as_ref().expect("named field");
             let index = type_param_of(&field.ty, &params).ok_or_else(|| {
-                let ty = field.ty.to_token_stream().to_string();
+                let ty = type_text(&field.ty);
                 Error::new(
                     field.ty.span(),
                     format!(
@@ -381,6 +381,24 @@ impl<'a> Model<'a> {
     }
 }
 
+/// `ty` as written in source, near enough: `Linear<784, 10>`, not the
+/// token stream's `Linear < 784 , 10 >`.
+fn type_text(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (from, to) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
 /// The index of the type parameter that `ty` is, if it is a bare one.
 fn type_param_of(ty: &Type, params: &[Param]) -> Option<usize> {
     let Type::Path(path) = ty else { return None };
@@ -411,16 +429,17 @@ fn parse_mode(input: &DeriveInput, model: &Model) -> Result<Mode> {
         attr.parse_nested_meta(|meta| {
             if !meta.path.is_ident("sequential") {
                 return Err(meta.error(
-                    "unknown #[network] option: expected `sequential` or `sequential(field, ..)`",
+                    "unknown #[network] option: expected `sequential` or `sequential = [field, ..]`",
                 ));
             }
             if seen {
                 return Err(meta.error("`sequential` is given twice"));
             }
             seen = true;
-            if meta.input.peek(syn::token::Paren) {
+            if meta.input.peek(Token![=]) {
+                let value = meta.value()?;
                 let content;
-                syn::parenthesized!(content in meta.input);
+                syn::bracketed!(content in value);
                 let names = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
                 mode = Mode::Sequential(sequential_order(&names, model)?);
             } else {
@@ -432,7 +451,7 @@ fn parse_mode(input: &DeriveInput, model: &Model) -> Result<Mode> {
     Ok(mode)
 }
 
-/// The field indices of an explicit `sequential(a, b, a, c)` list.
+/// The field indices of an explicit `sequential = [a, b, a, c]` list.
 fn sequential_order(names: &Punctuated<Ident, Token![,]>, model: &Model) -> Result<Vec<usize>> {
     let mut order = Vec::new();
     for name in names {
@@ -444,7 +463,7 @@ fn sequential_order(names: &Punctuated<Ident, Token![,]>, model: &Model) -> Resu
                 Error::new(
                     name.span(),
                     format!(
-                        "`sequential(..)` names `{name}`, which is not a field of `{}`",
+                        "`sequential = [..]` names `{name}`, which is not a field of `{}`",
                         model.name
                     ),
                 )
@@ -454,7 +473,7 @@ fn sequential_order(names: &Punctuated<Ident, Token![,]>, model: &Model) -> Resu
     if order.is_empty() {
         return Err(Error::new(
             names.span(),
-            "`sequential(..)` needs the fields in the order they run",
+            "`sequential = [..]` needs the fields in the order they run",
         ));
     }
     for (i, (field, _)) in model.fields.iter().enumerate() {
@@ -462,7 +481,7 @@ fn sequential_order(names: &Punctuated<Ident, Token![,]>, model: &Model) -> Resu
             return Err(Error::new(
                 field.span(),
                 format!(
-                    "field `{field}` is not in the `sequential(..)` list: every field must run \
+                    "field `{field}` is not in the `sequential = [..]` list: every field must run \
                      at least once"
                 ),
             ));
@@ -485,14 +504,14 @@ mod tests {
     #[test]
     fn a_concrete_field_type_is_refused_with_the_fix() {
         let err = expand_str("struct Net<A> { conv: A, fc: Linear<4, 2> }").unwrap_err();
+        assert!(err.contains("field `fc` has type `Linear<4, 2>`"), "{err}");
         assert!(
-            err.contains("field `fc` has type `Linear < 4 , 2 >`"),
+            err.contains("struct Net<.., T = Linear<4, 2>> { fc: T, .. }"),
             "{err}"
         );
-        assert!(
-            err.contains("struct Net<.., T = Linear < 4 , 2 >> { fc: T, .. }"),
-            "{err}"
-        );
+        let err =
+            expand_str("struct Net<A> { a: A, b: ::dfdx::Tensor<(A, B), f32, Cpu> }").unwrap_err();
+        assert!(err.contains("`::dfdx::Tensor<(A, B), f32, Cpu>`"), "{err}");
     }
 
     #[test]
@@ -509,11 +528,11 @@ mod tests {
                 "unknown #[network] option",
             ),
             (
-                "#[network(sequential(a, c))] struct Net<A> { a: A }",
+                "#[network(sequential = [a, c])] struct Net<A> { a: A }",
                 "`c`, which is not a field",
             ),
             (
-                "#[network(sequential(a))] struct Net<A, B> { a: A, b: B }",
+                "#[network(sequential = [a])] struct Net<A, B> { a: A, b: B }",
                 "field `b` is not in",
             ),
             (
@@ -548,8 +567,8 @@ mod tests {
 
     #[test]
     fn sequential_chains_fields_and_writes_both_forwards() {
-        let out =
-            expand_str("#[network(sequential(a, b, a))] struct Net<A, B> { a: A, b: B }").unwrap();
+        let out = expand_str("#[network(sequential = [a, b, a])] struct Net<A, B> { a: A, b: B }")
+            .unwrap();
         assert!(out.contains("fntry_forward(&self"), "{out}");
         assert!(out.contains("fntry_forward_mut(&mutself"), "{out}");
         // `a` runs twice: its concrete type comes from its first use

@@ -17,7 +17,7 @@ use crate::Network;
 /// `Conv2D<1, 6, 5, 1, 2>`) and, after `build_module`, the built model
 /// (holding their modules). Lazy layers work too: see [`LeNetLazy`]. Its
 /// building, parameter names, summary and forward passes are derived
-/// ([`Network`](crate::Network), `#[network(sequential(..))]`).
+/// ([`Network`](crate::Network), `#[network(sequential = [..])]`).
 ///
 /// PyTorch: the notebook's `class LeNet(nn.Module)` without its final
 /// softmax. Parameters are named `conv1.weight`, `conv1.bias`, ..., `fc2.bias`
@@ -37,7 +37,7 @@ use crate::Network;
 /// # let _ = logits;
 /// ```
 #[derive(Network, Clone, Debug, Default)]
-#[network(sequential(conv1, act, pool, conv2, act, pool, flatten, fc1, act, fc2))]
+#[network(sequential = [conv1, act, pool, conv2, act, pool, flatten, fc1, act, fc2])]
 pub struct LeNet<C1, C2, F1, F2, A = ReLU, P = MaxPool2D<2, 2>, Fl = Flatten> {
     /// First convolution.
     pub conv1: C1,
