@@ -34,7 +34,9 @@ fn main() {
         writeln!(
             out,
             "impl ToTypenum for Const<{n}> {{ type Output = {t}; }}\n\
-             impl ToConst for {t} {{ type Output = Const<{n}>; }}"
+             impl ToConst for {t} {{ type Output = Const<{n}>; }}\n\
+             impl<const I: usize, const C: usize, const H: usize, const W: usize> \
+             FlatFeatureCount<I, C, H, W> for {t} {{ type Output = Const<{n}>; }}"
         )
         .unwrap();
     }
