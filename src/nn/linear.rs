@@ -150,8 +150,8 @@ linear_forward!(
     Const<H>: ToTypenum,
     Const<W>: ToTypenum,
     (): FlatProduct<C, H, W>,
-    <() as FlatProduct<C, H, W>>::Output: FlatFeatureCount<I, C, H, W>,
-    <<() as FlatProduct<C, H, W>>::Output as FlatFeatureCount<I, C, H, W>>::Output:
+    <() as FlatProduct<C, H, W>>::Output: FlatFeatureCount,
+    <<() as FlatProduct<C, H, W>>::Output as FlatFeatureCount>::Output:
         LinearFlatInput<I, C, H, W>
 );
 linear_forward!(
