@@ -11,7 +11,7 @@
 //! Users never implement these traits; they appear in the `where` clauses of
 //! the layers' `Module` impls.
 use dfdx::shapes::Const;
-use typenum::B1;
+use typenum::{B0, B1};
 
 /// Names `Conv2D` in window-fit errors.
 #[derive(Clone, Copy, Debug, Default)]
@@ -95,29 +95,51 @@ pub trait FlatFeatureCount {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BeyondTable;
 
+/// The outcome of a typenum comparison, as the `Self` type of the checks
+/// below: `Verdict<true>` when it holds. Using it instead of typenum's `B1`
+/// and `B0` keeps typenum's names out of the errors' `help:` lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Verdict<const HOLDS: bool>;
+
+/// Maps typenum's `B1`/`B0` to [`Verdict<true>`](Verdict)/`Verdict<false>`.
+pub trait ToVerdict {
+    /// The verdict.
+    type Output;
+}
+impl ToVerdict for B0 {
+    type Output = Verdict<false>;
+}
+impl ToVerdict for B1 {
+    type Output = Verdict<true>;
+}
+
 /// The window (kernel) fits inside the padded input.
-/// `Self` is typenum's comparison result (`B1` when it fits).
+/// `Self` is the comparison's [`Verdict`] (`Verdict<true>` when it fits).
 #[diagnostic::on_unimplemented(
     message = "{Layer}: the kernel ({K}) is larger than its padded input ({H} + 2×{P})",
     label = "kernel {K} does not fit an input of size {H} with padding {P}",
     note = "use a smaller kernel, more padding, or a larger input"
 )]
 pub trait KernelFits<Layer, const K: usize, const H: usize, const P: usize> {}
-impl<Layer, const K: usize, const H: usize, const P: usize> KernelFits<Layer, K, H, P> for B1 {}
+impl<Layer, const K: usize, const H: usize, const P: usize> KernelFits<Layer, K, H, P>
+    for Verdict<true>
+{
+}
 
 /// The stride is at least 1.
+/// `Self` is the comparison's [`Verdict`] (`Verdict<true>` when it holds).
 #[diagnostic::on_unimplemented(
     message = "{Layer}: the stride must be at least 1",
     label = "stride 0"
 )]
 pub trait StrideNonZero<Layer> {}
-impl<Layer> StrideNonZero<Layer> for B1 {}
+impl<Layer> StrideNonZero<Layer> for Verdict<true> {}
 
 /// Padding of a pooling window is at most half its size (as PyTorch requires).
-/// `Self` is typenum's comparison result (`B1` when it holds).
+/// `Self` is the comparison's [`Verdict`] (`Verdict<true>` when it holds).
 #[diagnostic::on_unimplemented(
     message = "{Layer}: padding {P} is more than half the kernel size {K}",
     label = "pooling padding must be at most kernel / 2"
 )]
 pub trait PoolPaddingFits<Layer, const K: usize, const P: usize> {}
-impl<Layer, const K: usize, const P: usize> PoolPaddingFits<Layer, K, P> for B1 {}
+impl<Layer, const K: usize, const P: usize> PoolPaddingFits<Layer, K, P> for Verdict<true> {}
