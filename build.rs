@@ -34,10 +34,34 @@ fn main() {
         writeln!(
             out,
             "impl ToTypenum for Const<{n}> {{ type Output = {t}; }}\n\
-             impl ToConst for {t} {{ type Output = Const<{n}>; }}"
+             impl ToConst for {t} {{ type Output = Const<{n}>; }}\n\
+             impl FlatFeatureCount for {t} {{ type Output = Const<{n}>; }}"
         )
         .unwrap();
     }
+    // `FlatFeatureCount` is total: a product beyond the table maps to
+    // `BeyondTable` (one impl per number up to the table's bit length, then a
+    // single impl for every number with more bits), so `Linear` can report it.
+    let bits = usize::BITS - max.leading_zeros();
+    for n in max + 1..(1usize << bits) {
+        let t = typenum(n);
+        writeln!(
+            out,
+            "impl FlatFeatureCount for {t} {{ type Output = BeyondTable; }}"
+        )
+        .unwrap();
+    }
+    let params: Vec<String> = (0..=bits).map(|i| format!("A{i}")).collect();
+    let mut longer = "X".to_string();
+    for p in &params {
+        longer = format!("UInt<{longer}, {p}>");
+    }
+    writeln!(
+        out,
+        "impl<X, {}> FlatFeatureCount for {longer} {{ type Output = BeyondTable; }}",
+        params.join(", ")
+    )
+    .unwrap();
     let path = PathBuf::from(env::var("OUT_DIR").unwrap()).join("size_table.rs");
     fs::write(path, out).unwrap();
 }

@@ -2,14 +2,14 @@
 use super::build::BuildOnDevice;
 use super::conv::reset_fan_in;
 use super::infer::{InferShape, LayerRow};
-use crate::shapes::checks::{LinearFeatures, LinearFlatFeatures};
+use crate::shapes::checks::{FlatFeatureCount, LinearFeatures, LinearFlatInput};
 use crate::shapes::{Flat, Tn, ToTypenum};
 use dfdx::nn::tensor_collection::ModuleVisitor;
 use dfdx::nn::{Module, NonMutableModule, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rand_distr::uniform::SampleUniform;
-use typenum::{IsEqual, Prod};
+use typenum::Prod;
 
 /// A fully connected layer `y = x·Wᵀ + b` with `IN` inputs and `OUT` outputs.
 ///
@@ -146,14 +146,13 @@ linear_forward!([const I: usize, const N: usize,] Const<I>, Const<N>, (): Linear
 linear_forward!(
     [const I: usize, const C: usize, const H: usize, const W: usize,]
     Const<I>, Flat<C, H, W>,
-    Const<I>: ToTypenum,
     Const<C>: ToTypenum,
     Const<H>: ToTypenum,
     Const<W>: ToTypenum,
     (): FlatProduct<C, H, W>,
-    <Const<I> as ToTypenum>::Output: IsEqual<<() as FlatProduct<C, H, W>>::Output>,
-    <<Const<I> as ToTypenum>::Output as IsEqual<<() as FlatProduct<C, H, W>>::Output>>::Output:
-        LinearFlatFeatures<I, C, H, W>
+    <() as FlatProduct<C, H, W>>::Output: FlatFeatureCount,
+    <<() as FlatProduct<C, H, W>>::Output as FlatFeatureCount>::Output:
+        LinearFlatInput<I, C, H, W>
 );
 linear_forward!(
     [const C: usize, const H: usize, const W: usize,]

@@ -1,6 +1,6 @@
 //! 2-D max and average pooling layers.
 use crate::ops::{Pool2DKernel, Pool2DOp, PoolKind};
-use crate::shapes::checks::{AvgPool2DLayer, MaxPool2DLayer, PoolPaddingFits};
+use crate::shapes::checks::{AvgPool2DLayer, MaxPool2DLayer, PoolPaddingFits, ToVerdict};
 use crate::shapes::{ConvOut, ConvOutSize, ToTypenum};
 use dfdx::nn::{Module, NonMutableModule, ZeroSizedModule};
 use dfdx::prelude::*;
@@ -138,6 +138,8 @@ where
     <Const<P> as ToTypenum>::Output: core::ops::Mul<U2>,
     Prod<<Const<P> as ToTypenum>::Output, U2>: IsLessOrEqual<<Const<K> as ToTypenum>::Output>,
     <Prod<<Const<P> as ToTypenum>::Output, U2> as IsLessOrEqual<<Const<K> as ToTypenum>::Output>>::Output:
+        ToVerdict,
+    <<Prod<<Const<P> as ToTypenum>::Output, U2> as IsLessOrEqual<<Const<K> as ToTypenum>::Output>>::Output as ToVerdict>::Output:
         PoolPaddingFits<Layer, K, P>,
 {
 }

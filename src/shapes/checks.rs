@@ -10,7 +10,8 @@
 //!
 //! Users never implement these traits; they appear in the `where` clauses of
 //! the layers' `Module` impls.
-use typenum::B1;
+use dfdx::shapes::Const;
+use typenum::{B0, B1};
 
 /// Names `Conv2D` in window-fit errors.
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,47 +41,108 @@ impl<const N: usize> Conv2DChannels<N, N> for () {}
 pub trait LinearFeatures<const EXPECTED: usize, const FOUND: usize> {}
 impl<const N: usize> LinearFeatures<N, N> for () {}
 
-/// The flattened `C·H·W` input has as many features as the layer expects.
-/// `Self` is typenum's comparison result (`B1` when they are equal).
+/// The flattened `C·H·W = FOUND` input has as many features as the `Linear`
+/// expects. `FOUND` is the product, computed at the type level and read back
+/// through the size table ([`FlatFeatureCount`]).
 #[diagnostic::on_unimplemented(
-    message = "Linear expects {EXPECTED} input features, but the flattened input has {C}×{H}×{W}",
-    label = "feature mismatch: Linear<{EXPECTED}, ..> gets {C}×{H}×{W} features",
-    note = "set the Linear's IN to the product {C}×{H}×{W}, or use `LazyLinear` to infer it"
+    message = "Linear expects {EXPECTED} input features, but the flattened input has {FOUND} ({C}×{H}×{W})",
+    label = "feature mismatch: Linear<{EXPECTED}, ..> gets {FOUND} = {C}×{H}×{W} features",
+    note = "set the Linear's IN to {FOUND}, or use `LazyLinear` to infer it"
 )]
-pub trait LinearFlatFeatures<const EXPECTED: usize, const C: usize, const H: usize, const W: usize>
+pub trait LinearFlatFeatures<
+    const EXPECTED: usize,
+    const FOUND: usize,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+>
 {
 }
-impl<const EXPECTED: usize, const C: usize, const H: usize, const W: usize>
-    LinearFlatFeatures<EXPECTED, C, H, W> for B1
+impl<const N: usize, const C: usize, const H: usize, const W: usize>
+    LinearFlatFeatures<N, N, C, H, W> for ()
 {
 }
 
+/// A `Linear<EXPECTED, ..>` accepts the `C·H·W` flattened features counted
+/// by `Self`: `Const<FOUND>` when `FOUND` (the product) equals `EXPECTED`. The
+/// impl only moves `FOUND` from the type into a const parameter of
+/// [`LinearFlatFeatures`], whose message names it; for a product beyond the
+/// size table `Self` is [`BeyondTable`] and this trait's message applies.
+#[diagnostic::on_unimplemented(
+    message = "Linear<{EXPECTED}, ..>: the flattened input {C}×{H}×{W} is larger than static-nn's size table",
+    label = "a `Linear<IN, ..>` after `Flatten` needs C·H·W at most `static_nn::shapes::MAX_TABLE_DIM`",
+    note = "use `LazyLinear` or `LinearOf<Flat<{C}, {H}, {W}>, OUT>`, which need no table, or rebuild with STATIC_NN_MAX_DIM set to a larger value"
+)]
+pub trait LinearFlatInput<const EXPECTED: usize, const C: usize, const H: usize, const W: usize> {}
+impl<const EXPECTED: usize, const FOUND: usize, const C: usize, const H: usize, const W: usize>
+    LinearFlatInput<EXPECTED, C, H, W> for Const<FOUND>
+where
+    (): LinearFlatFeatures<EXPECTED, FOUND, C, H, W>,
+{
+}
+
+/// Converts the typenum product `C·H·W` before a `Linear` to the `Const<N>`
+/// dim of the same size, or to [`BeyondTable`] if it is larger than the size
+/// table. Implemented for every typenum unsigned integer (by `build.rs`).
+pub trait FlatFeatureCount {
+    /// `Const<N>` or `BeyondTable`.
+    type Output;
+}
+
+/// A flattened feature count larger than the size table
+/// ([`MAX_TABLE_DIM`](super::MAX_TABLE_DIM)), which cannot be read back to a
+/// `Const<N>`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BeyondTable;
+
+/// The outcome of a typenum comparison, as the `Self` type of the checks
+/// below: `Verdict<true>` when it holds. Using it instead of typenum's `B1`
+/// and `B0` keeps typenum's names out of the errors' `help:` lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Verdict<const HOLDS: bool>;
+
+/// Maps typenum's `B1`/`B0` to [`Verdict<true>`](Verdict)/`Verdict<false>`.
+pub trait ToVerdict {
+    /// The verdict.
+    type Output;
+}
+impl ToVerdict for B0 {
+    type Output = Verdict<false>;
+}
+impl ToVerdict for B1 {
+    type Output = Verdict<true>;
+}
+
 /// The window (kernel) fits inside the padded input.
-/// `Self` is typenum's comparison result (`B1` when it fits).
+/// `Self` is the comparison's [`Verdict`] (`Verdict<true>` when it fits).
 #[diagnostic::on_unimplemented(
     message = "{Layer}: the kernel ({K}) is larger than its padded input ({H} + 2×{P})",
     label = "kernel {K} does not fit an input of size {H} with padding {P}",
     note = "use a smaller kernel, more padding, or a larger input"
 )]
 pub trait KernelFits<Layer, const K: usize, const H: usize, const P: usize> {}
-impl<Layer, const K: usize, const H: usize, const P: usize> KernelFits<Layer, K, H, P> for B1 {}
+impl<Layer, const K: usize, const H: usize, const P: usize> KernelFits<Layer, K, H, P>
+    for Verdict<true>
+{
+}
 
 /// The stride is at least 1.
+/// `Self` is the comparison's [`Verdict`] (`Verdict<true>` when it holds).
 #[diagnostic::on_unimplemented(
     message = "{Layer}: the stride must be at least 1",
     label = "stride 0"
 )]
 pub trait StrideNonZero<Layer> {}
-impl<Layer> StrideNonZero<Layer> for B1 {}
+impl<Layer> StrideNonZero<Layer> for Verdict<true> {}
 
 /// Padding of a pooling window is at most half its size (as PyTorch requires).
-/// `Self` is typenum's comparison result (`B1` when it holds).
+/// `Self` is the comparison's [`Verdict`] (`Verdict<true>` when it holds).
 #[diagnostic::on_unimplemented(
     message = "{Layer}: padding {P} is more than half the kernel size {K}",
     label = "pooling padding must be at most kernel / 2"
 )]
 pub trait PoolPaddingFits<Layer, const K: usize, const P: usize> {}
-impl<Layer, const K: usize, const P: usize> PoolPaddingFits<Layer, K, P> for B1 {}
+impl<Layer, const K: usize, const P: usize> PoolPaddingFits<Layer, K, P> for Verdict<true> {}
 
 /// The input has as many channels (or features) as the `BatchNorm` expects.
 #[diagnostic::on_unimplemented(

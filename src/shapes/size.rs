@@ -1,5 +1,5 @@
 //! The output-size formula, as a `const fn` and at the type level.
-use super::checks::{KernelFits, StrideNonZero};
+use super::checks::{KernelFits, StrideNonZero, ToVerdict};
 use super::table::{ToConst, ToTypenum};
 use core::ops::{Add, Div, Mul, Sub};
 use dfdx::shapes::{Const, ConstDim};
@@ -125,8 +125,10 @@ where
     Const<P>: ToTypenum,
     Quad<H, K, S, P>: ConvArith,
     <Quad<H, K, S, P> as ConvArith>::Out: ToConst,
-    <Quad<H, K, S, P> as ConvArith>::Fits: KernelFits<Layer, K, H, P>,
-    <Quad<H, K, S, P> as ConvArith>::StrideOk: StrideNonZero<Layer>,
+    <Quad<H, K, S, P> as ConvArith>::Fits: ToVerdict,
+    <Quad<H, K, S, P> as ConvArith>::StrideOk: ToVerdict,
+    <<Quad<H, K, S, P> as ConvArith>::Fits as ToVerdict>::Output: KernelFits<Layer, K, H, P>,
+    <<Quad<H, K, S, P> as ConvArith>::StrideOk as ToVerdict>::Output: StrideNonZero<Layer>,
 {
     type Output = <<Quad<H, K, S, P> as ConvArith>::Out as ToConst>::Output;
 }
