@@ -17,8 +17,10 @@
 # one, it trains 1 epoch on CUDA (printing samples/s), evaluates the saved
 # weights on CUDA and on the CPU, and checks that the two devices predict the
 # same digit for at least 99.9% of the 10,000 test images. Each step has a
-# time limit (GPU_CHECK_STEP_TIMEOUT, default 150 s). The last line is
-# `gpu-check: N passed, M failed`; the exit status is 0 when all passed.
+# time limit (GPU_CHECK_STEP_TIMEOUT, default 150 s) and the whole check one
+# (GPU_CHECK_BUDGET, default 280 s), so that it ends within 5 minutes. The
+# last line is `gpu-check: N passed, M failed`; the exit status is 0 when all
+# passed.
 #
 # The libraries (libcublas.so.13, libcublasLt.so.13, libnvrtc.so.13 with its
 # libnvrtc-builtins, libcurand.so.10) are looked for in lib/, on
@@ -32,6 +34,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/out}"
 step_timeout="${GPU_CHECK_STEP_TIMEOUT:-150}"
+deadline=$(($(date +%s) + ${GPU_CHECK_BUDGET:-280}))
 mkdir -p "$out"
 export MNIST_DIR="$here/mnist"
 passed=0
@@ -44,6 +47,12 @@ finish() {
     exit
 }
 start=$(date +%s)
+why() { [[ $1 -eq 124 ]] && echo "timed out" || echo "exit $1"; }
+# The time limit of the next step: the step's own, or what is left.
+limit() {
+    local left=$((deadline - $(date +%s)))
+    ((left < step_timeout)) && echo $((left > 1 ? left : 1)) || echo "$step_timeout"
+}
 
 echo "== the GPU"
 if ! nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv; then
@@ -99,12 +108,12 @@ check() {
     mkdir -p "$dir"
     echo "== $model: train 1 epoch on CUDA"
     local t0=$(date +%s)
-    timeout "$step_timeout" "$here/bin/lenet" --model "$model" --epochs 1 --quiet --out "$dir" \
+    timeout "$(limit)" "$here/bin/lenet" --model "$model" --epochs 1 --quiet --out "$dir" \
         >"$dir/train.txt" 2>&1
     local rc=$?
     grep -E '^(device|Epoch|training time|test accuracy)' "$dir/train.txt"
     if [[ $rc -ne 0 ]] || ! grep -q '^device: CUDA$' "$dir/train.txt"; then
-        fail "$model: training on CUDA (exit $rc)"
+        fail "$model: training on CUDA ($(why $rc))"
         return
     fi
     local rate
@@ -118,12 +127,12 @@ check() {
         local flag=""
         [[ $dev == cpu ]] && flag="--cpu"
         t0=$(date +%s)
-        timeout "$step_timeout" "$here/bin/infer" --model "$model" --weights "$weights" $flag \
+        timeout "$(limit)" "$here/bin/infer" --model "$model" --weights "$weights" $flag \
             --predictions "$dir/predictions-$dev.txt" >"$dir/infer-$dev.txt" 2>&1
         rc=$?
         grep -E '^(device|test accuracy)' "$dir/infer-$dev.txt"
         if [[ $rc -ne 0 ]] || ! tail -n 1 "$dir/infer-$dev.txt" | grep -q '^test accuracy: '; then
-            fail "$model: evaluating on $dev (exit $rc)"
+            fail "$model: evaluating on $dev ($(why $rc))"
             return
         fi
         echo "($(($(date +%s) - t0)) s)"

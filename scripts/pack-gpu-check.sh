@@ -9,7 +9,7 @@
 # It installs the toolchain first (scripts/cuda-toolchain.sh; set
 # CUDA_COMPUTE_CAP for the GPU, default 90 for H100/H200). MNIST comes from
 # $MNIST_DIR (default ../shared/data/mnist beside the repository).
-# --with-libs also packs CUDA 13's cuBLAS, cuRAND and NVRTC (about 900 MiB),
+# --with-libs also packs CUDA 13's cuBLAS, cuRAND and NVRTC (about 800 MiB),
 # for a GPU machine that has a driver but not those libraries; without it the
 # folder is about 40 MiB and gpu-check.sh finds the libraries there.
 set -euo pipefail
