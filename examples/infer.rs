@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example infer -- --model lenet --weights out/lenet.safetensors
 //! cargo run --release --example infer -- --model lenet --weights out/lenet.safetensors --image digit.png
+//! cargo run --release --features cuda --example infer -- --model lenet --weights out/lenet.safetensors --predictions out/preds.txt
 //! ```
 //!
 //! The weights may come from the `lenet` example or from PyTorch
@@ -11,13 +12,19 @@
 //! line. With `--image`, the picture (any size, any colour) is converted to a
 //! 28×28 grey digit the way MNIST was made, and the digit and its probability
 //! are printed. A bad weights file exits non-zero with the loader's error.
+//! It runs where `lenet` trains (CUDA when built with `cuda` and a GPU is
+//! present, else the CPU, said on the `device:` line), or on the CPU with
+//! `--cpu`; `--predictions` also writes the predicted digit of each test image,
+//! one a line, to compare devices.
 mod common;
 
 use clap::Parser;
 use static_nn::data::{Batch, DataLoader, IdxDataset, LoaderConfig, LocateOptions, Split, MNIST};
 use static_nn::models::NotebookModel;
 use static_nn::prelude::*;
-use static_nn::train::{Classifier, ImageClassifier, OptimizerConfig};
+use static_nn::train::{
+    default_device, Classifier, DeviceChoice, ImageClassifier, OptimizerConfig,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -37,15 +44,31 @@ struct Args {
     /// Classify this picture of a digit instead of evaluating the test set.
     #[arg(long)]
     image: Option<PathBuf>,
+    /// Run on the CPU even when built with `cuda` and a GPU is present.
+    #[arg(long)]
+    cpu: bool,
+    /// Also write the predicted digit of each test image, one a line, here.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
 }
 
 fn main() {
     let args = Args::parse();
-    let result = match args.model {
-        NotebookModel::LeNet => run::<LeNetClass>(&args),
-        NotebookModel::LeNetSeq => run::<LeNetSeq>(&args),
-        NotebookModel::LeNet5 => run::<LeNet5>(&args),
-        NotebookModel::Mlp => run::<Mlp>(&args),
+    let result = if args.cpu {
+        println!("device: CPU (--cpu)");
+        on_device(Cpu::default(), &args)
+    } else {
+        match default_device(0) {
+            DeviceChoice::Cpu(dev, why) => {
+                println!("device: CPU ({why})");
+                on_device(dev, &args)
+            }
+            #[cfg(feature = "cuda")]
+            DeviceChoice::Cuda(dev) => {
+                println!("device: CUDA");
+                on_device(dev, &args)
+            }
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -53,12 +76,30 @@ fn main() {
     }
 }
 
-fn run<Net>(args: &Args) -> Result<(), Box<dyn std::error::Error>>
+/// Picks the model type at run time.
+fn on_device<D>(dev: D, args: &Args) -> Result<(), Box<dyn std::error::Error>>
 where
-    Net: BuildOnDevice<Cpu, f32>,
-    Net::Built: ImageClassifier<28, 28, Cpu>,
+    D: Device<f32>
+        + static_nn::TypedErrors
+        + static_nn::ops::Conv2DKernel<f32>
+        + static_nn::ops::Pool2DKernel<f32>
+        + Cache
+        + DeviceBuildExt,
 {
-    let dev = Cpu::default();
+    match args.model {
+        NotebookModel::LeNet => run::<LeNetClass, D>(dev, args),
+        NotebookModel::LeNetSeq => run::<LeNetSeq, D>(dev, args),
+        NotebookModel::LeNet5 => run::<LeNet5, D>(dev, args),
+        NotebookModel::Mlp => run::<Mlp, D>(dev, args),
+    }
+}
+
+fn run<Net, D>(dev: D, args: &Args) -> Result<(), Box<dyn std::error::Error>>
+where
+    D: Device<f32> + static_nn::TypedErrors + Cache + DeviceBuildExt,
+    Net: BuildOnDevice<D, f32>,
+    Net::Built: ImageClassifier<28, 28, D>,
+{
     dev.enable_cache(); // dfdx's allocation cache: batches reuse memory
     let mut model = dev
         .try_build_module::<Net, f32>()
@@ -96,6 +137,15 @@ where
         },
     );
     let eval = clf.evaluate::<28, 28>(&loader)?;
+    if let Some(path) = &args.predictions {
+        let mut lines = String::new();
+        for batch in loader.epoch(0) {
+            for digit in clf.predict::<28, 28>(&batch)?.labels {
+                lines.push_str(&format!("{digit}\n"));
+            }
+        }
+        std::fs::write(path, lines).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     println!("{eval}");
     println!("{}", eval.accuracy_line("test"));
     Ok(())
