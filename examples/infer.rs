@@ -32,7 +32,7 @@ use std::sync::Arc;
 #[derive(Parser, Debug)]
 #[command(about, long_about = None)]
 struct Args {
-    /// Which network the weights belong to: lenet, lenet-seq, lenet5 or mlp.
+    /// Which network the weights belong to: lenet, lenet-seq, lenet5, mlp or resnet.
     #[arg(long)]
     model: NotebookModel,
     /// A safetensors file with the model's weights (PyTorch names).
@@ -83,6 +83,7 @@ where
         + static_nn::TypedErrors
         + static_nn::ops::Conv2DKernel<f32>
         + static_nn::ops::Pool2DKernel<f32>
+        + static_nn::ops::BatchNormKernel<f32>
         + Cache
         + DeviceBuildExt,
 {
@@ -91,6 +92,7 @@ where
         NotebookModel::LeNetSeq => run::<LeNetSeq, D>(dev, args),
         NotebookModel::LeNet5 => run::<LeNet5, D>(dev, args),
         NotebookModel::Mlp => run::<Mlp, D>(dev, args),
+        NotebookModel::ResNet => run::<MnistResNet, D>(dev, args),
     }
 }
 

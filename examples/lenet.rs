@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example lenet                      # class LeNet, defaults
 //! cargo run --release --example lenet -- --model mlp --epochs 3
+//! cargo run --release --example lenet -- --model resnet
 //! cargo run --release --example lenet -- --tutorial --model lenet-seq
 //! cargo run --release --features cuda --example lenet      # on a GPU
 //! ```
@@ -43,12 +44,16 @@ enum Opt {
 #[derive(Parser, Debug)]
 #[command(about, long_about = None)]
 struct Args {
-    /// Which network to train: lenet, lenet-seq, lenet5 or mlp.
+    /// Which network to train: lenet, lenet-seq, lenet5, mlp or resnet.
     #[arg(long, default_value = "lenet")]
     model: NotebookModel,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
+    /// Passes over the training set [default: 10, or 12 for resnet].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Random shifts of each training image by up to N pixels, seeded
+    /// [default: 2 for resnet, else 0].
+    #[arg(long)]
+    shift: Option<usize>,
     /// Samples per batch.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -101,7 +106,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
     }
-    if args.epochs == 0 {
+    if args.epochs == Some(0) {
         return Err("--epochs must be at least 1".into());
     }
     let data = common::load_idx(&MNIST, args.data.as_deref())?;
@@ -145,6 +150,7 @@ where
         + static_nn::TypedErrors
         + static_nn::ops::Conv2DKernel<f32>
         + static_nn::ops::Pool2DKernel<f32>
+        + static_nn::ops::BatchNormKernel<f32>
         + Cache
         + DeviceBuildExt,
 {
@@ -166,6 +172,7 @@ where
         NotebookModel::LeNetSeq => go!(LeNetSeq),
         NotebookModel::LeNet5 => go!(LeNet5),
         NotebookModel::Mlp => go!(Mlp),
+        NotebookModel::ResNet => go!(MnistResNet),
     }
 }
 
@@ -181,7 +188,9 @@ where
     Net::Built: ImageClassifier<28, 28, D>,
 {
     println!("{}", summary::<Net, Rank3<1, 28, 28>>());
-    let epochs = args.epochs;
+    let resnet = args.model == NotebookModel::ResNet;
+    let epochs = args.epochs.unwrap_or(if resnet { 12 } else { 10 });
+    let shift = args.shift.unwrap_or(if resnet { 2 } else { 0 });
     let opt = args
         .optimizer
         .unwrap_or(if args.tutorial { Opt::Sgd } else { Opt::Adam });
@@ -199,6 +208,7 @@ where
     let train_cfg = LoaderConfig {
         batch_size: args.batch_size,
         shuffle: Some(args.seed),
+        augment: (shift > 0).then(|| static_nn::data::Augment::shifts(shift)),
         ..Default::default()
     };
     let test_cfg = LoaderConfig {
@@ -213,9 +223,14 @@ where
         .try_build_module::<Net, f32>()
         .map_err(|e| format!("building the model: {e:?}"))?;
     println!(
-        "{} trainable parameters; {optimizer:?}, batch {}, {epochs} epochs",
+        "{} trainable parameters; {optimizer:?}, batch {}, {epochs} epochs{}",
         model.num_trainable_params(),
-        args.batch_size
+        args.batch_size,
+        if shift > 0 {
+            format!(", random shifts of up to {shift} px")
+        } else {
+            String::new()
+        }
     );
     let mut clf = Classifier::new(model, dev, optimizer);
     clf.set_observer(common::train_progress(args.quiet));

@@ -147,6 +147,8 @@ pub use static_nn_derive::forward;
 /// a crate using them needs no dependency on dfdx. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::nn::infer::{join_name, push, trainable_params, ModuleOut};
+    pub use crate::nn::infer::{
+        join_name, push, trainable_params, Batched, BatchedModuleOut, ModuleOut, Unbatched,
+    };
     pub use dfdx;
 }

@@ -254,15 +254,17 @@ impl<'a> Model<'a> {
         let self_ty = self.self_ty();
         let p = quote!(::static_nn::__private);
         let built = quote!(<#self_ty as ::static_nn::nn::BuildOnDevice<#p::dfdx::prelude::Cpu, f32>>::Built);
-        let sample = quote!(#p::dfdx::prelude::Tensor<__In, f32, #p::dfdx::prelude::Cpu>);
-        let out = quote!(#p::ModuleOut<#built, __In>);
+        // a batch of one: hand-written forwards are usually for batches only
+        let sample = quote!(#p::dfdx::prelude::Tensor<<__In as #p::Batched>::Of, f32, #p::dfdx::prelude::Cpu>);
+        let out = quote!(#p::BatchedModuleOut<#built, __In>);
         let desc = self.name.to_string();
         quote! {
-            impl<__In: #p::dfdx::prelude::Shape, #params> ::static_nn::nn::InferShape<__In> for #self_ty
+            impl<__In: #p::dfdx::prelude::Shape + #p::Batched, #params> ::static_nn::nn::InferShape<__In> for #self_ty
             where
                 #self_ty: ::static_nn::nn::BuildOnDevice<#p::dfdx::prelude::Cpu, f32>,
                 #built: #p::dfdx::nn::Module<#sample>,
                 <#built as #p::dfdx::nn::Module<#sample>>::Output: #p::dfdx::prelude::HasShape,
+                <<#built as #p::dfdx::nn::Module<#sample>>::Output as #p::dfdx::prelude::HasShape>::Shape: #p::Unbatched,
                 #out: #p::dfdx::prelude::ConstShape,
             {
                 type Concrete = Self;

@@ -2,16 +2,19 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// One of the notebook's four networks, chosen at run time (the types are
+/// One of the notebook's four networks, or the residual network that
+/// follows them, chosen at run time (the types are
 /// [`LeNetClass`](super::LeNetClass), [`LeNetSeq`](super::LeNetSeq),
-/// [`LeNet5`](super::LeNet5) and [`Mlp`](super::Mlp)).
+/// [`LeNet5`](super::LeNet5), [`Mlp`](super::Mlp) and
+/// [`MnistResNet`](super::MnistResNet)).
 ///
 /// ```
 /// use static_nn::models::NotebookModel;
 /// let m: NotebookModel = "lenet-seq".parse().unwrap();
 /// assert_eq!(m, NotebookModel::LeNetSeq);
 /// assert_eq!(m.to_string(), "lenet-seq");
-/// assert!("resnet".parse::<NotebookModel>().unwrap_err().contains("lenet5"));
+/// assert_eq!("resnet".parse::<NotebookModel>().unwrap(), NotebookModel::ResNet);
+/// assert!("vgg".parse::<NotebookModel>().unwrap_err().contains("lenet5"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NotebookModel {
@@ -23,11 +26,20 @@ pub enum NotebookModel {
     LeNet5,
     /// `mlp`: the MLP, 784 → 128 → 10.
     Mlp,
+    /// `resnet`: [`MnistResNet`](super::MnistResNet), three residual stages
+    /// with batch norm, global average pooling and dropout.
+    ResNet,
 }
 
 impl NotebookModel {
-    /// All four, in the notebook's order of appearance.
-    pub const ALL: [NotebookModel; 4] = [Self::Mlp, Self::LeNet, Self::LeNetSeq, Self::LeNet5];
+    /// All five: the notebook's four in its order of appearance, then the ResNet.
+    pub const ALL: [NotebookModel; 5] = [
+        Self::Mlp,
+        Self::LeNet,
+        Self::LeNetSeq,
+        Self::LeNet5,
+        Self::ResNet,
+    ];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
@@ -36,6 +48,7 @@ impl NotebookModel {
             Self::LeNetSeq => "lenet-seq",
             Self::LeNet5 => "lenet5",
             Self::Mlp => "mlp",
+            Self::ResNet => "resnet",
         }
     }
 }

@@ -12,7 +12,7 @@
 //! from the layer's own `Module` impl on a CPU sample.
 use dfdx::nn::tensor_collection::{ModuleFields, ModuleVisitor, ScalarOptions, TensorOptions};
 use dfdx::nn::{Module, TensorCollection};
-use dfdx::prelude::{ConstShape, Cpu, HasShape, Shape, Tensor};
+use dfdx::prelude::{Const, ConstShape, Cpu, Dim, HasShape, Shape, Tensor};
 use num_traits::NumCast;
 
 /// One row of a model summary.
@@ -83,6 +83,41 @@ pub fn push<S: ConstShape>(prefix: &str, layer: String, params: usize, rows: &mu
 /// The output shape of built module `M` on one `f32` CPU sample of shape `In`.
 #[doc(hidden)]
 pub type ModuleOut<M, In> = <<M as Module<Tensor<In, f32, Cpu>>>::Output as HasShape>::Shape;
+
+/// A per-sample shape with a batch of one in front: `(C, H, W)` →
+/// `(Const<1>, C, H, W)`, and back ([`Batched::Sample`]).
+#[doc(hidden)]
+pub trait Batched {
+    /// The shape with the batch dimension.
+    type Of: Shape;
+}
+
+/// A batched shape without its batch dimension.
+#[doc(hidden)]
+pub trait Unbatched {
+    /// The per-sample shape.
+    type Sample: Shape;
+}
+
+macro_rules! batched {
+    ($($d:ident),+) => {
+        impl<$($d: Dim),+> Batched for ($($d,)+) {
+            type Of = (Const<1>, $($d,)+);
+        }
+        impl<B: Dim, $($d: Dim),+> Unbatched for (B, $($d,)+) {
+            type Sample = ($($d,)+);
+        }
+    };
+}
+batched!(A);
+batched!(A, B2);
+batched!(A, B2, C);
+
+/// The per-sample output shape of built module `M` on a batch of one `f32`
+/// CPU sample of shape `In` (for modules that only take batches).
+#[doc(hidden)]
+pub type BatchedModuleOut<M, In> =
+    <<<M as Module<Tensor<<In as Batched>::Of, f32, Cpu>>>::Output as HasShape>::Shape as Unbatched>::Sample;
 
 /// The trainable parameters of module type `M`, counted from its type alone:
 /// its tensors' shapes, with nothing allocated (what dfdx's
