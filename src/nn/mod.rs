@@ -16,6 +16,24 @@
 //! | [`Linear<IN, OUT>`](Linear) | `nn.Linear(IN, OUT)` | `(B, IN)` → `(B, OUT)` |
 //! | [`LazyLinear<OUT>`](LazyLinear) | `nn.LazyLinear(OUT)` | same, `IN` inferred |
 //! | [`ReLU`], [`Sigmoid`], [`Tanh`], [`Softmax`] | same names | unchanged |
+//! | [`BatchNorm2D<C>`](BatchNorm2D) | `nn.BatchNorm2d(C)` | `(B, C, H, W)` → same |
+//! | [`BatchNorm1D<F>`](BatchNorm1D) | `nn.BatchNorm1d(F)` | `(B, F)` → same |
+//! | [`Dropout<PERCENT>`](Dropout), [`Dropout2D<PERCENT>`](Dropout2D) | `nn.Dropout(p)`, `nn.Dropout2d(p)` | unchanged |
+//! | [`GlobalAvgPool2D`] | `nn.AdaptiveAvgPool2d(1)` + `Flatten` | `(B, C, H, W)` → `(B, C)` |
+//! | [`AdaptiveAvgPool2D<OH, OW>`](AdaptiveAvgPool2D) | `nn.AdaptiveAvgPool2d((OH, OW))` | `(B, C, H, W)` → `(B, C, OH, OW)` |
+//! | [`Residual<F, G>`](Residual) | a ResNet block's `f(x) + g(x)` | `f`'s output; `f` and `g` must agree |
+//! | [`Identity`] | `nn.Identity()` | unchanged |
+//!
+//! # Training and inference
+//!
+//! Every layer and composition runs in one of two modes. `Module::forward`
+//! (`&self`) is inference: dropout is the identity and batch norms use
+//! their running statistics, which `&self` cannot change. dfdx's
+//! `ModuleMut::forward_mut` (`&mut self`) is training: dropout zeroes and
+//! rescales, batch norms normalise by the batch and update their running
+//! statistics. Tuples and derived structs pass the mode to every child;
+//! [`Classifier::fit`](crate::train::Classifier::fit) trains through
+//! `forward_mut`, and `evaluate`, `predict` and `infer` use `forward`.
 //!
 //! `H' = (H + 2P − K) / S + 1` is computed at compile time
 //! ([`shapes`](crate::shapes)).

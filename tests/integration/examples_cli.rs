@@ -72,10 +72,10 @@ fn infer_classifies_a_picture_of_a_digit() {
 #[test]
 fn lenet_rejects_an_unknown_model_by_name() {
     let out = Command::new(example("lenet"))
-        .args(["--model", "resnet"])
+        .args(["--model", "vgg"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("unknown model `resnet`"), "{stderr}");
+    assert!(stderr.contains("unknown model `vgg`"), "{stderr}");
 }
