@@ -24,9 +24,9 @@ use rand::{Rng, SeedableRng};
 /// use static_nn::prelude::*;
 /// let dev = Cpu::seed_from_u64(0);
 /// let mut drop = dev.build_module::<Dropout<20>, f32>();
-/// let x = dev.ones::<Rank2<4, 256>>();
+/// let x: Tensor<Rank2<4, 256>, f32, _> = dev.ones();
 /// assert_eq!(drop.forward(x.clone()).array(), x.array()); // inference: identity
-/// let y = drop.forward_mut(x).as_vec(); // training: 0 or 1/0.8
+/// let y: Vec<f32> = drop.forward_mut(x).as_vec(); // training: 0 or 1/0.8
 /// assert!(y.iter().all(|v| *v == 0.0 || (*v - 1.25).abs() < 1e-6));
 /// assert!(y.iter().any(|v| *v == 0.0));
 /// ```

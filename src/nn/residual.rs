@@ -116,7 +116,8 @@ fn add_same<S1: Shape, S2: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
 /// use static_nn::prelude::*;
 /// use static_nn::nn::add_residual;
 /// let dev = Cpu::default();
-/// let y = add_residual(dev.ones::<Rank4<1, 2, 3, 3>>(), dev.ones::<Rank4<1, 2, 3, 3>>()).unwrap();
+/// let (a, b) = (dev.ones::<Rank4<1, 2, 3, 3>>(), dev.ones::<Rank4<1, 2, 3, 3>>());
+/// let y: Tensor<Rank4<1, 2, 3, 3>, f32, _> = add_residual(a, b).unwrap();
 /// assert_eq!(y.array()[0][1][2][2], 2.0);
 /// ```
 pub fn add_residual<
