@@ -3,7 +3,7 @@
 //! passes backward.
 use super::{BatchNormOp, BatchStats};
 use crate::ops::cpu_util::{copy_to_lease, tensor_from_slice};
-use crate::ops::Workspace;
+use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rayon::prelude::*;
@@ -71,6 +71,47 @@ fn inv_std<E: Dtype + Float>(var: &[E], eps: f64) -> Vec<E> {
     var.iter().map(|v| E::one() / (*v + eps).sqrt()).collect()
 }
 
+/// `y = (x − mean) · inv · weight + bias` per channel, into a lease.
+fn normalize<E: Dtype + Float>(
+    op: &BatchNormOp,
+    xs: &[E],
+    (w, b): (&[E], &[E]),
+    (mean, inv): (&[E], &[E]),
+    ws: &Workspace,
+) -> Lease<E> {
+    let mut y = ws.lease_any::<E>(op.len());
+    per_sample(op, xs, &mut y, |_, c, x, y| {
+        let (scale, m, shift) = (w[c] * inv[c], mean[c], b[c]);
+        for (y, x) in y.iter_mut().zip(x) {
+            *y = (*x - m) * scale + shift;
+        }
+    });
+    y
+}
+
+/// `(Σ dy, Σ dy·x̂)` per channel, with `x̂ = (x − mean) · inv`: the bias
+/// and weight gradients.
+fn affine_sums<E: Dtype + Float>(
+    op: &BatchNormOp,
+    gy: &[E],
+    xs: &[E],
+    (mean, inv): (&[E], &[E]),
+) -> Vec<(E, E)> {
+    (0..op.channels)
+        .into_par_iter()
+        .map(|c| {
+            let dy = channel_sum(op, gy, c, |_, g| g);
+            let dyx = channel_sum(op, gy, c, |j, g| g * (xs[j] - mean[c]) * inv[c]);
+            (dy, dyx)
+        })
+        .collect()
+}
+
+/// Adds one of the per-channel sums to a gradient.
+fn add_sums<E: Dtype>(g: &mut [E], sums: &[(E, E)], pick: impl Fn(&(E, E)) -> E) {
+    g.iter_mut().zip(sums).for_each(|(g, s)| *g += pick(s));
+}
+
 pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     op: BatchNormOp,
     x: Tensor<S, E, Cpu, T>,
@@ -92,13 +133,7 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         .map(|c| channel_sum(&op, &xs, c, |_, v| (v - mean[c]) * (v - mean[c])) / n)
         .collect();
     let inv = inv_std(&var, op.eps);
-    let mut y = ws.lease_any::<E>(op.len());
-    per_sample(&op, &xs, &mut y, |_, c, x, y| {
-        let (scale, m, shift) = (w[c] * inv[c], mean[c], b[c]);
-        for (y, x) in y.iter_mut().zip(x) {
-            *y = (*x - m) * scale + shift;
-        }
-    });
+    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), ws);
     let y = tensor_from_slice(&dev, &y, shape)?;
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
@@ -106,15 +141,7 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         tape.add_backward_op(move |grads| {
             let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let xhat = |c: usize, v: E| (v - mean[c]) * inv[c];
-            // Σ dy and Σ dy·x̂ per channel
-            let sums: Vec<(E, E)> = (0..op.channels)
-                .into_par_iter()
-                .map(|c| {
-                    let dy = channel_sum(&op, &gy, c, |_, g| g);
-                    let dyx = channel_sum(&op, &gy, c, |j, g| g * xhat(c, xs[j]));
-                    (dy, dyx)
-                })
-                .collect();
+            let sums = affine_sums(&op, &gy, &xs, (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
             let mut dx = vec![E::zero(); op.len()];
             per_sample(&op, &gy, &mut dx, |bi, c, gy, dx| {
@@ -126,10 +153,8 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
                 }
             });
             gx.iter_mut().zip(&dx).for_each(|(g, d)| *g += *d);
-            let gw = grads.get_or_alloc_mut(&w_g)?;
-            gw.iter_mut().zip(&sums).for_each(|(g, s)| *g += s.1);
-            let gb = grads.get_or_alloc_mut(&b_g)?;
-            gb.iter_mut().zip(&sums).for_each(|(g, s)| *g += s.0);
+            add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
+            add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
             **grads.get_or_alloc_mut(&y_g)? = gy;
             Ok(())
         });
@@ -153,26 +178,13 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         running_mean.as_vec(),
         inv_std(&running_var.as_vec(), op.eps),
     );
-    let mut y = ws.lease_any::<E>(op.len());
-    per_sample(&op, &xs, &mut y, |_, c, x, y| {
-        let (scale, m, shift) = (w[c] * inv[c], mean[c], b[c]);
-        for (y, x) in y.iter_mut().zip(x) {
-            *y = (*x - m) * scale + shift;
-        }
-    });
+    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), ws);
     let y = tensor_from_slice(&dev, &y, shape)?;
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
             let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let sums: Vec<(E, E)> = (0..op.channels)
-                .into_par_iter()
-                .map(|c| {
-                    let dy = channel_sum(&op, &gy, c, |_, g| g);
-                    let dyx = channel_sum(&op, &gy, c, |j, g| g * (xs[j] - mean[c]) * inv[c]);
-                    (dy, dyx)
-                })
-                .collect();
+            let sums = affine_sums(&op, &gy, &xs, (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
             let mut dx = vec![E::zero(); op.len()];
             per_sample(&op, &gy, &mut dx, |_, c, gy, dx| {
@@ -182,10 +194,8 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
                 }
             });
             gx.iter_mut().zip(&dx).for_each(|(g, d)| *g += *d);
-            let gw = grads.get_or_alloc_mut(&w_g)?;
-            gw.iter_mut().zip(&sums).for_each(|(g, s)| *g += s.1);
-            let gb = grads.get_or_alloc_mut(&b_g)?;
-            gb.iter_mut().zip(&sums).for_each(|(g, s)| *g += s.0);
+            add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
+            add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
             **grads.get_or_alloc_mut(&y_g)? = gy;
             Ok(())
         });
