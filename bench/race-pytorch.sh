@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Races static-nn against PyTorch (CPU, 2 threads) on the same machine, in the
-# same run: LeNet and MLP training steps (batch 64, Adam) and LeNet inference
-# at batch 1, 64 and 1000. The two sides alternate, workload by workload, for
-# ROUNDS rounds; the table shows medians. Each measurement is its own process,
-# so the peak RSS column is that workload's alone.
+# same run: LeNet and MLP training steps (batch 64, Adam), LeNet inference
+# at batch 1, 64 and 1000, and MnistResNet's training step (resnet-train:
+# batch 64, Adam, training mode) and inference (resnet-infer-256: batch 256,
+# inference mode). Every workload runs for SECS seconds (after a short
+# warm-up), so the ResNet ones, about 10x slower per sample than LeNet, simply
+# take fewer steps per round and add no more time than the others. The two
+# sides alternate, workload by workload, for ROUNDS rounds; the table shows
+# medians. Each measurement is its own process, so the peak RSS column is
+# that workload's alone.
 #
 #   bench/race-pytorch.sh              # ROUNDS=5 SECS=2
 #   ROUNDS=9 SECS=3 bench/race-pytorch.sh
@@ -12,12 +17,14 @@
 # PyTorch comes from $TORCH_VENV when set, else bench/.venv (created and
 # filled with `pip install torch` from the default index on first use;
 # git-ignored). Never run by CI.
-# The last line is `lenet train ratio (static-nn / pytorch samples/s): R`.
+# Before it come `resnet train ratio (...)` and `resnet infer-256 ratio (...)`
+# lines for the ResNet workloads that ran; the last line is still
+# `lenet train ratio (static-nn / pytorch samples/s): R`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 SECS=${SECS:-2}
-WORKLOADS=${WORKLOADS:-"lenet-train mlp-train lenet-infer-1 lenet-infer-64 lenet-infer-1000"}
+WORKLOADS=${WORKLOADS:-"lenet-train mlp-train lenet-infer-1 lenet-infer-64 lenet-infer-1000 resnet-train resnet-infer-256"}
 
 VENV=${TORCH_VENV:-bench/.venv}
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then

@@ -1,5 +1,7 @@
 """Reads the JSON lines of bench/race-pytorch.sh and prints the table of medians.
-The last line is `lenet train ratio (static-nn / pytorch samples/s): R`."""
+Then one ratio line per ResNet workload that ran (`resnet train ratio ...`,
+`resnet infer-256 ratio ...`); the last line is still
+`lenet train ratio (static-nn / pytorch samples/s): R`."""
 import json
 import statistics
 import sys
@@ -9,7 +11,8 @@ by = {}
 for r in rows:
     by.setdefault((r["workload"], r["side"]), []).append(r)
 
-order = ["lenet-train", "mlp-train", "lenet-infer-1", "lenet-infer-64", "lenet-infer-1000"]
+order = ["lenet-train", "mlp-train", "lenet-infer-1", "lenet-infer-64", "lenet-infer-1000",
+         "resnet-train", "resnet-infer-256"]
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 print()
 print(f"{'workload':<18}{'static-nn/s':>13}{'pytorch/s':>12}{'ratio':>8}"
@@ -28,4 +31,7 @@ for w in order:
           f"{max(r['peak_rss_kib'] for r in s) / 1024:>12.1f}{max(r['peak_rss_kib'] for r in p) / 1024:>12.1f}"
           f"  {len(s)}/{len(p)} (per-round ratio median {per_round:.2f})")
 print()
+for w, label in [("resnet-train", "resnet train"), ("resnet-infer-256", "resnet infer-256")]:
+    if w in ratios:
+        print(f"{label} ratio (static-nn / pytorch samples/s): {ratios[w]:.2f}")
 print(f"lenet train ratio (static-nn / pytorch samples/s): {ratios.get('lenet-train', float('nan')):.2f}")

@@ -7,8 +7,10 @@ Runs one workload for a fixed time on 2 threads and prints one line of JSON
 
 The networks are the notebook's: the class LeNet (conv 1->6 k5 p2, ReLU, max
 pool 2, conv 6->16 k5, ReLU, max pool 2, 400->84, ReLU, 84->10) and the MLP
-(784->128, ReLU, 128->10). Training: batch 64, Adam (lr 1e-3), cross-entropy
-on random data (the same on both sides). Inference: forward under no_grad.
+(784->128, ReLU, 128->10); MnistResNet is the one of scripts/pytorch_parity.py
+(static_nn::models::MnistResNet), copied here. Training (model.train()): batch 64, Adam (lr 1e-3), cross-entropy
+on random data (the same on both sides). Inference: model.eval(), forward
+under no_grad; `resnet-infer-256` is batch 256.
 """
 import json
 import resource
@@ -38,6 +40,39 @@ class LeNet(nn.Module):
         return self.fc2(x)
 
 
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.shortcut(x))
+
+
+class MnistResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.layer1 = BasicBlock(16, 16, 1)
+        self.layer2 = BasicBlock(16, 32, 2)
+        self.layer3 = BasicBlock(32, 64, 2)
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(self.dropout(x))
+
+
 def mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
 
@@ -58,6 +93,7 @@ def time_it(secs, per_step, step):
 
 
 def train(model, secs):
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(64, 1, 28, 28)
     y = torch.tensor([(i * 7) % 10 for i in range(64)])
@@ -71,8 +107,8 @@ def train(model, secs):
     return time_it(secs, 64, step)
 
 
-def infer(n, secs):
-    model = LeNet().eval()
+def infer(n, secs, model=None):
+    model = (model or LeNet()).eval()
     x = torch.randn(n, 1, 28, 28)
 
     def step():
@@ -89,6 +125,10 @@ def main():
         r = train(LeNet(), secs)
     elif what == "mlp-train":
         r = train(mlp(), secs)
+    elif what == "resnet-train":
+        r = train(MnistResNet(), secs)
+    elif what == "resnet-infer-256":
+        r = infer(256, secs, MnistResNet())
     elif what.startswith("lenet-infer-"):
         r = infer(int(what.rsplit("-", 1)[1]), secs)
     else:

@@ -8,6 +8,17 @@
 //!   untimed setup);
 //! - `pool2d/{max,avg}_fwd/*`, `pool2d/{max,avg}_bwd/*`;
 //! - `linear/*`: forward and forward+backward;
+//! - `batchnorm2d/fwd/*`: inference mode (running statistics, no tape);
+//!   `batchnorm2d/train_fwd_bwd/*`: training mode (`forward_mut`: batch
+//!   statistics and the running-stat update) and the backward pass, at the
+//!   ResNet's stem shape;
+//! - `dropout/train_fwd/*`: `Dropout<20>` in training mode (mask and scale),
+//!   at the stem's shape and at the ResNet head's;
+//! - `basic_block/{fwd,train_fwd_bwd}/*`: the ResNet's `BasicBlock<16, 16, 1>`
+//!   (identity shortcut) and `BasicBlock<16, 32, 2, Projection<16, 32, 2>>`,
+//!   in inference mode and as a training step (forward_mut + backward);
+//! - `global_avg_pool/{fwd,fwd_bwd}/*`: `GlobalAvgPool2D` at the ResNet's
+//!   last stage;
 //! - `train_step/*`: forward, cross-entropy, backward, Adam (batch 64);
 //! - `inference/*`: the class LeNet at batch 1, 64, 1000;
 //! - `typed_overhead/*`: the typed `LeNetClass` against the same computation
@@ -16,6 +27,7 @@
 //! `cargo bench --bench nn`, or one group: `cargo bench --bench nn -- conv2d/`.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dfdx::optim::{Adam, Optimizer};
+use static_nn::models::{BasicBlock, Projection};
 use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, Workspace};
 use static_nn::prelude::*;
 use std::hint::black_box;
@@ -118,6 +130,93 @@ fn linear(c: &mut Criterion) {
     g.finish();
 }
 
+fn batchnorm(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let mut g = c.benchmark_group("batchnorm2d");
+    g.throughput(Throughput::Elements(B as u64));
+    let mut bn = dev.build_module::<BatchNorm2D<16>, f32>();
+    let x: Tensor<Rank4<B, 16, 28, 28>, f32, Dev> = dev.sample_normal();
+    let r: Tensor<Rank4<B, 16, 28, 28>, f32, Dev> = dev.sample_normal();
+    g.bench_function("fwd/b64_16x28x28", |bch| {
+        bch.iter(|| bn.forward(black_box(x.clone())))
+    });
+    let mut grads = Some(bn.alloc_grads());
+    g.bench_function("train_fwd_bwd/b64_16x28x28", |bch| {
+        bch.iter(|| {
+            let y = bn.forward_mut(x.trace(grads.take().unwrap()));
+            let mut gr = (y * r.clone()).sum().backward();
+            bn.zero_grads(&mut gr);
+            grads = Some(gr);
+        })
+    });
+    g.finish();
+}
+
+fn dropout(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let mut g = c.benchmark_group("dropout");
+    g.throughput(Throughput::Elements(B as u64));
+    let mut drop = dev.build_module::<Dropout<20>, f32>();
+    let x: Tensor<Rank4<B, 16, 28, 28>, f32, Dev> = dev.sample_normal();
+    g.bench_function("train_fwd/b64_16x28x28_p20", |bch| {
+        bch.iter(|| drop.forward_mut(black_box(x.clone())))
+    });
+    let x: Tensor<Rank2<B, 64>, f32, Dev> = dev.sample_normal();
+    g.bench_function("train_fwd/b64_64_p20", |bch| {
+        bch.iter(|| drop.forward_mut(black_box(x.clone())))
+    });
+    g.finish();
+}
+
+/// Inference and a training step (forward_mut, a random linear loss,
+/// backward) of one residual block; the gradients are reused.
+macro_rules! block_bench {
+    ($g:expr, $dev:expr, $name:expr, $block:ty, [$c:literal, $h:literal] -> [$o:literal, $ho:literal]) => {{
+        let mut block = $dev.build_module::<$block, f32>();
+        let x: Tensor<Rank4<B, $c, $h, $h>, f32, Dev> = $dev.sample_normal();
+        let r: Tensor<Rank4<B, $o, $ho, $ho>, f32, Dev> = $dev.sample_normal();
+        $g.bench_function(format!("fwd/{}", $name), |bch| {
+            bch.iter(|| block.forward(black_box(x.clone())))
+        });
+        let mut grads = Some(block.alloc_grads());
+        $g.bench_function(format!("train_fwd_bwd/{}", $name), |bch| {
+            bch.iter(|| {
+                let y = block.forward_mut(x.trace(grads.take().unwrap()));
+                let mut gr = (y * r.clone()).sum().backward();
+                block.zero_grads(&mut gr);
+                grads = Some(gr);
+            })
+        });
+    }};
+}
+
+fn basic_block(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let mut g = c.benchmark_group("basic_block");
+    g.throughput(Throughput::Elements(B as u64));
+    block_bench!(g, dev, "identity_b64_16x28x28_to_16x28x28", BasicBlock<16, 16, 1>,
+        [16, 28] -> [16, 28]);
+    block_bench!(g, dev, "projection_b64_16x28x28_to_32x14x14",
+        BasicBlock<16, 32, 2, Projection<16, 32, 2>>, [16, 28] -> [32, 14]);
+    g.finish();
+}
+
+fn global_avg_pool(c: &mut Criterion) {
+    let dev = Dev::seed_from_u64(0);
+    let mut g = c.benchmark_group("global_avg_pool");
+    g.throughput(Throughput::Elements(B as u64));
+    let pool = dev.build_module::<GlobalAvgPool2D, f32>();
+    let x: Tensor<Rank4<B, 64, 7, 7>, f32, Dev> = dev.sample_normal();
+    let r: Tensor<Rank2<B, 64>, f32, Dev> = dev.sample_normal();
+    g.bench_function("fwd/b64_64x7x7", |bch| {
+        bch.iter(|| pool.forward(black_box(x.clone())))
+    });
+    g.bench_function("fwd_bwd/b64_64x7x7", |bch| {
+        bch.iter(|| (pool.forward(x.leaky_trace()) * r.clone()).sum().backward())
+    });
+    g.finish();
+}
+
 macro_rules! train_bench {
     ($g:expr, $dev:expr, $name:expr, $model:ty) => {{
         let mut model = $dev.build_module::<$model, f32>();
@@ -204,6 +303,10 @@ criterion_group!(
     conv,
     pool,
     linear,
+    batchnorm,
+    dropout,
+    basic_block,
+    global_avg_pool,
     train,
     inference,
     typed_overhead

@@ -9,7 +9,9 @@
 //! Workloads: `lenet-train`, `mlp-train` (batch 64, Adam, cross-entropy, on
 //! random data: the same steps `bench/race_torch.py` times in PyTorch),
 //! `lenet-infer-1`, `lenet-infer-64`, `lenet-infer-1000` (forward without a
-//! tape), and `lenet-train-ops` / `lenet-infer-64-ops` (the class LeNet
+//! tape), `resnet-train` ([`MnistResNet`] in training mode, `forward_mut`:
+//! batch 64, Adam), `resnet-infer-256` (`MnistResNet` in inference mode,
+//! `forward` without a tape, batch 256), and `lenet-train-ops` / `lenet-infer-64-ops` (the class LeNet
 //! written directly with the ops, for the typed-overhead ratio).
 //!
 //! The device has dfdx's allocation cache enabled (`Cpu::enable_cache`), as
@@ -206,6 +208,33 @@ fn main() {
                 opt.update(&mut model, &g).unwrap();
                 model.zero_grads(&mut g);
                 grads = Some(g);
+            })
+        }
+        "resnet-train" => {
+            // Training mode: batch statistics, running-stat updates, dropout
+            // (PyTorch's model.train()).
+            let mut model = dev.build_module::<MnistResNet, f32>();
+            let mut opt = Adam::new(&model, Default::default());
+            let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
+            let t = onehot(&dev);
+            let mut grads = Some(model.alloc_grads());
+            time_it(secs, B, || {
+                let logits = model.forward_mut(x.trace(grads.take().unwrap()));
+                let loss = cross_entropy_with_logits_loss(logits, t.clone());
+                let mut g = loss.backward();
+                opt.update(&mut model, &g).unwrap();
+                model.zero_grads(&mut g);
+                grads = Some(g);
+            })
+        }
+        "resnet-infer-256" => {
+            // Inference mode: running statistics, no dropout, no tape
+            // (PyTorch's model.eval() under no_grad).
+            const N: usize = 256;
+            let model = dev.build_module::<MnistResNet, f32>();
+            let x = dev.sample_normal::<Rank4<N, 1, 28, 28>>();
+            time_it(secs, N, || {
+                std::hint::black_box(model.forward(x.clone()));
             })
         }
         "lenet-infer-1" => lenet_infer::<1>(&dev, secs),
