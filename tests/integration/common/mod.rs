@@ -152,3 +152,54 @@ pub fn temporaries(dir: &Path) -> Vec<String> {
         .filter(|n| n.starts_with('.'))
         .collect()
 }
+
+// ------------------------------------------------------ the separate crates
+
+/// This test binary's target directory (`<target>/<profile>/deps/<exe>`),
+/// reused so that a separate crate under `tests/` does not rebuild dfdx.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// `cargo run` of the separate crate `tests/CRATE` with `args`.
+pub fn run_crate(krate: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(krate)
+        .join("Cargo.toml");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["run", "--quiet", "--offline", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--")
+        .args(args)
+        .env("CARGO_TARGET_DIR", target_dir());
+    // Drop what `cargo test` sets for this test's process: some build
+    // scripts (ring's) watch these, and inheriting them would rebuild the
+    // dependencies on every run.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_by_cargo = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_"]
+            .iter()
+            .any(|p| key.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&key.as_ref());
+        if set_by_cargo {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd.output().expect("cannot start cargo")
+}

@@ -1,10 +1,11 @@
 //! Embedding: a separate crate (tests/embed) that depends on static-nn as any
 //! other crate would declares its own typed network, loads weights saved
 //! here and runs inference; its logits must be ours.
+use crate::common::run_crate;
 use static_nn::prelude::*;
 use static_nn::weights;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 /// The network tests/embed/src/main.rs declares, written again here.
 type Net = (Conv2D<1, 4, 3>, ReLU, MaxPool2D<2>, Flatten, LazyLinear<10>);
@@ -19,50 +20,9 @@ fn pictures() -> Vec<f32> {
     x
 }
 
-/// This test binary's target directory (`<target>/<profile>/deps/<exe>`),
-/// reused so that the embedding crate does not rebuild dfdx.
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
 /// `cargo run` of the embedding crate with `weights` as its argument.
 fn run_embedded(weights: &Path) -> Output {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/embed/Cargo.toml");
-    let mut cmd = Command::new(cargo);
-    cmd.args(["run", "--quiet", "--offline", "--manifest-path"])
-        .arg(&manifest)
-        .arg("--")
-        .arg(weights)
-        .env("CARGO_TARGET_DIR", target_dir());
-    // Drop what `cargo test` sets for this test's process: some build
-    // scripts (ring's) watch these, and inheriting them would rebuild the
-    // dependencies on every run.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let set_by_cargo = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_"]
-            .iter()
-            .any(|p| key.starts_with(p))
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_RUSTC_CURRENT_DIR",
-                "OUT_DIR",
-            ]
-            .contains(&key.as_ref());
-        if set_by_cargo {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    cmd.output().expect("cannot start cargo")
+    run_crate("embed", &[weights.as_os_str()])
 }
 
 #[test]
