@@ -63,14 +63,12 @@ impl<const PERCENT: usize, E: Dtype, D: Device<E>> BuildOnDevice<D, E> for Dropo
 
 impl<const PERCENT: usize, const CHANNELS: bool> Default for DropoutModule<PERCENT, CHANNELS> {
     fn default() -> Self {
-        Self {
-            p: probability::<PERCENT>(),
-        }
+        Self { p: Self::P }
     }
 }
 
-/// The probability of `Dropout<PERCENT>`, checked when the network is built
-/// (a `PERCENT` of 100 or more is an error at compile time).
+/// The probability of `Dropout<PERCENT>`. Read through the `P` constants,
+/// so that a `PERCENT` of 100 or more is an error at compile time.
 const fn probability<const PERCENT: usize>() -> f64 {
     assert!(PERCENT < 100, "Dropout's PERCENT must be below 100");
     PERCENT as f64 / 100.0
@@ -84,12 +82,17 @@ impl<const PERCENT: usize, const CHANNELS: bool, E: Dtype, D: Device<E>> TensorC
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        let p = ScalarOptions::from_default(probability::<PERCENT>());
+        let p = ScalarOptions::from_default(Self::P);
         visitor.visit_fields(
             <Self as TensorCollection<E, D>>::scalar("p", |s| &s.p, |s| &mut s.p, p),
             |p| DropoutModule { p },
         )
     }
+}
+
+impl<const PERCENT: usize, const CHANNELS: bool> DropoutModule<PERCENT, CHANNELS> {
+    /// The probability the module starts with: `PERCENT / 100`.
+    pub const P: f64 = probability::<PERCENT>();
 }
 
 impl<const PERCENT: usize> Dropout<PERCENT> {
@@ -174,7 +177,7 @@ macro_rules! dropout_infer {
             type Concrete = Self;
             type Out = In;
             fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
-                let p = probability::<PERCENT>();
+                let p = $spec::<PERCENT>::P;
                 push::<In>(
                     prefix,
                     format!(concat!($torch, "(p={}, inplace=False)"), p),

@@ -167,18 +167,17 @@ impl<const C: usize, E: Dtype + Float, D: Device<E>, L: 'static + Clone + Send +
 }
 
 impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule<C, E, D, L> {
-    fn op(&self, batch: usize, plane: usize) -> Result<BatchNormOp, D::Err> {
-        // An empty batch or a bad eps: the kernel's own size check reports it.
-        Ok(
-            BatchNormOp::new(batch.max(1), C, plane.max(1), self.eps.max(0.0)).unwrap_or(
-                BatchNormOp {
-                    batch: 0,
-                    channels: C,
-                    plane: 0,
-                    eps: 0.0,
-                },
-            ),
-        )
+    /// The op for `batch` samples of `plane` values per channel. An empty
+    /// batch or an infinite eps gives an op that fits no input, so the
+    /// kernel's own size check reports it.
+    fn op(&self, batch: usize, plane: usize) -> BatchNormOp {
+        let empty = BatchNormOp {
+            batch: 0,
+            channels: C,
+            plane: 0,
+            eps: 0.0,
+        };
+        BatchNormOp::new(batch.max(1), C, plane.max(1), self.eps.max(0.0)).unwrap_or(empty)
     }
 
     /// Inference mode on `x`, viewed as `(batch, C, plane)`.
@@ -188,7 +187,7 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
         batch: usize,
         plane: usize,
     ) -> Result<Tensor<S, E, D, T>, D::Err> {
-        let op = self.op(batch, plane)?;
+        let op = self.op(batch, plane);
         D::try_batch_norm_eval(
             op,
             x,
@@ -206,7 +205,7 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
         batch: usize,
         plane: usize,
     ) -> Result<Tensor<S, E, D, T>, D::Err> {
-        let op = self.op(batch, plane)?;
+        let op = self.op(batch, plane);
         let (y, stats) =
             D::try_batch_norm_train(op, x, (&self.weight, &self.bias), &self.workspace)?;
         let m = self.momentum;
