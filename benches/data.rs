@@ -94,7 +94,7 @@ fn loader(c: &mut Criterion) {
             epoch += 1;
             l.epoch(epoch)
                 .map(|b| {
-                    let (x, y) = b.into_tensors::<28, 28, _>(&dev).expect("28×28");
+                    let (x, y) = b.into_tensors::<1, 28, 28, _>(&dev).expect("28×28");
                     black_box((x.shape().0, y.shape().0))
                 })
                 .count()

@@ -100,7 +100,7 @@ fn run<Net, D>(dev: D, args: &Args) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32> + static_nn::TypedErrors + Cache + DeviceBuildExt,
     Net: BuildOnDevice<D, f32>,
-    Net::Built: ImageClassifier<28, 28, D>,
+    Net::Built: ImageClassifier<D>,
 {
     dev.enable_cache(); // dfdx's allocation cache: batches reuse memory
     let mut model = dev
@@ -115,10 +115,11 @@ where
         let batch = Batch {
             images: pixels.to_vec(),
             labels: vec![0],
+            channels: 1,
             rows: 28,
             cols: 28,
         };
-        let preds = clf.predict::<28, 28>(&batch)?;
+        let preds = clf.predict(&batch)?;
         let digit = preds.labels[0];
         println!(
             "{}: digit {digit} (probability {:.4})",
@@ -138,11 +139,11 @@ where
             ..Default::default()
         },
     );
-    let eval = clf.evaluate::<28, 28>(&loader)?;
+    let eval = clf.evaluate(&loader)?;
     if let Some(path) = &args.predictions {
         let mut lines = String::new();
         for batch in loader.epoch(0) {
-            for digit in clf.predict::<28, 28>(&batch)?.labels {
+            for digit in clf.predict(&batch)?.labels {
                 lines.push_str(&format!("{digit}\n"));
             }
         }

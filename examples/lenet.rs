@@ -185,7 +185,7 @@ fn train_and_report<Net, D>(
 where
     D: Device<f32> + static_nn::TypedErrors + DeviceBuildExt,
     Net: BuildOnDevice<D, f32> + InferShape<Rank3<1, 28, 28>>,
-    Net::Built: ImageClassifier<28, 28, D>,
+    Net::Built: ImageClassifier<D>,
 {
     println!("{}", summary::<Net, Rank3<1, 28, 28>>());
     let resnet = args.model == NotebookModel::ResNet;
@@ -245,7 +245,7 @@ where
             final_lr: optimizer_lr(optimizer) / 100.0,
         },
     };
-    clf.fit::<28, 28>(&train, epochs)?;
+    clf.fit(&train, epochs)?;
     let total: f64 = clf.history.iter().map(|s| s.seconds).sum();
     println!(
         "training time: {total:.1} s ({:.1} s per epoch)",
@@ -264,7 +264,7 @@ where
         &[("train loss", &losses)],
     )?;
 
-    let eval = clf.evaluate::<28, 28>(&test)?;
+    let eval = clf.evaluate(&test)?;
     plot_predictions(&clf, &test_data, &args.out.join("predictions.png"))?;
     println!("{eval}");
     println!(
@@ -286,7 +286,7 @@ fn plot_predictions<M, D>(
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32> + static_nn::TypedErrors,
-    M: ImageClassifier<28, 28, D>,
+    M: ImageClassifier<D>,
 {
     let loader = DataLoader::new(
         test.clone(),
@@ -298,7 +298,7 @@ where
     let mut shown: Vec<(Vec<f32>, usize, usize)> = Vec::new();
     let (mut seen, mut mistakes) = (0, 0);
     for batch in loader.epoch(0) {
-        let preds = clf.predict::<28, 28>(&batch)?;
+        let preds = clf.predict(&batch)?;
         for (i, (&p, &t)) in preds.labels.iter().zip(&batch.labels).enumerate() {
             let later_mistake = seen >= 16 && p != t && mistakes < 8;
             if seen < 16 || later_mistake {

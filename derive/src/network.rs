@@ -30,9 +30,12 @@ enum Mode {
 
 pub(crate) fn expand(input: &DeriveInput) -> Result<TokenStream> {
     let model = Model::parse(input)?;
-    let mode = parse_mode(input, &model)?;
+    let (mode, image) = parse_mode(input, &model)?;
     let mut out = TokenStream::new();
     out.extend(model.build_on_device());
+    if let Some(image) = image {
+        out.extend(model.image_input(&image));
+    }
     out.extend(model.tensor_collection());
     match &mode {
         Mode::Custom => out.extend(model.infer_custom()),
@@ -188,6 +191,18 @@ impl<'a> Model<'a> {
                 #(#tys: ::static_nn::nn::BuildOnDevice<__D, __E>,)*
             {
                 type Built = #built;
+            }
+        }
+    }
+
+    /// `impl ImageInput` from `#[network(input = (C, H, W))]`, for the
+    /// struct with any parameters (so for its built form too).
+    fn image_input(&self, (c, h, w): &(syn::Expr, syn::Expr, syn::Expr)) -> TokenStream {
+        let params = self.impl_params();
+        let self_ty = self.self_ty();
+        quote! {
+            impl<#params> ::static_nn::shapes::ImageInput for #self_ty {
+                type Image = ::static_nn::__private::dfdx::shapes::Rank3<{ #c }, { #h }, { #w }>;
             }
         }
     }
@@ -413,8 +428,12 @@ fn type_param_of(ty: &Type, params: &[Param]) -> Option<usize> {
         .position(|p| matches!(p, Param::Type(t) if *t == ident))
 }
 
-/// Reads `#[network(..)]` on the struct and rejects it on fields.
-fn parse_mode(input: &DeriveInput, model: &Model) -> Result<Mode> {
+/// The three expressions of `input = (C, H, W)`.
+type ImageDims = (syn::Expr, syn::Expr, syn::Expr);
+
+/// Reads `#[network(..)]` on the struct and rejects it on fields: the
+/// forward's mode and the declared input image, if any.
+fn parse_mode(input: &DeriveInput, model: &Model) -> Result<(Mode, Option<ImageDims>)> {
     if let Data::Struct(s) = &input.data {
         for field in &s.fields {
             if let Some(attr) = field.attrs.iter().find(|a| a.path().is_ident("network")) {
@@ -426,12 +445,29 @@ fn parse_mode(input: &DeriveInput, model: &Model) -> Result<Mode> {
         }
     }
     let mut mode = Mode::Custom;
+    let mut image = None;
     let mut seen = false;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("network")) {
         attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("input") {
+                if image.is_some() {
+                    return Err(meta.error("`input` is given twice"));
+                }
+                let value = meta.value()?;
+                let content;
+                syn::parenthesized!(content in value);
+                let dims = Punctuated::<syn::Expr, Token![,]>::parse_terminated(&content)?;
+                let dims: Vec<syn::Expr> = dims.into_iter().collect();
+                let [c, h, w] = <[syn::Expr; 3]>::try_from(dims).map_err(|_| {
+                    meta.error("`input` takes the image as `(channels, height, width)`")
+                })?;
+                image = Some((c, h, w));
+                return Ok(());
+            }
             if !meta.path.is_ident("sequential") {
                 return Err(meta.error(
-                    "unknown #[network] option: expected `sequential` or `sequential = [field, ..]`",
+                    "unknown #[network] option: expected `sequential`, `sequential = [field, ..]` \
+                     or `input = (channels, height, width)`",
                 ));
             }
             if seen {
@@ -450,7 +486,7 @@ fn parse_mode(input: &DeriveInput, model: &Model) -> Result<Mode> {
             Ok(())
         })?;
     }
-    Ok(mode)
+    Ok((mode, image))
 }
 
 /// The field indices of an explicit `sequential = [a, b, a, c]` list.

@@ -11,25 +11,32 @@ use super::locate::{locate_files, LocateOptions};
 #[cfg(feature = "datasets")]
 use super::spec::{DatasetSpec, Split};
 
-/// One split in memory: `u8` pixels, row-major, image after image, and one
-/// label in `0..=9` per image.
+/// One split in memory: `u8` pixels, image after image, each image its
+/// channels' planes one after the other (CHW, as PyTorch stores a batch), and
+/// one label in `0..classes` per image.
 ///
-/// Invariant (checked by [`LabelledImages::new`] and by the loaders):
-/// `pixels.len() == labels.len() * rows * cols`.
+/// Invariant (checked by [`LabelledImages::new`], [`LabelledImages::with_channels`]
+/// and the loaders): `pixels.len() == labels.len() * channels * rows * cols`
+/// and every label is below `classes`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabelledImages {
+    /// Channels of each image: 1 for grey (MNIST), 3 for RGB (CIFAR-10).
+    pub channels: usize,
     /// Rows of each image (28 for MNIST).
     pub rows: usize,
     /// Columns of each image (28 for MNIST).
     pub cols: usize,
-    /// All pixels, 0 (background) to 255, image after image.
+    /// Number of classes: labels lie in `0..classes` (10 for MNIST).
+    pub classes: usize,
+    /// All pixels, 0 to 255, image after image, plane after plane.
     pub pixels: Vec<u8>,
     /// One label per image.
     pub labels: Vec<u8>,
 }
 
 impl LabelledImages {
-    /// Checks the parts against each other: the pixel count, and labels in `0..=9`.
+    /// One-channel images of 10 classes (the MNIST family), checked: the
+    /// pixel count, and labels in `0..=9`.
     ///
     /// ```
     /// use static_nn::data::LabelledImages;
@@ -45,27 +52,58 @@ impl LabelledImages {
         pixels: Vec<u8>,
         labels: Vec<u8>,
     ) -> Result<LabelledImages, DataError> {
+        LabelledImages::with_channels((1, rows, cols), 10, pixels, labels)
+    }
+
+    /// Images of any `(channels, rows, cols)` and `classes` classes, checked:
+    /// the pixel count, labels below `classes`, and `classes` in `1..=256`
+    /// (labels are bytes).
+    ///
+    /// ```
+    /// use static_nn::data::LabelledImages;
+    /// // two 2×1 RGB images: R plane, G plane, B plane each
+    /// let d = LabelledImages::with_channels((3, 2, 1), 4, (0..12).collect(), vec![3, 0])?;
+    /// assert_eq!(d.image(1), &[6, 7, 8, 9, 10, 11]);
+    /// assert_eq!(d.label_histogram(), [1, 0, 0, 1]);
+    /// assert!(LabelledImages::with_channels((3, 2, 1), 3, (0..12).collect(), vec![3, 0]).is_err());
+    /// # Ok::<(), static_nn::data::DataError>(())
+    /// ```
+    pub fn with_channels(
+        (channels, rows, cols): (usize, usize, usize),
+        classes: usize,
+        pixels: Vec<u8>,
+        labels: Vec<u8>,
+    ) -> Result<LabelledImages, DataError> {
         let want = labels
             .len()
-            .checked_mul(rows)
+            .checked_mul(channels)
+            .and_then(|x| x.checked_mul(rows))
             .and_then(|x| x.checked_mul(cols));
         if want != Some(pixels.len()) {
             return Err(DataError::Inconsistent(format!(
-                "{} labels of {rows}×{cols} images need {} pixels, got {}",
+                "{} labels of {channels}×{rows}×{cols} images need {} pixels, got {}",
                 labels.len(),
                 want.map_or_else(|| "more than usize::MAX".to_string(), |w| w.to_string()),
                 pixels.len()
             )));
         }
-        if let Some(i) = labels.iter().position(|&l| l > 9) {
+        if classes == 0 || classes > 256 {
             return Err(DataError::Inconsistent(format!(
-                "label {} at index {i} is out of range 0..=9",
-                labels[i]
+                "{classes} classes: a data set needs 1 to 256 (labels are bytes)"
+            )));
+        }
+        if let Some(i) = labels.iter().position(|&l| l as usize >= classes) {
+            return Err(DataError::Inconsistent(format!(
+                "label {} at index {i} is out of range 0..={}",
+                labels[i],
+                classes - 1
             )));
         }
         Ok(LabelledImages {
+            channels,
             rows,
             cols,
+            classes,
             pixels,
             labels,
         })
@@ -73,7 +111,8 @@ impl LabelledImages {
 
     #[cfg(feature = "datasets")]
     /// Reads one split from an image file and a label file (each raw IDX or
-    /// gzip-compressed) and checks that they hold the same number of samples.
+    /// gzip-compressed) and checks that they hold the same number of samples:
+    /// one channel, 10 classes.
     pub fn from_files(images: &Path, labels: &Path) -> Result<LabelledImages, DataError> {
         let (n, rows, cols, pixels) = read_idx_images(images)?;
         let lab = read_idx_labels(labels)?;
@@ -86,8 +125,10 @@ impl LabelledImages {
             });
         }
         Ok(LabelledImages {
+            channels: 1,
             rows,
             cols,
+            classes: 10,
             pixels,
             labels: lab,
         })
@@ -103,12 +144,17 @@ impl LabelledImages {
         self.labels.is_empty()
     }
 
-    /// Pixels per image (`rows * cols`).
+    /// Values per image (`channels * rows * cols`).
     pub fn image_len(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
-    /// The pixels of image `i`, row-major.
+    /// `(channels, rows, cols)`.
+    pub fn image_shape(&self) -> (usize, usize, usize) {
+        (self.channels, self.rows, self.cols)
+    }
+
+    /// The pixels of image `i`, plane after plane, row-major.
     ///
     /// # Panics
     /// If `i >= self.len()`, like slice indexing.
@@ -149,16 +195,18 @@ impl LabelledImages {
             labels.push(self.labels[i]);
         }
         LabelledImages {
+            channels: self.channels,
             rows: self.rows,
             cols: self.cols,
+            classes: self.classes,
             pixels,
             labels,
         }
     }
 
-    /// How many images carry each label 0..=9.
-    pub fn label_histogram(&self) -> [usize; 10] {
-        let mut h = [0usize; 10];
+    /// How many images carry each label, `classes` counts.
+    pub fn label_histogram(&self) -> Vec<usize> {
+        let mut h = vec![0usize; self.classes];
         for &l in &self.labels {
             if let Some(c) = h.get_mut(l as usize) {
                 *c += 1;
@@ -167,26 +215,49 @@ impl LabelledImages {
         h
     }
 
-    /// Mean and standard deviation of all pixels mapped to `[0, 1]`, the
-    /// numbers [`Normalize`](super::Normalize) wants (MNIST train: 0.1307, 0.3081).
+    /// Mean and standard deviation of all pixels mapped to `[0, 1]`, over
+    /// every channel (MNIST train: 0.1307, 0.3081).
     pub fn pixel_mean_std(&self) -> (f64, f64) {
-        if self.pixels.is_empty() {
-            return (0.0, 0.0);
-        }
-        let mut counts = [0u64; 256];
-        for &p in &self.pixels {
-            counts[p as usize] += 1;
-        }
-        let n = self.pixels.len() as f64;
-        let (mut s, mut s2) = (0.0f64, 0.0f64);
-        for (v, &c) in counts.iter().enumerate() {
-            let x = v as f64 / 255.0;
-            s += c as f64 * x;
-            s2 += c as f64 * x * x;
-        }
-        let mean = s / n;
-        (mean, (s2 / n - mean * mean).max(0.0).sqrt())
+        mean_std(self.pixels.iter().copied())
     }
+
+    /// Mean and standard deviation of each channel's pixels mapped to
+    /// `[0, 1]`, the numbers [`Normalize`](super::Normalize) wants
+    /// (CIFAR-10 train: R 0.4914, 0.2470; G 0.4822, 0.2435; B 0.4465, 0.2616).
+    pub fn channel_mean_std(&self) -> Vec<(f64, f64)> {
+        let plane = self.rows * self.cols;
+        (0..self.channels)
+            .map(|c| {
+                mean_std(
+                    self.pixels
+                        .chunks_exact(self.image_len().max(1))
+                        .flat_map(|img| img[c * plane..(c + 1) * plane].iter().copied()),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Mean and standard deviation of pixel values mapped to `[0, 1]`.
+fn mean_std(pixels: impl Iterator<Item = u8>) -> (f64, f64) {
+    let mut counts = [0u64; 256];
+    let mut n = 0u64;
+    for p in pixels {
+        counts[p as usize] += 1;
+        n += 1;
+    }
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let (mut s, mut s2) = (0.0f64, 0.0f64);
+    for (v, &c) in counts.iter().enumerate() {
+        let x = v as f64 / 255.0;
+        s += c as f64 * x;
+        s2 += c as f64 * x * x;
+    }
+    let n = n as f64;
+    let mean = s / n;
+    (mean, (s2 / n - mean * mean).max(0.0).sqrt())
 }
 
 /// Both splits of an MNIST-format (IDX) data set: MNIST, Fashion-MNIST,

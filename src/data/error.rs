@@ -170,13 +170,17 @@ pub enum DataError {
         cache_dir: Option<PathBuf>,
     },
 
-    /// A batch's images are not the size a tensor asks for.
-    #[error("image size mismatch: the batch holds {rows}×{cols} images, the tensor wants {want_rows}×{want_cols}")]
+    /// A batch's images are not the shape a tensor (a model's input) asks for.
+    #[error("image shape mismatch: the batch holds {channels}×{rows}×{cols} images (C×H×W), the tensor wants {want_channels}×{want_rows}×{want_cols}")]
     ShapeMismatch {
+        /// Channels of the batch's images.
+        channels: usize,
         /// Rows of the batch's images.
         rows: usize,
         /// Columns of the batch's images.
         cols: usize,
+        /// Channels the tensor type asks for.
+        want_channels: usize,
         /// Rows the tensor type asks for.
         want_rows: usize,
         /// Columns the tensor type asks for.

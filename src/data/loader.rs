@@ -2,6 +2,7 @@
 //! prepared ahead on a background thread (the analogue of PyTorch's
 //! `num_workers`).
 
+use std::borrow::Cow;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,41 +16,84 @@ use super::batch::Batch;
 use super::dataset::LabelledImages;
 
 /// Normalisation like torchvision's `transforms.Normalize`: pixels are first
-/// mapped to `[0, 1]` (like `ToTensor`), then `x → (x - mean) / std`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// mapped to `[0, 1]` (like `ToTensor`), then `x → (x - mean[c]) / std[c]`
+/// for channel `c`. One value applies to every channel.
+///
+/// ```
+/// use static_nn::data::Normalize;
+/// let n = Normalize::new(&[0.5, 0.25], &[0.5, 0.25]);
+/// assert_eq!(n.apply(0, 1.0), 1.0);
+/// assert_eq!(n.apply(1, 0.5), 1.0);
+/// assert_eq!(Normalize::MNIST.apply(2, 0.1307), 0.0); // one value for all channels
+/// ```
+#[derive(Clone, Debug, PartialEq)]
 pub struct Normalize {
-    /// Mean subtracted from every pixel value in `[0, 1]`.
-    pub mean: f32,
-    /// Standard deviation the difference is divided by.
-    pub std: f32,
+    /// Mean subtracted from each channel's values in `[0, 1]` (one value, or one per channel).
+    pub mean: Cow<'static, [f32]>,
+    /// Standard deviation each channel's difference is divided by.
+    pub std: Cow<'static, [f32]>,
 }
 
 impl Normalize {
     /// MNIST's training-set statistics: mean 0.1307, std 0.3081.
     pub const MNIST: Normalize = Normalize {
-        mean: 0.1307,
-        std: 0.3081,
+        mean: Cow::Borrowed(&[0.1307]),
+        std: Cow::Borrowed(&[0.3081]),
     };
     /// Fashion-MNIST's training-set statistics: mean 0.2860, std 0.3530.
     pub const FASHION_MNIST: Normalize = Normalize {
-        mean: 0.2860,
-        std: 0.3530,
+        mean: Cow::Borrowed(&[0.2860]),
+        std: Cow::Borrowed(&[0.3530]),
+    };
+    /// CIFAR-10's training-set statistics per channel (R, G, B): means
+    /// 0.4914, 0.4822, 0.4465, standard deviations 0.2470, 0.2435, 0.2616.
+    pub const CIFAR10: Normalize = Normalize {
+        mean: Cow::Borrowed(&[0.4914, 0.4822, 0.4465]),
+        std: Cow::Borrowed(&[0.2470, 0.2435, 0.2616]),
     };
 
-    /// Normalises one value in `[0, 1]`.
-    pub fn apply(&self, x: f32) -> f32 {
-        (x - self.mean) / self.std
+    /// Per-channel statistics (or one value each for all channels).
+    pub fn new(mean: &[f32], std: &[f32]) -> Normalize {
+        Normalize {
+            mean: Cow::Owned(mean.to_vec()),
+            std: Cow::Owned(std.to_vec()),
+        }
+    }
+
+    /// The statistics of a data set, per channel (from
+    /// [`LabelledImages::channel_mean_std`]).
+    pub fn of(data: &LabelledImages) -> Normalize {
+        let (mean, std): (Vec<f32>, Vec<f32>) = data
+            .channel_mean_std()
+            .into_iter()
+            .map(|(m, s)| (m as f32, if s > 0.0 { s as f32 } else { 1.0 }))
+            .unzip();
+        Normalize {
+            mean: Cow::Owned(mean),
+            std: Cow::Owned(std),
+        }
+    }
+
+    /// Normalises one value in `[0, 1]` of channel `channel` (the last
+    /// statistic serves channels beyond the list).
+    pub fn apply(&self, channel: usize, x: f32) -> f32 {
+        let pick = |v: &[f32], d: f32| v.get(channel).or(v.last()).copied().unwrap_or(d);
+        (x - pick(&self.mean, 0.0)) / pick(&self.std, 1.0)
     }
 }
 
-/// The `f32` value of each of the 256 pixel values.
-fn pixel_table(normalize: Option<Normalize>) -> [f32; 256] {
-    let mut t = [0.0f32; 256];
-    for (p, v) in t.iter_mut().enumerate() {
-        let x = p as f32 / 255.0;
-        *v = normalize.map_or(x, |n| n.apply(x));
-    }
-    t
+/// The `f32` value of each of the 256 pixel values, for each channel.
+fn pixel_tables(normalize: Option<&Normalize>, channels: usize) -> Vec<[f32; 256]> {
+    (0..channels.max(1))
+        .map(|c| {
+            let mut t = [0.0f32; 256];
+            for (p, v) in t.iter_mut().enumerate() {
+                let x = p as f32 / 255.0;
+                *v = normalize.map_or(x, |n| n.apply(c, x));
+            }
+            t
+        })
+        .collect()
 }
 
 /// How a [`DataLoader`] batches.
@@ -65,7 +109,8 @@ pub struct LoaderConfig {
     /// Batches prepared ahead on a background thread; `0` prepares each batch
     /// on the calling thread when it is asked for.
     pub prefetch: usize,
-    /// Normalisation after mapping pixels to `[0, 1]`; `None` leaves them in `[0, 1]`.
+    /// Normalisation after mapping pixels to `[0, 1]` (per channel); `None`
+    /// leaves them in `[0, 1]`.
     pub normalize: Option<Normalize>,
     /// Random changes to each image, on the batching thread, seeded by the
     /// shuffle seed (0 without one), the epoch and the batch; `None` for
@@ -107,7 +152,7 @@ pub struct DataLoader {
     /// Samples that are actually usable (guards against hand-built data
     /// whose pixel buffer is too short).
     n: usize,
-    table: Arc<[f32; 256]>,
+    tables: Arc<Vec<[f32; 256]>>,
 }
 
 impl DataLoader {
@@ -126,12 +171,12 @@ impl DataLoader {
             .len()
             .checked_div(per)
             .map_or(data.labels.len(), |m| m.min(data.labels.len()));
-        let table = Arc::new(pixel_table(cfg.normalize));
+        let tables = Arc::new(pixel_tables(cfg.normalize.as_ref(), data.channels));
         DataLoader {
             data,
             cfg,
             n,
-            table,
+            tables,
         }
     }
 
@@ -178,15 +223,15 @@ impl DataLoader {
     /// background thread, at most `prefetch` ahead; dropping the iterator
     /// stops that thread.
     pub fn epoch(&self, epoch: usize) -> Batches {
-        let augment = self.cfg.augment.map(|a| {
+        let augment = self.cfg.augment.as_ref().map(|a| {
             let seed = self.cfg.shuffle.unwrap_or(0) ^ AUGMENT_SALT;
-            (a, epoch_seed(seed, epoch))
+            (*a, epoch_seed(seed, epoch))
         });
         let producer = Producer {
             data: Arc::clone(&self.data),
             order: Arc::new(self.order(epoch)),
             batch_size: self.cfg.batch_size,
-            table: Arc::clone(&self.table),
+            tables: Arc::clone(&self.tables),
             augment,
             next: 0,
             end: self.len(),
@@ -243,7 +288,7 @@ struct Producer {
     data: Arc<LabelledImages>,
     order: Arc<Vec<usize>>,
     batch_size: usize,
-    table: Arc<[f32; 256]>,
+    tables: Arc<Vec<[f32; 256]>>,
     /// The augmentation and the epoch's seed for it.
     augment: Option<(Augment, u64)>,
     next: usize,
@@ -263,7 +308,8 @@ impl Producer {
         let per = d.image_len();
         let mut images = Vec::with_capacity(idx.len() * per);
         let mut labels = Vec::with_capacity(idx.len());
-        let t: &[f32; 256] = &self.table;
+        let t: &[[f32; 256]] = &self.tables;
+        let plane = d.rows * d.cols;
         let mut rng = self
             .augment
             .map(|(_, seed)| StdRng::seed_from_u64(epoch_seed(seed, self.next)));
@@ -274,15 +320,21 @@ impl Producer {
                 (Some((aug, _)), Some(rng)) => {
                     let at = images.len();
                     images.resize(at + per, 0.0);
-                    aug.apply(img, (d.rows, d.cols), rng, t, &mut images[at..]);
+                    aug.apply(img, d.image_shape(), rng, t, &mut images[at..]);
                 }
-                _ => images.extend(img.iter().map(|&p| t[p as usize])),
+                _ => {
+                    for (c, px) in img.chunks_exact(plane.max(1)).enumerate() {
+                        let t = &t[c.min(t.len() - 1)];
+                        images.extend(px.iter().map(|&p| t[p as usize]));
+                    }
+                }
             }
             labels.push(d.labels[i] as usize);
         }
         Some(Batch {
             images,
             labels,
+            channels: d.channels,
             rows: d.rows,
             cols: d.cols,
         })

@@ -33,7 +33,7 @@
 //! let dev = Cpu::default();
 //! for epoch in 0..2 {
 //!     for batch in loader.epoch(epoch) {
-//!         let (x, y) = batch.to_const_tensors::<64, 28, 28, _>(&dev)?;
+//!         let (x, y) = batch.to_const_tensors::<64, 1, 28, 28, _>(&dev)?;
 //!         // x: Tensor<Rank4<64, 1, 28, 28>, f32, Cpu>, y: Tensor<Rank1<64>, usize, Cpu>
 //!         # let _ = (x, y);
 //!     }

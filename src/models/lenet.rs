@@ -1,8 +1,11 @@
 //! LeNet and the notebook's other networks.
 use crate::nn::{
-    AvgPool2D, Conv2D, Flatten, LazyConv2D, LazyLinear, Linear, MaxPool2D, ReLU, Sigmoid,
+    AvgPool2D, Conv2D, Conv2DModule, Flatten, LazyConv2D, LazyLinear, Linear, LinearModule,
+    MaxPool2D, ReLU, Sequential, Sigmoid,
 };
+use crate::shapes::ImageInput;
 use crate::Network;
+use dfdx::prelude::{Const, Device, Dtype, Rank3};
 
 /// The notebook's class `LeNet`, generic over its four parameterised layers,
 /// with PyTorch's field names:
@@ -37,7 +40,10 @@ use crate::Network;
 /// # let _ = logits;
 /// ```
 #[derive(Network, Clone, Debug, Default)]
-#[network(sequential = [conv1, act, pool, conv2, act, pool, flatten, fc1, act, fc2])]
+#[network(
+    sequential = [conv1, act, pool, conv2, act, pool, flatten, fc1, act, fc2],
+    input = (1, 28, 28)
+)]
 pub struct LeNet<C1, C2, F1, F2, A = ReLU, P = MaxPool2D<2, 2>, Fl = Flatten> {
     /// First convolution.
     pub conv1: C1,
@@ -101,3 +107,51 @@ pub type LeNet5 = (
 /// The notebook's MLP, 784 → 128 → 10 with ReLU, as `nn.Sequential(Flatten,
 /// Linear, ReLU, Linear)`: PyTorch keys `1.*` and `3.*`.
 pub type Mlp = (Flatten, Linear<784, 128>, ReLU, Linear<128, 10>);
+
+/// Declares that the built tuple networks take MNIST's `1×28×28` images: a
+/// tuple's first layer does not fix the image's height and width, so each
+/// one is named here, built (`E`, `D` are the impl's dtype and device).
+macro_rules! mnist_input {
+    ($($built:ty),* $(,)?) => {
+        $(impl<E: Dtype, D: Device<E>> ImageInput for $built {
+            type Image = Rank3<1, 28, 28>;
+        })*
+    };
+}
+
+type Conv1<E, D> = Conv2DModule<1, 6, 5, 5, 1, 2, E, D>;
+type Conv2<E, D> = Conv2DModule<6, 16, 5, 5, 1, 0, E, D>;
+type Fc<const I: usize, const O: usize, E, D> = LinearModule<Const<I>, O, E, D>;
+
+mnist_input!(
+    // LeNetSeq
+    Sequential<(
+        Conv1<E, D>,
+        ReLU,
+        MaxPool2D<2, 2>,
+        Conv2<E, D>,
+        ReLU,
+        AvgPool2D<2, 2>,
+        Flatten,
+        Fc<400, 84, E, D>,
+        ReLU,
+        Fc<84, 10, E, D>,
+    )>,
+    // LeNet5
+    Sequential<(
+        Conv1<E, D>,
+        Sigmoid,
+        AvgPool2D<2, 2>,
+        Conv2<E, D>,
+        Sigmoid,
+        AvgPool2D<2, 2>,
+        Flatten,
+        Fc<400, 120, E, D>,
+        Sigmoid,
+        Fc<120, 84, E, D>,
+        Sigmoid,
+        Fc<84, 10, E, D>,
+    )>,
+    // Mlp
+    Sequential<(Flatten, Fc<784, 128, E, D>, ReLU, Fc<128, 10, E, D>)>,
+);

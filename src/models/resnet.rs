@@ -159,7 +159,7 @@ where
 /// # let _ = y;
 /// ```
 #[derive(Network, Clone, Debug, Default)]
-#[network(sequential)]
+#[network(sequential, input = (1, 28, 28))]
 pub struct MnistResNet<
     Stem = (Conv2D<1, 16, 3, 1, 1, false>, BatchNorm2D<16>, ReLU),
     L1 = BasicBlock<16, 16, 1>,

@@ -23,6 +23,7 @@
 //! | [`AdaptiveAvgPool2D<OH, OW>`](AdaptiveAvgPool2D) | `nn.AdaptiveAvgPool2d((OH, OW))` | `(B, C, H, W)` → `(B, C, OH, OW)` |
 //! | [`Residual<F, G>`](Residual) | a ResNet block's `f(x) + g(x)` | `f`'s output; `f` and `g` must agree |
 //! | [`Identity`] | `nn.Identity()` | unchanged |
+//! | [`Input<C, H, W>`](Input) | (Keras' `Input`) | `(B, C, H, W)` → same; declares the network's image |
 //!
 //! # Training and inference
 //!
@@ -46,6 +47,7 @@ mod conv;
 mod dropout;
 mod flatten;
 pub(crate) mod infer;
+mod input;
 mod linear;
 mod norm;
 mod pool;
@@ -59,6 +61,7 @@ pub use conv::{Conv2D, Conv2DModule, Conv2DRect, LazyConv2D, LazyConv2DRect};
 pub use dropout::{Dropout, Dropout2D, DropoutModule};
 pub use flatten::Flatten;
 pub use infer::{InferShape, Inferred, LayerRow, OutputShape};
+pub use input::Input;
 pub use linear::{FlatProduct, LazyLinear, Linear, LinearModule, LinearOf};
 pub use norm::{BatchNorm1D, BatchNorm2D, BatchNormModule};
 pub use pool::{AvgPool2D, MaxPool2D, PoolPadding};

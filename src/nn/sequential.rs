@@ -7,6 +7,7 @@
 //! impls come from one `macro_rules!`, once per tuple length.
 use super::infer::{join_name, InferShape, LayerRow};
 use super::BuildOnDevice;
+use crate::shapes::ImageInput;
 use dfdx::nn::tensor_collection::ModuleVisitor;
 use dfdx::nn::{Module, ModuleMut, TensorCollection};
 use dfdx::prelude::{Device, Dtype, Shape};
@@ -44,6 +45,17 @@ macro_rules! nested_pattern {
     ($m:ident, $($rest:ident),+) => { ($m, nested_pattern!($($rest),+)) };
 }
 
+/// A network whose first layer declares the image it takes (a model with
+/// [`ImageInput`], such as a derived struct) takes the same image: so
+/// `(LeNetClass, Softmax)` still declares `1×28×28`.
+macro_rules! image_input_impl {
+    ($first:ident $(, $rest:ident)*) => {
+        impl<$first: ImageInput, $($rest),*> ImageInput for Sequential<($first, $($rest,)*)> {
+            type Image = $first::Image;
+        }
+    };
+}
+
 /// The impls for one tuple length (`forward` chains the layers' `forward`,
 /// inference mode; `forward_mut` chains their `forward_mut`, training mode): `[types] [indices] [bindings], last type,
 /// [the other types, last first]`. The reversed list lets each layer's bound
@@ -54,6 +66,8 @@ macro_rules! tuple_impls {
         impl<D: Device<E>, E: Dtype, $($m: BuildOnDevice<D, E>),+> BuildOnDevice<D, E> for ($($m,)+) {
             type Built = Sequential<($($m::Built,)+)>;
         }
+
+        image_input_impl!($($m),+);
 
         impl<E: Dtype, D: Device<E>, $($m: TensorCollection<E, D>),+> TensorCollection<E, D>
             for Sequential<($($m,)+)>

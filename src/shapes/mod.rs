@@ -23,9 +23,11 @@
 
 pub mod checks;
 mod flat;
+mod image;
 mod size;
 mod table;
 
 pub use flat::Flat;
+pub use image::{ImageInput, ImageShape};
 pub use size::{conv_output_size, try_conv_output_size, ConvOut, ConvOutSize};
 pub use table::{Tn, ToConst, ToTypenum, MAX_TABLE_DIM};

@@ -2,17 +2,25 @@
 use super::observer::{TrainEvent, TrainObserver};
 use super::optim::AnyOptimizer;
 use super::{Evaluation, LrSchedule, OptimizerConfig, TrainError};
-use crate::data::{Batch, DataLoader, ImagesTensor, OneHotTensor, NUM_CLASSES};
+use crate::data::{Batch, DataLoader};
 use crate::error::{device, TypedErrors};
+use crate::shapes::{ImageInput, ImageShape};
 use dfdx::nn::{Module, ModuleMut, TensorCollection, ZeroGrads};
 use dfdx::prelude::*;
 use std::time::Instant;
 
-/// Logits for a batch: `(batch, 10)`.
-type Logits<D, T> = Tensor<(usize, Const<NUM_CLASSES>), f32, D, T>;
+/// Logits for a batch: `(batch, N)`.
+pub type Logits<N, D, T = NoneTape> = Tensor<(usize, N), f32, D, T>;
 
-/// A typed model that classifies `(B, 1, H, W)` images into 10 classes: any
-/// static-nn network ending in `Linear<_, 10>`.
+/// A batch of the images that model `M` takes: `(batch, C, H, W)`.
+pub type ImagesOf<M, D, T = NoneTape> =
+    Tensor<<<M as ImageInput>::Image as ImageShape>::Batched, f32, D, T>;
+
+/// A typed model that classifies the images it declares
+/// ([`ImageInput`]: `(B, C, H, W)`) into `Classes` classes: any static-nn
+/// network that declares its input and ends in `Linear<_, N>`. The model's
+/// type alone decides the image shape and the class count; nothing is
+/// spelled at the call site.
 ///
 /// It runs in two modes. Training ([`Classifier::fit`]) calls dfdx's
 /// `ModuleMut::forward_mut` on a traced batch: dropout is active and batch
@@ -20,33 +28,56 @@ type Logits<D, T> = Tensor<(usize, Const<NUM_CLASSES>), f32, D, T>;
 /// ([`evaluate`](Classifier::evaluate), [`predict`](Classifier::predict))
 /// calls `Module::forward`, which takes the model by `&self`: it cannot
 /// apply dropout or change any statistic.
-pub trait ImageClassifier<const H: usize, const W: usize, D: Device<f32>>:
-    TensorCollection<f32, D>
-    + Module<ImagesTensor<H, W, D>, Output = Logits<D, NoneTape>, Error = D::Err>
-    + ModuleMut<
-        Tensor<(usize, Const<1>, Const<H>, Const<W>), f32, D, OwnedTape<f32, D>>,
-        Output = Logits<D, OwnedTape<f32, D>>,
-        Error = D::Err,
-    >
-{
+pub trait ImageClassifier<D: Device<f32>>: ImageInput + TensorCollection<f32, D> {
+    /// The class dimension of the logits, `Const<N>`.
+    type Classes: ConstDim;
+
+    /// Logits in inference mode.
+    fn logits(&self, x: ImagesOf<Self, D>) -> Result<Logits<Self::Classes, D>, D::Err>;
+
+    /// Logits in training mode, on a traced batch.
+    #[allow(clippy::type_complexity)]
+    fn logits_mut(
+        &mut self,
+        x: ImagesOf<Self, D, OwnedTape<f32, D>>,
+    ) -> Result<Logits<Self::Classes, D, OwnedTape<f32, D>>, D::Err>;
 }
 
-impl<const H: usize, const W: usize, D: Device<f32>, M> ImageClassifier<H, W, D> for M where
-    M: TensorCollection<f32, D>
-        + Module<ImagesTensor<H, W, D>, Output = Logits<D, NoneTape>, Error = D::Err>
+impl<D: Device<f32>, N: ConstDim, M> ImageClassifier<D> for M
+where
+    M: ImageInput
+        + TensorCollection<f32, D>
+        + Module<ImagesOf<M, D>, Output = Logits<N, D>, Error = D::Err>
         + ModuleMut<
-            Tensor<(usize, Const<1>, Const<H>, Const<W>), f32, D, OwnedTape<f32, D>>,
-            Output = Logits<D, OwnedTape<f32, D>>,
+            ImagesOf<M, D, OwnedTape<f32, D>>,
+            Output = Logits<N, D, OwnedTape<f32, D>>,
             Error = D::Err,
-        >
+        >,
 {
+    type Classes = N;
+
+    fn logits(&self, x: ImagesOf<Self, D>) -> Result<Logits<N, D>, D::Err> {
+        self.try_forward(x)
+    }
+
+    fn logits_mut(
+        &mut self,
+        x: ImagesOf<Self, D, OwnedTape<f32, D>>,
+    ) -> Result<Logits<N, D, OwnedTape<f32, D>>, D::Err> {
+        self.try_forward_mut(x)
+    }
+}
+
+/// The number of classes of model `M`.
+pub fn classes_of<M: ImageClassifier<D>, D: Device<f32>>() -> usize {
+    <M::Classes as ConstDim>::SIZE
 }
 
 /// Cross-entropy on logits against one-hot targets (PyTorch's
 /// `nn.CrossEntropyLoss`), the default loss of [`Classifier::fit`].
-pub fn cross_entropy<D: Device<f32>>(
-    logits: Logits<D, OwnedTape<f32, D>>,
-    targets: OneHotTensor<D>,
+pub fn cross_entropy<N: ConstDim, D: Device<f32>>(
+    logits: Logits<N, D, OwnedTape<f32, D>>,
+    targets: Logits<N, D>,
 ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>> {
     cross_entropy_with_logits_loss(logits, targets)
 }
@@ -76,8 +107,8 @@ impl EpochStats {
 pub struct Predictions {
     /// The most probable class of each sample.
     pub labels: Vec<usize>,
-    /// Softmax probabilities of each sample.
-    pub probabilities: Vec<[f32; NUM_CLASSES]>,
+    /// Softmax probabilities of each sample, one per class.
+    pub probabilities: Vec<Vec<f32>>,
 }
 
 /// The notebook's `Classifier`: a typed model, its device and optimizer.
@@ -101,8 +132,8 @@ pub struct Predictions {
 ///         println!("Epoch: {}/{epochs}, Loss: {:.4}", stats.epoch, stats.loss);
 ///     }
 /// });
-/// clf.fit::<28, 28>(&train, 10)?; // image height and width
-/// println!("{}", clf.evaluate::<28, 28>(&test)?.accuracy_line("test"));
+/// clf.fit(&train, 10)?; // the model's type fixes 1×28×28 images and 10 classes
+/// println!("{}", clf.evaluate(&test)?.accuracy_line("test"));
 /// # Ok(()) }
 /// ```
 pub struct Classifier<M, D: Device<f32>> {
@@ -163,29 +194,25 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     }
 
     /// Trains for `epochs` epochs with cross-entropy on logits.
-    pub fn fit<const H: usize, const W: usize>(
-        &mut self,
-        loader: &DataLoader,
-        epochs: usize,
-    ) -> Result<&[EpochStats], TrainError>
+    pub fn fit(&mut self, loader: &DataLoader, epochs: usize) -> Result<&[EpochStats], TrainError>
     where
-        M: ImageClassifier<H, W, D>,
+        M: ImageClassifier<D>,
     {
-        self.fit_with_loss::<H, W, _>(loader, epochs, cross_entropy)
+        self.fit_with_loss(loader, epochs, cross_entropy::<M::Classes, D>)
     }
 
     /// Trains for `epochs` epochs with any loss of the logits and one-hot targets.
-    pub fn fit_with_loss<const H: usize, const W: usize, L>(
+    pub fn fit_with_loss<L>(
         &mut self,
         loader: &DataLoader,
         epochs: usize,
         loss: L,
     ) -> Result<&[EpochStats], TrainError>
     where
-        M: ImageClassifier<H, W, D>,
+        M: ImageClassifier<D>,
         L: Fn(
-            Logits<D, OwnedTape<f32, D>>,
-            OneHotTensor<D>,
+            Logits<M::Classes, D, OwnedTape<f32, D>>,
+            Logits<M::Classes, D>,
         ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
     {
         let first = self.history.len();
@@ -193,7 +220,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         for e in first..total {
             self.optimizer
                 .set_learning_rate(self.schedule.lr(self.base_lr, e - first, epochs));
-            let stats = self.fit_epoch::<H, W, _>(loader, e, &loss)?;
+            let stats = self.fit_epoch(loader, e, &loss)?;
             self.tell(TrainEvent::EpochFinished {
                 stats: &stats,
                 epochs: total,
@@ -204,17 +231,17 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     }
 
     /// One epoch (0-based `epoch`, which also picks the shuffle order).
-    pub fn fit_epoch<const H: usize, const W: usize, L>(
+    pub fn fit_epoch<L>(
         &mut self,
         loader: &DataLoader,
         epoch: usize,
         loss: &L,
     ) -> Result<EpochStats, TrainError>
     where
-        M: ImageClassifier<H, W, D>,
+        M: ImageClassifier<D>,
         L: Fn(
-            Logits<D, OwnedTape<f32, D>>,
-            OneHotTensor<D>,
+            Logits<M::Classes, D, OwnedTape<f32, D>>,
+            Logits<M::Classes, D>,
         ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
     {
         if loader.is_empty() {
@@ -236,11 +263,11 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 .map_err(device::<D>("allocating gradients"))?,
         };
         for (b, batch) in loader.epoch(epoch).enumerate() {
-            let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
-            let targets = batch.try_one_hot(&self.device)?;
+            let x = batch.images_tensor::<M::Image, D>(&self.device)?;
+            let targets = batch.one_hot_dim::<M::Classes, D>(&self.device)?;
             let logits = self
                 .model
-                .try_forward_mut(x.traced(grads))
+                .logits_mut(x.traced(grads))
                 .map_err(device::<D>("the forward pass"))?;
             let l = loss(logits, targets);
             let value = l.as_vec().first().copied().unwrap_or(f32::NAN);
@@ -285,21 +312,18 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     /// Accuracy, per-class accuracy and confusion matrix on `loader`
     /// (inference mode: no tape). An empty loader is
     /// [`TrainError::EmptyLoader`].
-    pub fn evaluate<const H: usize, const W: usize>(
-        &self,
-        loader: &DataLoader,
-    ) -> Result<Evaluation, TrainError>
+    pub fn evaluate(&self, loader: &DataLoader) -> Result<Evaluation, TrainError>
     where
-        M: ImageClassifier<H, W, D>,
+        M: ImageClassifier<D>,
     {
         if loader.is_empty() {
             return Err(TrainError::EmptyLoader);
         }
         let batches = loader.len();
         self.tell(TrainEvent::EvaluationStarted { batches });
-        let mut eval = Evaluation::default();
+        let mut eval = Evaluation::new(classes_of::<M, D>());
         for (b, batch) in loader.epoch(0).enumerate() {
-            let labels = self.predict_labels::<H, W>(&batch)?;
+            let labels = self.predict_labels(&batch)?;
             for (t, p) in batch.labels.iter().zip(labels) {
                 eval.record(*t, p);
             }
@@ -313,26 +337,21 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     }
 
     /// Predicted labels and softmax probabilities for one batch (no tape).
-    pub fn predict<const H: usize, const W: usize>(
-        &self,
-        batch: &Batch,
-    ) -> Result<Predictions, TrainError>
+    pub fn predict(&self, batch: &Batch) -> Result<Predictions, TrainError>
     where
-        M: ImageClassifier<H, W, D>,
+        M: ImageClassifier<D>,
     {
-        let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
+        let x = batch.images_tensor::<M::Image, D>(&self.device)?;
         let logits = self
             .model
-            .try_forward(x)
+            .logits(x)
             .map_err(device::<D>("the forward pass"))?;
         let probs = logits
             .try_softmax::<Axis<1>>()
             .map_err(device::<D>("the softmax"))?
             .as_vec();
-        let probabilities: Vec<[f32; NUM_CLASSES]> = probs
-            .chunks(NUM_CLASSES)
-            .map(|c| std::array::from_fn(|i| c[i]))
-            .collect();
+        let n = classes_of::<M, D>();
+        let probabilities: Vec<Vec<f32>> = probs.chunks(n.max(1)).map(<[f32]>::to_vec).collect();
         let labels = probabilities.iter().map(|p| argmax(p)).collect();
         Ok(Predictions {
             labels,
@@ -340,20 +359,20 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         })
     }
 
-    fn predict_labels<const H: usize, const W: usize>(
-        &self,
-        batch: &Batch,
-    ) -> Result<Vec<usize>, TrainError>
+    fn predict_labels(&self, batch: &Batch) -> Result<Vec<usize>, TrainError>
     where
-        M: ImageClassifier<H, W, D>,
+        M: ImageClassifier<D>,
     {
-        let (x, _) = batch.to_tensors::<H, W, D>(&self.device)?;
+        let x = batch.images_tensor::<M::Image, D>(&self.device)?;
         let logits = self
             .model
-            .try_forward(x)
+            .logits(x)
             .map_err(device::<D>("the forward pass"))?
             .as_vec();
-        Ok(logits.chunks(NUM_CLASSES).map(argmax).collect())
+        Ok(logits
+            .chunks(classes_of::<M, D>().max(1))
+            .map(argmax)
+            .collect())
     }
 }
 

@@ -18,7 +18,10 @@ mod metrics;
 mod observer;
 mod optim;
 
-pub use classifier::{cross_entropy, Classifier, EpochStats, ImageClassifier, Predictions};
+pub use classifier::{
+    classes_of, cross_entropy, Classifier, EpochStats, ImageClassifier, ImagesOf, Logits,
+    Predictions,
+};
 pub use device::{default_device, CpuFallback, DeviceChoice};
 pub use error::TrainError;
 pub use metrics::Evaluation;

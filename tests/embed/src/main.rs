@@ -18,10 +18,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// This crate's network, declared from static-nn's public API only: one
+/// This crate's network, declared from static-nn's public API only: its
+/// image (1×28×28, which the classifier reads from the type), one
 /// convolution, max pooling, and a lazy output layer whose 4·13·13 = 676
 /// inputs are inferred at compile time.
-type Net = (Conv2D<1, 4, 3>, ReLU, MaxPool2D<2>, Flatten, LazyLinear<10>);
+type Net = (Input<1, 28, 28>, Conv2D<1, 4, 3>, ReLU, MaxPool2D<2>, Flatten, LazyLinear<10>);
 
 /// `Net` with its lazy layer made concrete for 28×28 grey pictures.
 type Model = Inferred<Net, Rank3<1, 28, 28>>;
@@ -79,7 +80,7 @@ fn train(out: &Path) -> Result<(), static_nn::Error> {
             println!("epoch {} loss {:.6}", stats.epoch, stats.loss);
         }
     });
-    clf.fit::<28, 28>(&loader, 3)?;
+    clf.fit(&loader, 3)?;
     weights::save(&clf.model, out)?;
     let mut reloaded = dev.build_module::<Model, f32>();
     weights::load(&mut reloaded, out)?;

@@ -142,7 +142,7 @@ fn an_epoch_of_typed_batches() {
     let mut n = 0;
     for batch in loader.epoch(0) {
         let (x, y) = batch
-            .to_const_tensors::<64, 28, 28, _>(&dev)
+            .to_const_tensors::<64, 1, 28, 28, _>(&dev)
             .expect("full batches");
         let _: &Tensor<Rank4<64, 1, 28, 28>, f32, Cpu> = &x;
         for l in y.as_vec() {
@@ -164,14 +164,14 @@ fn an_epoch_of_typed_batches() {
     let last = keep.epoch(0).last().unwrap();
     assert_eq!(last.len(), 32);
     assert!(matches!(
-        last.to_const_tensors::<64, 28, 28, _>(&dev),
+        last.to_const_tensors::<64, 1, 28, 28, _>(&dev),
         Err(DataError::BatchSize {
             expected: 64,
             found: 32
         })
     ));
-    let (x, y) = last.to_tensors::<28, 28, _>(&dev).unwrap();
+    let (x, y) = last.to_tensors::<1, 28, 28, _>(&dev).unwrap();
     assert_eq!(x.shape().0, 32);
     assert_eq!(y.shape().0, 32);
-    assert_eq!(last.one_hot(&dev).shape().0, 32);
+    assert_eq!(last.one_hot::<10, _>(&dev).shape().0, 32);
 }

@@ -81,11 +81,10 @@ fn the_observer_hears_epochs_batches_and_evaluation() {
         seen.lock().unwrap().push(line);
     });
     let history = clf
-        .fit::<28, 28>(&loader(synthetic(40), 16, Some(2)), 2)
+        .fit(&loader(synthetic(40), 16, Some(2)), 2)
         .unwrap()
         .to_vec();
-    clf.evaluate::<28, 28>(&loader(synthetic(30), 20, None))
-        .unwrap();
+    clf.evaluate(&loader(synthetic(30), 20, None)).unwrap();
     let mut want = Vec::new();
     for (e, stats) in history.iter().enumerate() {
         want.push(format!("epoch {} of 3", e + 1));
@@ -101,13 +100,9 @@ fn the_observer_hears_epochs_batches_and_evaluation() {
     assert_eq!(*log.lock().unwrap(), want);
 
     let empty = loader(synthetic(0), 8, None);
-    assert!(matches!(
-        clf.evaluate::<28, 28>(&empty),
-        Err(TrainError::EmptyLoader)
-    ));
+    assert!(matches!(clf.evaluate(&empty), Err(TrainError::EmptyLoader)));
     clf.clear_observer();
-    clf.fit::<28, 28>(&loader(synthetic(16), 16, None), 1)
-        .unwrap();
+    clf.fit(&loader(synthetic(16), 16, None), 1).unwrap();
     assert_eq!(
         log.lock().unwrap().len(),
         want.len(),
@@ -121,18 +116,16 @@ fn loss_falls_and_accuracy_beats_chance_on_a_synthetic_set() {
     let model = dev.build_module::<LeNetClass, f32>();
     let mut clf = quiet(model, dev, OptimizerConfig::adam(2e-3));
     let train = loader(synthetic(400), 32, Some(3));
-    let history = clf.fit::<28, 28>(&train, 4).unwrap().to_vec();
+    let history = clf.fit(&train, 4).unwrap().to_vec();
     assert!(
         history.last().unwrap().loss < history[0].loss * 0.5,
         "{history:?}"
     );
-    let eval = clf
-        .evaluate::<28, 28>(&loader(synthetic(200), 50, None))
-        .unwrap();
+    let eval = clf.evaluate(&loader(synthetic(200), 50, None)).unwrap();
     assert_eq!(eval.total(), 200);
     assert!(eval.accuracy() > 60.0, "accuracy {}", eval.accuracy());
     let batch = loader(synthetic(10), 10, None).epoch(0).next().unwrap();
-    let preds = clf.predict::<28, 28>(&batch).unwrap();
+    let preds = clf.predict(&batch).unwrap();
     assert_eq!(preds.labels.len(), 10);
     for p in &preds.probabilities {
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
@@ -146,7 +139,7 @@ fn same_seed_same_loss_curve() {
         let model = dev.build_module::<LeNetClass, f32>();
         let mut clf = quiet(model, dev, OptimizerConfig::sgd(0.05));
         let losses: Vec<u32> = clf
-            .fit::<28, 28>(&loader(synthetic(256), 32, Some(seed)), 2)
+            .fit(&loader(synthetic(256), 32, Some(seed)), 2)
             .unwrap()
             .iter()
             .map(|s| s.loss.to_bits())
@@ -166,9 +159,7 @@ fn divergence_stops_with_epoch_and_batch() {
     let dev = Cpu::seed_from_u64(2);
     let model = dev.build_module::<Mlp, f32>();
     let mut clf = quiet(model, dev, OptimizerConfig::sgd(1e12));
-    let err = clf
-        .fit::<28, 28>(&loader(synthetic(256), 16, None), 3)
-        .unwrap_err();
+    let err = clf.fit(&loader(synthetic(256), 16, None), 3).unwrap_err();
     match err {
         TrainError::NonFiniteLoss { epoch, batch, .. } => {
             assert!(epoch >= 1 && batch >= 1);
@@ -189,7 +180,7 @@ fn empty_loader_is_an_error() {
     let mut clf = quiet(model, dev, OptimizerConfig::sgd(0.1));
     let empty = LabelledImages::new(28, 28, vec![], vec![]).unwrap();
     assert!(matches!(
-        clf.fit::<28, 28>(&loader(empty, 8, None), 1),
+        clf.fit(&loader(empty, 8, None), 1),
         Err(TrainError::EmptyLoader)
     ));
 }
@@ -200,10 +191,10 @@ fn one_short_epoch_on_real_mnist_beats_chance() {
     let dev = Cpu::seed_from_u64(0);
     let model = dev.build_module::<LeNetClass, f32>();
     let mut clf = quiet(model, dev, OptimizerConfig::adam(1e-3));
-    clf.fit::<28, 28>(&loader(data.train.subset(0..8000), 64, Some(0)), 1)
+    clf.fit(&loader(data.train.subset(0..8000), 64, Some(0)), 1)
         .unwrap();
     let eval = clf
-        .evaluate::<28, 28>(&loader(data.test.subset(0..2000), 500, None))
+        .evaluate(&loader(data.test.subset(0..2000), 500, None))
         .unwrap();
     assert!(eval.accuracy() > 85.0, "accuracy {}", eval.accuracy());
 }

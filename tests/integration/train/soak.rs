@@ -52,8 +52,7 @@ fn train_bytes(data: &Arc<LabelledImages>, seed: u64, epochs: usize) -> Vec<u8> 
     let dev = Cpu::seed_from_u64(seed);
     let model = dev.build_module::<LeNetClass, f32>();
     let mut clf = Classifier::new(model, dev, OptimizerConfig::sgd(0.01));
-    clf.fit::<28, 28>(&loader(Arc::clone(data), seed), epochs)
-        .unwrap();
+    clf.fit(&loader(Arc::clone(data), seed), epochs).unwrap();
     weights::to_bytes(&clf.model).unwrap()
 }
 
@@ -98,7 +97,7 @@ fn soak(samples: usize, epochs: usize) -> Vec<(u64, f32)> {
     let train = loader(data, 0);
     let mut out = Vec::new();
     for _ in 0..epochs {
-        let stats = clf.fit::<28, 28>(&train, 1).unwrap()[0];
+        let stats = clf.fit(&train, 1).unwrap()[0];
         out.push((rss_kib(), stats.loss));
     }
     out
