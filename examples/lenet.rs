@@ -198,10 +198,14 @@ where
         Opt::Sgd => OptimizerConfig::Sgd {
             lr: args.lr.unwrap_or(0.01),
             momentum: args.momentum,
+            dampening: 0.0,
+            nesterov: false,
             weight_decay: args.weight_decay,
         },
         Opt::Adam => OptimizerConfig::Adam {
             lr: args.lr.unwrap_or(1e-3),
+            betas: (0.9, 0.999),
+            eps: 1e-8,
             weight_decay: args.weight_decay,
         },
     };
@@ -242,7 +246,7 @@ where
     clf.schedule = match schedule {
         Schedule::Constant => LrSchedule::Constant,
         Schedule::Cosine => LrSchedule::Cosine {
-            final_lr: optimizer_lr(optimizer) / 100.0,
+            final_lr: optimizer.lr() / 100.0,
         },
     };
     clf.fit(&train, epochs)?;
@@ -323,10 +327,4 @@ where
         .collect();
     save_grid_png(path, &panels, 8, 4)?;
     Ok(())
-}
-
-fn optimizer_lr(cfg: OptimizerConfig) -> f64 {
-    match cfg {
-        OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr,
-    }
 }

@@ -24,4 +24,22 @@ pub enum TrainError {
     /// The loader yields no batches.
     #[error("the data loader is empty: nothing to train or evaluate on")]
     EmptyLoader,
+    /// An optimizer's or schedule's hyper-parameter is out of range, or its
+    /// name is unknown; the message names it and its value.
+    #[error("invalid hyper-parameter: {0}")]
+    InvalidHyperparameter(String),
+    /// An optimizer was given another model than the one it was built for,
+    /// or a state (from a checkpoint) of another model, optimizer or
+    /// configuration; the message names the tensor or buffer.
+    #[error("optimizer mismatch: {0}")]
+    OptimizerMismatch(String),
+    /// Gradient clipping found a NaN or infinite gradient (PyTorch's
+    /// `clip_grad_norm_(error_if_nonfinite=True)`); nothing was updated.
+    #[error("the gradient norm is {norm}: the gradient of {param} is not finite (try a lower learning rate)")]
+    NonFiniteGradient {
+        /// The first tensor, in the model's order, with a non-finite gradient.
+        param: String,
+        /// The total norm.
+        norm: f64,
+    },
 }

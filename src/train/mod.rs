@@ -26,4 +26,4 @@ pub use device::{default_device, CpuFallback, DeviceChoice};
 pub use error::TrainError;
 pub use metrics::Evaluation;
 pub use observer::{TrainEvent, TrainObserver};
-pub use optim::{LrSchedule, OptimizerConfig};
+pub use optim::{LrSchedule, Optim, OptimizerConfig, OptimizerState, Schedule, StateBuffer};

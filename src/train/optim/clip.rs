@@ -1,0 +1,76 @@
+//! Gradient clipping by global norm, as `torch.nn.utils.clip_grad_norm_`.
+
+/// The sum of the squares of `g`, accumulated in f64 in order.
+pub(super) fn sum_squares(g: &[f32]) -> f64 {
+    g.iter().map(|&x| f64::from(x) * f64::from(x)).sum()
+}
+
+/// The factor that `clip_grad_norm_(max_norm)` scales the gradients by when
+/// their total norm is `norm`: `max_norm / (norm + 1e-6)`, or `None` where
+/// that is not below 1 (the gradients stay as they are).
+pub(super) fn clip_coefficient(max_norm: f64, norm: f64) -> Option<f32> {
+    let coef = max_norm / (norm + 1e-6);
+    (coef < 1.0).then_some(coef as f32)
+}
+
+/// Scales `g` in place by `coef`.
+pub(super) fn scale(g: &mut [f32], coef: f32) {
+    for x in g {
+        *x *= coef;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{reference_grads, reference_run, REFERENCE_STEPS};
+    use super::super::OptimizerConfig;
+    use super::*;
+
+    // From scripts/optim_reference.py (torch 2.15.0): SGD lr 0.1 after
+    // clip_grad_norm_(1.0) each step, and the norms clip_grad_norm_ returned.
+    const SGD_CLIPPED: [f64; 8] = [
+        -0.6872828006744385,
+        -0.45107483863830566,
+        0.022091753780841827,
+        0.37357813119888306,
+        0.7298059463500977,
+        -0.6720274090766907,
+        -0.439852774143219,
+        0.03568674251437187,
+    ];
+    const SGD_CLIPPED_NORMS: [f64; 5] = [
+        2.291287899017334,
+        2.2360680103302,
+        2.1937410831451416,
+        2.1650633811950684,
+        2.3048861026763916,
+    ];
+
+    #[test]
+    fn clipping_matches_pytorch() {
+        let run = reference_run(OptimizerConfig::sgd(0.1), Some(1.0), REFERENCE_STEPS);
+        run.assert_params(&SGD_CLIPPED);
+        for (got, want) in run.norms.iter().zip(SGD_CLIPPED_NORMS) {
+            assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn norm_and_scaled_gradients() {
+        let g = reference_grads(0);
+        let norm = sum_squares(&g).sqrt();
+        assert!((norm - SGD_CLIPPED_NORMS[0]).abs() < 1e-6);
+        let coef = clip_coefficient(1.0, norm).unwrap();
+        let mut scaled = g.clone();
+        scale(&mut scaled, coef);
+        let new_norm = sum_squares(&scaled).sqrt();
+        assert!((new_norm - 1.0).abs() < 1e-5, "{new_norm}");
+        // Directions are kept.
+        for (s, g) in scaled.iter().zip(&g) {
+            assert!((s - g * coef).abs() == 0.0);
+        }
+        // A norm under the limit leaves the gradients alone.
+        assert_eq!(clip_coefficient(10.0, norm), None);
+        assert_eq!(clip_coefficient(norm + 1e-6, norm), None);
+    }
+}
