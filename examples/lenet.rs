@@ -248,7 +248,8 @@ where
         Schedule::Cosine => LrSchedule::Cosine {
             final_lr: optimizer.lr() / 100.0,
         },
-    };
+    }
+    .into();
     clf.fit(&train, epochs)?;
     let total: f64 = clf.history.iter().map(|s| s.seconds).sum();
     println!(

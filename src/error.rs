@@ -144,6 +144,13 @@ impl StdError for DeviceError {
 pub trait TypedErrors: dfdx::tensor::HasErr + sealed::Sealed {
     /// `e`, raised `during` the named step, as a [`DeviceError`].
     fn device_error(during: &'static str, e: Self::Err) -> DeviceError;
+
+    /// A new device of the same kind whose random numbers start from `seed`
+    /// (for the CPU with dfdx's allocation cache enabled; for CUDA on the
+    /// first GPU, the one `default_device` picks).
+    fn reseeded(&self, seed: u64) -> Result<Self, DeviceError>
+    where
+        Self: Sized;
 }
 
 mod sealed {
@@ -156,6 +163,13 @@ mod sealed {
 impl TypedErrors for dfdx::tensor::Cpu {
     fn device_error(during: &'static str, e: dfdx::tensor::CpuError) -> DeviceError {
         DeviceError::new(during, e)
+    }
+
+    fn reseeded(&self, seed: u64) -> Result<Self, DeviceError> {
+        use dfdx::tensor::Cache;
+        let dev = dfdx::tensor::Cpu::seed_from_u64(seed);
+        dev.enable_cache();
+        Ok(dev)
     }
 }
 
@@ -179,6 +193,13 @@ impl StdError for CudaFailure {}
 impl TypedErrors for dfdx::tensor::Cuda {
     fn device_error(during: &'static str, e: dfdx::tensor::CudaError) -> DeviceError {
         DeviceError::new(during, CudaFailure(e))
+    }
+
+    fn reseeded(&self, seed: u64) -> Result<Self, DeviceError> {
+        // dfdx 0.13 does not say which GPU a `Cuda` runs on; static-nn's
+        // `default_device` always takes the first one
+        dfdx::tensor::Cuda::try_build(0, seed)
+            .map_err(|e| DeviceError::new("building the epoch's CUDA device", CudaFailure(e)))
     }
 }
 

@@ -7,7 +7,8 @@
 pub use dfdx::prelude::*;
 
 pub use crate::models::{
-    summary, LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp, MnistResNet, Summary,
+    summary, CifarResNet20, LeNet, LeNet5, LeNetClass, LeNetLazy, LeNetSeq, Mlp, MnistResNet,
+    Summary,
 };
 pub use crate::nn::{
     AdaptiveAvgPool2D, AvgPool2D, BatchNorm1D, BatchNorm2D, BuildOnDevice, Conv2D, Conv2DRect,

@@ -59,6 +59,7 @@ mod loader;
 mod locate;
 #[cfg(feature = "datasets")]
 mod spec;
+mod split;
 #[cfg(feature = "datasets")]
 mod verify;
 

@@ -71,3 +71,66 @@ impl FromStr for NotebookModel {
             })
     }
 }
+
+/// Any of the library's networks by name, for the general `train` example:
+/// the five MNIST-sized ones of [`NotebookModel`] and `cifar-resnet20`
+/// ([`CifarResNet20`](super::CifarResNet20), 3×32×32).
+///
+/// ```
+/// use static_nn::models::ModelName;
+/// let m: ModelName = "cifar-resnet20".parse().unwrap();
+/// assert_eq!(m.image(), (3, 32, 32));
+/// assert_eq!("lenet".parse::<ModelName>().unwrap().image(), (1, 28, 28));
+/// assert!("vgg".parse::<ModelName>().unwrap_err().contains("cifar-resnet20"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelName {
+    /// One of the MNIST-sized networks.
+    Notebook(NotebookModel),
+    /// `cifar-resnet20`: ResNet-20 for 3×32×32 images.
+    CifarResNet20,
+}
+
+impl ModelName {
+    /// All six, the MNIST-sized ones first.
+    pub fn all() -> Vec<ModelName> {
+        let mut v: Vec<ModelName> = NotebookModel::ALL.into_iter().map(Self::Notebook).collect();
+        v.push(Self::CifarResNet20);
+        v
+    }
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Notebook(m) => m.name(),
+            Self::CifarResNet20 => "cifar-resnet20",
+        }
+    }
+
+    /// The image the network takes, `(channels, height, width)`.
+    pub fn image(self) -> (usize, usize, usize) {
+        match self {
+            Self::Notebook(_) => (1, 28, 28),
+            Self::CifarResNet20 => (3, 32, 32),
+        }
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModelName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::all()
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::all().iter().map(|m| m.name()).collect();
+                format!("unknown model `{s}`; expected one of: {}", names.join(", "))
+            })
+    }
+}

@@ -1,7 +1,8 @@
 //! The `Classifier` driver.
+use super::checkpoint::RunState;
 use super::observer::{TrainEvent, TrainObserver};
 use super::optim::AnyOptimizer;
-use super::{Evaluation, LrSchedule, OptimizerConfig, TrainError};
+use super::{Evaluation, Optim, OptimizerConfig, Schedule, TrainError};
 use crate::data::{Batch, DataLoader};
 use crate::error::{device, TypedErrors};
 use crate::shapes::{ImageInput, ImageShape};
@@ -141,14 +142,19 @@ pub struct Classifier<M, D: Device<f32>> {
     pub model: M,
     /// Its device.
     pub device: D,
-    optimizer: AnyOptimizer<M, D>,
-    grads: Option<Gradients<f32, D>>,
+    pub(super) optimizer: AnyOptimizer<M, D>,
+    pub(super) grads: Option<Gradients<f32, D>>,
     observer: Option<Box<dyn TrainObserver>>,
+    /// Where a [`train`](Self::train) run stands (epochs, validation scores).
+    pub(super) run: RunState,
+    /// The run's seed: each epoch of [`train`](Self::train) runs on a device
+    /// seeded by it and the epoch.
+    pub(super) seed: Option<u64>,
     /// Loss per finished epoch.
     pub history: Vec<EpochStats>,
     /// The learning-rate schedule of [`fit`](Self::fit) (default: constant).
-    pub schedule: LrSchedule,
-    base_lr: f64,
+    pub schedule: Schedule,
+    pub(super) base_lr: f64,
 }
 
 impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D> {
@@ -165,9 +171,54 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             grads: None,
             observer: None,
             history: Vec::new(),
-            schedule: LrSchedule::Constant,
+            schedule: Schedule::default(),
             base_lr,
+            run: RunState::default(),
+            seed: None,
         }
+    }
+
+    /// [`new`](Self::new) that checks the optimizer's hyper-parameters now
+    /// rather than at the first update.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidHyperparameter`], naming the parameter.
+    pub fn try_new(model: M, device: D, optimizer: OptimizerConfig) -> Result<Self, TrainError> {
+        optimizer.validate()?;
+        Ok(Self::new(model, device, optimizer))
+    }
+
+    /// Clips the gradients to a total L2 norm of `max_norm` before each
+    /// step (PyTorch's `clip_grad_norm_`); `None` turns it off.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidHyperparameter`] unless `max_norm` is finite and positive.
+    pub fn set_clip_grad_norm(&mut self, max_norm: Option<f64>) -> Result<(), TrainError> {
+        self.optimizer.inner_mut().set_clip_grad_norm(max_norm)
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &Optim {
+        self.optimizer.inner()
+    }
+
+    /// Seeds the run: with `Some(seed)` each epoch of [`train`](Self::train)
+    /// runs on a device seeded by `seed` and the epoch, so that dropout
+    /// masks repeat and a resumed run is bit-identical. Data order and
+    /// augmentation are seeded by the loader's own seed.
+    pub fn set_seed(&mut self, seed: Option<u64>) {
+        self.seed = seed;
+    }
+
+    /// The run's seed (see [`set_seed`](Self::set_seed)).
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// Where the last [`train`](Self::train) or [`resume`](Self::resume)
+    /// left the run.
+    pub fn run_state(&self) -> &RunState {
+        &self.run
     }
 
     /// Sends every [`TrainEvent`] of [`fit`](Self::fit) and
@@ -182,7 +233,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         self.observer = None;
     }
 
-    fn tell(&self, event: TrainEvent<'_>) {
+    pub(super) fn tell(&self, event: TrainEvent<'_>) {
         if let Some(o) = &self.observer {
             o.on_event(event);
         }
@@ -218,9 +269,9 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         let first = self.history.len();
         let total = first + epochs;
         for e in first..total {
-            self.optimizer
-                .set_learning_rate(self.schedule.lr(self.base_lr, e - first, epochs));
-            let stats = self.fit_epoch(loader, e, &loss)?;
+            let (schedule, base, batches) = (self.schedule, self.base_lr, loader.len());
+            let lr = move |b: usize| schedule.lr_at(base, e - first, b, epochs, batches);
+            let stats = self.fit_epoch_with(loader, e, &loss, &lr)?;
             self.tell(TrainEvent::EpochFinished {
                 stats: &stats,
                 epochs: total,
@@ -230,7 +281,8 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         Ok(&self.history[first..])
     }
 
-    /// One epoch (0-based `epoch`, which also picks the shuffle order).
+    /// One epoch (0-based `epoch`, which also picks the shuffle order) at
+    /// the optimizer's current learning rate.
     pub fn fit_epoch<L>(
         &mut self,
         loader: &DataLoader,
@@ -244,10 +296,30 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             Logits<M::Classes, D>,
         ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
     {
+        let lr = self.optimizer.learning_rate();
+        self.fit_epoch_with(loader, epoch, loss, &move |_| lr)
+    }
+
+    /// One epoch with the learning rate of each 0-based batch from `lr`.
+    pub(super) fn fit_epoch_with<L>(
+        &mut self,
+        loader: &DataLoader,
+        epoch: usize,
+        loss: &L,
+        lr: &dyn Fn(usize) -> f64,
+    ) -> Result<EpochStats, TrainError>
+    where
+        M: ImageClassifier<D>,
+        L: Fn(
+            Logits<M::Classes, D, OwnedTape<f32, D>>,
+            Logits<M::Classes, D>,
+        ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
+    {
         if loader.is_empty() {
             return Err(TrainError::EmptyLoader);
         }
         let n_batches = loader.len();
+        self.optimizer.set_learning_rate(lr(0));
         self.tell(TrainEvent::EpochStarted {
             epoch: epoch + 1,
             batches: n_batches,
@@ -263,6 +335,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 .map_err(device::<D>("allocating gradients"))?,
         };
         for (b, batch) in loader.epoch(epoch).enumerate() {
+            self.optimizer.set_learning_rate(lr(b));
             let x = batch.images_tensor::<M::Image, D>(&self.device)?;
             let targets = batch.one_hot_dim::<M::Classes, D>(&self.device)?;
             let logits = self

@@ -42,4 +42,12 @@ pub enum TrainError {
         /// The total norm.
         norm: f64,
     },
+    /// A checkpoint that cannot be written or read, or that does not fit the model.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -11,13 +11,18 @@
 //! [`default_device`] picks the device like the notebook's
 //! `cuda if available else cpu`.
 
+mod checkpoint;
 mod classifier;
 mod device;
 mod error;
 mod metrics;
 mod observer;
 mod optim;
+#[cfg(feature = "pictures")]
+mod pictures;
+mod run;
 
+pub use checkpoint::{checkpoint_path, RunState, CHECKPOINT_FILE};
 pub use classifier::{
     classes_of, cross_entropy, Classifier, EpochStats, ImageClassifier, ImagesOf, Logits,
     Predictions,
@@ -27,3 +32,6 @@ pub use error::TrainError;
 pub use metrics::Evaluation;
 pub use observer::{TrainEvent, TrainObserver};
 pub use optim::{LrSchedule, Optim, OptimizerConfig, OptimizerState, Schedule, StateBuffer};
+#[cfg(feature = "pictures")]
+pub use pictures::save_predictions_png;
+pub use run::{TrainOptions, TrainReport};

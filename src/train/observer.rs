@@ -62,6 +62,33 @@ pub enum TrainEvent<'a> {
         /// Its result.
         evaluation: &'a Evaluation,
     },
+    /// [`Classifier::train`](super::Classifier::train) evaluated the
+    /// validation set after an epoch.
+    Validated {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Validation accuracy, in percent.
+        accuracy: f64,
+        /// The best epoch so far (1-based) and its accuracy.
+        best: (usize, f64),
+    },
+    /// A checkpoint was written after an epoch.
+    CheckpointSaved {
+        /// 1-based epoch.
+        epoch: usize,
+        /// The file.
+        path: &'a std::path::Path,
+    },
+    /// Training stopped early: the validation accuracy did not improve for
+    /// `patience` epochs.
+    EarlyStopped {
+        /// The last 1-based epoch trained.
+        epoch: usize,
+        /// The patience, in epochs.
+        patience: usize,
+        /// The best epoch (1-based) and its accuracy.
+        best: (usize, f64),
+    },
 }
 
 /// Receives the [`TrainEvent`]s of a [`Classifier`](super::Classifier).

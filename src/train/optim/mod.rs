@@ -558,6 +558,16 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> AnyOptimizer<M, D> {
         self.inner.set_learning_rate(lr);
     }
 
+    /// The optimizer inside.
+    pub fn inner(&self) -> &Optim {
+        &self.inner
+    }
+
+    /// The optimizer inside, to load a state or set clipping.
+    pub fn inner_mut(&mut self) -> &mut Optim {
+        &mut self.inner
+    }
+
     /// One update of `model` from `grads`.
     pub fn update(&mut self, model: &mut M, grads: &Gradients<f32, D>) -> Result<(), TrainError> {
         if let Some(msg) = &self.invalid {
