@@ -8,7 +8,14 @@ use std::path::Path;
 use std::process::Output;
 
 /// The network tests/embed/src/main.rs declares, written again here.
-type Net = (Input<1, 28, 28>, Conv2D<1, 4, 3>, ReLU, MaxPool2D<2>, Flatten, LazyLinear<10>);
+type Net = (
+    Input<1, 28, 28>,
+    Conv2D<1, 4, 3>,
+    ReLU,
+    MaxPool2D<2>,
+    Flatten,
+    LazyLinear<10>,
+);
 type Model = Inferred<Net, Rank3<1, 28, 28>>;
 
 /// The pictures tests/embed/src/main.rs classifies.
