@@ -1,7 +1,7 @@
 //! Labelled images in memory, and loading both splits of a data set.
 
 #[cfg(feature = "datasets")]
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::DataError;
 #[cfg(feature = "datasets")]
@@ -292,6 +292,12 @@ impl IdxDataset {
     /// [`IdxDataset::load`] with explicit [`LocateOptions`].
     pub fn load_with(spec: &DatasetSpec, opts: &LocateOptions) -> Result<IdxDataset, DataError> {
         let (_, p) = locate_files(spec, opts, &[0, 1, 2, 3])?;
+        IdxDataset::from_paths(&p)
+    }
+
+    /// Loads both splits from the paths of the four files (training images,
+    /// training labels, test images, test labels), decoding them in parallel.
+    pub(crate) fn from_paths(p: &[PathBuf]) -> Result<IdxDataset, DataError> {
         let (train, test) = std::thread::scope(|s| {
             let test = s.spawn(|| LabelledImages::from_files(&p[2], &p[3]));
             let train = LabelledImages::from_files(&p[0], &p[1]);

@@ -156,7 +156,10 @@ pub enum DataError {
     },
 
     /// The data set is nowhere to be found and could not be downloaded.
-    #[error("{}", render_unavailable(dataset, tried, files, env_var, cache_dir))]
+    #[error(
+        "{}",
+        render_unavailable(dataset, tried, files, forms, env_var, cache_dir)
+    )]
     Unavailable {
         /// The data set's name, e.g. `MNIST`.
         dataset: String,
@@ -164,6 +167,9 @@ pub enum DataError {
         tried: Vec<String>,
         /// The file names that were needed.
         files: Vec<String>,
+        /// The forms in which those files are accepted, e.g. `gzip-compressed
+        /// or raw IDX`.
+        forms: String,
         /// The environment variable that names a data directory, e.g. `MNIST_DIR`.
         env_var: String,
         /// The per-user cache directory, if there is one.
@@ -197,6 +203,117 @@ pub enum DataError {
         found: usize,
     },
 
+    /// A file of fixed-size records (a CIFAR-10 batch) whose length is not a
+    /// whole number of records.
+    #[error(
+        "{}: {len} bytes is not a whole number of {record}-byte records ({layout})",
+        path.display()
+    )]
+    RecordSize {
+        /// The file concerned.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+        /// The size of one record in bytes.
+        record: usize,
+        /// What a record holds, e.g. `1 label byte, then 3×32×32 pixels`.
+        layout: &'static str,
+    },
+
+    /// An archive that cannot be unpacked: truncated, damaged, or without
+    /// the folder it should hold.
+    #[error("{}: corrupt or truncated archive: {detail}", path.display())]
+    CorruptArchive {
+        /// The archive.
+        path: PathBuf,
+        /// What went wrong, e.g. the decompressor's or the tar reader's message.
+        detail: String,
+    },
+
+    /// An image folder with no usable class folders.
+    #[error("{}: no classes: {why}", dir.display())]
+    NoClasses {
+        /// The split's folder (`DIR/train`).
+        dir: PathBuf,
+        /// What was found instead.
+        why: String,
+    },
+
+    /// A class folder with no images in it (or none left after skipping bad files).
+    #[error("{}: empty class folder: it holds no image files{}", dir.display(),
+        if *skipped > 0 { format!(" that could be read ({skipped} skipped)") } else { String::new() })]
+    EmptyClass {
+        /// The class folder.
+        dir: PathBuf,
+        /// How many bad files were skipped in it.
+        skipped: usize,
+    },
+
+    /// A class folder in the test split with no counterpart in the training split.
+    #[error(
+        "{}: class {class:?} is not among the training classes ({})",
+        dir.display(),
+        known.join(", ")
+    )]
+    UnknownClass {
+        /// The test class folder.
+        dir: PathBuf,
+        /// Its name.
+        class: String,
+        /// The training split's classes.
+        known: Vec<String>,
+    },
+
+    /// More classes than byte labels can tell apart.
+    #[error("{}: {classes} classes, but labels are bytes: at most 256", dir.display())]
+    TooManyClasses {
+        /// The split's folder.
+        dir: PathBuf,
+        /// The number of class folders found.
+        classes: usize,
+    },
+
+    /// A file in an image folder that is not an image, or cannot be decoded.
+    #[error("{}: not a readable image: {why}", path.display())]
+    BadImage {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        why: String,
+    },
+
+    /// A data set name that [`DatasetName`](super::DatasetName) does not know.
+    #[error("unknown data set {name:?}: expected one of {}", known.join(", "))]
+    UnknownDataset {
+        /// The name given.
+        name: String,
+        /// The names known.
+        known: Vec<&'static str>,
+    },
+
+    /// A data set that this build of static-nn cannot read: it was built
+    /// without the feature that reads it.
+    #[error(
+        "{dataset}: static-nn was built without its `{feature}` feature, which reads this data set"
+    )]
+    FeatureDisabled {
+        /// The data set.
+        dataset: String,
+        /// The Cargo feature it needs.
+        feature: &'static str,
+    },
+
+    /// Options that do not say enough to load a data set (an image folder
+    /// without a directory or a target image shape, an unsupported channel
+    /// count).
+    #[error("cannot load {dataset}: {why}")]
+    BadOptions {
+        /// The data set.
+        dataset: String,
+        /// What is missing or wrong.
+        why: String,
+    },
+
     /// In-memory data whose parts disagree (e.g. a pixel buffer of the wrong length).
     #[error("inconsistent data: {0}")]
     Inconsistent(String),
@@ -210,6 +327,7 @@ fn render_unavailable(
     dataset: &str,
     tried: &[String],
     files: &[String],
+    forms: &str,
     env_var: &str,
     cache_dir: &Option<PathBuf>,
 ) -> String {
@@ -221,7 +339,7 @@ fn render_unavailable(
     }
     let _ = write!(
         s,
-        "To provide the data: put the files {} (gzip-compressed or raw IDX) in a directory DIR \
+        "To provide the data: put the files {} ({forms}) in a directory DIR \
          and set {env_var}=DIR or pass --data DIR; or allow the download (network access, \
          STATIC_NN_OFFLINE unset), which fills ",
         files.join(", ")
@@ -247,7 +365,7 @@ pub(crate) fn hex_bytes(b: &[u8]) -> String {
 }
 
 /// Maps an `open`/`read` error on `path` to [`DataError::NotFound`] or [`DataError::Io`].
-#[cfg(feature = "datasets")]
+#[cfg(any(feature = "datasets", feature = "pictures"))]
 pub(crate) fn io_err(path: impl Into<PathBuf>, source: io::Error) -> DataError {
     let path = path.into();
     if source.kind() == io::ErrorKind::NotFound {

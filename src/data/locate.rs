@@ -8,6 +8,7 @@ use std::time::Duration;
 #[cfg(feature = "download")]
 use super::download::{download_file, DownloadConfig, DownloadObserver};
 use super::error::DataError;
+#[cfg(feature = "download")]
 use super::idx::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 use super::spec::{DatasetSpec, FileSpec};
 
@@ -37,6 +38,10 @@ pub struct LocateOptions {
     pub mirrors: Option<Vec<String>>,
     /// Timeout of each network phase (name resolution, connection, response, each read).
     pub timeout: Duration,
+    /// Whether downloads are checked against the data set's checksums
+    /// (default `true`). `false` (`--no-verify`) checks only that a download
+    /// parses; for mirrors that serve files you made or converted yourself.
+    pub verify: bool,
     /// Receives download progress (static-nn prints nothing itself); `None`
     /// downloads silently.
     #[cfg(feature = "download")]
@@ -51,7 +56,8 @@ impl std::fmt::Debug for LocateOptions {
             .field("cache_dir", &self.cache_dir)
             .field("download", &self.download)
             .field("mirrors", &self.mirrors)
-            .field("timeout", &self.timeout);
+            .field("timeout", &self.timeout)
+            .field("verify", &self.verify);
         #[cfg(feature = "download")]
         d.field("observer", &self.observer.as_ref().map(|_| "…"));
         d.finish()
@@ -76,18 +82,19 @@ impl Default for LocateOptions {
             download: false,
             mirrors: None,
             timeout: Duration::from_secs(30),
+            verify: true,
             #[cfg(feature = "download")]
             observer: None,
         }
     }
 }
 
-fn env_nonempty(name: &str) -> Option<String> {
+pub(crate) fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// Whether [`OFFLINE_ENV`] forbids downloads.
-fn offline_by_env() -> bool {
+pub(crate) fn offline_by_env() -> bool {
     env_nonempty(OFFLINE_ENV).is_some_and(|v| v.trim() != "0")
 }
 
@@ -103,16 +110,32 @@ impl LocateOptions {
             env_dir: env_nonempty(&spec.env_var).map(PathBuf::from),
             cache_dir: default_cache_dir(spec),
             download: !offline_by_env(),
-            mirrors: env_nonempty(&spec.mirrors_env).map(|v| {
-                v.split(|c: char| c == ',' || c.is_whitespace())
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }),
+            mirrors: mirrors_from_env(&spec.mirrors_env),
             timeout: Duration::from_secs(30),
+            verify: true,
             #[cfg(feature = "download")]
             observer: None,
         }
+    }
+}
+
+/// The mirror list in the environment variable `var` (base URLs separated
+/// by commas or whitespace), if it is set.
+pub(crate) fn mirrors_from_env(var: &str) -> Option<Vec<String>> {
+    env_nonempty(var).map(|v| {
+        v.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+/// The base of the cache: `$STATIC_NN_CACHE_DIR`, else
+/// `<dirs::cache_dir()>/static-nn`; `None` if there is no cache directory.
+pub(crate) fn default_cache_base() -> Option<PathBuf> {
+    match env_nonempty(CACHE_ENV) {
+        Some(b) => Some(PathBuf::from(b)),
+        None => Some(dirs::cache_dir()?.join("static-nn")),
     }
 }
 
@@ -120,11 +143,7 @@ impl LocateOptions {
 /// if that variable is set, else `<dirs::cache_dir()>/static-nn/<cache_name>`
 /// (e.g. `~/.cache/static-nn/mnist` on Linux); `None` if there is no cache directory.
 pub fn default_cache_dir(spec: &DatasetSpec) -> Option<PathBuf> {
-    let base = match env_nonempty(CACHE_ENV) {
-        Some(b) => PathBuf::from(b),
-        None => dirs::cache_dir()?.join("static-nn"),
-    };
-    Some(base.join(spec.cache_name.as_ref()))
+    Some(default_cache_base()?.join(spec.cache_name.as_ref()))
 }
 
 /// The path of `file` in `dir`, under its own name (`*.gz`) or uncompressed
@@ -171,47 +190,73 @@ fn look_in(spec: &DatasetSpec, dir: &Path, needed: &[usize]) -> Result<Vec<PathB
     }
 }
 
-/// Finds (or downloads) the files at indices `needed` of `spec.files`.
-/// Returns the directory that holds them and their paths, in the order of `needed`.
-pub(crate) fn locate_files(
-    spec: &DatasetSpec,
-    opts: &LocateOptions,
-    needed: &[usize],
-) -> Result<(PathBuf, Vec<PathBuf>), DataError> {
-    let mut tried = Vec::new();
+/// What [`search`] needs to know about one data set besides the options.
+pub(crate) struct Wanted<'a> {
+    /// The data set's name, e.g. `MNIST`.
+    pub dataset: &'a str,
+    /// Its directory variable, e.g. `MNIST_DIR`.
+    pub env_var: &'a str,
+    /// The file names needed (for the error).
+    pub files: Vec<String>,
+    /// The forms the files are accepted in (for the error).
+    pub forms: &'a str,
+    /// Its built-in mirrors, used unless [`LocateOptions::mirrors`] is set.
+    pub mirrors: &'a [std::borrow::Cow<'static, str>],
+}
 
-    match &opts.dir {
-        Some(d) => match look_in(spec, d, needed) {
-            Ok(paths) => return Ok((d.clone(), paths)),
-            Err(why) => tried.push(format!("explicit directory {}: {why}", d.display())),
-        },
-        None => tried.push("explicit directory: none given".to_string()),
-    }
-    match &opts.env_dir {
-        Some(d) => match look_in(spec, d, needed) {
-            Ok(paths) => return Ok((d.clone(), paths)),
-            Err(why) => tried.push(format!("${}={}: {why}", spec.env_var, d.display())),
-        },
-        None => tried.push(format!("${}: not set", spec.env_var)),
-    }
-    match &opts.cache_dir {
-        Some(d) => match look_in(spec, d, needed) {
-            Ok(paths) => return Ok((d.clone(), paths)),
-            Err(why) => tried.push(format!("cache directory {}: {why}", d.display())),
-        },
-        None => tried.push(format!(
-            "cache directory: none (no per-user cache directory here; set {CACHE_ENV})"
-        )),
+/// What [`search`] found in a directory.
+pub(crate) type Probe<'a, T> = &'a dyn Fn(&Path) -> Result<T, String>;
+
+/// Downloads into the cache (given as the `&Path`) from the mirrors:
+/// `Ok` with what was fetched, or `Err` with one line per failed attempt.
+#[cfg(feature = "download")]
+pub(crate) type Fetch<'a, T> =
+    &'a dyn Fn(&DownloadConfig, &[String], &Path) -> Result<T, Vec<String>>;
+
+/// The generic search: `probe` each of the explicit directory, the
+/// environment's directory and the cache in turn; the first that holds the
+/// data wins. If none does, `fetch` into the cache (when allowed). The error
+/// lists every place tried.
+pub(crate) fn search<T>(
+    wanted: &Wanted<'_>,
+    opts: &LocateOptions,
+    probe: Probe<'_, T>,
+    #[cfg(feature = "download")] fetch: Fetch<'_, T>,
+) -> Result<T, DataError> {
+    let mut tried = Vec::new();
+    let env_var = wanted.env_var;
+    let places = [
+        (
+            &opts.dir,
+            "explicit directory",
+            "explicit directory: none given".to_string(),
+        ),
+        (&opts.env_dir, "", format!("${env_var}: not set")),
+        (
+            &opts.cache_dir,
+            "cache directory",
+            format!("cache directory: none (no per-user cache directory here; set {CACHE_ENV})"),
+        ),
+    ];
+    for (dir, what, none) in places {
+        match dir {
+            Some(d) => match probe(d) {
+                Ok(found) => return Ok(found),
+                Err(why) if what.is_empty() => {
+                    tried.push(format!("${env_var}={}: {why}", d.display()))
+                }
+                Err(why) => tried.push(format!("{what} {}: {why}", d.display())),
+            },
+            None => tried.push(none),
+        }
     }
 
     let unavailable = |tried: Vec<String>| DataError::Unavailable {
-        dataset: spec.name.to_string(),
+        dataset: wanted.dataset.to_string(),
         tried,
-        files: needed
-            .iter()
-            .map(|&i| spec.files[i].name.to_string())
-            .collect(),
-        env_var: spec.env_var.to_string(),
+        files: wanted.files.clone(),
+        forms: wanted.forms.to_string(),
+        env_var: env_var.to_string(),
         cache_dir: opts.cache_dir.clone(),
     };
 
@@ -236,17 +281,44 @@ pub(crate) fn locate_files(
         }
         let mirrors: Vec<String> = match &opts.mirrors {
             Some(m) => m.clone(),
-            None => spec.mirrors.iter().map(|m| m.to_string()).collect(),
+            None => wanted.mirrors.iter().map(|m| m.to_string()).collect(),
         };
         if mirrors.is_empty() {
             tried.push("download: no mirrors configured".to_string());
             return Err(unavailable(tried));
         }
-
         let cfg = DownloadConfig {
             timeout: opts.timeout,
+            verify: opts.verify,
             observer: opts.observer.clone(),
         };
+        fetch(&cfg, &mirrors, cache).map_err(|failures| {
+            tried.extend(failures.into_iter().map(|f| format!("download {f}")));
+            unavailable(tried)
+        })
+    }
+}
+
+/// Finds (or downloads) the files at indices `needed` of `spec.files`.
+/// Returns the directory that holds them and their paths, in the order of `needed`.
+pub(crate) fn locate_files(
+    spec: &DatasetSpec,
+    opts: &LocateOptions,
+    needed: &[usize],
+) -> Result<(PathBuf, Vec<PathBuf>), DataError> {
+    let wanted = Wanted {
+        dataset: &spec.name,
+        env_var: &spec.env_var,
+        files: needed
+            .iter()
+            .map(|&i| spec.files[i].name.to_string())
+            .collect(),
+        forms: "gzip-compressed or raw IDX",
+        mirrors: &spec.mirrors,
+    };
+    let probe = |d: &Path| look_in(spec, d, needed).map(|paths| (d.to_path_buf(), paths));
+    #[cfg(feature = "download")]
+    let fetch = |cfg: &DownloadConfig, mirrors: &[String], cache: &Path| {
         let mut paths = Vec::with_capacity(needed.len());
         for &i in needed {
             let file = &spec.files[i];
@@ -255,16 +327,32 @@ pub(crate) fn locate_files(
                 continue;
             }
             let mut failures = Vec::new();
-            match download_file(&cfg, file, magic_of(i), &mirrors, cache, &mut failures) {
+            let check = |path: &Path, bytes: &[u8]| check_idx(path, bytes, magic_of(i));
+            match download_file(cfg, file, &check, mirrors, cache, &mut failures) {
                 Some(p) => paths.push(p),
-                None => {
-                    tried.extend(failures.into_iter().map(|f| format!("download {f}")));
-                    return Err(unavailable(tried));
-                }
+                None => return Err(failures),
             }
         }
-        Ok((cache.clone(), paths))
+        Ok((cache.to_path_buf(), paths))
+    };
+    search(
+        &wanted,
+        opts,
+        &probe,
+        #[cfg(feature = "download")]
+        &fetch,
+    )
+}
+
+/// The structural check of a downloaded IDX file (when no checksum is
+/// checked): it parses, and a label file's labels are in range.
+#[cfg(feature = "download")]
+fn check_idx(path: &Path, bytes: &[u8], magic: u32) -> Result<(), String> {
+    let idx = super::idx::parse_idx(path, bytes, magic).map_err(|e| e.to_string())?;
+    if magic == IDX_LABELS_MAGIC {
+        super::idx::check_labels(path, &idx.data).map_err(|e| e.to_string())?;
     }
+    Ok(())
 }
 
 /// The directory that holds all four files of `spec`, found in this order:

@@ -46,17 +46,26 @@
 //! `STATIC_NN_OFFLINE=1` forbids downloads; `STATIC_NN_MNIST_MIRRORS` (etc.)
 //! replaces the mirror list.
 
+#[cfg(feature = "datasets")]
+mod archive;
 mod augment;
 mod batch;
+#[cfg(feature = "datasets")]
+mod cifar;
 mod dataset;
 #[cfg(feature = "download")]
 mod download;
 mod error;
+#[cfg(feature = "pictures")]
+mod folder;
 #[cfg(feature = "datasets")]
 mod idx;
+#[cfg(feature = "datasets")]
+mod idx_source;
 mod loader;
 #[cfg(feature = "datasets")]
 mod locate;
+mod source;
 #[cfg(feature = "datasets")]
 mod spec;
 mod split;
@@ -66,11 +75,18 @@ mod verify;
 pub use augment::Augment;
 pub use batch::{Batch, ImagesTensor, LabelsTensor, OneHotTensor, NUM_CLASSES};
 #[cfg(feature = "datasets")]
+pub use cifar::{
+    CifarSpec, CIFAR10, CIFAR10_TEST_BATCH, CIFAR10_TRAIN_BATCHES, CIFAR_IMAGE_BYTES,
+    CIFAR_RECORD_BYTES,
+};
+#[cfg(feature = "datasets")]
 pub use dataset::IdxDataset;
 pub use dataset::LabelledImages;
 #[cfg(feature = "download")]
 pub use download::{DownloadEvent, DownloadObserver};
 pub use error::DataError;
+#[cfg(feature = "pictures")]
+pub use folder::ImageFolder;
 #[cfg(feature = "datasets")]
 pub use idx::{encode_idx, read_idx_images, read_idx_labels, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 pub use loader::{Batches, DataLoader, LoaderConfig, Normalize};
@@ -79,6 +95,7 @@ pub use locate::{
     default_cache_dir, download_urls, find_in_dir, locate, locate_with, verify_dir, LocateOptions,
     CACHE_ENV, OFFLINE_ENV,
 };
+pub use source::{DataSource, DatasetName, ImageDataset, LoadOptions, SkippedFile};
 #[cfg(feature = "datasets")]
 pub use spec::{DatasetSpec, FileSpec, Split, StrList, FASHION_MNIST, KMNIST, MNIST};
 #[cfg(feature = "datasets")]
