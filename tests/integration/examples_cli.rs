@@ -3,20 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::fixture;
-
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> → target/<profile>/examples/<name>
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run `cargo test` (it builds the examples)",
-        path.display()
-    );
-    path
-}
+use crate::common::{example, fixture};
 
 #[test]
 fn infer_with_a_bad_weights_file_fails_cleanly() {

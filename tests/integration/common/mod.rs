@@ -8,10 +8,12 @@ use flate2::Compression;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+mod examples;
 mod mnist;
 mod server;
 pub mod tiny;
 
+pub use examples::{example, image_folder};
 pub use mnist::{mnist, mnist_dir, need};
 pub use server::{Reply, Server};
 
