@@ -166,7 +166,7 @@ impl Optim {
         self.steps
     }
 
-    /// The total gradient norm before clipping of the last
+    /// The total gradient norm before clipping of the last successful
     /// [`update`](Self::update), if any.
     pub fn last_grad_norm(&self) -> Option<f64> {
         self.last_grad_norm
@@ -244,7 +244,6 @@ impl Optim {
         if let Some(msg) = mismatch {
             return Err(Box::new((TrainError::OptimizerMismatch(msg), offenders)));
         }
-        self.last_grad_norm = Some(norm);
         if let Some(max_norm) = self.clip_grad_norm {
             if !norm.is_finite() {
                 let param = non_finite.unwrap_or_default();
@@ -259,6 +258,7 @@ impl Optim {
                 }
             }
         }
+        self.last_grad_norm = Some(norm);
         let step = self.steps + 1;
         let names = self.cfg.buffer_names();
         for slot in &mut self.slots {
