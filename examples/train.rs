@@ -467,7 +467,7 @@ fn observer(quiet: bool) -> impl Fn(TrainEvent) + Send + Sync {
         } => {
             println!("  validation accuracy after epoch {epoch}: {accuracy:.2}% (best {:.2}% at epoch {})", best.1, best.0);
         }
-        TrainEvent::CheckpointSaved { path, .. } if !quiet => {
+        TrainEvent::CheckpointSaved { path, .. } => {
             println!("  checkpoint: {}", path.display());
         }
         TrainEvent::EarlyStopped {
