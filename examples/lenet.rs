@@ -18,12 +18,13 @@ mod common;
 use clap::{Parser, ValueEnum};
 use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, MNIST};
 use static_nn::models::NotebookModel;
-use static_nn::pictures::{save_grid_png, save_line_plot, Panel};
+use static_nn::pictures::save_line_plot;
 use static_nn::prelude::*;
 use static_nn::train::{
-    default_device, Classifier, DeviceChoice, ImageClassifier, LrSchedule, OptimizerConfig,
+    default_device, save_predictions_png, Classifier, DeviceChoice, ImageClassifier, LrSchedule,
+    OptimizerConfig, TrainOptions,
 };
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -89,6 +90,12 @@ struct Args {
     /// Train on the first N training images only (quick runs and CI).
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Write a checkpoint here after every epoch.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Carry on from the checkpoint in --checkpoint-dir.
+    #[arg(long)]
+    resume: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -185,7 +192,7 @@ fn train_and_report<Net, D>(
 where
     D: Device<f32> + static_nn::TypedErrors + DeviceBuildExt,
     Net: BuildOnDevice<D, f32> + InferShape<Rank3<1, 28, 28>>,
-    Net::Built: ImageClassifier<D>,
+    Net::Built: ImageClassifier<D> + TensorCollection<f32, D, To<f32, D> = Net::Built>,
 {
     println!("{}", summary::<Net, Rank3<1, 28, 28>>());
     let resnet = args.model == NotebookModel::ResNet;
@@ -220,8 +227,7 @@ where
         ..Default::default()
     };
     let train = DataLoader::new(Arc::new(train), train_cfg);
-    let test_data = Arc::new(test);
-    let test = DataLoader::new(test_data.clone(), test_cfg);
+    let test = DataLoader::new(Arc::new(test), test_cfg);
 
     let model = dev
         .try_build_module::<Net, f32>()
@@ -236,21 +242,33 @@ where
             String::new()
         }
     );
-    let mut clf = Classifier::new(model, dev, optimizer);
+    let mut clf = Classifier::try_new(model, dev, optimizer)?;
+    clf.set_seed(Some(args.seed));
     clf.set_observer(common::train_progress(args.quiet));
+    if args.resume {
+        let dir = args
+            .checkpoint_dir
+            .as_deref()
+            .ok_or("--resume needs --checkpoint-dir")?;
+        let run = clf.resume(dir)?;
+        println!("resumed from {} after epoch {}", dir.display(), run.epoch);
+    }
     let schedule = args.schedule.unwrap_or(if args.tutorial {
         Schedule::Constant
     } else {
         Schedule::Cosine
     });
-    clf.schedule = match schedule {
+    let schedule = match schedule {
         Schedule::Constant => LrSchedule::Constant,
-        Schedule::Cosine => LrSchedule::Cosine {
-            final_lr: optimizer.lr() / 100.0,
-        },
-    }
-    .into();
-    clf.fit(&train, epochs)?;
+        Schedule::Cosine => LrSchedule::cosine(optimizer.lr() / 100.0),
+    };
+    let opts = TrainOptions {
+        epochs,
+        schedule: schedule.into(),
+        checkpoint_dir: args.checkpoint_dir.clone(),
+        ..Default::default()
+    };
+    clf.train(&train, None, &opts)?;
     let total: f64 = clf.history.iter().map(|s| s.seconds).sum();
     println!(
         "training time: {total:.1} s ({:.1} s per epoch)",
@@ -270,7 +288,8 @@ where
     )?;
 
     let eval = clf.evaluate(&test)?;
-    plot_predictions(&clf, &test_data, &args.out.join("predictions.png"))?;
+    let digits: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    save_predictions_png(&clf, &test, &digits, &args.out.join("predictions.png"))?;
     println!("{eval}");
     println!(
         "wrote {}, {} and {}",
@@ -279,53 +298,5 @@ where
         args.out.join("loss.png").display()
     );
     println!("{}", eval.accuracy_line("test"));
-    Ok(())
-}
-
-/// The notebook's `plot`: test images titled "Pred: p, True: t", the first 16
-/// and then up to 8 mistakes, which are marked.
-fn plot_predictions<M, D>(
-    clf: &Classifier<M, D>,
-    test: &Arc<LabelledImages>,
-    path: &Path,
-) -> Result<(), Box<dyn std::error::Error>>
-where
-    D: Device<f32> + static_nn::TypedErrors,
-    M: ImageClassifier<D>,
-{
-    let loader = DataLoader::new(
-        test.clone(),
-        LoaderConfig {
-            batch_size: 1000,
-            ..Default::default()
-        },
-    );
-    let mut shown: Vec<(Vec<f32>, usize, usize)> = Vec::new();
-    let (mut seen, mut mistakes) = (0, 0);
-    for batch in loader.epoch(0) {
-        let preds = clf.predict(&batch)?;
-        for (i, (&p, &t)) in preds.labels.iter().zip(&batch.labels).enumerate() {
-            let later_mistake = seen >= 16 && p != t && mistakes < 8;
-            if seen < 16 || later_mistake {
-                mistakes += usize::from(later_mistake);
-                shown.push((batch.images[i * 784..(i + 1) * 784].to_vec(), p, t));
-            }
-            seen += 1;
-        }
-        if mistakes >= 8 {
-            break;
-        }
-    }
-    let panels: Vec<Panel> = shown
-        .iter()
-        .map(|(px, p, t)| Panel {
-            pixels: px,
-            h: 28,
-            w: 28,
-            title: format!("Pred: {p}, True: {t}"),
-            marked: p != t,
-        })
-        .collect();
-    save_grid_png(path, &panels, 8, 4)?;
     Ok(())
 }
