@@ -18,7 +18,7 @@
 //! the `lenet` example does.
 #[path = "../benches/common/raw_lenet.rs"]
 mod raw_lenet;
-use dfdx::optim::{Adam, Optimizer};
+use static_nn::train::{Optim, OptimizerConfig};
 use raw_lenet::RawLeNet;
 use static_nn::prelude::*;
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ fn lenet_infer<const N: usize>(dev: &Dev, secs: f64) -> (f64, usize, f64) {
 fn typed_overhead(dev: &Dev, secs: f64) {
     const BLOCK: usize = 5;
     let mut model = dev.build_module::<LeNetClass, f32>();
-    let mut opt = Adam::new(&model, Default::default());
+    let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
     let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
     let t = onehot(dev);
     let mut grads = Some(model.alloc_grads());
@@ -162,7 +162,7 @@ fn main() {
     let (sps, steps, med_us) = match what.as_str() {
         "lenet-train" => {
             let mut model = dev.build_module::<LeNetClass, f32>();
-            let mut opt = Adam::new(&model, Default::default());
+            let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
             let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
             let t = onehot(&dev);
             let mut grads = Some(model.alloc_grads());
@@ -178,7 +178,7 @@ fn main() {
         "lenet-train-ops" => {
             // The same computation, written directly with the ops and dfdx.
             let mut model = dev.build_module::<LeNetClass, f32>();
-            let mut opt = Adam::new(&model, Default::default());
+            let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
             let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
             let t = onehot(&dev);
             let mut grads = Some(model.alloc_grads());
@@ -197,7 +197,7 @@ fn main() {
         }
         "mlp-train" => {
             let mut model = dev.build_module::<Mlp, f32>();
-            let mut opt = Adam::new(&model, Default::default());
+            let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
             let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
             let t = onehot(&dev);
             let mut grads = Some(model.alloc_grads());
@@ -214,7 +214,7 @@ fn main() {
             // Training mode: batch statistics, running-stat updates, dropout
             // (PyTorch's model.train()).
             let mut model = dev.build_module::<MnistResNet, f32>();
-            let mut opt = Adam::new(&model, Default::default());
+            let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
             let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
             let t = onehot(&dev);
             let mut grads = Some(model.alloc_grads());
