@@ -157,9 +157,13 @@ impl CifarSpec {
 
     /// Reads the batches in `files` (in parallel, in order) as one split.
     fn read_split(&self, dir: &Path, files: &[&str]) -> Result<LabelledImages, DataError> {
+        // Collected in order, then the first error in file order: the same
+        // error on every run when several files are bad.
         let parts = files
             .par_iter()
             .map(|f| self.read_batch(&dir.join(f)))
+            .collect::<Vec<_>>()
+            .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
