@@ -50,8 +50,12 @@ pub fn tar_gz(files: &[(String, Vec<u8>)]) -> Vec<u8> {
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        b.append_data(&mut h, format!("cifar-10-batches-bin/{name}"), data.as_slice())
-            .unwrap();
+        b.append_data(
+            &mut h,
+            format!("cifar-10-batches-bin/{name}"),
+            data.as_slice(),
+        )
+        .unwrap();
     }
     b.into_inner().unwrap().finish().unwrap()
 }

@@ -62,7 +62,18 @@ fn check_content(d: &static_nn::data::ImageDataset) {
     assert_eq!(d.test.image(3)[2048 + 5], pixel(5, 3, 2, 5));
     assert_eq!(
         d.class_names,
-        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck"
+        ]
     );
 }
 
@@ -81,7 +92,11 @@ fn download_verifies_extracts_caches_and_loads() {
     assert_eq!(d.dir, folder.join("cifar-10-batches-bin"));
     assert!(d.unverified.is_empty() && d.warnings().is_empty());
     assert!(folder.join(ARCHIVE).is_file());
-    assert!(temporaries(&folder).is_empty(), "{:?}", temporaries(&folder));
+    assert!(
+        temporaries(&folder).is_empty(),
+        "{:?}",
+        temporaries(&folder)
+    );
     // From the cache now, offline: no second request.
     let offline = LoadOptions {
         cache_base: Some(cache.path().to_path_buf()),
@@ -95,8 +110,14 @@ fn download_verifies_extracts_caches_and_loads() {
 fn truncated_download_moves_on_and_leaves_nothing() {
     let bytes = archive();
     let routes = HashMap::from([
-        (format!("/cut/{ARCHIVE}"), Reply::CutShort(bytes.clone(), bytes.len() / 2)),
-        (format!("/nolen/{ARCHIVE}"), Reply::NoLength(bytes[..bytes.len() - 9].to_vec())),
+        (
+            format!("/cut/{ARCHIVE}"),
+            Reply::CutShort(bytes.clone(), bytes.len() / 2),
+        ),
+        (
+            format!("/nolen/{ARCHIVE}"),
+            Reply::NoLength(bytes[..bytes.len() - 9].to_vec()),
+        ),
         (format!("/good/{ARCHIVE}"), Reply::Ok(bytes.clone())),
     ]);
     let server = Server::start(routes);
@@ -104,12 +125,21 @@ fn truncated_download_moves_on_and_leaves_nothing() {
     let spec = spec_for(&bytes);
 
     let e = spec
-        .load(&download_opts(cache.path(), vec![server.url("cut"), server.url("nolen")]))
+        .load(&download_opts(
+            cache.path(),
+            vec![server.url("cut"), server.url("nolen")],
+        ))
         .unwrap_err();
     assert!(matches!(e, DataError::Unavailable { .. }), "{e:?}");
     let msg = e.to_string();
-    assert!(msg.contains("/cut/cifar-10-binary.tar.gz: download interrupted"), "{msg}");
-    assert!(msg.contains("/nolen/cifar-10-binary.tar.gz: checksum mismatch"), "{msg}");
+    assert!(
+        msg.contains("/cut/cifar-10-binary.tar.gz: download interrupted"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("/nolen/cifar-10-binary.tar.gz: checksum mismatch"),
+        "{msg}"
+    );
     let folder = cache.path().join("cifar10");
     assert!(std::fs::read_dir(&folder).unwrap().next().is_none());
 
@@ -151,7 +181,10 @@ fn corrupt_download_is_a_checksum_mismatch_and_no_verify_takes_it() {
     assert_eq!(d.unverified, [archive_path.clone()]);
     assert_eq!(
         d.warnings(),
-        [format!("{}: checksum not checked (verification is off)", archive_path.display())]
+        [format!(
+            "{}: checksum not checked (verification is off)",
+            archive_path.display()
+        )]
     );
     assert_eq!(d.train.label(0), label(9, 0));
 }
@@ -174,8 +207,14 @@ fn offline_error_lists_places_and_forms() {
     );
     assert!(msg.contains("$CIFAR10_DIR: not set"), "{msg}");
     assert!(msg.contains("download: disabled by the caller"), "{msg}");
-    assert!(msg.contains("set CIFAR10_DIR=DIR or pass --data DIR"), "{msg}");
-    assert!(msg.contains("or the folder cifar-10-batches-bin/ it holds"), "{msg}");
+    assert!(
+        msg.contains("set CIFAR10_DIR=DIR or pass --data DIR"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("or the folder cifar-10-batches-bin/ it holds"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -191,7 +230,10 @@ fn data_dir_holding_the_folder_or_being_it_or_holding_the_archive() {
     // batches.meta.txt, when present, names the classes.
     let names: String = (0..10).map(|i| format!("class {i}\n")).collect();
     write(&folder, "batches.meta.txt", names.as_bytes());
-    assert_eq!(CIFAR10.load(&dir_opts(&folder)).unwrap().class_names[7], "class 7");
+    assert_eq!(
+        CIFAR10.load(&dir_opts(&folder)).unwrap().class_names[7],
+        "class 7"
+    );
 
     // The archive alone: checked, then extracted beside itself.
     let bytes = archive();
@@ -227,7 +269,10 @@ fn bad_batches_and_archives_are_named() {
     b.truncate(b.len() - 100);
     std::fs::write(&p, &b).unwrap();
     let e = CIFAR10.load(&dir_opts(root.path())).unwrap_err();
-    assert!(matches!(e, DataError::RecordSize { record: 3073, .. }), "{e:?}");
+    assert!(
+        matches!(e, DataError::RecordSize { record: 3073, .. }),
+        "{e:?}"
+    );
     assert_eq!(
         e.to_string(),
         format!(
@@ -242,22 +287,41 @@ fn bad_batches_and_archives_are_named() {
     b[5 * 3073] = 10;
     std::fs::write(&p, &b).unwrap();
     let e = CIFAR10.load(&dir_opts(root.path())).unwrap_err();
-    assert!(matches!(e, DataError::BadLabel { index: 5, label: 10, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            DataError::BadLabel {
+                index: 5,
+                label: 10,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
 
     std::fs::write(&p, batch(2, RECORDS)).unwrap();
     let t = root.path().join("test_batch.bin");
     std::fs::remove_file(&t).unwrap();
     let e = CIFAR10.load(&dir_opts(root.path())).unwrap_err();
-    assert!(matches!(e, DataError::NotFound { ref path } if *path == t), "{e:?}");
+    assert!(
+        matches!(e, DataError::NotFound { ref path } if *path == t),
+        "{e:?}"
+    );
 
     // A truncated archive on disk, without its checksum: named as corrupt.
     let bytes = archive();
     let d = tempfile::tempdir().unwrap();
     let a = write(d.path(), ARCHIVE, &bytes[..bytes.len() * 3 / 4]);
-    let o = LoadOptions { verify: false, ..dir_opts(d.path()) };
+    let o = LoadOptions {
+        verify: false,
+        ..dir_opts(d.path())
+    };
     let e = CIFAR10.load(&o).unwrap_err();
-    assert!(matches!(e, DataError::CorruptArchive { ref path, .. } if *path == a), "{e:?}");
+    assert!(
+        matches!(e, DataError::CorruptArchive { ref path, .. } if *path == a),
+        "{e:?}"
+    );
     assert!(!d.path().join("cifar-10-batches-bin").exists());
     assert!(temporaries(d.path()).is_empty());
 }

@@ -11,12 +11,14 @@ use crate::common::write;
 
 fn png(dir: &Path, name: &str, img: image::DynamicImage) {
     std::fs::create_dir_all(dir).unwrap();
-    img.save_with_format(dir.join(name), image::ImageFormat::Png).unwrap();
+    img.save_with_format(dir.join(name), image::ImageFormat::Png)
+        .unwrap();
 }
 
 fn jpeg(dir: &Path, name: &str, img: image::DynamicImage) {
     std::fs::create_dir_all(dir).unwrap();
-    img.save_with_format(dir.join(name), image::ImageFormat::Jpeg).unwrap();
+    img.save_with_format(dir.join(name), image::ImageFormat::Jpeg)
+        .unwrap();
 }
 
 fn rgb(w: u32, h: u32, c: [u8; 3]) -> image::DynamicImage {
@@ -35,7 +37,11 @@ fn good_folder() -> tempfile::TempDir {
     png(&r.join("train/cat"), "b.png", rgb(8, 6, [200, 10, 20]));
     png(&r.join("train/cat"), "a.png", rgb(4, 4, [10, 200, 30]));
     let rgba = image::RgbaImage::from_pixel(5, 5, image::Rgba([0, 0, 250, 7]));
-    png(&r.join("train/cat"), "c.png", image::DynamicImage::ImageRgba8(rgba));
+    png(
+        &r.join("train/cat"),
+        "c.png",
+        image::DynamicImage::ImageRgba8(rgba),
+    );
     jpeg(&r.join("train/dog"), "x.jpg", grey(16, 16, 100));
     jpeg(&r.join("train/dog"), "y.JPEG", grey(3, 9, 180));
     png(&r.join("test/dog"), "z.png", grey(4, 4, 60));
@@ -87,7 +93,11 @@ fn rgb_to_grey_is_luma() {
     let d = ImageFolder.load(&opts(t.path(), (1, 2, 3))).unwrap();
     assert_eq!(d.train.image_shape(), (1, 2, 3));
     // Rec. 709 luma of (200, 10, 20): 0.2126·200 + 0.7152·10 + 0.0722·20 ≈ 51
-    assert!(d.train.image(1).iter().all(|&v| near(v, 51, 1)), "{:?}", d.train.image(1));
+    assert!(
+        d.train.image(1).iter().all(|&v| near(v, 51, 1)),
+        "{:?}",
+        d.train.image(1)
+    );
     assert!(d.train.image(4).iter().all(|&v| near(v, 180, 3)));
     assert_eq!(d.test.image(0), &[60; 6]);
 }
@@ -101,23 +111,42 @@ fn bad_files_are_named_or_skipped() {
     write(&cat, "d.png", &broken);
     write(&t.path().join("train/dog"), "notes.txt", b"not a picture");
     let e = ImageFolder.load(&opts(t.path(), (3, 4, 4))).unwrap_err();
-    assert!(matches!(e, DataError::BadImage { ref path, .. } if *path == cat.join("d.png")), "{e:?}");
-    assert!(e.to_string().starts_with(&format!("{}: not a readable image: ", cat.join("d.png").display())));
+    assert!(
+        matches!(e, DataError::BadImage { ref path, .. } if *path == cat.join("d.png")),
+        "{e:?}"
+    );
+    assert!(e.to_string().starts_with(&format!(
+        "{}: not a readable image: ",
+        cat.join("d.png").display()
+    )));
 
-    let o = LoadOptions { skip_bad: true, ..opts(t.path(), (3, 4, 4)) };
+    let o = LoadOptions {
+        skip_bad: true,
+        ..opts(t.path(), (3, 4, 4))
+    };
     let d = ImageFolder.load(&o).unwrap();
     assert_eq!(d.train.len(), 5);
     let skipped: Vec<_> = d.skipped.iter().map(|s| s.path.clone()).collect();
-    assert_eq!(skipped, [cat.join("d.png"), t.path().join("train/dog/notes.txt")]);
+    assert_eq!(
+        skipped,
+        [cat.join("d.png"), t.path().join("train/dog/notes.txt")]
+    );
     assert_eq!(d.warnings().len(), 2);
-    assert!(d.warnings()[1].contains("notes.txt: skipped: "), "{:?}", d.warnings());
+    assert!(
+        d.warnings()[1].contains("notes.txt: skipped: "),
+        "{:?}",
+        d.warnings()
+    );
 
     // a class whose only file is bad is empty, even when skipping
     let bird = t.path().join("train/bird");
     std::fs::create_dir_all(&bird).unwrap();
     write(&bird, "x.png", b"junk");
     let e = ImageFolder.load(&o).unwrap_err();
-    assert!(matches!(e, DataError::EmptyClass { ref dir, skipped: 1 } if *dir == bird), "{e:?}");
+    assert!(
+        matches!(e, DataError::EmptyClass { ref dir, skipped: 1 } if *dir == bird),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -126,25 +155,45 @@ fn layout_errors_are_named() {
     let r = t.path();
     png(&r.join("test/horse"), "h.png", grey(2, 2, 1));
     let e = ImageFolder.load(&opts(r, (1, 4, 4))).unwrap_err();
-    assert!(matches!(e, DataError::UnknownClass { ref class, .. } if class == "horse"), "{e:?}");
-    assert!(e.to_string().contains("class \"horse\" is not among the training classes (cat, dog)"), "{e}");
+    assert!(
+        matches!(e, DataError::UnknownClass { ref class, .. } if class == "horse"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("class \"horse\" is not among the training classes (cat, dog)"),
+        "{e}"
+    );
     std::fs::remove_dir_all(r.join("test/horse")).unwrap();
 
     std::fs::create_dir_all(r.join("train/empty")).unwrap();
     let e = ImageFolder.load(&opts(r, (1, 4, 4))).unwrap_err();
-    assert!(matches!(e, DataError::EmptyClass { skipped: 0, .. }), "{e:?}");
-    assert!(e.to_string().contains("train/empty: empty class folder"), "{e}");
+    assert!(
+        matches!(e, DataError::EmptyClass { skipped: 0, .. }),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("train/empty: empty class folder"),
+        "{e}"
+    );
 
     let bare = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(bare.path().join("train")).unwrap();
     let e = ImageFolder.load(&opts(bare.path(), (1, 4, 4))).unwrap_err();
     assert!(matches!(e, DataError::NoClasses { .. }), "{e:?}");
-    let e = ImageFolder.load(&opts(&bare.path().join("nope"), (1, 4, 4))).unwrap_err();
+    let e = ImageFolder
+        .load(&opts(&bare.path().join("nope"), (1, 4, 4)))
+        .unwrap_err();
     assert!(matches!(e, DataError::NotFound { .. }), "{e:?}");
 
     let e = ImageFolder.load(&LoadOptions::default()).unwrap_err();
     assert!(matches!(e, DataError::BadOptions { .. }), "{e:?}");
-    let e = ImageFolder.load(&LoadOptions { image: None, ..opts(r, (1, 1, 1)) }).unwrap_err();
+    let e = ImageFolder
+        .load(&LoadOptions {
+            image: None,
+            ..opts(r, (1, 1, 1))
+        })
+        .unwrap_err();
     assert!(e.to_string().contains("no image shape given"), "{e}");
     let e = ImageFolder.load(&opts(r, (4, 8, 8))).unwrap_err();
     assert!(e.to_string().contains("4 channels"), "{e}");
