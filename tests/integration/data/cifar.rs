@@ -178,7 +178,7 @@ fn corrupt_download_is_a_checksum_mismatch_and_no_verify_takes_it() {
     let o = LoadOptions { verify: false, ..o };
     let d = spec.load(&o).unwrap();
     let archive_path = cache.path().join("cifar10").join(ARCHIVE);
-    assert_eq!(d.unverified, [archive_path.clone()]);
+    assert_eq!(d.unverified, std::slice::from_ref(&archive_path));
     assert_eq!(
         d.warnings(),
         [format!(
@@ -190,7 +190,7 @@ fn corrupt_download_is_a_checksum_mismatch_and_no_verify_takes_it() {
 }
 
 #[test]
-fn offline_error_lists_places_and_forms() {
+fn offline_error_lists_places() {
     let empty = tempfile::tempdir().unwrap();
     let o = LoadOptions {
         dir: Some(empty.path().to_path_buf()),
@@ -209,10 +209,6 @@ fn offline_error_lists_places_and_forms() {
     assert!(msg.contains("download: disabled by the caller"), "{msg}");
     assert!(
         msg.contains("set CIFAR10_DIR=DIR or pass --data DIR"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("or the folder cifar-10-batches-bin/ it holds"),
         "{msg}"
     );
 }
