@@ -69,6 +69,7 @@ fn walk(
 
 /// The structural check of a downloaded archive: it decompresses and reads
 /// to the end, and holds files below `folder/`.
+#[cfg(feature = "download")]
 pub(crate) fn check_tar_gz(path: &Path, bytes: &[u8], folder: &str) -> Result<(), String> {
     walk(path, bytes, folder, |_, r| {
         io::copy(r, &mut io::sink())
@@ -139,7 +140,7 @@ pub(crate) fn extract_tar_gz(
     Ok(dest)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "download"))]
 mod tests {
     use super::*;
 

@@ -183,7 +183,7 @@ mod tests {
             crop.apply(&img, (1, 3, 3), &mut rng, &[identity()], &mut out);
             let at = out.iter().position(|v| *v == 5.0).expect("centre kept");
             seen.insert(at);
-            assert_eq!(out.iter().filter(|v| **v > 0.0).count() >= 4, true);
+            assert!(out.iter().filter(|v| **v > 0.0).count() >= 4);
         }
         assert_eq!(seen.len(), 9, "every offset of the padded window occurs");
     }

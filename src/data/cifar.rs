@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::archive::{check_tar_gz, extract_tar_gz};
+#[cfg(feature = "download")]
+use super::archive::check_tar_gz;
+use super::archive::extract_tar_gz;
 use super::dataset::LabelledImages;
 use super::error::{io_err, DataError};
 use super::idx_source::hint_no_verify;
@@ -157,9 +159,13 @@ impl CifarSpec {
 
     /// Reads the batches in `files` (in parallel, in order) as one split.
     fn read_split(&self, dir: &Path, files: &[&str]) -> Result<LabelledImages, DataError> {
+        // Collected in order, then the first error in file order: the same
+        // error on every run when several files are bad.
         let parts = files
             .par_iter()
             .map(|f| self.read_batch(&dir.join(f)))
+            .collect::<Vec<_>>()
+            .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
@@ -224,17 +230,10 @@ impl DataSource for CifarSpec {
     /// ```
     fn load(&self, opts: &LoadOptions) -> Result<ImageDataset, DataError> {
         let lo = opts.locate(&self.env_var, &self.mirrors_env, &self.cache_name);
-        let forms = format!(
-            "or the folder {}/ it holds, or that folder's files {} and {}",
-            self.folder,
-            CIFAR10_TRAIN_BATCHES.join(", "),
-            CIFAR10_TEST_BATCH
-        );
         let wanted = Wanted {
             dataset: &self.name,
             env_var: &self.env_var,
             files: vec![self.archive.name.to_string()],
-            forms: &forms,
             mirrors: &self.mirrors,
         };
         let probe = |d: &Path| self.probe(d);

@@ -156,10 +156,7 @@ pub enum DataError {
     },
 
     /// The data set is nowhere to be found and could not be downloaded.
-    #[error(
-        "{}",
-        render_unavailable(dataset, tried, files, forms, env_var, cache_dir)
-    )]
+    #[error("{}", render_unavailable(dataset, tried, files, env_var, cache_dir))]
     Unavailable {
         /// The data set's name, e.g. `MNIST`.
         dataset: String,
@@ -167,9 +164,6 @@ pub enum DataError {
         tried: Vec<String>,
         /// The file names that were needed.
         files: Vec<String>,
-        /// The forms in which those files are accepted, e.g. `gzip-compressed
-        /// or raw IDX`.
-        forms: String,
         /// The environment variable that names a data directory, e.g. `MNIST_DIR`.
         env_var: String,
         /// The per-user cache directory, if there is one.
@@ -327,7 +321,6 @@ fn render_unavailable(
     dataset: &str,
     tried: &[String],
     files: &[String],
-    forms: &str,
     env_var: &str,
     cache_dir: &Option<PathBuf>,
 ) -> String {
@@ -339,7 +332,8 @@ fn render_unavailable(
     }
     let _ = write!(
         s,
-        "To provide the data: put the files {} ({forms}) in a directory DIR \
+        "To provide the data: put the files {} (as the mirrors serve them, or decompressed \
+         or unpacked) in a directory DIR \
          and set {env_var}=DIR or pass --data DIR; or allow the download (network access, \
          STATIC_NN_OFFLINE unset), which fills ",
         files.join(", ")

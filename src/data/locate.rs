@@ -198,8 +198,6 @@ pub(crate) struct Wanted<'a> {
     pub env_var: &'a str,
     /// The file names needed (for the error).
     pub files: Vec<String>,
-    /// The forms the files are accepted in (for the error).
-    pub forms: &'a str,
     /// Its built-in mirrors, used unless [`LocateOptions::mirrors`] is set.
     pub mirrors: &'a [std::borrow::Cow<'static, str>],
 }
@@ -255,13 +253,13 @@ pub(crate) fn search<T>(
         dataset: wanted.dataset.to_string(),
         tried,
         files: wanted.files.clone(),
-        forms: wanted.forms.to_string(),
         env_var: env_var.to_string(),
         cache_dir: opts.cache_dir.clone(),
     };
 
     #[cfg(not(feature = "download"))]
     {
+        let _ = wanted.mirrors;
         tried.push("download: static-nn was built without its `download` feature".to_string());
         Err(unavailable(tried))
     }
@@ -313,7 +311,6 @@ pub(crate) fn locate_files(
             .iter()
             .map(|&i| spec.files[i].name.to_string())
             .collect(),
-        forms: "gzip-compressed or raw IDX",
         mirrors: &spec.mirrors,
     };
     let probe = |d: &Path| look_in(spec, d, needed).map(|paths| (d.to_path_buf(), paths));

@@ -1,11 +1,25 @@
 //! Image data: labelled images in memory and a typed batch loader (always
-//! there), and with the `datasets` feature MNIST-format IDX files, checksums
-//! and the cache, with `download` verified downloads — what torchvision's `datasets.MNIST` and PyTorch's
-//! `DataLoader` do in the notebook, with typed errors instead of panics.
+//! there), and with the `datasets` feature MNIST-format IDX files, CIFAR-10's
+//! binary batches, checksums and the cache, with `download` verified
+//! downloads, with `pictures` image folders — what torchvision's
+//! `datasets.MNIST`, `datasets.CIFAR10` and `datasets.ImageFolder` and
+//! PyTorch's `DataLoader` do in the notebook, with typed errors instead of panics.
 //!
-//! - **Descriptors** ([`DatasetSpec`], [`FileSpec`]): [`MNIST`],
+//! - **One trait** ([`DataSource`], [`LoadOptions`], [`ImageDataset`],
+//!   [`DatasetName`]): every data set loads both splits and its class names
+//!   the same way; `"cifar10".parse::<DatasetName>()?.source()?` picks one
+//!   from a command line. [`LoadOptions::verify`] off (`--no-verify`) skips
+//!   the checksums, for files you made or converted yourself; the loaded set
+//!   lists what was not checked ([`ImageDataset::warnings`]).
+//! - **Descriptors** ([`DatasetSpec`], [`FileSpec`], [`CifarSpec`]): [`MNIST`],
 //!   [`FASHION_MNIST`] and [`KMNIST`] share the IDX format; other data sets
-//!   in that format can be described at run time.
+//!   in that format can be described at run time. [`CIFAR10`]: the binary
+//!   version, one `.tar.gz` (MD5-checked, unpacked atomically beside itself)
+//!   of `data_batch_1..5.bin` and `test_batch.bin`, records of a label byte
+//!   and 3×32×32 pixels (R, G, B planes).
+//! - **Image folders** ([`ImageFolder`]): `DIR/train/<class>/*` and
+//!   `DIR/test/<class>/*` (PNG, JPEG), converted to 1 or 3 channels and
+//!   resized, bad files named or skipped.
 //! - **Reading** ([`read_idx_images`], [`read_idx_labels`]): raw or
 //!   gzip-compressed, with the magic number, dimensions, exact length and
 //!   labels (`0..=9`) checked.
@@ -41,10 +55,12 @@
 //! # Ok::<(), static_nn::data::DataError>(())
 //! ```
 //!
-//! Environment variables: `MNIST_DIR` (`FASHION_MNIST_DIR`, `KMNIST_DIR`) name
-//! a directory with the files; `STATIC_NN_CACHE_DIR` moves the cache;
-//! `STATIC_NN_OFFLINE=1` forbids downloads; `STATIC_NN_MNIST_MIRRORS` (etc.)
-//! replaces the mirror list.
+//! Environment variables: `MNIST_DIR` (`FASHION_MNIST_DIR`, `KMNIST_DIR`,
+//! `CIFAR10_DIR`) name a directory with the files; `STATIC_NN_CACHE_DIR`
+//! moves the cache; `STATIC_NN_OFFLINE=1` forbids downloads;
+//! `STATIC_NN_MNIST_MIRRORS` (`STATIC_NN_FASHION_MNIST_MIRRORS`,
+//! `STATIC_NN_KMNIST_MIRRORS`, `STATIC_NN_CIFAR10_MIRRORS`) replaces the
+//! mirror list.
 
 #[cfg(feature = "datasets")]
 mod archive;

@@ -8,6 +8,7 @@ use flate2::Compression;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+pub mod cifar;
 mod examples;
 mod mnist;
 mod server;
