@@ -18,9 +18,9 @@
 //! the `lenet` example does.
 #[path = "../benches/common/raw_lenet.rs"]
 mod raw_lenet;
-use static_nn::train::{Optim, OptimizerConfig};
 use raw_lenet::RawLeNet;
 use static_nn::prelude::*;
+use static_nn::train::{Optim, OptimizerConfig};
 use std::time::{Duration, Instant};
 
 type Dev = Cpu;

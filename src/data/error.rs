@@ -346,6 +346,12 @@ fn render_unavailable(
             "the per-user cache directory (there is none here: set STATIC_NN_CACHE_DIR).",
         ),
     }
+    if tried.iter().any(|t| t.contains("checksum mismatch")) {
+        s.push_str(
+            "\nA file whose checksum is not the published one is refused; for files you made \
+             or converted yourself, turn verification off (the examples' --no-verify).",
+        );
+    }
     s
 }
 
