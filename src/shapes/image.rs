@@ -52,6 +52,11 @@ impl<const C: usize, const H: usize, const W: usize> ImageShape for Rank3<C, H, 
 /// A network written as a tuple declares its input by a derived struct
 /// wrapped around it (`#[network(sequential, input = (C, H, W))]`), since a
 /// tuple's first layer does not fix the image's height and width.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not declare the image it takes",
+    label = "a classifier needs the model's image (C×H×W) from its type",
+    note = "derive a struct model with `#[network(input = (C, H, W))]`, or put `Input<C, H, W>` first in a tuple network"
+)]
 pub trait ImageInput {
     /// The image, as `Rank3<C, H, W>`.
     type Image: ImageShape;

@@ -1,12 +1,18 @@
 //! Training and inference drivers: the notebook's `Classifier`, done properly.
 //!
 //! [`Classifier`] wraps a typed model, a device and an optimizer
-//! ([`OptimizerConfig`]: SGD with momentum and weight decay, or Adam). It
-//! trains on a [`DataLoader`](crate::data::DataLoader) ([`Classifier::fit`]),
-//! reporting progress to a [`TrainObserver`] of the caller's choosing;
-//! evaluates accuracy, per-class accuracy and a confusion matrix
-//! ([`Classifier::evaluate`]); and predicts labels and probabilities without a
-//! tape ([`Classifier::predict`]).
+//! ([`OptimizerConfig`]: SGD with momentum, Nesterov and weight decay, Adam,
+//! AdamW or RMSprop, run by static-nn's [`Optim`], whose state checkpoints
+//! keep). The model declares its image ([`ImageInput`](crate::shapes::ImageInput))
+//! and its last layer the class count, so no call names a size. It trains a
+//! whole run on a [`DataLoader`](crate::data::DataLoader)
+//! ([`Classifier::train`]: a [`Schedule`] with warm-up, gradient clipping, a
+//! validation set with early stopping, and checkpoints that
+//! [`resume`](Classifier::resume) bit-identically), or epoch by epoch
+//! ([`Classifier::fit`]), reporting progress to a [`TrainObserver`] of the
+//! caller's choosing; evaluates accuracy, per-class accuracy and a confusion
+//! matrix ([`Classifier::evaluate`]); and predicts labels and probabilities
+//! without a tape ([`Classifier::predict`]).
 //!
 //! [`default_device`] picks the device like the notebook's
 //! `cuda if available else cpu`.

@@ -1,6 +1,5 @@
 //! The examples as a user runs them: exit codes, last lines, error messages.
 //! `cargo test` builds the examples; these tests run the built binaries.
-use std::path::PathBuf;
 use std::process::Command;
 
 use crate::common::{example, fixture};
