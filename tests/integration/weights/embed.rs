@@ -41,7 +41,7 @@ fn another_crate_loads_saved_weights_and_gets_our_logits() {
     weights::save(&net, &path).unwrap();
     assert_eq!(
         weights::tensor_names(&net)[2],
-        ("4.weight".to_string(), vec![10, 676])
+        ("5.weight".to_string(), vec![10, 676])
     );
 
     let x: Tensor<Rank4<2, 1, 28, 28>, f32, Cpu> = dev.tensor(pictures());
@@ -77,7 +77,7 @@ fn another_crate_loads_saved_weights_and_gets_our_logits() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("error: ") && stderr.contains("`0.weight`"),
+        stderr.contains("error: ") && stderr.contains("`1.weight`"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
