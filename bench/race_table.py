@@ -1,10 +1,25 @@
-"""Reads the JSON lines of bench/race-pytorch.sh and prints the table of medians.
-Then one ratio line per ResNet workload that ran (`resnet train ratio ...`,
-`resnet infer-256 ratio ...`); the last line is still
-`lenet train ratio (static-nn / pytorch samples/s): R`."""
+"""Reads the JSON lines of bench/race-pytorch.sh and prints the table of medians:
+samples/s of static-nn, PyTorch and (LeNet inference) ONNX Runtime, the
+ratios, each side's achieved GFLOP/s, step times and peak RSS; then the
+machine's sgemm reference (the gemm crate's 2048³, and PyTorch's), the share
+of it that LeNet training reaches, one ratio line per ResNet workload that
+ran, `lenet train ratio (static-nn / pytorch samples/s): R` and, last,
+`lenet infer-1000 ratio (static-nn / onnxruntime samples/s): R`."""
 import json
 import statistics
 import sys
+
+# FLOPs per sample (multiply-adds count 2). Training: forward, weight
+# gradients, and input gradients of every layer but the first (the data
+# needs none): LeNet 0.784 + 0.784 + 0.549 MFLOP. Batch norm, activations
+# and pooling are not counted.
+MFLOP = {
+    "lenet-train": 2.117, "mlp-train": 0.409, "lenet-infer-1": 0.784,
+    "lenet-infer-64": 0.784, "lenet-infer-1000": 0.784,
+    "resnet-train": 55.85, "resnet-infer-256": 18.69,
+    "sgemm-2048": 2 * 2048 ** 3 / 1e6,
+}
+SIDES = ["static-nn", "pytorch", "onnxruntime"]
 
 rows = [json.loads(l) for l in sys.stdin if l.startswith("{")]
 by = {}
@@ -14,24 +29,51 @@ for r in rows:
 order = ["lenet-train", "mlp-train", "lenet-infer-1", "lenet-infer-64", "lenet-infer-1000",
          "resnet-train", "resnet-infer-256"]
 med = lambda xs: statistics.median(xs) if xs else float("nan")
+sps = lambda w, side: med([r["samples_per_s"] for r in by.get((w, side), [])])
+gflops = lambda w, side: sps(w, side) * MFLOP[w] / 1e3
+
+def cpu():
+    try:
+        info = open("/proc/cpuinfo").read().splitlines()
+    except OSError:
+        return "unknown CPU", ""
+    model = next((l.split(":", 1)[1].strip() for l in info if l.startswith("model name")), "?")
+    flags = next((l.split(":", 1)[1].split() for l in info if l.startswith("flags")), [])
+    keep = [f for f in ("fma", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni") if f in flags]
+    return model, " ".join(keep)
+
+
+model, flags = cpu()
 print()
-print(f"{'workload':<18}{'static-nn/s':>13}{'pytorch/s':>12}{'ratio':>8}"
-      f"{'sn step us':>12}{'pt step us':>12}{'sn RSS MiB':>12}{'pt RSS MiB':>12}  rounds")
-ratios = {}
+print(f"machine: {model}; CPU flags: {flags or 'none of fma/avx2/avx512'}")
+print(f"{'workload':<18}{'static-nn/s':>12}{'pytorch/s':>11}{'ort/s':>9}{'sn/pt':>7}{'sn/ort':>7}"
+      f"{'sn GF/s':>9}{'pt GF/s':>9}{'ort GF/s':>9}{'sn step us':>11}{'pt step us':>11}"
+      f"{'sn MiB':>8}{'pt MiB':>8}  rounds, lowest sn/pt round")
+ratios, ort = {}, {}
 for w in order:
-    s, p = by.get((w, "static-nn"), []), by.get((w, "pytorch"), [])
+    s, p, o = (by.get((w, side), []) for side in SIDES)
     if not s or not p:
         continue
-    ss, ps = med([r["samples_per_s"] for r in s]), med([r["samples_per_s"] for r in p])
-    # ratio of medians, plus the median of the per-round ratios (same round = same load)
-    ratios[w] = ss / ps
-    per_round = med([a["samples_per_s"] / b["samples_per_s"] for a, b in zip(s, p)])
-    print(f"{w:<18}{ss:>13.0f}{ps:>12.0f}{ratios[w]:>8.2f}"
-          f"{med([r['median_step_us'] for r in s]):>12.1f}{med([r['median_step_us'] for r in p]):>12.1f}"
-          f"{max(r['peak_rss_kib'] for r in s) / 1024:>12.1f}{max(r['peak_rss_kib'] for r in p) / 1024:>12.1f}"
-          f"  {len(s)}/{len(p)} (per-round ratio median {per_round:.2f})")
+    ratios[w] = sps(w, "static-nn") / sps(w, "pytorch")
+    per_round = [a["samples_per_s"] / b["samples_per_s"] for a, b in zip(s, p)]
+    if o:
+        ort[w] = sps(w, "static-nn") / sps(w, "onnxruntime")
+    fmt = lambda v, spec: format(v, spec) if v == v else " " * (len(format(1.0, spec)) - 1) + "-"
+    print(f"{w:<18}{sps(w, 'static-nn'):>12.0f}{sps(w, 'pytorch'):>11.0f}"
+          f"{fmt(sps(w, 'onnxruntime'), '>9.0f')}{ratios[w]:>7.2f}{fmt(ort.get(w, float('nan')), '>7.2f')}"
+          f"{gflops(w, 'static-nn'):>9.1f}{gflops(w, 'pytorch'):>9.1f}{fmt(gflops(w, 'onnxruntime'), '>9.1f')}"
+          f"{med([r['median_step_us'] for r in s]):>11.1f}{med([r['median_step_us'] for r in p]):>11.1f}"
+          f"{max(r['peak_rss_kib'] for r in s) / 1024:>8.1f}{max(r['peak_rss_kib'] for r in p) / 1024:>8.1f}"
+          f"  {len(s)}/{len(p)}, {min(per_round):.2f}")
 print()
+g_sn, g_pt = gflops("sgemm-2048", "static-nn"), gflops("sgemm-2048", "pytorch")
+if g_sn == g_sn:
+    print(f"sgemm 2048³ GFLOP/s: gemm crate {g_sn:.1f}, pytorch {g_pt:.1f}")
+    if "lenet-train" in ratios:
+        share = 100 * gflops("lenet-train", "static-nn") / g_sn
+        print(f"lenet train: {gflops('lenet-train', 'static-nn'):.1f} GFLOP/s, {share:.0f}% of the gemm crate's sgemm")
 for w, label in [("resnet-train", "resnet train"), ("resnet-infer-256", "resnet infer-256")]:
     if w in ratios:
         print(f"{label} ratio (static-nn / pytorch samples/s): {ratios[w]:.2f}")
 print(f"lenet train ratio (static-nn / pytorch samples/s): {ratios.get('lenet-train', float('nan')):.2f}")
+print(f"lenet infer-1000 ratio (static-nn / onnxruntime samples/s): {ort.get('lenet-infer-1000', float('nan')):.2f}")

@@ -118,6 +118,11 @@ def infer(n, secs, model=None):
     return time_it(secs, n, step)
 
 
+def lenet():
+    """The race's LeNet, also exported to ONNX by bench/race_onnx.py."""
+    return LeNet()
+
+
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else "lenet-train"
     secs = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
@@ -131,6 +136,9 @@ def main():
         r = infer(256, secs, MnistResNet())
     elif what.startswith("lenet-infer-"):
         r = infer(int(what.rsplit("-", 1)[1]), secs)
+    elif what == "sgemm-2048":
+        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        r = time_it(secs, 1, lambda: torch.mm(a, b))
     else:
         sys.exit(f"unknown workload {what}")
     sps, steps, med = r

@@ -87,6 +87,42 @@ fn lenet_infer<const N: usize>(dev: &Dev, secs: f64) -> (f64, usize, f64) {
     })
 }
 
+/// `n`×`n` times `n`×`n` in f32 with the gemm crate, on rayon's threads.
+fn sgemm(n: usize, secs: f64) -> (f64, usize, f64) {
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let mut c = vec![0.0f32; n * n];
+    let threads = rayon::current_num_threads();
+    time_it(secs, 1, || {
+        // SAFETY: all three buffers hold n·n values, row-major (row stride
+        // n, column stride 1), and do not overlap.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(threads),
+            )
+        }
+        std::hint::black_box(&c);
+    })
+}
+
 /// Alternates blocks of typed and hand-written (ops) steps in one process, so
 /// both see the same load; prints the median over blocks of
 /// `typed time / ops time − 1`, for training steps and batch-64 inference.
@@ -252,6 +288,10 @@ fn main() {
             typed_overhead(&dev, secs);
             return;
         }
+        // the machine's reference: one 2048³ f32 matrix product by the gemm
+        // crate (the one static-nn's kernels call) on all threads; a
+        // "sample" is one product, so GFLOP/s = samples/s × 2·2048³ / 1e9
+        "sgemm-2048" => sgemm(2048, secs),
         other => {
             eprintln!("unknown workload {other}");
             std::process::exit(2);
