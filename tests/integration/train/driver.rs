@@ -198,3 +198,89 @@ fn one_short_epoch_on_real_mnist_beats_chance() {
         .unwrap();
     assert!(eval.accuracy() > 85.0, "accuracy {}", eval.accuracy());
 }
+
+/// `train` with a validation set: accuracy after every epoch, the best one
+/// kept, and early stopping once it has not improved for `patience` epochs
+/// (a learning rate of 0 leaves it where it is); early stopping without a
+/// validation set is a named error.
+#[test]
+fn train_validates_every_epoch_and_stops_early() {
+    use static_nn::train::{TrainEvent, TrainOptions};
+    use std::sync::Mutex;
+    let dev = Cpu::seed_from_u64(2);
+    let model = dev.build_module::<Mlp, f32>();
+    let mut clf = quiet(model, dev, OptimizerConfig::sgd(0.0));
+    let validated: Arc<Mutex<Vec<(usize, f64)>>> = Arc::default();
+    let seen = validated.clone();
+    clf.set_observer(move |e: TrainEvent| {
+        if let TrainEvent::Validated {
+            epoch, accuracy, ..
+        } = e
+        {
+            seen.lock().unwrap().push((epoch, accuracy));
+        }
+    });
+    let opts = TrainOptions {
+        epochs: 6,
+        early_stop: Some(2),
+        ..Default::default()
+    };
+    let train = loader(synthetic(64), 16, Some(1));
+    let val = loader(synthetic(30), 10, None);
+    let report = clf.train(&train, Some(&val), &opts).unwrap();
+    assert!(report.stopped_early, "{report:?}");
+    assert_eq!(
+        report.epochs, 3,
+        "best at epoch 1, two epochs without a gain"
+    );
+    let (best_epoch, best) = report.best.unwrap();
+    assert_eq!(best_epoch, 1);
+    let v = validated.lock().unwrap().clone();
+    assert_eq!(v.len(), 3);
+    assert!(v.iter().all(|&(_, a)| a == best), "{v:?}");
+    assert_eq!(clf.history.len(), 3);
+
+    let err = clf.train(&train, None, &opts).unwrap_err();
+    assert!(
+        matches!(err, TrainError::InvalidHyperparameter(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("validation"), "{err}");
+}
+
+/// A learning run improves its validation accuracy and the report keeps its
+/// best epoch; a second `train` with more epochs carries on from the first.
+#[test]
+fn train_carries_on_to_more_epochs() {
+    use static_nn::train::TrainOptions;
+    let dev = Cpu::seed_from_u64(3);
+    let model = dev.build_module::<LeNetClass, f32>();
+    let mut clf = quiet(model, dev, OptimizerConfig::adam(2e-3));
+    clf.set_seed(Some(4));
+    let train = loader(synthetic(200), 20, Some(4));
+    let val = loader(synthetic(50), 25, None);
+    let first = clf
+        .train(
+            &train,
+            Some(&val),
+            &TrainOptions {
+                epochs: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((first.epochs, first.resumed_from), (2, 0));
+    let more = clf
+        .train(
+            &train,
+            Some(&val),
+            &TrainOptions {
+                epochs: 4,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((more.epochs, more.resumed_from), (4, 2));
+    assert_eq!(clf.history.len(), 4);
+    assert!(more.best.unwrap().1 > 50.0, "{more:?}");
+}
