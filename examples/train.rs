@@ -71,7 +71,10 @@ enum Aug {
 
 /// Train a typed image classifier on any image data.
 #[derive(Parser, Debug)]
-#[command(about, long_about = None)]
+#[command(
+    about = "Train a static-nn image classifier on MNIST, Fashion-MNIST, KMNIST, CIFAR-10 or a folder of pictures",
+    long_about = None
+)]
 struct Args {
     /// The data set.
     #[arg(long, default_value = "mnist")]
