@@ -92,9 +92,11 @@ pub fn cross_entropy<N: ConstDim, D: Device<f32>>(
 pub struct EpochStats {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean loss over the epoch's batches.
+    /// Mean loss over the epoch's batches (in a data-parallel run, of the
+    /// global batches: the same on every rank).
     pub loss: f32,
-    /// Training samples seen.
+    /// Training samples seen (in a data-parallel run, by all ranks: the
+    /// global batches').
     pub samples: usize,
     /// Wall time of the epoch, in seconds.
     pub seconds: f64,
@@ -457,6 +459,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             // a rank's slice of a small last batch may be empty: its zeroed
             // gradients then count for nothing in the weighted mean
             let mut value = 0.0f32;
+            let mut global_samples = batch.len();
             if !batch.is_empty() || self.dist.is_none() {
                 let x = batch.images_tensor::<M::Image, D>(&self.device)?;
                 let targets = batch.one_hot_dim::<M::Classes, D>(&self.device)?;
@@ -504,6 +507,8 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                     self.optimizer
                         .update_reduced(&mut self.model, &grads, &mut reduce)?;
                     value = global.0;
+                    // the epoch's figures count the global batch
+                    global_samples = global.1;
                     let (steps, every) = (dp.stats.steps, dp.check_every);
                     if every > 0 && steps % every == 0 {
                         self.check_replicas(steps)?;
@@ -515,7 +520,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 .map_err(device::<D>("zeroing gradients"))?;
             sum += value as f64;
             batches += 1;
-            samples += batch.len();
+            samples += global_samples;
             if self.observer.is_some() {
                 self.tell(TrainEvent::BatchFinished {
                     epoch: epoch + 1,

@@ -184,10 +184,7 @@ fn relative_difference(a: &Path, b: &Path) -> (f64, usize) {
 }
 
 fn last_line(text: &str) -> &str {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
-        .unwrap_or("")
+    text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
 fn accuracy_lines(text: &str) -> usize {
