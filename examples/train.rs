@@ -234,7 +234,7 @@ fn load(args: &Args) -> Result<ImageDataset, Box<dyn std::error::Error>> {
     opts.skip_bad = args.skip_bad_images;
     opts.observer = Some(Arc::new(common::download_progress()));
     let data = args.dataset.source()?.load(&opts)?;
-    for w in data.warnings() {
+    for w in data.warnings().iter().filter(|_| common::is_root()) {
         eprintln!("warning: {w}");
     }
     let (c, h, w) = (data.train.channels, data.train.rows, data.train.cols);

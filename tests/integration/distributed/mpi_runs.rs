@@ -227,6 +227,30 @@ fn two_ranks_of_32_match_one_rank_of_64_after_50_sgd_steps() {
 }
 
 #[test]
+fn an_uneven_split_averages_like_the_global_batch() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    // 640 images in batches of 63: ten of 63 (32 + 31 on two ranks) and a
+    // last one of 10 (5 + 5); each rank's gradient weighted by its count
+    let args = |out: &Path| {
+        let mut a = sgd_args("lenet", 640, out);
+        let at = a.iter().position(|x| x == "--batch-size").unwrap();
+        a[at + 1] = "63".into();
+        a
+    };
+    ok(alone("train", &args(&one)));
+    let double = ok(mpirun(&[(2, "train", args(&two))]));
+    assert!(double.contains("over 11 steps"), "{double}");
+    let (rel, _) = relative_difference(
+        &one.join("lenet.safetensors"),
+        &two.join("lenet.safetensors"),
+    );
+    println!("LeNet, batches of 63 on 2 ranks vs 1: relative difference {rel:.3e}");
+    assert!(rel <= 1e-4, "relative difference {rel:e} over 1e-4");
+}
+
+#[test]
 fn batchnorm_model_keeps_identical_parameters_and_per_rank_statistics() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
