@@ -13,6 +13,7 @@
 //! (`<model>.safetensors`), a grid of test predictions (`predictions.png`)
 //! and the loss curve (`loss.png`). The last line is
 //! `test accuracy: 99.10% (9910/10000)`.
+#[macro_use]
 mod common;
 
 use clap::{Parser, ValueEnum};
@@ -99,17 +100,29 @@ struct Args {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Train data-parallel over the ranks of an MPI job (under `mpirun`;
+    /// needs the `distributed` feature): each rank takes its slice of every
+    /// global batch of --batch-size, the gradients are averaged, rank 0
+    /// prints and writes the files. BatchNorm statistics stay per rank.
+    #[arg(long)]
+    distributed: bool,
 }
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    let ranks = match common::Ranks::start(args.distributed) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = run(&args, &ranks) {
+        ranks.fail(&e);
     }
 }
 
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &Args, ranks: &common::Ranks) -> Result<(), Box<dyn std::error::Error>> {
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
     }
@@ -121,7 +134,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(n) => data.train.subset(0..n.min(data.train.len())),
         None => data.train,
     };
-    println!(
+    say!(
         "MNIST: {} training and {} test images; model {}{}",
         train.len(),
         data.test.len(),
@@ -134,13 +147,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     match default_device(args.seed) {
         DeviceChoice::Cpu(dev, why) => {
-            println!("device: CPU ({why})");
-            dispatch(dev, args, train, data.test)
+            say!("device: CPU ({why})");
+            dispatch(dev, args, train, data.test, ranks)
         }
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(dev) => {
-            println!("device: CUDA");
-            dispatch(dev, args, train, data.test)
+            say!("device: CUDA");
+            dispatch(dev, args, train, data.test, ranks)
         }
     }
 }
@@ -151,6 +164,7 @@ fn dispatch<D>(
     args: &Args,
     train: LabelledImages,
     test: LabelledImages,
+    ranks: &common::Ranks,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32>
@@ -168,9 +182,9 @@ where
     macro_rules! go {
         ($net:ty) => {
             if args.tutorial {
-                train_and_report::<($net, Softmax), D>(dev, args, train, test)
+                train_and_report::<($net, Softmax), D>(dev, args, train, test, ranks)
             } else {
-                train_and_report::<$net, D>(dev, args, train, test)
+                train_and_report::<$net, D>(dev, args, train, test, ranks)
             }
         };
     }
@@ -188,13 +202,14 @@ fn train_and_report<Net, D>(
     args: &Args,
     train: LabelledImages,
     test: LabelledImages,
+    ranks: &common::Ranks,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32> + static_nn::TypedErrors + DeviceBuildExt,
     Net: BuildOnDevice<D, f32> + InferShape<Rank3<1, 28, 28>>,
     Net::Built: ImageClassifier<D> + TensorCollection<f32, D, To<f32, D> = Net::Built>,
 {
-    println!("{}", summary::<Net, Rank3<1, 28, 28>>());
+    say!("{}", summary::<Net, Rank3<1, 28, 28>>());
     let resnet = args.model == NotebookModel::ResNet;
     let epochs = args.epochs.unwrap_or(if resnet { 12 } else { 10 });
     let shift = args.shift.unwrap_or(if resnet { 2 } else { 0 });
@@ -232,7 +247,7 @@ where
     let model = dev
         .try_build_module::<Net, f32>()
         .map_err(|e| format!("building the model: {e:?}"))?;
-    println!(
+    say!(
         "{} trainable parameters; {optimizer:?}, batch {}, {epochs} epochs{}",
         model.num_trainable_params(),
         args.batch_size,
@@ -244,14 +259,19 @@ where
     );
     let mut clf = Classifier::try_new(model, dev, optimizer)?;
     clf.set_seed(Some(args.seed));
-    clf.set_observer(common::train_progress(args.quiet));
+    if let Some(comm) = ranks.collective() {
+        clf.distribute(comm)?;
+    }
+    if clf.is_root() {
+        clf.set_observer(common::train_progress(args.quiet));
+    }
     if args.resume {
         let dir = args
             .checkpoint_dir
             .as_deref()
             .ok_or("--resume needs --checkpoint-dir")?;
         let run = clf.resume(dir)?;
-        println!("resumed from {} after epoch {}", dir.display(), run.epoch);
+        say!("resumed from {} after epoch {}", dir.display(), run.epoch);
     }
     let schedule = args.schedule.unwrap_or(if args.tutorial {
         Schedule::Constant
@@ -270,33 +290,52 @@ where
     };
     clf.train(&train, None, &opts)?;
     let total: f64 = clf.history.iter().map(|s| s.seconds).sum();
-    println!(
+    say!(
         "training time: {total:.1} s ({:.1} s per epoch)",
         total / epochs.max(1) as f64
     );
 
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    if let Some(c) = clf.communication() {
+        say!(
+            "communication: {:.3} ms per step in the gradients' all-reduce over {} steps, {} bytes per step and rank, {} ranks",
+            c.seconds_per_step() * 1e3,
+            c.steps,
+            c.bytes_per_step,
+            clf.world_size()
+        );
+    }
+
+    // rank 0 alone writes the files: its replica is every rank's
+    let root = clf.is_root();
     let name = args.model.name();
     let weights = args.out.join(format!("{name}.safetensors"));
-    static_nn::weights::save(&clf.model, &weights)?;
+    if root {
+        std::fs::create_dir_all(&args.out)
+            .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+        static_nn::weights::save(&clf.model, &weights)?;
+    }
     let losses: Vec<f32> = clf.history.iter().map(|s| s.loss).collect();
-    save_line_plot(
-        &args.out.join("loss.png"),
-        &format!("{name}: training loss"),
-        &[("train loss", &losses)],
-    )?;
+    root.then(|| {
+        save_line_plot(
+            &args.out.join("loss.png"),
+            &format!("{name}: training loss"),
+            &[("train loss", &losses)],
+        )
+    })
+    .transpose()?;
 
     let eval = clf.evaluate(&test)?;
     let digits: Vec<String> = (0..10).map(|d| d.to_string()).collect();
-    save_predictions_png(&clf, &test, &digits, &args.out.join("predictions.png"))?;
-    println!("{eval}");
-    println!(
+    if root {
+        save_predictions_png(&clf, &test, &digits, &args.out.join("predictions.png"))?;
+    }
+    say!("{eval}");
+    say!(
         "wrote {}, {} and {}",
         weights.display(),
         args.out.join("predictions.png").display(),
         args.out.join("loss.png").display()
     );
-    println!("{}", eval.accuracy_line("test"));
+    say!("{}", eval.accuracy_line("test"));
     Ok(())
 }

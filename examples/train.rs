@@ -17,6 +17,7 @@
 //! It writes `OUT/<model>.safetensors`, `OUT/predictions.png` and
 //! `OUT/loss.png`, and its last line is `test accuracy: P% (N/M)`, M being
 //! the size of the test set.
+#[macro_use]
 mod common;
 
 use clap::{Parser, ValueEnum};
@@ -169,13 +170,25 @@ struct Args {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Train data-parallel over the ranks of an MPI job (under `mpirun`;
+    /// needs the `distributed` feature): each rank takes its slice of every
+    /// global batch of --batch-size, the gradients are averaged, rank 0
+    /// prints and writes the files. BatchNorm statistics stay per rank.
+    #[arg(long)]
+    distributed: bool,
 }
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    let ranks = match common::Ranks::start(args.distributed) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = run(&args, &ranks) {
+        ranks.fail(&e);
     }
 }
 
@@ -200,18 +213,18 @@ fn check(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &Args, ranks: &common::Ranks) -> Result<(), Box<dyn std::error::Error>> {
     check(args)?;
     let data = load(args)?;
     match default_device(args.seed) {
         DeviceChoice::Cpu(dev, why) => {
-            println!("device: CPU ({why})");
-            dispatch(dev, args, data)
+            say!("device: CPU ({why})");
+            dispatch(dev, args, data, ranks)
         }
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(dev) => {
-            println!("device: CUDA");
-            dispatch(dev, args, data)
+            say!("device: CUDA");
+            dispatch(dev, args, data, ranks)
         }
     }
 }
@@ -224,7 +237,7 @@ fn load(args: &Args) -> Result<ImageDataset, Box<dyn std::error::Error>> {
     opts.skip_bad = args.skip_bad_images;
     opts.observer = Some(Arc::new(common::download_progress()));
     let data = args.dataset.source()?.load(&opts)?;
-    for w in data.warnings() {
+    for w in data.warnings().iter().filter(|_| common::is_root()) {
         eprintln!("warning: {w}");
     }
     let (c, h, w) = (data.train.channels, data.train.rows, data.train.cols);
@@ -236,7 +249,7 @@ fn load(args: &Args) -> Result<ImageDataset, Box<dyn std::error::Error>> {
         )
         .into());
     }
-    println!(
+    say!(
         "{}: {} training and {} test images of {c}×{h}×{w}, {} classes; model {}",
         data.name,
         data.train.len(),
@@ -248,7 +261,12 @@ fn load(args: &Args) -> Result<ImageDataset, Box<dyn std::error::Error>> {
 }
 
 /// Picks the model type at run time.
-fn dispatch<D>(dev: D, args: &Args, data: ImageDataset) -> Result<(), Box<dyn std::error::Error>>
+fn dispatch<D>(
+    dev: D,
+    args: &Args,
+    data: ImageDataset,
+    ranks: &common::Ranks,
+) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32>
         + static_nn::TypedErrors
@@ -260,12 +278,16 @@ where
 {
     dev.enable_cache();
     match args.model {
-        ModelName::Notebook(NotebookModel::LeNet) => train::<LeNetClass, D>(dev, args, data),
-        ModelName::Notebook(NotebookModel::LeNetSeq) => train::<LeNetSeq, D>(dev, args, data),
-        ModelName::Notebook(NotebookModel::LeNet5) => train::<LeNet5, D>(dev, args, data),
-        ModelName::Notebook(NotebookModel::Mlp) => train::<Mlp, D>(dev, args, data),
-        ModelName::Notebook(NotebookModel::ResNet) => train::<MnistResNet, D>(dev, args, data),
-        ModelName::CifarResNet20 => train::<CifarResNet20, D>(dev, args, data),
+        ModelName::Notebook(NotebookModel::LeNet) => train::<LeNetClass, D>(dev, args, data, ranks),
+        ModelName::Notebook(NotebookModel::LeNetSeq) => {
+            train::<LeNetSeq, D>(dev, args, data, ranks)
+        }
+        ModelName::Notebook(NotebookModel::LeNet5) => train::<LeNet5, D>(dev, args, data, ranks),
+        ModelName::Notebook(NotebookModel::Mlp) => train::<Mlp, D>(dev, args, data, ranks),
+        ModelName::Notebook(NotebookModel::ResNet) => {
+            train::<MnistResNet, D>(dev, args, data, ranks)
+        }
+        ModelName::CifarResNet20 => train::<CifarResNet20, D>(dev, args, data, ranks),
     }
 }
 
@@ -338,13 +360,18 @@ fn augment(args: &Args, channels: usize) -> Option<Augment> {
     Some(a)
 }
 
-fn train<Net, D>(dev: D, args: &Args, data: ImageDataset) -> Result<(), Box<dyn std::error::Error>>
+fn train<Net, D>(
+    dev: D,
+    args: &Args,
+    data: ImageDataset,
+    ranks: &common::Ranks,
+) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32> + static_nn::TypedErrors + DeviceBuildExt,
     Net: BuildOnDevice<D, f32> + InferShape<<Net::Built as ImageInput>::Image>,
     Net::Built: ImageClassifier<D> + TensorCollection<f32, D, To<f32, D> = Net::Built>,
 {
-    println!("{}", summary::<Net, <Net::Built as ImageInput>::Image>());
+    say!("{}", summary::<Net, <Net::Built as ImageInput>::Image>());
     let classes = static_nn::train::classes_of::<Net::Built, D>();
     if data.class_names.len() > classes {
         return Err(format!(
@@ -379,7 +406,7 @@ where
         normalize,
         ..Default::default()
     };
-    println!(
+    say!(
         "{} training, {} validation images; augmentation {:?}",
         train_set.len(),
         val_set.as_ref().map_or(0, |v| v.len()),
@@ -393,7 +420,7 @@ where
         .try_build_module::<Net, f32>()
         .map_err(|e| format!("building the model: {e:?}"))?;
     let opt = optimizer(args);
-    println!(
+    say!(
         "{} trainable parameters; {opt:?}, batch {}, {} epochs",
         model.num_trainable_params(),
         args.batch_size,
@@ -402,14 +429,19 @@ where
     let mut clf = Classifier::try_new(model, dev, opt)?;
     clf.set_clip_grad_norm(args.clip_grad_norm)?;
     clf.set_seed(Some(args.seed));
-    clf.set_observer(observer(args.quiet));
+    if let Some(comm) = ranks.collective() {
+        clf.distribute(comm)?;
+    }
+    if clf.is_root() {
+        clf.set_observer(observer(args.quiet));
+    }
     if args.resume {
         let dir = args
             .checkpoint_dir
             .as_deref()
             .unwrap_or(std::path::Path::new("."));
         let run = clf.resume(dir)?;
-        println!("resumed from {} after epoch {}", dir.display(), run.epoch);
+        say!("resumed from {} after epoch {}", dir.display(), run.epoch);
     }
     let opts = TrainOptions {
         epochs: args.epochs,
@@ -419,7 +451,7 @@ where
     };
     let report = clf.train(&train_loader, val_loader.as_ref(), &opts)?;
     let total: f64 = clf.history.iter().map(|s| s.seconds).sum();
-    println!(
+    say!(
         "training time: {total:.1} s over {} epochs{}",
         report.epochs,
         if report.stopped_early {
@@ -429,32 +461,51 @@ where
         }
     );
 
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    if let Some(c) = clf.communication() {
+        say!(
+            "communication: {:.3} ms per step in the gradients' all-reduce over {} steps, {} bytes per step and rank, {} ranks",
+            c.seconds_per_step() * 1e3,
+            c.steps,
+            c.bytes_per_step,
+            clf.world_size()
+        );
+    }
+
+    // rank 0 alone writes the files: its replica is every rank's
+    let root = clf.is_root();
     let name = args.model.name();
     let weights = args.out.join(format!("{name}.safetensors"));
-    static_nn::weights::save(&clf.model, &weights)?;
+    if root {
+        std::fs::create_dir_all(&args.out)
+            .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+        static_nn::weights::save(&clf.model, &weights)?;
+    }
     let losses: Vec<f32> = clf.history.iter().map(|s| s.loss).collect();
-    save_line_plot(
-        &args.out.join("loss.png"),
-        &format!("{name} on {}: training loss", data.name),
-        &[("train loss", &losses)],
-    )?;
+    root.then(|| {
+        save_line_plot(
+            &args.out.join("loss.png"),
+            &format!("{name} on {}: training loss", data.name),
+            &[("train loss", &losses)],
+        )
+    })
+    .transpose()?;
     let eval = clf.evaluate(&test_loader)?;
-    save_predictions_png(
-        &clf,
-        &test_loader,
-        &data.class_names,
-        &args.out.join("predictions.png"),
-    )?;
-    println!("{}", eval.report(&data.class_names));
-    println!(
+    if root {
+        save_predictions_png(
+            &clf,
+            &test_loader,
+            &data.class_names,
+            &args.out.join("predictions.png"),
+        )?;
+    }
+    say!("{}", eval.report(&data.class_names));
+    say!(
         "wrote {}, {} and {}",
         weights.display(),
         args.out.join("predictions.png").display(),
         args.out.join("loss.png").display()
     );
-    println!("{}", eval.accuracy_line("test"));
+    say!("{}", eval.accuracy_line("test"));
     Ok(())
 }
 
@@ -468,17 +519,17 @@ fn observer(quiet: bool) -> impl Fn(TrainEvent) + Send + Sync {
             accuracy,
             best,
         } => {
-            println!("  validation accuracy after epoch {epoch}: {accuracy:.2}% (best {:.2}% at epoch {})", best.1, best.0);
+            say!("  validation accuracy after epoch {epoch}: {accuracy:.2}% (best {:.2}% at epoch {})", best.1, best.0);
         }
         TrainEvent::CheckpointSaved { path, .. } => {
-            println!("  checkpoint: {}", path.display());
+            say!("  checkpoint: {}", path.display());
         }
         TrainEvent::EarlyStopped {
             epoch,
             patience,
             best,
         } => {
-            println!("early stop after epoch {epoch}: no better validation accuracy for {patience} epochs (best {:.2}% at epoch {})", best.1, best.0);
+            say!("early stop after epoch {epoch}: no better validation accuracy for {patience} epochs (best {:.2}% at epoch {})", best.1, best.0);
         }
         other => progress(other),
     }

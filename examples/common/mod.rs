@@ -7,7 +7,109 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use static_nn::data::{DatasetSpec, DownloadEvent, IdxDataset, LocateOptions};
 use static_nn::train::TrainEvent;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Whether this process prints: rank 0 of a data-parallel run, or the only one.
+static ROOT: AtomicBool = AtomicBool::new(true);
+
+/// Sets whether this process prints its progress and results.
+pub fn set_root(root: bool) {
+    ROOT.store(root, Ordering::Relaxed);
+}
+
+/// Whether this process prints (see [`set_root`]).
+pub fn is_root() -> bool {
+    ROOT.load(Ordering::Relaxed)
+}
+
+/// `println!` on rank 0 only.
+#[allow(unused_macros)]
+macro_rules! say {
+    ($($t:tt)*) => {
+        if common::is_root() {
+            println!($($t)*);
+        }
+    };
+}
+
+/// The processes of a run: one, or the ranks of an MPI job (`--distributed`
+/// under `mpirun`, with the `distributed` feature).
+pub struct Ranks {
+    #[cfg(feature = "distributed")]
+    universe: Option<mpi::environment::Universe>,
+}
+
+impl Ranks {
+    /// Starts MPI if `distributed`; an error if this build has no MPI.
+    pub fn start(distributed: bool) -> Result<Ranks, String> {
+        #[cfg(feature = "distributed")]
+        {
+            let universe = if distributed {
+                let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Serialized)
+                    .ok_or("MPI is initialised already")?;
+                Some(universe)
+            } else {
+                None
+            };
+            let ranks = Ranks { universe };
+            set_root(ranks.rank() == 0);
+            Ok(ranks)
+        }
+        #[cfg(not(feature = "distributed"))]
+        {
+            if distributed {
+                return Err("--distributed needs MPI: build with `--features distributed` (Open MPI's libopenmpi-dev and libclang-dev), run under mpirun".into());
+            }
+            Ok(Ranks {})
+        }
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        #[cfg(feature = "distributed")]
+        if let Some(u) = &self.universe {
+            use mpi::topology::Communicator;
+            return usize::try_from(u.world().rank()).unwrap_or(0);
+        }
+        0
+    }
+
+    /// The number of ranks.
+    pub fn world(&self) -> usize {
+        #[cfg(feature = "distributed")]
+        if let Some(u) = &self.universe {
+            use mpi::topology::Communicator;
+            return usize::try_from(u.world().size()).unwrap_or(1);
+        }
+        1
+    }
+
+    /// The communicator for `Classifier::distribute`, when distributed.
+    pub fn collective(&self) -> Option<Box<dyn static_nn::train::Collective>> {
+        #[cfg(feature = "distributed")]
+        if let Some(u) = &self.universe {
+            return Some(Box::new(static_nn::train::MpiCollective::new(u.world())));
+        }
+        None
+    }
+
+    /// Reports `e` and ends the run: every rank of it (MPI_Abort), so that
+    /// none waits forever for this one.
+    pub fn fail(&self, e: &dyn std::fmt::Display) -> ! {
+        if self.world() > 1 {
+            eprintln!("error: {e} (rank {} of {})", self.rank(), self.world());
+        } else {
+            eprintln!("error: {e}");
+        }
+        #[cfg(feature = "distributed")]
+        if let Some(u) = &self.universe {
+            use mpi::topology::Communicator;
+            u.world().abort(1);
+        }
+        std::process::exit(1)
+    }
+}
 
 /// A bar of `len` steps on stderr (drawn only on a terminal).
 fn bar(len: Option<u64>, template: &str, prefix: String) -> ProgressBar {

@@ -62,17 +62,11 @@ impl Augment {
         *self == Self::default()
     }
 
-    /// Writes the augmented `channels × rows × cols` image `img` into `out`
-    /// (same length) through `tables` (pixel value → `f32`, one table per
-    /// channel; the last one serves channels beyond).
-    pub(crate) fn apply(
-        &self,
-        img: &[u8],
-        (channels, rows, cols): (usize, usize, usize),
-        rng: &mut StdRng,
-        tables: &[[f32; 256]],
-        out: &mut [f32],
-    ) {
+    /// Draws one image's random numbers: the shift `(dy, dx)` (crop and
+    /// shift together) and the flip. [`apply`](Self::apply) draws exactly
+    /// these, so calling this alone moves `rng` past one image (a sharded
+    /// loader skips the other ranks' images of a batch this way).
+    pub(crate) fn draw(&self, rng: &mut StdRng) -> (isize, isize, bool) {
         // A crop at offset (oy, ox) of the padded image moves the image by
         // (p - oy, p - ox): the same arithmetic as a shift.
         let p = self.crop_padding as isize;
@@ -88,7 +82,21 @@ impl Augment {
             (0, 0)
         };
         let flip = self.hflip && rng.gen_bool(0.5);
-        let (dy, dx) = (cy + sy, cx + sx);
+        (cy + sy, cx + sx, flip)
+    }
+
+    /// Writes the augmented `channels × rows × cols` image `img` into `out`
+    /// (same length) through `tables` (pixel value → `f32`, one table per
+    /// channel; the last one serves channels beyond).
+    pub(crate) fn apply(
+        &self,
+        img: &[u8],
+        (channels, rows, cols): (usize, usize, usize),
+        rng: &mut StdRng,
+        tables: &[[f32; 256]],
+        out: &mut [f32],
+    ) {
+        let (dy, dx, flip) = self.draw(rng);
         let plane = rows * cols;
         for c in 0..channels {
             let t = &tables[c.min(tables.len().saturating_sub(1))];

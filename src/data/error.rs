@@ -197,6 +197,16 @@ pub enum DataError {
         found: usize,
     },
 
+    /// A loader shard ([`DataLoader::sharded`](crate::data::DataLoader::sharded))
+    /// whose rank is not below its world size, or a world of no ranks.
+    #[error("bad loader shard: rank {rank} of a world of {world} (ranks are 0..world, world at least 1)")]
+    BadShard {
+        /// The rank asked for.
+        rank: usize,
+        /// The world size asked for.
+        world: usize,
+    },
+
     /// A file of fixed-size records (a CIFAR-10 batch) whose length is not a
     /// whole number of records.
     #[error(

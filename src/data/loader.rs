@@ -14,6 +14,7 @@ use rand::SeedableRng;
 use super::augment::Augment;
 use super::batch::Batch;
 use super::dataset::LabelledImages;
+use super::error::DataError;
 
 /// Normalisation like torchvision's `transforms.Normalize`: pixels are first
 /// mapped to `[0, 1]` (like `ToTensor`), then `x → (x - mean[c]) / std[c]`
@@ -153,6 +154,8 @@ pub struct DataLoader {
     /// whose pixel buffer is too short).
     n: usize,
     tables: Arc<Vec<[f32; 256]>>,
+    /// `(rank, world)`: each batch is this rank's slice of the global batch.
+    shard: Option<(usize, usize)>,
 }
 
 impl DataLoader {
@@ -177,7 +180,57 @@ impl DataLoader {
             cfg,
             n,
             tables,
+            shard: None,
         }
+    }
+
+    /// The same loader cut for data-parallel training: every batch of an
+    /// epoch is rank `rank`'s contiguous slice of the global batch of
+    /// `batch_size` samples (see [`shard_range`]), the global batches being
+    /// those of the unsharded loader, in the same seeded order. The `world`
+    /// ranks together see each global batch exactly once; [`len`](Self::len)
+    /// still counts global batches, so every rank takes as many steps.
+    ///
+    /// A slice may be empty (a last batch smaller than the world) and the
+    /// slices of an uneven split differ by one sample: the training driver
+    /// weights each rank's gradient by its sample count, so the average is
+    /// that of the global batch.
+    ///
+    /// Augmentation stays that of the global batch: the random numbers of
+    /// the other ranks' samples are drawn and skipped, so a sample is
+    /// augmented alike whatever the world size (the cost: drawing, not
+    /// applying, a few numbers per skipped sample).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use static_nn::data::{DataLoader, LabelledImages, LoaderConfig};
+    /// let data = Arc::new(LabelledImages::new(1, 1, (0..10).collect(), (0..10).collect())?);
+    /// let cfg = LoaderConfig { batch_size: 4, shuffle: Some(3), ..Default::default() };
+    /// let whole: Vec<usize> = DataLoader::new(data.clone(), cfg.clone()).epoch(0).flat_map(|b| b.labels).collect();
+    /// let r0 = DataLoader::new(data.clone(), cfg.clone()).sharded(0, 2)?;
+    /// let r1 = DataLoader::new(data, cfg).sharded(1, 2)?;
+    /// let mut both = Vec::new();
+    /// for (a, b) in r0.epoch(0).zip(r1.epoch(0)) {
+    ///     both.extend(a.labels);
+    ///     both.extend(b.labels);
+    /// }
+    /// assert_eq!(both, whole);
+    /// # Ok::<(), static_nn::data::DataError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::BadShard`] unless `rank < world`.
+    pub fn sharded(mut self, rank: usize, world: usize) -> Result<DataLoader, DataError> {
+        if rank >= world {
+            return Err(DataError::BadShard { rank, world });
+        }
+        self.shard = Some((rank, world));
+        Ok(self)
+    }
+
+    /// The `(rank, world)` of a [`sharded`](Self::sharded) loader.
+    pub fn shard(&self) -> Option<(usize, usize)> {
+        self.shard
     }
 
     /// Batches per epoch.
@@ -233,6 +286,7 @@ impl DataLoader {
             batch_size: self.cfg.batch_size,
             tables: Arc::clone(&self.tables),
             augment,
+            shard: self.shard,
             next: 0,
             end: self.len(),
         };
@@ -291,8 +345,30 @@ struct Producer {
     tables: Arc<Vec<[f32; 256]>>,
     /// The augmentation and the epoch's seed for it.
     augment: Option<(Augment, u64)>,
+    shard: Option<(usize, usize)>,
     next: usize,
     end: usize,
+}
+
+/// The part of a global batch of `len` samples that rank `rank` of `world`
+/// takes: contiguous slices in rank order, the first `len % world` ranks one
+/// sample longer. An empty range for `world == 0` or `rank >= world`.
+///
+/// ```
+/// use static_nn::data::shard_range;
+/// assert_eq!(shard_range(64, 0, 2), 0..32);
+/// assert_eq!(shard_range(64, 1, 2), 32..64);
+/// assert_eq!(shard_range(5, 0, 3), 0..2);
+/// assert_eq!(shard_range(5, 2, 3), 4..5);
+/// assert_eq!(shard_range(1, 1, 2), 1..1); // an empty slice
+/// ```
+pub fn shard_range(len: usize, rank: usize, world: usize) -> std::ops::Range<usize> {
+    if world == 0 || rank >= world {
+        return 0..0;
+    }
+    let (base, extra) = (len / world, len % world);
+    let start = rank * base + rank.min(extra);
+    start..start + base + usize::from(rank < extra)
 }
 
 impl Producer {
@@ -303,7 +379,12 @@ impl Producer {
         let start = self.next * self.batch_size;
         let stop = (start + self.batch_size).min(self.order.len());
         self.next += 1;
-        let idx = &self.order[start..stop];
+        let global = &self.order[start..stop];
+        let local = match self.shard {
+            Some((rank, world)) => shard_range(global.len(), rank, world),
+            None => 0..global.len(),
+        };
+        let idx = &global[local.clone()];
         let d = &*self.data;
         let per = d.image_len();
         let mut images = Vec::with_capacity(idx.len() * per);
@@ -313,6 +394,12 @@ impl Producer {
         let mut rng = self
             .augment
             .map(|(_, seed)| StdRng::seed_from_u64(epoch_seed(seed, self.next)));
+        // the other ranks' samples before this rank's: their random numbers
+        if let (Some((aug, _)), Some(rng)) = (&self.augment, rng.as_mut()) {
+            for _ in 0..local.start {
+                aug.draw(rng);
+            }
+        }
         for &i in idx {
             // `order` only holds indices below the loader's `n`, which fits the buffers.
             let img = &d.pixels[i * per..(i + 1) * per];
@@ -437,6 +524,45 @@ mod tests {
             normalize: None,
             augment: None,
         }
+    }
+
+    #[test]
+    fn shards_cut_every_global_batch_and_keep_its_augmentation() {
+        let pixels: Vec<u8> = (0..23 * 9).map(|i| (i % 11 + 1) as u8).collect();
+        let d =
+            Arc::new(LabelledImages::new(3, 3, pixels, (0..23).map(|i| i % 10).collect()).unwrap());
+        let c = LoaderConfig {
+            augment: Some(Augment::crop_flip(1)),
+            ..cfg(8, Some(5), false, 2)
+        };
+        let whole: Vec<Batch> = DataLoader::new(d.clone(), c.clone()).epoch(1).collect();
+        for world in 1..=5 {
+            let shards: Vec<Vec<Batch>> = (0..world)
+                .map(|r| {
+                    let l = DataLoader::new(d.clone(), c.clone())
+                        .sharded(r, world)
+                        .unwrap();
+                    assert_eq!(l.len(), 3);
+                    l.epoch(1).collect()
+                })
+                .collect();
+            for (b, global) in whole.iter().enumerate() {
+                let (mut labels, mut images) = (Vec::new(), Vec::new());
+                for (r, shard) in shards.iter().enumerate() {
+                    let part = &shard[b];
+                    assert_eq!(part.len(), shard_range(global.len(), r, world).len());
+                    labels.extend_from_slice(&part.labels);
+                    images.extend_from_slice(&part.images);
+                }
+                assert_eq!(labels, global.labels, "world {world}, batch {b}");
+                assert_eq!(images, global.images, "world {world}, batch {b}");
+            }
+        }
+        let bad = DataLoader::new(d, c).sharded(2, 2).unwrap_err();
+        assert!(
+            matches!(bad, DataError::BadShard { rank: 2, world: 2 }),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub use error::DataError;
 pub use folder::ImageFolder;
 #[cfg(feature = "datasets")]
 pub use idx::{encode_idx, read_idx_images, read_idx_labels, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
-pub use loader::{Batches, DataLoader, LoaderConfig, Normalize};
+pub use loader::{shard_range, Batches, DataLoader, LoaderConfig, Normalize};
 #[cfg(feature = "datasets")]
 pub use locate::{
     default_cache_dir, download_urls, find_in_dir, locate, locate_with, verify_dir, LocateOptions,

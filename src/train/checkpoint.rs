@@ -38,6 +38,10 @@ pub struct RunState {
     pub val_accuracy: Vec<f64>,
     /// The best validation accuracy so far and its 1-based epoch.
     pub best: Option<(usize, f64)>,
+    /// The number of data-parallel ranks of the run (1 for a run in one
+    /// process; 0, in a state never trained, counts as 1). A run resumes
+    /// only with as many ranks as it had.
+    pub world_size: usize,
 }
 
 /// The checkpoint file in `dir`.
@@ -217,6 +221,7 @@ fn encode_meta(optimizer: &OptimizerState, run: &RunState) -> HashMap<String, St
         ("optimizer".to_string(), optimizer.optimizer.clone()),
         ("optimizer_steps".to_string(), optimizer.steps.to_string()),
         ("optimizer_order".to_string(), order.join(",")),
+        ("world_size".to_string(), run.world_size.max(1).to_string()),
     ]);
     if let Some(seed) = run.seed {
         m.insert("seed".to_string(), seed.to_string());
@@ -255,6 +260,11 @@ fn decode_meta(m: &HashMap<String, String>) -> Result<(RunState, String, u64), S
         .map(|v| num(v, "val_accuracy"))
         .collect::<Result<_, _>>()?;
     let seed = m.get("seed").map(|s| num(s, "seed")).transpose()?;
+    // checkpoints from before data-parallel training: one process
+    let world_size = match m.get("world_size") {
+        Some(w) => num(w, "world_size")?,
+        None => 1,
+    };
     let best = match m.get("best") {
         None => None,
         Some(b) => {
@@ -276,6 +286,7 @@ fn decode_meta(m: &HashMap<String, String>) -> Result<(RunState, String, u64), S
         history,
         val_accuracy,
         best,
+        world_size,
     };
     Ok((
         run,

@@ -1,11 +1,15 @@
 //! The `Classifier` driver.
 use super::checkpoint::RunState;
+use super::distributed::{self, Collective, CommStats, DataParallel};
 use super::observer::{TrainEvent, TrainObserver};
 use super::optim::AnyOptimizer;
 use super::{Evaluation, Optim, OptimizerConfig, Schedule, TrainError};
 use crate::data::{Batch, DataLoader};
 use crate::error::{device, TypedErrors};
 use crate::shapes::{ImageInput, ImageShape};
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorRef,
+};
 use dfdx::nn::{Module, ModuleMut, TensorCollection, ZeroGrads};
 use dfdx::prelude::*;
 use std::time::Instant;
@@ -88,9 +92,11 @@ pub fn cross_entropy<N: ConstDim, D: Device<f32>>(
 pub struct EpochStats {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean loss over the epoch's batches.
+    /// Mean loss over the epoch's batches (in a data-parallel run, of the
+    /// global batches: the same on every rank).
     pub loss: f32,
-    /// Training samples seen.
+    /// Training samples seen (in a data-parallel run, by all ranks: the
+    /// global batches').
     pub samples: usize,
     /// Wall time of the epoch, in seconds.
     pub seconds: f64,
@@ -155,6 +161,8 @@ pub struct Classifier<M, D: Device<f32>> {
     /// The learning-rate schedule of [`fit`](Self::fit) (default: constant).
     pub schedule: Schedule,
     pub(super) base_lr: f64,
+    /// Data-parallel training over several ranks, if set.
+    pub(super) dist: Option<DataParallel>,
 }
 
 impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D> {
@@ -175,6 +183,112 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             base_lr,
             run: RunState::default(),
             seed: None,
+            dist: None,
+        }
+    }
+
+    /// Trains data-parallel over the ranks of `comm` from now on (see
+    /// [`DataParallel`]): broadcasts rank 0's parameters and buffers to every
+    /// rank, so that all replicas start identical; then every training batch
+    /// is this rank's slice of the global batch, the gradients are averaged
+    /// over the ranks before each step, the replicas' parameters are
+    /// compared every [`DataParallel::check_every`] steps, and
+    /// [`evaluate`](Self::evaluate) is sharded and its counts added up.
+    /// Every rank must call it, and then the same methods in the same order.
+    ///
+    /// # Errors
+    /// [`TrainError::Distributed`] if the broadcast fails.
+    pub fn distribute(&mut self, comm: Box<dyn Collective>) -> Result<(), TrainError> {
+        let mut bcast = Broadcast {
+            comm: &*comm,
+            host: Vec::new(),
+        };
+        M::iter_tensors(&mut RecursiveWalker {
+            m: &mut self.model,
+            f: &mut bcast,
+        })?;
+        self.dist = Some(DataParallel::new(comm));
+        Ok(())
+    }
+
+    /// The data-parallel setting, if [`distribute`](Self::distribute)d.
+    pub fn data_parallel(&self) -> Option<&DataParallel> {
+        self.dist.as_ref()
+    }
+
+    /// The data-parallel setting, to change its
+    /// [`check_every`](DataParallel::check_every).
+    pub fn data_parallel_mut(&mut self) -> Option<&mut DataParallel> {
+        self.dist.as_mut()
+    }
+
+    /// This process's rank (0 unless distributed).
+    pub fn rank(&self) -> usize {
+        self.dist.as_ref().map_or(0, DataParallel::rank)
+    }
+
+    /// The number of ranks (1 unless distributed).
+    pub fn world_size(&self) -> usize {
+        self.dist.as_ref().map_or(1, DataParallel::world_size)
+    }
+
+    /// Whether this is rank 0, the one that writes checkpoints (always true
+    /// unless distributed).
+    pub fn is_root(&self) -> bool {
+        self.rank() == 0
+    }
+
+    /// The communication figures so far, if distributed.
+    pub fn communication(&self) -> Option<CommStats> {
+        self.dist.as_ref().map(|d| d.stats)
+    }
+
+    /// A hash (FNV-1a of the f32 bits) of every trainable tensor, in the
+    /// model's order: equal on all ranks while the replicas agree.
+    pub fn parameter_hash(&self) -> u64 {
+        let mut h = Hash {
+            hash: distributed::FNV_OFFSET,
+        };
+        let walked = M::iter_tensors(&mut RecursiveWalker {
+            m: &self.model,
+            f: &mut h,
+        });
+        if let Err(never) = walked {
+            match never {}
+        }
+        h.hash
+    }
+
+    /// Compares the replicas' parameter hashes after optimizer step `step`.
+    fn check_replicas(&self, step: u64) -> Result<(), TrainError> {
+        let Some(dp) = &self.dist else {
+            return Ok(());
+        };
+        let hashes = dp.comm.all_gather_u64(self.parameter_hash())?;
+        if hashes.iter().any(|h| *h != hashes[0]) {
+            return Err(TrainError::ReplicasDiverged { step, hashes });
+        }
+        Ok(())
+    }
+
+    /// `loader` cut for this rank, if distributed: `loader` itself when it
+    /// is not distributed or already cut so.
+    fn shard_of<'a>(
+        &self,
+        loader: &'a DataLoader,
+    ) -> Result<std::borrow::Cow<'a, DataLoader>, TrainError> {
+        let Some(dp) = &self.dist else {
+            return Ok(std::borrow::Cow::Borrowed(loader));
+        };
+        let (rank, world) = (dp.rank(), dp.world_size());
+        match loader.shard() {
+            Some(s) if s == (rank, world) => Ok(std::borrow::Cow::Borrowed(loader)),
+            Some((r, w)) => Err(TrainError::Distributed(format!(
+                "the loader is sharded for rank {r} of {w}, this is rank {rank} of {world}"
+            ))),
+            None => Ok(std::borrow::Cow::Owned(
+                loader.clone().sharded(rank, world)?,
+            )),
         }
     }
 
@@ -318,6 +432,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         if loader.is_empty() {
             return Err(TrainError::EmptyLoader);
         }
+        let loader = &*self.shard_of(loader)?;
         let n_batches = loader.len();
         self.optimizer.set_learning_rate(lr(0));
         self.tell(TrainEvent::EpochStarted {
@@ -336,29 +451,76 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         };
         for (b, batch) in loader.epoch(epoch).enumerate() {
             self.optimizer.set_learning_rate(lr(b));
-            let x = batch.images_tensor::<M::Image, D>(&self.device)?;
-            let targets = batch.one_hot_dim::<M::Classes, D>(&self.device)?;
-            let logits = self
-                .model
-                .logits_mut(x.traced(grads))
-                .map_err(device::<D>("the forward pass"))?;
-            let l = loss(logits, targets);
-            let value = l.as_vec().first().copied().unwrap_or(f32::NAN);
-            if !value.is_finite() {
-                return Err(TrainError::NonFiniteLoss {
-                    epoch: epoch + 1,
-                    batch: b + 1,
-                    loss: value,
-                });
+            let non_finite = |value: f32| TrainError::NonFiniteLoss {
+                epoch: epoch + 1,
+                batch: b + 1,
+                loss: value,
+            };
+            // a rank's slice of a small last batch may be empty: its zeroed
+            // gradients then count for nothing in the weighted mean
+            let mut value = 0.0f32;
+            let mut global_samples = batch.len();
+            if !batch.is_empty() || self.dist.is_none() {
+                let x = batch.images_tensor::<M::Image, D>(&self.device)?;
+                let targets = batch.one_hot_dim::<M::Classes, D>(&self.device)?;
+                let logits = self
+                    .model
+                    .logits_mut(x.traced(grads))
+                    .map_err(device::<D>("the forward pass"))?;
+                let l = loss(logits, targets);
+                value = l.as_vec().first().copied().unwrap_or(f32::NAN);
+                if !value.is_finite() && self.dist.is_none() {
+                    return Err(non_finite(value));
+                }
+                grads = l.try_backward().map_err(device::<D>("the backward pass"))?;
             }
-            grads = l.try_backward().map_err(device::<D>("the backward pass"))?;
-            self.optimizer.update(&mut self.model, &grads)?;
+            match self.dist.as_mut() {
+                None => self.optimizer.update(&mut self.model, &grads)?,
+                Some(dp) => {
+                    let weight = batch.len() as f32;
+                    let mut global = (0.0f32, 0usize);
+                    let mut reduce = |flat: &mut Vec<f32>| -> Result<(), TrainError> {
+                        for g in flat.iter_mut() {
+                            *g *= weight;
+                        }
+                        flat.push(value * weight);
+                        flat.push(weight);
+                        let t = Instant::now();
+                        dp.comm.all_reduce_sum_f32(flat)?;
+                        dp.stats.seconds += t.elapsed().as_secs_f64();
+                        dp.stats.steps += 1;
+                        dp.stats.bytes_per_step = flat.len() * std::mem::size_of::<f32>();
+                        let total = flat.pop().unwrap_or(0.0);
+                        let loss_sum = flat.pop().unwrap_or(f32::NAN);
+                        // the loader's batches are never empty: the global
+                        // count is at least 1 on every rank alike
+                        let total_n = total.max(1.0);
+                        for g in flat.iter_mut() {
+                            *g /= total_n;
+                        }
+                        global = (loss_sum / total_n, total as usize);
+                        if !global.0.is_finite() {
+                            return Err(non_finite(global.0));
+                        }
+                        Ok(())
+                    };
+                    self.optimizer
+                        .update_reduced(&mut self.model, &grads, &mut reduce)?;
+                    value = global.0;
+                    // the epoch's figures count the global batch
+                    global_samples = global.1;
+                    let (steps, every) = (dp.stats.steps, dp.check_every);
+                    if every > 0 && steps % every == 0 {
+                        self.check_replicas(steps)?;
+                    }
+                }
+            }
             self.model
                 .try_zero_grads(&mut grads)
                 .map_err(device::<D>("zeroing gradients"))?;
             sum += value as f64;
             batches += 1;
-            samples += batch.len();
+            samples += global_samples;
             if self.observer.is_some() {
                 self.tell(TrainEvent::BatchFinished {
                     epoch: epoch + 1,
@@ -372,6 +534,9 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             }
         }
         self.grads = Some(grads);
+        if let Some(dp) = &self.dist {
+            self.check_replicas(dp.stats.steps)?;
+        }
         let stats = EpochStats {
             epoch: epoch + 1,
             loss: (sum / batches.max(1) as f64) as f32,
@@ -392,10 +557,14 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         if loader.is_empty() {
             return Err(TrainError::EmptyLoader);
         }
+        let loader = &*self.shard_of(loader)?;
         let batches = loader.len();
         self.tell(TrainEvent::EvaluationStarted { batches });
         let mut eval = Evaluation::new(classes_of::<M, D>());
         for (b, batch) in loader.epoch(0).enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
             let labels = self.predict_labels(&batch)?;
             for (t, p) in batch.labels.iter().zip(labels) {
                 eval.record(*t, p);
@@ -404,6 +573,15 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 batch: b + 1,
                 batches,
             });
+        }
+        if let Some(dp) = &self.dist {
+            // every rank's counts added up: the evaluation of the whole set
+            let mut counts: Vec<u64> = eval.confusion.iter().flatten().map(|&c| c as u64).collect();
+            dp.comm.all_reduce_sum_u64(&mut counts)?;
+            let n = eval.classes();
+            for (i, c) in counts.into_iter().enumerate() {
+                eval.confusion[i / n][i % n] = usize::try_from(c).unwrap_or(usize::MAX);
+            }
         }
         self.tell(TrainEvent::EvaluationFinished { evaluation: &eval });
         Ok(eval)
@@ -458,4 +636,52 @@ fn argmax(v: &[f32]) -> usize {
         }
     }
     best
+}
+
+/// Replaces every tensor (parameters and buffers) by rank 0's.
+struct Broadcast<'a> {
+    comm: &'a dyn Collective,
+    host: Vec<f32>,
+}
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for Broadcast<'_> {
+    type Viewer = ViewTensorMut;
+    type Err = TrainError;
+    type E2 = f32;
+    type D2 = D;
+
+    fn visit<S: Shape>(
+        &mut self,
+        _opts: TensorOptions<S, f32, D>,
+        t: &mut Tensor<S, f32, D>,
+    ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        self.host.resize(t.shape().num_elements(), 0.0);
+        t.copy_into(&mut self.host);
+        self.comm.broadcast_f32(&mut self.host)?;
+        t.copy_from(&self.host);
+        Ok(None)
+    }
+}
+
+/// Hashes the trainable tensors.
+struct Hash {
+    hash: u64,
+}
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for Hash {
+    type Viewer = ViewTensorRef;
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = D;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, D>,
+        t: &Tensor<S, f32, D>,
+    ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        if opts.do_gradient_update {
+            self.hash = distributed::fnv1a(self.hash, &t.as_vec());
+        }
+        Ok(None)
+    }
 }

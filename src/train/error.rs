@@ -50,4 +50,23 @@ pub enum TrainError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Data-parallel training cannot go on: a communication failed, or the
+    /// ranks disagree (a loader sharded for another rank, a checkpoint of
+    /// another world size); the message names the ranks and sizes.
+    #[error("data-parallel training: {0}")]
+    Distributed(String),
+    /// The replicas' parameters differ after an optimizer step: their hashes,
+    /// in rank order, are not all equal.
+    #[error("the replicas diverged: after step {step} the parameter hashes of ranks 0..{} are {}", hashes.len(), hex_list(hashes))]
+    ReplicasDiverged {
+        /// The optimizer step (1-based, over the run) after which they differ.
+        step: u64,
+        /// Each rank's hash of its trainable parameters.
+        hashes: Vec<u64>,
+    },
+}
+
+fn hex_list(hashes: &[u64]) -> String {
+    let all: Vec<String> = hashes.iter().map(|h| format!("{h:016x}")).collect();
+    all.join(", ")
 }

@@ -14,12 +14,18 @@
 //! matrix ([`Classifier::evaluate`]); and predicts labels and probabilities
 //! without a tape ([`Classifier::predict`]).
 //!
+//! [`Classifier::distribute`] trains data-parallel over several processes
+//! (a [`Collective`]; with the `distributed` feature, MPI's
+//! `MpiCollective`): see [`DataParallel`] for what is shared and what,
+//! like BatchNorm's statistics, stays per rank.
+//!
 //! [`default_device`] picks the device like the notebook's
 //! `cuda if available else cpu`.
 
 mod checkpoint;
 mod classifier;
 mod device;
+mod distributed;
 mod error;
 mod metrics;
 mod observer;
@@ -34,10 +40,15 @@ pub use classifier::{
     Predictions,
 };
 pub use device::{default_device, CpuFallback, DeviceChoice};
+#[cfg(feature = "distributed")]
+pub use distributed::MpiCollective;
+pub use distributed::{Collective, CommStats, DataParallel};
 pub use error::TrainError;
 pub use metrics::Evaluation;
 pub use observer::{TrainEvent, TrainObserver};
-pub use optim::{LrSchedule, Optim, OptimizerConfig, OptimizerState, Schedule, StateBuffer};
+pub use optim::{
+    LrSchedule, Optim, OptimizerConfig, OptimizerState, Reducer, Schedule, StateBuffer,
+};
 #[cfg(feature = "pictures")]
 pub use pictures::save_predictions_png;
 pub use run::{TrainOptions, TrainReport};

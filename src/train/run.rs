@@ -87,8 +87,9 @@ where
     ///
     /// # Errors
     /// [`TrainError::Checkpoint`] naming the file: missing, corrupt, of
-    /// another model (with the tensor that does not fit), or of another
-    /// optimizer. Nothing is changed then.
+    /// another model (with the tensor that does not fit), of another
+    /// optimizer, or written by a run on another number of data-parallel
+    /// ranks ([`RunState::world_size`]). Nothing is changed then.
     pub fn resume(&mut self, dir: &Path) -> Result<RunState, TrainError> {
         // a copy, so that a checkpoint that does not fit changes nothing
         let mut model = self
@@ -96,6 +97,16 @@ where
             .try_to_device(&self.device)
             .map_err(device::<D>("copying the model"))?;
         let (state, run) = checkpoint::load(dir, &mut model)?;
+        let world = self.world_size();
+        if run.world_size.max(1) != world {
+            return Err(TrainError::Checkpoint {
+                path: checkpoint_path(dir),
+                reason: format!(
+                    "it was written by a run on {} rank(s), this run has {world}: resume with the same number of ranks",
+                    run.world_size.max(1)
+                ),
+            });
+        }
         self.optimizer
             .inner_mut()
             .load_state(state)
@@ -148,6 +159,12 @@ where
         let mut stopped_early = false;
         for epoch in resumed_from..opts.epochs {
             if let Some(seed) = self.seed {
+                // each rank its own dropout masks; rank 0 those of a run
+                // in one process
+                let seed = match self.rank() as u64 {
+                    0 => seed,
+                    r => seed ^ epoch_device_seed(r, usize::MAX),
+                };
                 self.device = self.device.reseeded(epoch_device_seed(seed, epoch))?;
                 self.model = self
                     .model
@@ -161,6 +178,7 @@ where
             self.run.epoch = epoch + 1;
             self.run.history = self.history.clone();
             self.run.seed = self.seed;
+            self.run.world_size = self.world_size();
             self.tell(TrainEvent::EpochFinished {
                 stats: &stats,
                 epochs: opts.epochs,
@@ -185,7 +203,8 @@ where
                     }
                 }
             }
-            if let Some(dir) = &opts.checkpoint_dir {
+            // rank 0 alone writes checkpoints: its replica is everyone's
+            if let Some(dir) = opts.checkpoint_dir.as_ref().filter(|_| self.is_root()) {
                 checkpoint::save(dir, &self.model, &self.optimizer.inner().state(), &self.run)?;
                 self.tell(TrainEvent::CheckpointSaved {
                     epoch: epoch + 1,

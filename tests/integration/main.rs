@@ -6,6 +6,7 @@
 
 mod common;
 mod data;
+mod distributed;
 mod examples_cli;
 mod fuzz_seeds;
 mod models;

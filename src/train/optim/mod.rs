@@ -70,8 +70,13 @@ pub struct Optim {
     slots: Vec<Slot>,
     /// A host copy of one parameter, as long as the largest.
     scratch: Vec<f32>,
+    /// Every gradient end to end, for a reducer (empty without one).
+    flat: Vec<f32>,
     last_grad_norm: Option<f64>,
 }
+
+/// What [`Optim::update_reduced`] calls with the flat gradient buffer.
+pub type Reducer<'a> = dyn FnMut(&mut Vec<f32>) -> Result<(), TrainError> + 'a;
 
 impl Optim {
     /// The optimizer `cfg` for `model`'s trainable tensors, without
@@ -108,6 +113,7 @@ impl Optim {
             steps: 0,
             slots: layout.slots,
             scratch: vec![0.0; longest.unwrap_or(0)],
+            flat: Vec::new(),
             last_grad_norm: None,
         }
     }
@@ -199,7 +205,66 @@ impl Optim {
         model: &mut M,
         grads: &Gradients<f32, D>,
     ) -> Result<f64, TrainError> {
-        self.try_update(model, grads).map_err(|e| e.0)
+        self.try_update(model, grads, None).map_err(|e| e.0)
+    }
+
+    /// [`update`](Self::update) with the gradients reduced across
+    /// data-parallel replicas: after every gradient is gathered, `reduce`
+    /// gets them all end to end in one flat buffer, in the model's order
+    /// ([`param_names`](Self::param_names)), and must leave in it, at the
+    /// same length, the gradients to apply (e.g. the mean of all ranks', by
+    /// one all-reduce). It may push values behind the gradients and pop them
+    /// again. Clipping and the step follow, from the reduced gradients.
+    ///
+    /// # Errors
+    /// Those of [`update`](Self::update), and `reduce`'s own, or
+    /// [`TrainError::OptimizerMismatch`] if it changed the buffer's length;
+    /// nothing is changed then.
+    pub fn update_reduced<M: TensorCollection<f32, D>, D: Device<f32>>(
+        &mut self,
+        model: &mut M,
+        grads: &Gradients<f32, D>,
+        reduce: &mut Reducer<'_>,
+    ) -> Result<f64, TrainError> {
+        self.try_update(model, grads, Some(reduce)).map_err(|e| e.0)
+    }
+
+    /// Hands the gathered gradients to `reduce` as one flat buffer and puts
+    /// the result back; the new squared norm and first non-finite tensor.
+    fn reduce_slots(
+        &mut self,
+        reduce: &mut Reducer<'_>,
+    ) -> Result<(f64, Option<String>), TrainError> {
+        let mut flat = std::mem::take(&mut self.flat);
+        flat.clear();
+        for slot in &self.slots {
+            flat.extend_from_slice(&slot.grad);
+        }
+        let len = flat.len();
+        let reduced = reduce(&mut flat);
+        let result = match reduced {
+            Err(e) => Err(e),
+            Ok(()) if flat.len() != len => Err(TrainError::OptimizerMismatch(format!(
+                "the gradient reducer left {} values in the flat buffer of {len} gradients",
+                flat.len()
+            ))),
+            Ok(()) => {
+                let (mut sum, mut non_finite, mut at) = (0.0, None, 0);
+                for slot in &mut self.slots {
+                    let n = slot.grad.len();
+                    slot.grad.copy_from_slice(&flat[at..at + n]);
+                    at += n;
+                    let s = clip::sum_squares(&slot.grad);
+                    if !s.is_finite() && non_finite.is_none() {
+                        non_finite = Some(slot.name.clone());
+                    }
+                    sum += s;
+                }
+                Ok((sum, non_finite))
+            }
+        };
+        self.flat = flat;
+        result
     }
 
     /// [`update`](Self::update), with the tensors an error concerns for
@@ -208,6 +273,7 @@ impl Optim {
         &mut self,
         model: &mut M,
         grads: &Gradients<f32, D>,
+        reduce: Option<&mut Reducer<'_>>,
     ) -> Result<f64, Box<(TrainError, UnusedTensors)>> {
         config::check_lr(self.cfg.name(), self.cfg.lr())
             .map_err(|e| Box::new((e, UnusedTensors::default())))?;
@@ -235,14 +301,23 @@ impl Optim {
                 gather.slots[gather.index].name
             ));
         }
-        let (norm, non_finite, mismatch, offenders) = (
-            gather.sum_squares.sqrt(),
+        let (sum_squares, mut non_finite, mismatch, mut offenders) = (
+            gather.sum_squares,
             gather.non_finite,
             gather.mismatch,
             gather.offenders,
         );
         if let Some(msg) = mismatch {
             return Err(Box::new((TrainError::OptimizerMismatch(msg), offenders)));
+        }
+        let mut norm = sum_squares.sqrt();
+        if let Some(reduce) = reduce {
+            let (s, nf) = self
+                .reduce_slots(reduce)
+                .map_err(|e| Box::new((e, UnusedTensors::default())))?;
+            norm = s.sqrt();
+            non_finite = nf;
+            offenders = UnusedTensors::default();
         }
         if let Some(max_norm) = self.clip_grad_norm {
             if !norm.is_finite() {
@@ -334,7 +409,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> dfdx::optim::Optimizer<M, D, f
         module: &mut M,
         gradients: &Gradients<f32, D>,
     ) -> Result<(), OptimizerUpdateError<D::Err>> {
-        self.try_update(module, gradients)
+        self.try_update(module, gradients, None)
             .map(|_| ())
             .map_err(|e| OptimizerUpdateError::UnusedParams(e.1))
     }
@@ -574,6 +649,20 @@ impl<M: TensorCollection<f32, D>, D: Device<f32>> AnyOptimizer<M, D> {
             return Err(TrainError::InvalidHyperparameter(msg.clone()));
         }
         self.inner.update(model, grads).map(|_| ())
+    }
+
+    /// One update of `model` from `grads` reduced by `reduce` (see
+    /// [`Optim::update_reduced`]).
+    pub fn update_reduced(
+        &mut self,
+        model: &mut M,
+        grads: &Gradients<f32, D>,
+        reduce: &mut Reducer<'_>,
+    ) -> Result<(), TrainError> {
+        if let Some(msg) = &self.invalid {
+            return Err(TrainError::InvalidHyperparameter(msg.clone()));
+        }
+        self.inner.update_reduced(model, grads, reduce).map(|_| ())
     }
 }
 
