@@ -19,11 +19,10 @@ mod common;
 use clap::{Parser, ValueEnum};
 use static_nn::data::{DataLoader, LabelledImages, LoaderConfig, MNIST};
 use static_nn::models::NotebookModel;
-use static_nn::pictures::save_line_plot;
 use static_nn::prelude::*;
 use static_nn::train::{
-    default_device, save_predictions_png, Classifier, DeviceChoice, ImageClassifier, LrSchedule,
-    OptimizerConfig, TrainOptions,
+    default_device, Classifier, DeviceChoice, ImageClassifier, LrSchedule, OptimizerConfig,
+    TrainOptions,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -295,47 +294,14 @@ where
         total / epochs.max(1) as f64
     );
 
-    if let Some(c) = clf.communication() {
-        say!(
-            "communication: {:.3} ms per step in the gradients' all-reduce over {} steps, {} bytes per step and rank, {} ranks",
-            c.seconds_per_step() * 1e3,
-            c.steps,
-            c.bytes_per_step,
-            clf.world_size()
-        );
-    }
-
-    // rank 0 alone writes the files: its replica is every rank's
-    let root = clf.is_root();
-    let name = args.model.name();
-    let weights = args.out.join(format!("{name}.safetensors"));
-    if root {
-        std::fs::create_dir_all(&args.out)
-            .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-        static_nn::weights::save(&clf.model, &weights)?;
-    }
-    let losses: Vec<f32> = clf.history.iter().map(|s| s.loss).collect();
-    root.then(|| {
-        save_line_plot(
-            &args.out.join("loss.png"),
-            &format!("{name}: training loss"),
-            &[("train loss", &losses)],
-        )
-    })
-    .transpose()?;
-
-    let eval = clf.evaluate(&test)?;
     let digits: Vec<String> = (0..10).map(|d| d.to_string()).collect();
-    if root {
-        save_predictions_png(&clf, &test, &digits, &args.out.join("predictions.png"))?;
-    }
-    say!("{eval}");
-    say!(
-        "wrote {}, {} and {}",
-        weights.display(),
-        args.out.join("predictions.png").display(),
-        args.out.join("loss.png").display()
-    );
-    say!("{}", eval.accuracy_line("test"));
-    Ok(())
+    let name = args.model.name();
+    common::finish_run(
+        &clf,
+        &test,
+        &digits,
+        &args.out,
+        name,
+        &format!("{name}: training loss"),
+    )
 }

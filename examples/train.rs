@@ -25,12 +25,11 @@ use static_nn::data::{
     Augment, DataLoader, DatasetName, ImageDataset, LoadOptions, LoaderConfig, Normalize,
 };
 use static_nn::models::{ModelName, NotebookModel};
-use static_nn::pictures::save_line_plot;
 use static_nn::prelude::*;
 use static_nn::shapes::{ImageInput, ImageShape};
 use static_nn::train::{
-    default_device, save_predictions_png, Classifier, DeviceChoice, ImageClassifier, LrSchedule,
-    OptimizerConfig, Schedule, TrainEvent, TrainOptions,
+    default_device, Classifier, DeviceChoice, ImageClassifier, LrSchedule, OptimizerConfig,
+    Schedule, TrainEvent, TrainOptions,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -461,52 +460,16 @@ where
         }
     );
 
-    if let Some(c) = clf.communication() {
-        say!(
-            "communication: {:.3} ms per step in the gradients' all-reduce over {} steps, {} bytes per step and rank, {} ranks",
-            c.seconds_per_step() * 1e3,
-            c.steps,
-            c.bytes_per_step,
-            clf.world_size()
-        );
-    }
-
-    // rank 0 alone writes the files: its replica is every rank's
-    let root = clf.is_root();
     let name = args.model.name();
-    let weights = args.out.join(format!("{name}.safetensors"));
-    if root {
-        std::fs::create_dir_all(&args.out)
-            .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-        static_nn::weights::save(&clf.model, &weights)?;
-    }
-    let losses: Vec<f32> = clf.history.iter().map(|s| s.loss).collect();
-    root.then(|| {
-        save_line_plot(
-            &args.out.join("loss.png"),
-            &format!("{name} on {}: training loss", data.name),
-            &[("train loss", &losses)],
-        )
-    })
-    .transpose()?;
-    let eval = clf.evaluate(&test_loader)?;
-    if root {
-        save_predictions_png(
-            &clf,
-            &test_loader,
-            &data.class_names,
-            &args.out.join("predictions.png"),
-        )?;
-    }
-    say!("{}", eval.report(&data.class_names));
-    say!(
-        "wrote {}, {} and {}",
-        weights.display(),
-        args.out.join("predictions.png").display(),
-        args.out.join("loss.png").display()
-    );
-    say!("{}", eval.accuracy_line("test"));
-    Ok(())
+    let title = format!("{name} on {}: training loss", data.name);
+    common::finish_run(
+        &clf,
+        &test_loader,
+        &data.class_names,
+        &args.out,
+        name,
+        &title,
+    )
 }
 
 /// The examples' progress display, plus the validation, checkpoint and

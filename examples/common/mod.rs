@@ -27,7 +27,7 @@ pub fn is_root() -> bool {
 #[allow(unused_macros)]
 macro_rules! say {
     ($($t:tt)*) => {
-        if common::is_root() {
+        if crate::common::is_root() {
             println!($($t)*);
         }
     };
@@ -230,4 +230,64 @@ pub fn load_idx(spec: &DatasetSpec, dir: Option<&Path>) -> static_nn::Result<Idx
     let mut opts = LocateOptions::from_env(spec, dir);
     opts.observer = Some(Arc::new(download_progress()));
     Ok(IdxDataset::load_with(spec, &opts)?)
+}
+
+/// The end of a training example, shared by `lenet` and `train`: the
+/// all-reduce line of a distributed run; on rank 0 the weights
+/// (`OUT/<name>.safetensors`), the loss curve and the predictions PNG; the
+/// evaluation on `test` with `class_names`; and the last line,
+/// `test accuracy: P% (N/M)`.
+pub fn finish_run<M, D>(
+    clf: &static_nn::train::Classifier<M, D>,
+    test: &static_nn::data::DataLoader,
+    class_names: &[String],
+    out: &Path,
+    name: &str,
+    loss_title: &str,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    D: dfdx::prelude::Device<f32> + static_nn::TypedErrors,
+    M: static_nn::train::ImageClassifier<D>,
+{
+    if let Some(c) = clf.communication() {
+        say!(
+            "communication: {:.3} ms per step in the gradients' all-reduce over {} steps, {} bytes per step and rank, {} ranks",
+            c.seconds_per_step() * 1e3,
+            c.steps,
+            c.bytes_per_step,
+            clf.world_size()
+        );
+    }
+    // rank 0 alone writes the files: its replica is every rank's
+    let root = clf.is_root();
+    let weights = out.join(format!("{name}.safetensors"));
+    if root {
+        std::fs::create_dir_all(out)
+            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        static_nn::weights::save(&clf.model, &weights)?;
+        let losses: Vec<f32> = clf.history.iter().map(|s| s.loss).collect();
+        static_nn::pictures::save_line_plot(
+            &out.join("loss.png"),
+            loss_title,
+            &[("train loss", &losses)],
+        )?;
+    }
+    let eval = clf.evaluate(test)?;
+    if root {
+        static_nn::train::save_predictions_png(
+            clf,
+            test,
+            class_names,
+            &out.join("predictions.png"),
+        )?;
+    }
+    say!("{}", eval.report(class_names));
+    say!(
+        "wrote {}, {} and {}",
+        weights.display(),
+        out.join("predictions.png").display(),
+        out.join("loss.png").display()
+    );
+    say!("{}", eval.accuracy_line("test"));
+    Ok(())
 }
