@@ -6,7 +6,7 @@
 //! `col` again (recomputed from x: cheaper than keeping megabytes of it
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
-use super::Conv2DOp;
+use super::{direct, Conv2DOp};
 use crate::ops::cpu_util::{copy_to_lease, gemm, tensor_from_slice, Layout, Write};
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
@@ -362,7 +362,28 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     let mut y = ws.lease_any::<E>(op.batch * out_len);
 
     let fc = forward_chunk(&op);
-    if op.batch <= fc {
+    let plan = as_f32(&w).and_then(|w32| {
+        let b32 = b.as_deref().map(|b| as_f32(b));
+        direct::Plan::new(&op, w32, b32.flatten())
+    });
+    if let Some(plan) = &plan {
+        // the direct kernel: f32 on AVX2 + FMA
+        let ys = as_f32_mut(&mut y).expect("E is f32 when there is a plan");
+        let xs = as_f32(&xs).expect("E is f32 when there is a plan");
+        let run = |(ys, xc): (&mut [f32], &[f32])| {
+            let mut xpad = ws.lease_zeroed::<f32>(Some(plan.padded_tag()), plan.padded_len());
+            for (yi, xi) in ys.chunks_mut(out_len).zip(xc.chunks(chw)) {
+                plan.run(xi, yi, &mut xpad, Write::Overwrite);
+            }
+        };
+        if op.batch <= fc {
+            run((ys, xs));
+        } else {
+            ys.par_chunks_mut(out_len * fc)
+                .zip(xs.par_chunks(chw * fc))
+                .for_each(run);
+        }
+    } else if op.batch <= fc {
         // one task: no rayon round trip (batch-1 inference)
         forward_chunk_run(&op, (&w, b.as_deref().map(Vec::as_slice)), &xs, &mut y, ws);
     } else {
@@ -417,6 +438,22 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
         });
     }
     Ok(y.put_tape(tape))
+}
+
+/// `v` as f32 values, when `E` is `f32` (the direct kernel's type).
+fn as_f32<E: Dtype>(v: &[E]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: E is f32 (same TypeId), so the slice's memory is f32s.
+        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len()) }
+    })
+}
+
+/// `v` as mutable f32 values, when `E` is `f32`.
+fn as_f32_mut<E: Dtype>(v: &mut [E]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: E is f32 (same TypeId), so the slice's memory is f32s.
+        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<f32>(), v.len()) }
+    })
 }
 
 /// A sum in 8 independent lanes (vectorises; fixed order, so deterministic).

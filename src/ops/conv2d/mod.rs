@@ -3,6 +3,7 @@ use super::Workspace;
 use dfdx::prelude::*;
 
 pub(crate) mod cpu;
+mod direct;
 pub mod generic;
 
 /// The runtime sizes of one 2-D convolution, checked against each other:
