@@ -1,14 +1,24 @@
 //! Direct convolution for f32 on x86-64 CPUs with AVX2 and FMA: no im2col
 //! matrix, no `gemm` call, one pass over a zero-padded copy of each sample.
 //!
-//! A tile is `P` consecutive output positions of one row times one group of
-//! `8·V` output channels (`V` AVX registers per position). For every kernel
-//! tap `(ci, ky, kx)` the tile loads the group's `V` weight vectors once and
-//! broadcasts each of its `P` input values once, so each load feeds `V` or
-//! `P` fused multiply-adds and the `P·V` accumulators stay in registers. The
-//! padded copy of the input makes the inner loop free of bounds checks, and
-//! its right margin lets the last tile of a row run full width (the
-//! positions past the row's end are computed and dropped).
+//! Two tile shapes, chosen per convolution by a cost estimate
+//! ([`Plan::new`]):
+//!
+//! - **channels in the registers**: `P` consecutive output positions of one
+//!   row times a group of `8·V` output channels (`V` AVX registers per
+//!   position). For every kernel tap `(ci, ky, kx)` the tile loads the
+//!   group's `V` weight vectors once and broadcasts each of its `P` input
+//!   values once, so each load feeds `V` or `P` fused multiply-adds. Any
+//!   stride; best when there are 16 channels or more (LeNet's second conv).
+//! - **positions in the registers** (stride 1): `8·NV` consecutive output
+//!   positions of one row times `CB` channels. Per tap it loads `NV` input
+//!   vectors and broadcasts `CB` weights; the output rows are stored as
+//!   vectors. Best for few channels (LeNet's first conv, 6 channels).
+//!
+//! In both the `P·V` or `CB·NV` accumulators stay in registers. The padded
+//! copy of the input makes the inner loops free of bounds checks, and its
+//! right margin lets the last tile of a row run full width (the positions
+//! past the row's end are computed and dropped).
 //!
 //! The sum over taps runs in a fixed order (channel, row, column of the
 //! kernel) for every output, so the result does not depend on the thread
@@ -18,16 +28,28 @@ use crate::ops::cpu_util::Write;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// The widest tile: 12 positions of one register, or 6 of two.
+/// The widest channel tile: 12 positions of one register, or 6 of two.
 const MAX_P: usize = 12;
-/// Channels per group at most (`8·V`, `V ≤ 2`).
+/// Channels per group at most in a channel tile (`8·V`, `V ≤ 2`).
 const MAX_LANES: usize = 16;
+/// Channels of a position tile at most.
+const MAX_CB: usize = 6;
+/// Position vectors of a position tile at most.
+const MAX_NV: usize = 4;
+/// Accumulators of a position tile at most (`CB·NV`).
+const MAX_ACC: usize = 12;
 
-/// A tile's accumulators, spilled for the store: `[position][channel]`.
-type TileOut = [[f32; MAX_LANES]; MAX_P];
+/// A channel tile's accumulators, spilled for the store: `[position][channel]`.
+type ChanOut = [[f32; MAX_LANES]; MAX_P];
+/// A position tile's accumulators: `[channel][position]`.
+type PosOut = [[f32; 8 * MAX_NV]; MAX_CB];
 
-/// The inner loop of one tile, monomorphised for its `P` and `V`.
-type TileFn = unsafe fn(&Taps, *const f32, *const f32, *const f32, &mut TileOut);
+/// The inner loop of a channel tile, monomorphised for its `P` and `V`:
+/// (taps, first input, weights, initial values, out).
+type ChanTileFn = unsafe fn(&Taps, *const f32, *const f32, *const f32, &mut ChanOut);
+/// The inner loop of a position tile, monomorphised for its `CB` and `NV`:
+/// (taps, first input, weights, out).
+type PosTileFn = unsafe fn(&Taps, *const f32, *const f32, &mut PosOut);
 
 /// The sizes the inner loop walks: taps per input channel and the strides of
 /// the padded input.
@@ -42,20 +64,27 @@ struct Taps {
     stride: usize,
 }
 
+/// How a plan tiles the output.
+#[derive(Clone, Copy)]
+enum Tiling {
+    /// `p` positions × `8·v` channels.
+    Channels { p: usize, tile: ChanTileFn },
+    /// `8·nv` positions × `cb` channels (stride 1).
+    Positions { nv: usize, tile: PosTileFn },
+}
+
 /// A convolution prepared for the direct kernel: its packed weights and bias,
-/// its tile shape, and the padded input's geometry.
+/// its tiling, and the padded input's geometry.
 pub(crate) struct Plan {
     op: Conv2DOp,
     taps: Taps,
-    /// Registers per position (1 or 2).
-    v: usize,
-    /// Positions per tile.
-    p: usize,
-    /// Weights as `[group][chan_in·kh·kw][8·v]`, zero past `chan_out`.
+    tiling: Tiling,
+    /// Channels per group: `8·v` or `cb`.
+    lanes: usize,
+    /// Weights as `[group][chan_in·kh·kw][lanes]`, zero past `chan_out`.
     w: Vec<f32>,
-    /// Bias as `[group][8·v]` (zeros without a bias).
+    /// Bias as `[group][lanes]` (zeros without a bias).
     b: Vec<f32>,
-    tile: TileFn,
     /// Padded input height and width.
     hp: usize,
     wp: usize,
@@ -73,28 +102,78 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// The cheapest positions per tile for rows of `w_out` outputs with `v`
-/// registers per position: the fewest cycles per row. Per tap a tile costs
-/// the most of `p·v` FMAs and `p + v` loads (two of each per cycle) and one
-/// FMA latency (about 4.5 cycles: each accumulator takes one FMA per tap),
-/// in half cycles; ties go to the wider tile.
-fn tile_width(w_out: usize, v: usize) -> usize {
-    let max_p = MAX_P / v;
-    (1..=max_p)
+/// Estimated cost of a tile per tap, in half cycles: the most of its FMAs,
+/// its loads (two of each per cycle) and one FMA latency (about 4.5 cycles:
+/// each accumulator takes one FMA per tap).
+fn tap_cost(fmas: usize, loads: usize) -> usize {
+    fmas.max(loads).max(9)
+}
+
+/// The cheapest channel tiling of `op` and its estimated cost: per row
+/// `ceil(w_out / p)` tiles per group, plus the scattered stores.
+fn channel_tiling(op: &Conv2DOp) -> (usize, usize, usize) {
+    let v = if op.chan_out > 8 { 2 } else { 1 };
+    let groups = op.chan_out.div_ceil(8 * v);
+    let (p, per_row) = (1..=MAX_P / v)
         .rev()
-        .min_by_key(|&p| w_out.div_ceil(p) * (p * v).max(p + v).max(9))
-        .unwrap_or(1)
+        .map(|p| (p, op.w_out.div_ceil(p) * tap_cost(p * v, p + v)))
+        .min_by_key(|&(_, c)| c)
+        .unwrap_or((1, usize::MAX / 4));
+    let cost = op.h_out * groups * op.patch_len() * per_row + 3 * op.h_out * op.w_out * op.chan_out;
+    (v, p, cost)
+}
+
+/// The cheapest position tiling of `op` (stride 1 only) and its cost.
+fn position_tiling(op: &Conv2DOp) -> Option<(usize, usize, usize)> {
+    if op.stride != 1 {
+        return None;
+    }
+    let nvec = op.w_out.div_ceil(8);
+    let mut best = None;
+    for cb in (1..=MAX_CB.min(op.chan_out)).rev() {
+        for nv in (1..=MAX_NV.min(MAX_ACC / cb)).rev() {
+            let groups = op.chan_out.div_ceil(cb);
+            let tiles = op.h_out * nvec.div_ceil(nv) * groups;
+            let cost = tiles * (op.patch_len() * tap_cost(cb * nv, cb + nv) + 2 * cb * nv);
+            if best.map_or(true, |(_, _, c)| cost < c) {
+                best = Some((cb, nv, cost));
+            }
+        }
+    }
+    best
 }
 
 impl Plan {
     /// Prepares `op` with weights `w` (`chan_out × chan_in·kh·kw`) and an
     /// optional bias; `None` when the CPU lacks AVX2 or FMA.
     pub(crate) fn new(op: &Conv2DOp, w: &[f32], b: Option<&[f32]>) -> Option<Self> {
+        Self::with_tiling(op, w, b, None)
+    }
+
+    /// [`Plan::new`], with position tiles (`Some(true)`, when the stride
+    /// is 1) or channel tiles (`Some(false)`) instead of the cheaper one.
+    fn with_tiling(
+        op: &Conv2DOp,
+        w: &[f32],
+        b: Option<&[f32]>,
+        positions: Option<bool>,
+    ) -> Option<Self> {
         if !available() {
             return None;
         }
-        let v = if op.chan_out > 8 { 2 } else { 1 };
-        let lanes = 8 * v;
+        let (v, p, chan_cost) = channel_tiling(op);
+        let (tiling, lanes, last) = match position_tiling(op) {
+            Some((cb, nv, cost)) if positions.unwrap_or(cost < chan_cost) => {
+                let tile = pos_tile_fn(cb, nv)?;
+                let last = op.w_out.div_ceil(8 * nv) * 8 * nv - 1 + op.kw;
+                (Tiling::Positions { nv, tile }, cb, last)
+            }
+            _ => {
+                let tile = chan_tile_fn(v, p)?;
+                let last = (op.w_out.div_ceil(p) * p - 1) * op.stride + op.kw;
+                (Tiling::Channels { p, tile }, 8 * v, last)
+            }
+        };
         let groups = op.chan_out.div_ceil(lanes);
         let ckk = op.patch_len();
         let mut wpk = vec![0.0f32; groups * ckk * lanes];
@@ -106,10 +185,7 @@ impl Plan {
             }
             bpk[g * lanes + l] = b.map_or(0.0, |b| b[co]);
         }
-        let p = tile_width(op.w_out, v);
-        let tile = tile_fn(v, p)?;
         let hp = op.h_in + 2 * op.padding;
-        let last = (op.w_out.div_ceil(p) * p - 1) * op.stride + op.kw;
         let wp = (op.w_in + 2 * op.padding).max(last);
         let taps = Taps {
             chan_in: op.chan_in,
@@ -122,11 +198,10 @@ impl Plan {
         Some(Self {
             op: *op,
             taps,
-            v,
-            p,
+            tiling,
+            lanes,
             w: wpk,
             b: bpk,
-            tile,
             hp,
             wp,
         })
@@ -162,31 +237,43 @@ impl Plan {
                 xpad[dst..dst + op.w_in].copy_from_slice(src);
             }
         }
-        let lanes = 8 * self.v;
-        let ckk = op.patch_len();
+        match self.tiling {
+            Tiling::Channels { p, tile, .. } => self.run_channels(p, tile, y, xpad, write),
+            Tiling::Positions { nv, tile, .. } => self.run_positions(8 * nv, tile, y, xpad, write),
+        }
+    }
+
+    /// The weights of group `g`.
+    fn group_weights(&self, g: usize) -> &[f32] {
+        let len = self.op.patch_len() * self.lanes;
+        &self.w[g * len..(g + 1) * len]
+    }
+
+    /// [`Plan::run`] with channel tiles of `p` positions.
+    fn run_channels(&self, p: usize, tile: ChanTileFn, y: &mut [f32], xpad: &[f32], write: Write) {
+        let (op, lanes) = (&self.op, self.lanes);
         let zeros = [0.0f32; MAX_LANES];
-        let mut out: TileOut = [[0.0; MAX_LANES]; MAX_P];
+        let mut out: ChanOut = [[0.0; MAX_LANES]; MAX_P];
         let (s, ohw) = (op.stride, op.out_plane());
         for oy in 0..op.h_out {
-            for ox0 in (0..op.w_out).step_by(self.p) {
-                let np = self.p.min(op.w_out - ox0);
+            for ox0 in (0..op.w_out).step_by(p) {
+                let np = p.min(op.w_out - ox0);
                 let x0 = oy * s * self.wp + ox0 * s;
                 for g in 0..self.b.len() / lanes {
                     let init = match write {
                         Write::Overwrite => self.b[g * lanes..].as_ptr(),
                         Write::Accumulate => zeros.as_ptr(),
                     };
-                    let w = self.w[g * ckk * lanes..].as_ptr();
+                    let w = self.group_weights(g);
                     // SAFETY: `available()` held when the plan was made, so
                     // the CPU has AVX2 and FMA. The tile reads the input at
-                    // x0 + ci·plane + ky·row + kx + p·stride for ci, ky, kx,
-                    // p below chan_in, kh, kw, self.p: at most
-                    // ((oy·s + kh − 1)·wp + (ox0 + p − 1)·s + kw − 1) within
-                    // a plane, below hp·wp because oy·s + kh ≤ hp and
-                    // (ox0 + p − 1)·s + kw ≤ wp (how `new` sized wp). It
-                    // reads ckk·lanes weights from `w` (the group's block)
-                    // and `lanes` values from `init`.
-                    unsafe { (self.tile)(&self.taps, xpad[x0..].as_ptr(), w, init, &mut out) };
+                    // x0 + ci·plane + ky·row + kx + q·stride for ci, ky, kx,
+                    // q below chan_in, kh, kw, p: within a plane at most
+                    // (oy·s + kh − 1)·wp + (ox0 + p − 1)·s + kw − 1, below
+                    // hp·wp because oy·s + kh ≤ hp and (ox0 + p − 1)·s + kw
+                    // ≤ wp (how `new` sized wp). It reads the group's
+                    // ckk·lanes weights and `lanes` values from `init`.
+                    unsafe { tile(&self.taps, xpad[x0..].as_ptr(), w.as_ptr(), init, &mut out) };
                     let co0 = g * lanes;
                     for l in 0..lanes.min(op.chan_out - co0) {
                         let y = &mut y[(co0 + l) * ohw + oy * op.w_out + ox0..][..np];
@@ -203,15 +290,58 @@ impl Plan {
             }
         }
     }
+
+    /// [`Plan::run`] with position tiles of `width` positions (stride 1).
+    fn run_positions(
+        &self,
+        width: usize,
+        tile: PosTileFn,
+        y: &mut [f32],
+        xpad: &[f32],
+        write: Write,
+    ) {
+        let (op, lanes) = (&self.op, self.lanes);
+        let mut out: PosOut = [[0.0; 8 * MAX_NV]; MAX_CB];
+        let ohw = op.out_plane();
+        for oy in 0..op.h_out {
+            for ox0 in (0..op.w_out).step_by(width) {
+                let np = width.min(op.w_out - ox0);
+                let x0 = oy * self.wp + ox0;
+                for g in 0..self.b.len() / lanes {
+                    let w = self.group_weights(g);
+                    // SAFETY: as in `run_channels`, with stride 1 and
+                    // `width` positions: the last read within a plane is
+                    // (oy + kh − 1)·wp + ox0 + width − 1 + kw − 1, below
+                    // hp·wp because oy + kh ≤ hp and ox0 + width − 1 + kw ≤
+                    // wp (how `new` sized wp).
+                    unsafe { tile(&self.taps, xpad[x0..].as_ptr(), w.as_ptr(), &mut out) };
+                    let co0 = g * lanes;
+                    for l in 0..lanes.min(op.chan_out - co0) {
+                        let y = &mut y[(co0 + l) * ohw + oy * op.w_out + ox0..][..np];
+                        let o = &out[l][..np];
+                        match write {
+                            Write::Overwrite => {
+                                let b = self.b[co0 + l];
+                                y.iter_mut().zip(o).for_each(|(y, o)| *y = o + b);
+                            }
+                            Write::Accumulate => {
+                                y.iter_mut().zip(o).for_each(|(y, o)| *y += o);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// The tile function for `v` registers and `p` positions.
-fn tile_fn(v: usize, p: usize) -> Option<TileFn> {
+/// The channel tile for `v` registers and `p` positions.
+fn chan_tile_fn(v: usize, p: usize) -> Option<ChanTileFn> {
     #[cfg(target_arch = "x86_64")]
     {
         macro_rules! pick {
             ($v:literal: $($p:literal)*) => {
-                match p { $($p => Some(tile::<$p, $v> as TileFn),)* _ => None }
+                match p { $($p => Some(chan_tile::<$p, $v> as ChanTileFn),)* _ => None }
             };
         }
         match v {
@@ -227,7 +357,7 @@ fn tile_fn(v: usize, p: usize) -> Option<TileFn> {
     }
 }
 
-/// One tile: `P` positions × `8·V` channels, summed over every tap.
+/// One channel tile: `P` positions × `8·V` channels, summed over every tap.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `x` is the tile's first input value and every
@@ -235,12 +365,12 @@ fn tile_fn(v: usize, p: usize) -> Option<TileFn> {
 /// `chan_in·kh·kw·8·V` values and `init` `8·V`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const P: usize, const V: usize>(
+unsafe fn chan_tile<const P: usize, const V: usize>(
     t: &Taps,
     x: *const f32,
     w: *const f32,
     init: *const f32,
-    out: &mut TileOut,
+    out: &mut ChanOut,
 ) {
     let mut acc = [[_mm256_setzero_ps(); V]; P];
     for a in acc.iter_mut() {
@@ -266,6 +396,71 @@ unsafe fn tile<const P: usize, const V: usize>(
                         *a = _mm256_fmadd_ps(b, *wv, *a);
                     }
                 }
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        for (v, a) in a.iter().enumerate() {
+            _mm256_storeu_ps(o.as_mut_ptr().add(8 * v), *a);
+        }
+    }
+}
+
+/// The position tile for `cb` channels and `nv` vectors of positions.
+fn pos_tile_fn(cb: usize, nv: usize) -> Option<PosTileFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! pick {
+            ($($cb:literal: $($nv:literal)*;)*) => {
+                match (cb, nv) {
+                    $($(($cb, $nv) => Some(pos_tile::<$cb, $nv> as PosTileFn),)*)*
+                    _ => None,
+                }
+            };
+        }
+        pick!(1: 1 2 3 4; 2: 1 2 3 4; 3: 1 2 3 4; 4: 1 2 3; 5: 1 2; 6: 1 2;)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (cb, nv);
+        None
+    }
+}
+
+/// One position tile: `8·NV` consecutive positions of a row × `CB`
+/// channels, summed over every tap (stride 1).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `x` is the tile's first input value and every
+/// `x + ci·plane + ky·row + kx + q` for `q < 8·NV` is readable; `w` holds
+/// `chan_in·kh·kw·CB` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pos_tile<const CB: usize, const NV: usize>(
+    t: &Taps,
+    x: *const f32,
+    w: *const f32,
+    out: &mut PosOut,
+) {
+    let mut acc = [[_mm256_setzero_ps(); NV]; CB];
+    let mut wk = w;
+    for ci in 0..t.chan_in {
+        let xc = x.add(ci * t.plane);
+        for ky in 0..t.kh {
+            let xr = xc.add(ky * t.row);
+            for kx in 0..t.kw {
+                let xk = xr.add(kx);
+                let mut xv = [_mm256_setzero_ps(); NV];
+                for (v, xv) in xv.iter_mut().enumerate() {
+                    *xv = _mm256_loadu_ps(xk.add(8 * v));
+                }
+                for (c, a) in acc.iter_mut().enumerate() {
+                    let b = _mm256_broadcast_ss(&*wk.add(c));
+                    for (a, xv) in a.iter_mut().zip(&xv) {
+                        *a = _mm256_fmadd_ps(b, *xv, *a);
+                    }
+                }
+                wk = wk.add(CB);
             }
         }
     }
@@ -307,7 +502,10 @@ mod tests {
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0 - 0.5)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0
+                    - 0.5
+            })
             .collect()
     }
 
@@ -325,38 +523,68 @@ mod tests {
             (2, 9, 6, 13, 1, 1, 0),
             (5, 33, 8, 8, 3, 3, 2),
             (1, 1, 4, 4, 4, 1, 0),
+            (3, 12, 17, 23, 3, 1, 1),
+            (16, 6, 10, 10, 5, 1, 4),
+            (2, 5, 30, 33, 7, 1, 3),
         ];
         for (ci, co, h, w, k, s, p) in cases {
             let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), s, p).unwrap();
             let x = values(ci * h * w, 1);
             let wt = values(co * op.patch_len(), 2);
             let b = values(co, 3);
-            let plan = Plan::new(&op, &wt, Some(&b)).unwrap();
-            let mut xpad = vec![0.0; plan.padded_len()];
-            let mut y = vec![f32::NAN; co * op.out_plane()];
-            plan.run(&x, &mut y, &mut xpad, Write::Overwrite);
-            let want = reference(&op, &x, &wt, &b);
-            for (i, (g, r)) in y.iter().zip(&want).enumerate() {
-                assert!((*g as f64 - r).abs() < 1e-4, "{op:?} at {i}: {g} vs {r}");
-            }
-            // accumulate: adds conv(x) without the bias, padding reused
-            plan.run(&x, &mut y, &mut xpad, Write::Accumulate);
-            for (i, (g, r)) in y.iter().zip(&want).enumerate() {
-                let bias = b[i / op.out_plane()] as f64;
-                assert!((*g as f64 - (2.0 * r - bias)).abs() < 2e-4, "{op:?} accumulate at {i}");
+            for positions in [false, true] {
+                let plan = Plan::with_tiling(&op, &wt, Some(&b), Some(positions)).unwrap();
+                let mut xpad = vec![0.0; plan.padded_len()];
+                let mut y = vec![f32::NAN; co * op.out_plane()];
+                plan.run(&x, &mut y, &mut xpad, Write::Overwrite);
+                let want = reference(&op, &x, &wt, &b);
+                for (i, (g, r)) in y.iter().zip(&want).enumerate() {
+                    assert!((*g as f64 - r).abs() < 1e-4, "{op:?} at {i}: {g} vs {r}");
+                }
+                // accumulate: adds conv(x) without the bias, padding reused
+                plan.run(&x, &mut y, &mut xpad, Write::Accumulate);
+                for (i, (g, r)) in y.iter().zip(&want).enumerate() {
+                    let bias = b[i / op.out_plane()] as f64;
+                    assert!(
+                        (*g as f64 - (2.0 * r - bias)).abs() < 2e-4,
+                        "{op:?} accumulate at {i}"
+                    );
+                }
             }
         }
     }
 
     #[test]
-    fn tile_widths_fit_the_rows() {
-        assert_eq!(tile_width(28, 1), 10);
-        assert_eq!(tile_width(10, 2), 5);
-        assert!(tile_width(1, 2) >= 1);
-        for w in 1..40 {
-            for v in 1..=2 {
-                let p = tile_width(w, v);
-                assert!(p >= 1 && p * v <= MAX_P);
+    fn lenet_convs_take_the_tiling_that_suits_them() {
+        if !available() {
+            return;
+        }
+        let plan = |ci, co, h, k, p| {
+            let op = Conv2DOp::new(1, ci, co, (h, h), (k, k), 1, p).unwrap();
+            let w = vec![0.0; co * op.patch_len()];
+            let plan = Plan::new(&op, &w, None).unwrap();
+            (plan.tiling, plan.lanes)
+        };
+        assert!(matches!(
+            plan(1, 6, 28, 5, 2),
+            (Tiling::Positions { .. }, 6)
+        ));
+        assert!(matches!(
+            plan(6, 16, 14, 5, 0),
+            (Tiling::Channels { p: 5, .. }, 16)
+        ));
+    }
+
+    #[test]
+    fn every_tiling_is_monomorphised() {
+        for v in 1..=2 {
+            for p in 1..=MAX_P / v {
+                assert!(chan_tile_fn(v, p).is_some() || !available());
+            }
+        }
+        for cb in 1..=MAX_CB {
+            for nv in 1..=MAX_NV.min(MAX_ACC / cb) {
+                assert!(pos_tile_fn(cb, nv).is_some() || !available(), "{cb} {nv}");
             }
         }
     }
