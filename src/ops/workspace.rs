@@ -107,8 +107,10 @@ impl Workspace {
     }
 
     /// Takes the best idle `Vec<E>` for `len`: one with the same tag and
-    /// length (then `true`), else the smallest with enough capacity, else the
-    /// largest (it will grow).
+    /// length (then `true`), else the smallest with enough capacity, if it
+    /// is not much larger (at most `2·len + 1024`). Otherwise none: a large
+    /// buffer lent for a small use, or a small one grown (a copy, fresh
+    /// pages), would leave the next use of that size to allocate again.
     fn take<E: Send + 'static>(&self, tag: Option<u64>, len: usize) -> (Option<Vec<E>>, bool) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let of_type = |s: &Slot| s.buf.is::<Vec<E>>();
@@ -117,19 +119,11 @@ impl Workspace {
                 .position(|s| s.tag == t && s.len == len && of_type(s))
         });
         let pick = same.or_else(|| {
-            let fits = idle
-                .iter()
+            idle.iter()
                 .enumerate()
-                .filter(|(_, s)| of_type(s) && s.capacity >= len)
+                .filter(|(_, s)| of_type(s) && s.capacity >= len && s.capacity <= 2 * len + 1024)
                 .min_by_key(|(_, s)| s.capacity)
-                .map(|(i, _)| i);
-            fits.or_else(|| {
-                idle.iter()
-                    .enumerate()
-                    .filter(|(_, s)| of_type(s))
-                    .max_by_key(|(_, s)| s.capacity)
-                    .map(|(i, _)| i)
-            })
+                .map(|(i, _)| i)
         });
         let Some(i) = pick else {
             return (None, false);
@@ -186,26 +180,32 @@ mod tests {
     fn buffers_come_back_and_are_reused() {
         let ws = Workspace::default();
         let ptr = {
-            let mut a = ws.lease_zeroed::<f32>(Some(7), 1000);
+            let mut a = ws.lease_zeroed::<f32>(Some(7), 10_000);
             a[3] = 5.0;
             a.as_ptr()
         };
         assert_eq!(ws.idle_buffers(), 1);
         // same tag and length: the contents are kept
-        let a = ws.lease_zeroed::<f32>(Some(7), 1000);
+        let a = ws.lease_zeroed::<f32>(Some(7), 10_000);
         assert_eq!((a.as_ptr(), a[3]), (ptr, 5.0));
         drop(a);
         // another tag: the same memory, zeroed
-        let b = ws.lease_zeroed::<f32>(Some(8), 500);
-        assert_eq!((b.as_ptr(), b.len()), (ptr, 500));
+        let b = ws.lease_zeroed::<f32>(Some(8), 5000);
+        assert_eq!((b.as_ptr(), b.len()), (ptr, 5000));
         assert!(b.iter().all(|v| *v == 0.0));
         drop(b);
+        // a much smaller use does not take it
+        let d = ws.lease_any::<f32>(10);
+        assert_ne!(d.as_ptr(), ptr);
+        drop(d);
+        assert_eq!(ws.idle_buffers(), 2);
+        let _ = ws.lease_any::<f32>(10);
         // another dtype never gets it
         let c = ws.lease_any::<f64>(10);
         assert_eq!(c.len(), 10);
-        assert_eq!(ws.idle_buffers(), 1);
-        drop(c);
         assert_eq!(ws.idle_buffers(), 2);
+        drop(c);
+        assert_eq!(ws.idle_buffers(), 3);
         // clones start empty
         assert_eq!(ws.clone().idle_buffers(), 0);
     }

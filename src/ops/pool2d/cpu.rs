@@ -36,6 +36,31 @@ fn max_plane_2x2<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32])
     }
 }
 
+/// `max_plane_2x2` without the argmax, for a forward pass without a tape:
+/// the same maximum (the larger value, NaN if any is NaN), in a loop the
+/// compiler vectorises.
+fn max_plane_2x2_values<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E]) {
+    #[inline(always)]
+    fn max<E: Dtype>(a: E, b: E) -> E {
+        if b > a || is_nan(b) {
+            b
+        } else {
+            a
+        }
+    }
+    let (w, wo) = (op.w_in, op.w_out);
+    for oy in 0..op.h_out {
+        let r0 = 2 * oy * w;
+        let (top, bot) = (&x[r0..r0 + 2 * wo], &x[r0 + w..r0 + w + 2 * wo]);
+        for (yv, (t, b)) in y[oy * wo..(oy + 1) * wo]
+            .iter_mut()
+            .zip(top.chunks_exact(2).zip(bot.chunks_exact(2)))
+        {
+            *yv = max(max(t[0], t[1]), max(b[0], b[1]));
+        }
+    }
+}
+
 /// Max-pools one plane; writes the flat index of each window's maximum into
 /// `arg` (first maximum wins, as in PyTorch).
 fn max_plane<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
@@ -109,20 +134,34 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     let mut ys = dev.try_alloc_len(op.planes * ohw)?;
     let mut arg = <Cpu as Storage<u32>>::try_alloc_len(
         &dev,
-        if op.kind == PoolKind::Max {
+        if op.kind == PoolKind::Max && T::OWNS_TAPE {
             op.planes * ohw
         } else {
             0
         },
     )?;
+    let fast_2x2 = op.kernel == 2 && op.stride == 2 && op.padding == 0;
     match op.kind {
+        // no tape, no argmax to keep
+        PoolKind::Max if !T::OWNS_TAPE => ys
+            .par_chunks_mut(ohw)
+            .zip(xs.par_chunks(hw))
+            .with_min_len(16)
+            .for_each_init(Vec::new, |arg, (yp, xp)| {
+                if fast_2x2 {
+                    max_plane_2x2_values(&op, xp, yp)
+                } else {
+                    arg.resize(ohw, 0);
+                    max_plane(&op, xp, yp, arg)
+                }
+            }),
         PoolKind::Max => ys
             .par_chunks_mut(ohw)
             .zip(arg.par_chunks_mut(ohw))
             .zip(xs.par_chunks(hw))
             .with_min_len(16)
             .for_each(|((yp, ap), xp)| {
-                if op.kernel == 2 && op.stride == 2 && op.padding == 0 {
+                if fast_2x2 {
                     max_plane_2x2(&op, xp, yp, ap)
                 } else {
                     max_plane(&op, xp, yp, ap)
