@@ -195,7 +195,16 @@ fn main() {
     // step before (PyTorch's CPU allocator caches too). The kernels' own
     // scratch is reused by their workspaces either way.
     dev.enable_cache();
-    let (sps, steps, med_us) = match what.as_str() {
+    if what == "typed-overhead" {
+        typed_overhead(&dev, secs);
+        return;
+    }
+    // The steps run on a rayon worker (`install`), so the kernels' parallel
+    // loops start without waking and parking this thread each time.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .build()
+        .expect("a rayon thread pool");
+    let (sps, steps, med_us) = pool.install(|| match what.as_str() {
         "lenet-train" => {
             let mut model = dev.build_module::<LeNetClass, f32>();
             let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
@@ -284,10 +293,6 @@ fn main() {
                 std::hint::black_box(raw.forward(x.clone()));
             })
         }
-        "typed-overhead" => {
-            typed_overhead(&dev, secs);
-            return;
-        }
         // the machine's reference: one 2048³ f32 matrix product by the gemm
         // crate (the one static-nn's kernels call) on all threads; a
         // "sample" is one product, so GFLOP/s = samples/s × 2·2048³ / 1e9
@@ -296,7 +301,7 @@ fn main() {
             eprintln!("unknown workload {other}");
             std::process::exit(2);
         }
-    };
+    });
     println!(
         "{{\"side\":\"static-nn\",\"workload\":\"{what}\",\"samples_per_s\":{sps:.1},\"steps\":{steps},\"median_step_us\":{med_us:.1},\"peak_rss_kib\":{}}}",
         peak_rss_kib()

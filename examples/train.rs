@@ -186,7 +186,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = run(&args, &ranks) {
+    // on a rayon worker: see `common::on_workers`
+    if let Err(e) = common::on_workers(|| run(&args, &ranks).map_err(|e| e.to_string())) {
         ranks.fail(&e);
     }
 }

@@ -121,6 +121,17 @@ fn bar(len: Option<u64>, template: &str, prefix: String) -> ProgressBar {
     pb
 }
 
+/// Runs `f` on a worker of a new rayon pool (one thread per core, or
+/// `RAYON_NUM_THREADS`). The kernels' parallel loops then start from a
+/// worker, without waking and parking the calling thread for each of the
+/// hundreds of loops in a training step.
+pub fn on_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new().build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
 /// Training progress: a bar per epoch and per evaluation (unless `quiet`),
 /// and after each epoch the notebook's line
 /// `Epoch: e/n, Loss: x (s samples/s, t s, lr r)` on stdout.
