@@ -6,7 +6,7 @@
 //! `col` again (recomputed from x: cheaper than keeping megabytes of it
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
-use super::{direct, Conv2DOp};
+use super::{direct, direct_grad, Conv2DOp};
 use crate::ops::cpu_util::{copy_to_lease, gemm, tensor_from_slice, Layout, Write};
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
@@ -305,7 +305,7 @@ fn backward_chunk_run<E: Dtype>(
     (gys, xc): (&[E], &[E]),
     gxc: &mut [E],
     (gw, gb): (&mut [E], &mut [E]),
-    ws: &Workspace,
+    (grad_plan, ws): (Option<&direct_grad::GradPlan>, &Workspace),
 ) {
     let (chw, ckk, ohw) = (
         op.chan_in * op.h_in * op.w_in,
@@ -314,7 +314,6 @@ fn backward_chunk_run<E: Dtype>(
     );
     let out_len = op.chan_out * ohw;
     let ld = gys.len() / out_len * ohw;
-    let col = chunk_im2col(op, xc, ws);
     let mut gyc = ws.lease_any::<E>(op.chan_out * ld);
     gb.fill(E::default());
     for (i, gyi) in gys.chunks(out_len).enumerate() {
@@ -325,10 +324,21 @@ fn backward_chunk_run<E: Dtype>(
         }
     }
     let gy_op = (&gyc[..], Layout::AsIs);
-    // dW = gy · colᵀ over the whole chunk
-    let col_t = (&col[..], Layout::Transposed);
-    gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op, col_t);
-    drop(col);
+    if let Some(plan) = grad_plan {
+        // dW directly, sample by sample
+        let (xs, gys) = (as_f32(xc).expect("f32"), as_f32(gys).expect("f32"));
+        let gw = as_f32_mut(gw).expect("E is f32 when there is a plan");
+        gw.fill(0.0);
+        let mut scratch = ws.lease_zeroed::<f32>(Some(plan.scratch_tag()), plan.scratch_len());
+        for (xi, gyi) in xs.chunks(chw).zip(gys.chunks(out_len)) {
+            plan.add(xi, gyi, gw, &mut scratch);
+        }
+    } else {
+        // dW = gy · colᵀ over the whole chunk
+        let col = chunk_im2col(op, xc, ws);
+        let col_t = (&col[..], Layout::Transposed);
+        gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op, col_t);
+    }
     // dcol = Wᵀ · gy, then dx += col2im(dcol)
     let mut dcol = ws.lease_any::<E>(ckk * ld);
     let w_t = (w, Layout::Transposed);
@@ -408,6 +418,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of
             // the chunk (recomputed from x, cheaper than keeping it), the
             // partial weight and bias gradients, and the chunk's dx.
+            let grad_plan = as_f32(&w).and_then(|_| direct_grad::GradPlan::new(&op));
             let chunks = op.batch.div_ceil(REDUCE_CHUNK);
             let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
             let mut gw_parts = ws.lease_any::<E>(chunks * gw_len);
@@ -418,7 +429,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                 .zip(gw_parts.par_chunks_mut(gw_len))
                 .zip(gb_parts.par_chunks_mut(gb_len))
                 .for_each(|((((gys, xc), gxc), gw), gb)| {
-                    backward_chunk_run(&op, &w, (gys, xc), gxc, (gw, gb), &ws)
+                    backward_chunk_run(&op, &w, (gys, xc), gxc, (gw, gb), (grad_plan.as_ref(), &ws))
                 });
 
             **grads.get_or_alloc_mut(&y_g)? = gy;

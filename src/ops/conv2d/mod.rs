@@ -4,6 +4,7 @@ use dfdx::prelude::*;
 
 pub(crate) mod cpu;
 mod direct;
+mod direct_grad;
 pub mod generic;
 
 /// The runtime sizes of one 2-D convolution, checked against each other:

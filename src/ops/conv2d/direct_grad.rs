@@ -1,0 +1,300 @@
+//! The weight gradient of a stride-1 convolution, directly, for f32 on
+//! x86-64 CPUs with AVX2 and FMA: `dW[co][ci][ky][kx] = Σ gy[co][oy][ox] ·
+//! x[ci][oy + ky − p][ox + kx − p]` without an im2col matrix.
+//!
+//! A tile is `CB` output channels × `KB` kernel columns of one `(ci, ky)`:
+//! its `CB·KB` accumulators hold 8 output columns each. It walks every
+//! output row in vectors of 8 positions, loading `CB` vectors of `gy` and
+//! `KB` shifted vectors of the padded input, and sums the lanes at the end.
+//! `gy` is copied into rows padded with zeros to a multiple of 8, so the
+//! positions past a row's end add nothing. Worth it when rows are long and
+//! there are many of them (LeNet's first convolution: 28 rows of 28); the
+//! im2col + `gemm` path serves the rest.
+//!
+//! Per sample the order of the sums is fixed, and samples are added in
+//! order, so the result does not depend on the thread count.
+use super::direct::available;
+use super::Conv2DOp;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Channels of a tile at most.
+const MAX_CB: usize = 6;
+/// Kernel columns of a tile at most.
+const MAX_KB: usize = 6;
+/// Accumulators of a tile at most (`CB·KB`).
+const MAX_ACC: usize = 12;
+
+/// A tile's lane sums: `[channel][kernel column]`.
+type GradOut = [[f32; MAX_KB]; MAX_CB];
+
+/// The inner loop of a tile, monomorphised for its `CB` and `KB`:
+/// (geometry, first gy row of the group, first input of the tile, out).
+type GradTileFn = unsafe fn(&Rows, *const f32, *const f32, &mut GradOut);
+
+/// What a tile walks: the rows and their strides.
+struct Rows {
+    h_out: usize,
+    /// Vectors of 8 positions per padded `gy` row.
+    nvec: usize,
+    /// Elements between two padded `gy` planes (`h_out · 8·nvec`).
+    gy_plane: usize,
+    /// Elements between two padded input rows.
+    x_row: usize,
+}
+
+/// A stride-1 convolution prepared for the direct weight gradient.
+pub(crate) struct GradPlan {
+    op: Conv2DOp,
+    rows: Rows,
+    /// Padded input height and width.
+    hp: usize,
+    wp: usize,
+}
+
+impl GradPlan {
+    /// `None` unless the CPU has AVX2 and FMA, the stride is 1, and the rows
+    /// are long and many enough for this kernel to beat im2col + `gemm`.
+    pub(crate) fn new(op: &Conv2DOp) -> Option<Self> {
+        let nvec = op.w_out.div_ceil(8);
+        let filled = op.w_out as f64 / (8 * nvec) as f64;
+        if !available() || op.stride != 1 || filled < 0.75 || op.h_out * nvec < 24 {
+            return None;
+        }
+        let hp = op.h_in + 2 * op.padding;
+        let wp = (op.w_in + 2 * op.padding).max(8 * nvec + op.kw - 1);
+        let rows = Rows {
+            h_out: op.h_out,
+            nvec,
+            gy_plane: op.h_out * 8 * nvec,
+            x_row: wp,
+        };
+        Some(Self {
+            op: *op,
+            rows,
+            hp,
+            wp,
+        })
+    }
+
+    /// Elements of the scratch one call needs (see [`GradPlan::add`]).
+    pub(crate) fn scratch_len(&self) -> usize {
+        self.op.chan_in * self.hp * self.wp + self.op.chan_out * self.rows.gy_plane
+    }
+
+    /// A workspace tag for the scratch: a buffer leased under it again
+    /// still holds zeros in every padding position.
+    pub(crate) fn scratch_tag(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.op, self.wp, "direct weight gradient").hash(&mut h);
+        h.finish() | 1
+    }
+
+    /// `gw += dW` of one sample `x` (`chan_in × h_in × w_in`) and its output
+    /// gradient `gy` (`chan_out × h_out × w_out`); `gw` is `chan_out ×
+    /// chan_in·kh·kw`. `scratch` holds [`GradPlan::scratch_len`] elements,
+    /// zero in the padding: fresh, or leased under [`GradPlan::scratch_tag`].
+    pub(crate) fn add(&self, x: &[f32], gy: &[f32], gw: &mut [f32], scratch: &mut [f32]) {
+        let op = &self.op;
+        assert_eq!(x.len(), op.chan_in * op.h_in * op.w_in);
+        assert_eq!(gy.len(), op.chan_out * op.out_plane());
+        assert_eq!(gw.len(), op.chan_out * op.patch_len());
+        assert_eq!(scratch.len(), self.scratch_len());
+        let (xpad, gpad) = scratch.split_at_mut(op.chan_in * self.hp * self.wp);
+        for c in 0..op.chan_in {
+            for iy in 0..op.h_in {
+                let src = &x[(c * op.h_in + iy) * op.w_in..][..op.w_in];
+                let dst = (c * self.hp + iy + op.padding) * self.wp + op.padding;
+                xpad[dst..dst + op.w_in].copy_from_slice(src);
+            }
+        }
+        let gw_row = 8 * self.rows.nvec;
+        for (src, dst) in gy.chunks(op.w_out).zip(gpad.chunks_mut(gw_row)) {
+            dst[..op.w_out].copy_from_slice(src);
+        }
+        let ckk = op.patch_len();
+        let cb_max = MAX_CB.min(MAX_ACC / op.kw.min(MAX_KB));
+        let mut out: GradOut = [[0.0; MAX_KB]; MAX_CB];
+        for co0 in (0..op.chan_out).step_by(cb_max) {
+            let cb = cb_max.min(op.chan_out - co0);
+            for ci in 0..op.chan_in {
+                for ky in 0..op.kh {
+                    for kx0 in (0..op.kw).step_by(MAX_KB) {
+                        let kb = MAX_KB.min(op.kw - kx0);
+                        let Some(tile) = grad_tile_fn(cb, kb) else {
+                            unreachable!("every tile with cb·kb ≤ {MAX_ACC} is monomorphised")
+                        };
+                        let x0 = (ci * self.hp + ky) * self.wp + kx0;
+                        let g0 = co0 * self.rows.gy_plane;
+                        // SAFETY: `available()` held when the plan was made.
+                        // The tile reads gy at g0 + c·gy_plane + oy·8·nvec +
+                        // 8·v + lane for c < cb, oy < h_out, v < nvec: inside
+                        // gpad, as co0 + cb ≤ chan_out. It reads the input at
+                        // x0 + oy·wp + 8·v + lane + k for k < kb: at most
+                        // (ci·hp + ky + h_out − 1)·wp + kx0 + kb − 1 + 8·nvec
+                        // − 1, inside xpad because ky + h_out ≤ hp (stride 1)
+                        // and kx0 + kb − 1 + 8·nvec ≤ kw − 1 + 8·nvec ≤ wp.
+                        unsafe {
+                            tile(
+                                &self.rows,
+                                gpad[g0..].as_ptr(),
+                                xpad[x0..].as_ptr(),
+                                &mut out,
+                            )
+                        };
+                        for (c, o) in out.iter().enumerate().take(cb) {
+                            let row = (co0 + c) * ckk + (ci * op.kh + ky) * op.kw + kx0;
+                            for (g, v) in gw[row..row + kb].iter_mut().zip(o) {
+                                *g += *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The tile for `cb` channels and `kb` kernel columns.
+fn grad_tile_fn(cb: usize, kb: usize) -> Option<GradTileFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! pick {
+            ($($cb:literal: $($kb:literal)*;)*) => {
+                match (cb, kb) {
+                    $($(($cb, $kb) => Some(grad_tile::<$cb, $kb> as GradTileFn),)*)*
+                    _ => None,
+                }
+            };
+        }
+        pick!(
+            1: 1 2 3 4 5 6; 2: 1 2 3 4 5 6; 3: 1 2 3 4; 4: 1 2 3; 5: 1 2; 6: 1 2;
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (cb, kb);
+        None
+    }
+}
+
+/// One tile: `Σ_rows Σ_positions gy[c] · x[shifted by k]` for `c < CB`,
+/// `k < KB`, lanes summed into `out[c][k]`.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `gy + c·gy_plane + oy·8·nvec + q` and `x +
+/// oy·x_row + q + k` are readable for `c < CB`, `k < KB`, `oy < h_out`,
+/// `q < 8·nvec`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn grad_tile<const CB: usize, const KB: usize>(
+    r: &Rows,
+    gy: *const f32,
+    x: *const f32,
+    out: &mut GradOut,
+) {
+    let mut acc = [[_mm256_setzero_ps(); KB]; CB];
+    let gy_row = 8 * r.nvec;
+    for oy in 0..r.h_out {
+        let (g_row, x_row) = (gy.add(oy * gy_row), x.add(oy * r.x_row));
+        for v in 0..r.nvec {
+            let mut g = [_mm256_setzero_ps(); CB];
+            for (c, g) in g.iter_mut().enumerate() {
+                *g = _mm256_loadu_ps(g_row.add(c * r.gy_plane + 8 * v));
+            }
+            for k in 0..KB {
+                let xv = _mm256_loadu_ps(x_row.add(8 * v + k));
+                for (a, g) in acc.iter_mut().zip(&g) {
+                    a[k] = _mm256_fmadd_ps(*g, xv, a[k]);
+                }
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        for (o, a) in o.iter_mut().zip(a) {
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+            *o = lanes.iter().sum();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0
+                    - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_definition() {
+        if !available() {
+            return;
+        }
+        // (chan_in, chan_out, h, w, k, padding)
+        for (ci, co, h, w, k, p) in [
+            (1, 6, 28, 28, 5, 2),
+            (3, 7, 20, 21, 3, 1),
+            (2, 13, 24, 22, 7, 3),
+            (1, 1, 30, 30, 1, 0),
+        ] {
+            let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), 1, p).unwrap();
+            let plan = GradPlan::new(&op).expect("long rows take the direct kernel");
+            let x = values(ci * h * w, 1);
+            let gy = values(co * op.out_plane(), 2);
+            let mut gw = values(co * op.patch_len(), 3);
+            let before = gw.clone();
+            let mut scratch = vec![0.0; plan.scratch_len()];
+            plan.add(&x, &gy, &mut gw, &mut scratch);
+            for o in 0..co {
+                for c in 0..ci {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let mut s = 0.0f64;
+                            for oy in 0..op.h_out {
+                                for ox in 0..op.w_out {
+                                    if let Some((iy, ix)) = op.source(oy, ox, ky, kx) {
+                                        s += gy[(o * op.h_out + oy) * op.w_out + ox] as f64
+                                            * x[(c * h + iy) * w + ix] as f64;
+                                    }
+                                }
+                            }
+                            let i = ((o * ci + c) * k + ky) * k + kx;
+                            let got = (gw[i] - before[i]) as f64;
+                            assert!((got - s).abs() < 1e-3, "{op:?} dW[{i}]: {got} vs {s}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_rows_and_strides_keep_im2col() {
+        let op = Conv2DOp::new(1, 6, 16, (14, 14), (5, 5), 1, 0).unwrap();
+        assert!(
+            GradPlan::new(&op).is_none(),
+            "rows of 10 fill 10 of 16 lanes"
+        );
+        let op = Conv2DOp::new(1, 3, 8, (32, 32), (3, 3), 2, 1).unwrap();
+        assert!(GradPlan::new(&op).is_none());
+    }
+
+    #[test]
+    fn every_tile_is_monomorphised() {
+        for cb in 1..=MAX_CB {
+            for kb in 1..=MAX_KB {
+                if cb * kb <= MAX_ACC {
+                    assert!(grad_tile_fn(cb, kb).is_some() || !available(), "{cb} {kb}");
+                }
+            }
+        }
+    }
+}
