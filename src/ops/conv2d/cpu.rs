@@ -305,7 +305,7 @@ fn backward_chunk_run<E: Dtype>(
     (gys, xc): (&[E], &[E]),
     gxc: &mut [E],
     (gw, gb): (&mut [E], &mut [E]),
-    (grad_plan, ws): (Option<&direct_grad::GradPlan>, &Workspace),
+    (plans, ws): (&BackwardPlans, &Workspace),
 ) {
     let (chw, ckk, ohw) = (
         op.chan_in * op.h_in * op.w_in,
@@ -324,7 +324,7 @@ fn backward_chunk_run<E: Dtype>(
         }
     }
     let gy_op = (&gyc[..], Layout::AsIs);
-    if let Some(plan) = grad_plan {
+    if let Some(plan) = &plans.weight {
         // dW directly, sample by sample
         let (xs, gys) = (as_f32(xc).expect("f32"), as_f32(gys).expect("f32"));
         let gw = as_f32_mut(gw).expect("E is f32 when there is a plan");
@@ -338,6 +338,16 @@ fn backward_chunk_run<E: Dtype>(
         let col = chunk_im2col(op, xc, ws);
         let col_t = (&col[..], Layout::Transposed);
         gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op, col_t);
+    }
+    if let Some(plan) = &plans.input {
+        // dx += the transposed convolution of gy, directly
+        let gxc = as_f32_mut(gxc).expect("E is f32 when there is a plan");
+        let gys = as_f32(gys).expect("E is f32 when there is a plan");
+        let mut pad = ws.lease_zeroed::<f32>(Some(plan.padded_tag()), plan.padded_len());
+        for (gxi, gyi) in gxc.chunks_mut(chw).zip(gys.chunks(out_len)) {
+            plan.run(gyi, gxi, &mut pad, Write::Accumulate);
+        }
+        return;
     }
     // dcol = Wᵀ · gy, then dx += col2im(dcol)
     let mut dcol = ws.lease_any::<E>(ckk * ld);
@@ -418,7 +428,10 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of
             // the chunk (recomputed from x, cheaper than keeping it), the
             // partial weight and bias gradients, and the chunk's dx.
-            let grad_plan = as_f32(&w).and_then(|_| direct_grad::GradPlan::new(&op));
+            let plans = BackwardPlans {
+                weight: as_f32(&w).and_then(|_| direct_grad::GradPlan::new(&op)),
+                input: as_f32(&w).and_then(|w| input_grad_plan(&op, w)),
+            };
             let chunks = op.batch.div_ceil(REDUCE_CHUNK);
             let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
             let mut gw_parts = ws.lease_any::<E>(chunks * gw_len);
@@ -429,7 +442,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                 .zip(gw_parts.par_chunks_mut(gw_len))
                 .zip(gb_parts.par_chunks_mut(gb_len))
                 .for_each(|((((gys, xc), gxc), gw), gb)| {
-                    backward_chunk_run(&op, &w, (gys, xc), gxc, (gw, gb), (grad_plan.as_ref(), &ws))
+                    backward_chunk_run(&op, &w, (gys, xc), gxc, (gw, gb), (&plans, &ws))
                 });
 
             **grads.get_or_alloc_mut(&y_g)? = gy;
@@ -449,6 +462,54 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
         });
     }
     Ok(y.put_tape(tape))
+}
+
+/// The direct kernels a backward pass uses, where they pay (f32 on AVX2 and
+/// FMA); im2col + `gemm` does the rest.
+struct BackwardPlans {
+    /// The weight gradient.
+    weight: Option<direct_grad::GradPlan>,
+    /// The input gradient, as a convolution of the output gradient.
+    input: Option<direct::Plan>,
+}
+
+/// The input gradient of `op` as a direct convolution, where that pays:
+/// `dx = conv(gy, w')` with padding `k − 1 − padding` and `w'[ci][co]` the
+/// kernel `w[co][ci]` turned by 180°. Stride 1 and square kernels only, and
+/// only for "same" convolutions (input about as large as the output): the
+/// padded `gy` of a "valid" one is mostly zeros, and im2col + `gemm` wastes
+/// nothing on them.
+fn input_grad_plan(op: &Conv2DOp, w: &[f32]) -> Option<direct::Plan> {
+    let (inputs, outputs) = (op.h_in * op.w_in, op.out_plane());
+    if op.stride != 1 || op.kh != op.kw || op.padding >= op.kh || 4 * inputs > 5 * outputs {
+        return None;
+    }
+    let t = Conv2DOp::new(
+        op.batch,
+        op.chan_out,
+        op.chan_in,
+        (op.h_out, op.w_out),
+        (op.kh, op.kw),
+        1,
+        op.kh - 1 - op.padding,
+    )?;
+    if (t.h_out, t.w_out) != (op.h_in, op.w_in) {
+        return None;
+    }
+    let k = op.kh;
+    let mut wt = vec![0.0f32; w.len()];
+    for co in 0..op.chan_out {
+        for ci in 0..op.chan_in {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let src = ((co * op.chan_in + ci) * k + ky) * k + kx;
+                    let dst = ((ci * op.chan_out + co) * k + (k - 1 - ky)) * k + (k - 1 - kx);
+                    wt[dst] = w[src];
+                }
+            }
+        }
+    }
+    direct::Plan::new(&t, &wt, None)
 }
 
 /// `v` as f32 values, when `E` is `f32` (the direct kernel's type).

@@ -39,6 +39,53 @@ fn conv_grads(
     )
 }
 
+/// [`conv_grads`] in f32, the dtype of the direct AVX2 kernels (the values
+/// come back as f64).
+fn conv_grads_f32(op: Conv2DOp, x: &[f64], w: &[f64], b: &[f64], fast: bool) -> [Vec<f64>; 4] {
+    let dev = Cpu::seed_from_u64(7);
+    let f32s = |v: &[f64]| v.iter().map(|v| *v as f32).collect::<Vec<f32>>();
+    let x = dev.tensor_from_vec(f32s(x), op.input_shape());
+    let w = dev.tensor_from_vec(f32s(w), op.weight_shape());
+    let b = dev.tensor_from_vec(f32s(b), op.bias_shape());
+    let out: Dyn4 = op.output_shape();
+    let r = dev.sample_normal_like(&out);
+    let xt = x.clone().leaky_traced();
+    let y = if fast {
+        Cpu::try_conv2d(op, xt, &w, Some(&b), out, &Workspace::default()).unwrap()
+    } else {
+        generic::conv2d(op, xt, &w, Some(&b), out).unwrap()
+    };
+    let yv = y.retaped::<NoneTape>().as_vec();
+    let g = (y * r).sum().backward();
+    let f64s = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+    [
+        f64s(yv),
+        f64s(g.get(&x).as_vec()),
+        f64s(g.get(&w).as_vec()),
+        f64s(g.get(&b).as_vec()),
+    ]
+}
+
+/// `fast` is within f32 rounding of `slow`: 1e-4 of the largest value (the
+/// kernels sum in different orders).
+fn f32_close(fast: &[Vec<f64>; 4], slow: &[Vec<f64>; 4]) -> Result<(), String> {
+    for (what, (a, b)) in ["output", "dx", "dW", "db"]
+        .iter()
+        .zip(fast.iter().zip(slow))
+    {
+        if a.len() != b.len() {
+            return Err(format!("{what}: {} vs {} values", a.len(), b.len()));
+        }
+        let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (p, q)) in a.iter().zip(b).enumerate() {
+            if (p - q).abs() > 1e-4 * scale {
+                return Err(format!("{what}[{i}]: {p} vs {q} (largest {scale})"));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn loss(op: Conv2DOp, x: &[f64], w: &[f64], b: &[f64], r: &[f64]) -> f64 {
     let dev = Cpu::default();
     let xt = dev.tensor_from_vec(x.to_vec(), op.input_shape());
@@ -194,6 +241,27 @@ proptest! {
         }
     }
 
+    /// In f32 (the direct AVX2 kernels: both tilings, the direct weight and
+    /// input gradients) on shapes up to LeNet's, within f32 rounding.
+    #[test]
+    fn fast_f32_conv_matches_generic(
+        batch in 1usize..4, cin in 1usize..4, cout in 1usize..20,
+        h in 1usize..33, w in 1usize..33, k in 1usize..7,
+        stride in 1usize..3, padding in 0usize..4, seed in 0u64..1000,
+    ) {
+        let op = Conv2DOp::new(batch, cin, cout, (h, w), (k, k), stride, padding);
+        prop_assume!(op.is_some());
+        let op = op.unwrap();
+        let x = random(batch * cin * h * w, seed);
+        let wt = random(cout * cin * k * k, seed + 1);
+        let b = random(cout, seed + 2);
+        let fast = conv_grads_f32(op, &x, &wt, &b, true);
+        let slow = conv_grads_f32(op, &x, &wt, &b, false);
+        if let Err(e) = f32_close(&fast, &slow) {
+            prop_assert!(false, "{:?}: {}", op, e);
+        }
+    }
+
     /// The fast CPU pooling equals the generic composition.
     #[test]
     fn fast_pool_equals_generic(
@@ -269,6 +337,33 @@ fn fast_conv_gradients_are_thread_count_independent() {
     };
     let (one, two) = (run(1), run(2));
     assert_eq!(one, two);
+}
+
+/// LeNet's convolutions in f32, where the direct kernels serve every pass:
+/// within rounding of the generic composition, and the same bits with 1 and
+/// 2 threads.
+#[test]
+fn lenet_convs_in_f32_match_and_are_thread_count_independent() {
+    for op in [
+        Conv2DOp::new(37, 1, 6, (28, 28), (5, 5), 1, 2).unwrap(),
+        Conv2DOp::new(37, 6, 16, (14, 14), (5, 5), 1, 0).unwrap(),
+    ] {
+        let (ci, co) = (op.input_shape().1, op.output_shape().1);
+        let x = random(37 * ci * op.input_shape().2 * op.input_shape().3, 1);
+        let wt = random(co * ci * 25, 2);
+        let b = random(co, 3);
+        let slow = conv_grads_f32(op, &x, &wt, &b, false);
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| conv_grads_f32(op, &x, &wt, &b, true))
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one, two, "{op:?}");
+        f32_close(&one, &slow).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
 }
 
 #[test]

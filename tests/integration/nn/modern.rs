@@ -319,14 +319,21 @@ fn resnet_convolutions_match_the_generic_composition() {
                 shape,
             )
             .unwrap();
+            let what = concat!($i, "→", $o, " stride ", $s, " on ", $h, "×", $h);
+            eprintln!("{what}: output");
             close(&ys, &want.as_vec(), 1e-4);
             let gw = (want * probe).sum().backward();
+            eprintln!("{what}: input gradient");
             close(&g.get(&x).as_vec(), &gw.get(&x).as_vec(), 1e-4);
-            close(
-                &g.get(&conv.weight).as_vec(),
-                &gw.get(&conv.weight).as_vec(),
-                1e-4,
-            );
+            eprintln!("{what}: weight gradient");
+            // sums of 32·h·w products: compare to the largest, as the
+            // kernels sum in different orders (f32 rounding of ~1e-7 per
+            // step on partial sums of that size)
+            let (got, want) = (g.get(&conv.weight).as_vec(), gw.get(&conv.weight).as_vec());
+            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() <= 1e-5 * scale, "[{i}]: {a} vs {b} (largest {scale})");
+            }
         }};
     }
     case!(64, 64, 1, 7);
