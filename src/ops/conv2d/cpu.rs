@@ -429,7 +429,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             // the chunk (recomputed from x, cheaper than keeping it), the
             // partial weight and bias gradients, and the chunk's dx.
             let plans = BackwardPlans {
-                weight: as_f32(&w).and_then(|_| direct_grad::GradPlan::new(&op)),
+                weight: as_f32(&w).and_then(|_| direct_grad::WeightGrad::new(&op)),
                 input: as_f32(&w).and_then(|w| input_grad_plan(&op, w)),
             };
             let chunks = op.batch.div_ceil(REDUCE_CHUNK);
@@ -468,7 +468,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
 /// FMA); im2col + `gemm` does the rest.
 struct BackwardPlans {
     /// The weight gradient.
-    weight: Option<direct_grad::GradPlan>,
+    weight: Option<direct_grad::WeightGrad>,
     /// The input gradient, as a convolution of the output gradient.
     input: Option<direct::Plan>,
 }

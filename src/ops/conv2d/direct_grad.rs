@@ -220,6 +220,257 @@ unsafe fn grad_tile<const CB: usize, const KB: usize>(
     }
 }
 
+/// The direct weight gradient of a convolution, with whichever kernel
+/// suits it: [`GradPlan`] for long rows at stride 1, [`ChanGradPlan`] for 8
+/// output channels or more; `None` (im2col + `gemm`) otherwise.
+pub(crate) enum WeightGrad {
+    /// Positions in the registers.
+    Rows(GradPlan),
+    /// Output channels in the registers.
+    Channels(ChanGradPlan),
+}
+
+impl WeightGrad {
+    /// The kernel for `op`, if one suits it.
+    pub(crate) fn new(op: &Conv2DOp) -> Option<Self> {
+        GradPlan::new(op)
+            .map(Self::Rows)
+            .or_else(|| ChanGradPlan::new(op).map(Self::Channels))
+    }
+
+    /// Elements of the scratch one call needs.
+    pub(crate) fn scratch_len(&self) -> usize {
+        match self {
+            Self::Rows(p) => p.scratch_len(),
+            Self::Channels(p) => p.scratch_len(),
+        }
+    }
+
+    /// The scratch's workspace tag.
+    pub(crate) fn scratch_tag(&self) -> u64 {
+        match self {
+            Self::Rows(p) => p.scratch_tag(),
+            Self::Channels(p) => p.scratch_tag(),
+        }
+    }
+
+    /// `gw += dW` of one sample (see [`GradPlan::add`]).
+    pub(crate) fn add(&self, x: &[f32], gy: &[f32], gw: &mut [f32], scratch: &mut [f32]) {
+        match self {
+            Self::Rows(p) => p.add(x, gy, gw, scratch),
+            Self::Channels(p) => p.add(x, gy, gw, scratch),
+        }
+    }
+}
+
+/// Channels of a channel-vectorised tile at most (`8·V`, `V ≤ 2`).
+const MAX_LANES: usize = 16;
+/// Taps of a channel-vectorised tile at most.
+const MAX_TAPS: usize = 12;
+
+/// A channel tile's sums: `[tap][channel]`.
+type ChanGradOut = [[f32; MAX_LANES]; MAX_TAPS];
+
+/// The inner loop of a channel tile, monomorphised for its taps `KB` and
+/// registers `V`: (geometry, first gy of the group, first input, out).
+type ChanGradTileFn = unsafe fn(&Positions, *const f32, *const f32, &mut ChanGradOut);
+
+/// What a channel tile walks: every output position, and the strides.
+struct Positions {
+    h_out: usize,
+    w_out: usize,
+    stride: usize,
+    /// Elements between two padded input rows.
+    x_row: usize,
+    /// Elements per position of the transposed `gy` (`lanes · groups`).
+    gy_pos: usize,
+}
+
+/// The weight gradient with output channels in the registers, for
+/// convolutions with 8 channels or more whose rows are short (LeNet's
+/// second): per `(ci, ky)` and block of `KB` kernel columns, a tile walks
+/// every output position once, broadcasting `KB` input values and loading
+/// `V` vectors of `gy` (transposed to `[position][channel]` first), so no
+/// lane is wasted on short rows and no lanes need summing.
+pub(crate) struct ChanGradPlan {
+    op: Conv2DOp,
+    pos: Positions,
+    /// Registers per position (1 or 2).
+    v: usize,
+    /// Kernel columns per tile.
+    kb: usize,
+    hp: usize,
+    wp: usize,
+}
+
+impl ChanGradPlan {
+    /// `None` unless the CPU has AVX2 and FMA and there are 8 output
+    /// channels or more.
+    pub(crate) fn new(op: &Conv2DOp) -> Option<Self> {
+        if !available() || op.chan_out < 8 {
+            return None;
+        }
+        let v = if op.chan_out > 8 { 2 } else { 1 };
+        let kb = op
+            .kw
+            .min(MAX_TAPS / v)
+            .min(if v == 2 { 6 } else { MAX_TAPS });
+        let groups = op.chan_out.div_ceil(8 * v);
+        let hp = op.h_in + 2 * op.padding;
+        let wp = op.w_in + 2 * op.padding;
+        let pos = Positions {
+            h_out: op.h_out,
+            w_out: op.w_out,
+            stride: op.stride,
+            x_row: wp,
+            gy_pos: 8 * v * groups,
+        };
+        Some(Self {
+            op: *op,
+            pos,
+            v,
+            kb,
+            hp,
+            wp,
+        })
+    }
+
+    /// Elements of the scratch one call needs (see [`ChanGradPlan::add`]).
+    pub(crate) fn scratch_len(&self) -> usize {
+        self.op.chan_in * self.hp * self.wp + self.op.out_plane() * self.pos.gy_pos
+    }
+
+    /// A workspace tag for the scratch (zeros in the padding stay zeros).
+    pub(crate) fn scratch_tag(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.op, "direct weight gradient, channels").hash(&mut h);
+        h.finish() | 1
+    }
+
+    /// `gw += dW` of one sample, as [`GradPlan::add`].
+    pub(crate) fn add(&self, x: &[f32], gy: &[f32], gw: &mut [f32], scratch: &mut [f32]) {
+        let op = &self.op;
+        assert_eq!(x.len(), op.chan_in * op.h_in * op.w_in);
+        assert_eq!(gy.len(), op.chan_out * op.out_plane());
+        assert_eq!(gw.len(), op.chan_out * op.patch_len());
+        assert_eq!(scratch.len(), self.scratch_len());
+        let (xpad, gyt) = scratch.split_at_mut(op.chan_in * self.hp * self.wp);
+        for c in 0..op.chan_in {
+            for iy in 0..op.h_in {
+                let src = &x[(c * op.h_in + iy) * op.w_in..][..op.w_in];
+                let dst = (c * self.hp + iy + op.padding) * self.wp + op.padding;
+                xpad[dst..dst + op.w_in].copy_from_slice(src);
+            }
+        }
+        // gy as [position][channel]; the channels past chan_out stay zero
+        let ohw = op.out_plane();
+        for (co, plane) in gy.chunks(ohw).enumerate() {
+            for (p, g) in plane.iter().enumerate() {
+                gyt[p * self.pos.gy_pos + co] = *g;
+            }
+        }
+        let lanes = 8 * self.v;
+        let ckk = op.patch_len();
+        let mut out: ChanGradOut = [[0.0; MAX_LANES]; MAX_TAPS];
+        for co0 in (0..op.chan_out).step_by(lanes) {
+            for ci in 0..op.chan_in {
+                for ky in 0..op.kh {
+                    for kx0 in (0..op.kw).step_by(self.kb) {
+                        let kb = self.kb.min(op.kw - kx0);
+                        let Some(tile) = chan_grad_tile_fn(kb, self.v) else {
+                            unreachable!("every channel tile with kb ≤ {MAX_TAPS} is monomorphised")
+                        };
+                        let x0 = (ci * self.hp + ky) * self.wp + kx0;
+                        // SAFETY: `available()` held when the plan was made.
+                        // The tile reads gy at co0 + oy·w_out·gy_pos + ox·gy_pos
+                        // + lane for lane < 8·v: inside gyt, as co0 + 8·v ≤
+                        // gy_pos. It reads the input at x0 + (oy·s)·wp + ox·s +
+                        // k for k < kb: at most (ci·hp + ky + (h_out − 1)·s)·wp
+                        // + (w_out − 1)·s + kx0 + kb − 1, inside xpad because
+                        // (h_out − 1)·s + kh ≤ hp and (w_out − 1)·s + kw ≤ wp.
+                        unsafe {
+                            tile(
+                                &self.pos,
+                                gyt[co0..].as_ptr(),
+                                xpad[x0..].as_ptr(),
+                                &mut out,
+                            )
+                        };
+                        for (k, o) in out.iter().enumerate().take(kb) {
+                            let tap = (ci * op.kh + ky) * op.kw + kx0 + k;
+                            for (l, v) in o.iter().enumerate().take(lanes.min(op.chan_out - co0)) {
+                                gw[(co0 + l) * ckk + tap] += *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The channel tile for `kb` taps and `v` registers.
+fn chan_grad_tile_fn(kb: usize, v: usize) -> Option<ChanGradTileFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! pick {
+            ($($v:literal: $($kb:literal)*;)*) => {
+                match (v, kb) {
+                    $($(($v, $kb) => Some(chan_grad_tile::<$kb, $v> as ChanGradTileFn),)*)*
+                    _ => None,
+                }
+            };
+        }
+        pick!(1: 1 2 3 4 5 6 7 8 9 10 11 12; 2: 1 2 3 4 5 6;)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (kb, v);
+        None
+    }
+}
+
+/// One channel tile: `Σ_positions x[tap k] · gy[position][channels]` for
+/// `k < KB`, `8·V` channels.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `gy + (oy·w_out + ox)·gy_pos + q` for `q <
+/// 8·V` and `x + (oy·stride)·x_row + ox·stride + k` for `k < KB` are
+/// readable for every output position `(oy, ox)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chan_grad_tile<const KB: usize, const V: usize>(
+    p: &Positions,
+    gy: *const f32,
+    x: *const f32,
+    out: &mut ChanGradOut,
+) {
+    let mut acc = [[_mm256_setzero_ps(); V]; KB];
+    for oy in 0..p.h_out {
+        let x_row = x.add(oy * p.stride * p.x_row);
+        let g_row = gy.add(oy * p.w_out * p.gy_pos);
+        for ox in 0..p.w_out {
+            let mut g = [_mm256_setzero_ps(); V];
+            for (v, g) in g.iter_mut().enumerate() {
+                *g = _mm256_loadu_ps(g_row.add(ox * p.gy_pos + 8 * v));
+            }
+            let xk = x_row.add(ox * p.stride);
+            for (k, a) in acc.iter_mut().enumerate() {
+                let b = _mm256_broadcast_ss(&*xk.add(k));
+                for (a, g) in a.iter_mut().zip(&g) {
+                    *a = _mm256_fmadd_ps(b, *g, *a);
+                }
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        for (v, a) in a.iter().enumerate() {
+            _mm256_storeu_ps(o.as_mut_ptr().add(8 * v), *a);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,13 +497,53 @@ mod tests {
             (1, 1, 30, 30, 1, 0),
         ] {
             let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), 1, p).unwrap();
-            let plan = GradPlan::new(&op).expect("long rows take the direct kernel");
             let x = values(ci * h * w, 1);
             let gy = values(co * op.out_plane(), 2);
-            let mut gw = values(co * op.patch_len(), 3);
-            let before = gw.clone();
+            let before = values(co * op.patch_len(), 3);
+            let mut gw = before.clone();
+            let plan = GradPlan::new(&op).expect("long rows take the direct kernel");
             let mut scratch = vec![0.0; plan.scratch_len()];
             plan.add(&x, &gy, &mut gw, &mut scratch);
+            check(&op, &x, &gy, &before, &gw);
+            if let Some(plan) = ChanGradPlan::new(&op) {
+                let mut gw = before.clone();
+                let mut scratch = vec![0.0; plan.scratch_len()];
+                plan.add(&x, &gy, &mut gw, &mut scratch);
+                check(&op, &x, &gy, &before, &gw);
+            }
+        }
+        // short rows, any stride: channels in the registers
+        for (ci, co, h, w, k, s, p) in [
+            (6, 16, 14, 14, 5, 1, 0),
+            (3, 8, 9, 7, 3, 2, 1),
+            (2, 20, 6, 5, 4, 1, 2),
+            (1, 33, 5, 9, 1, 3, 0),
+            (2, 9, 8, 8, 13, 1, 6),
+        ] {
+            let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), s, p).unwrap();
+            let plan = ChanGradPlan::new(&op).expect("8 channels or more");
+            let x = values(ci * h * w, 4);
+            let gy = values(co * op.out_plane(), 5);
+            let before = values(co * op.patch_len(), 6);
+            let mut gw = before.clone();
+            let mut scratch = vec![0.0; plan.scratch_len()];
+            plan.add(&x, &gy, &mut gw, &mut scratch);
+            plan.add(&x, &gy, &mut gw, &mut scratch);
+            // twice: the scratch's padding is still zero the second time
+            let twice: Vec<f32> = gw
+                .iter()
+                .zip(&before)
+                .map(|(g, b)| b + (g - b) / 2.0)
+                .collect();
+            check(&op, &x, &gy, &before, &twice);
+        }
+    }
+
+    /// `gw − before` is the weight gradient of `x` and `gy`, by the definition in f64.
+    fn check(op: &Conv2DOp, x: &[f32], gy: &[f32], before: &[f32], gw: &[f32]) {
+        let (ci, co, k) = (op.chan_in, op.chan_out, op.kh);
+        let (h, w) = (op.h_in, op.w_in);
+        {
             for o in 0..co {
                 for c in 0..ci {
                     for ky in 0..k {
@@ -277,7 +568,7 @@ mod tests {
     }
 
     #[test]
-    fn short_rows_and_strides_keep_im2col() {
+    fn short_rows_and_strides_are_not_for_the_row_kernel() {
         let op = Conv2DOp::new(1, 6, 16, (14, 14), (5, 5), 1, 0).unwrap();
         assert!(
             GradPlan::new(&op).is_none(),
