@@ -3,7 +3,8 @@
 //! Group names carry the shapes: `b64_1x28x28_k5_p2_o6` is batch 64, 1 input
 //! channel, 28×28, a 5×5 kernel, padding 2, 6 output channels.
 //!
-//! - `conv2d/fwd/*`: forward without a tape (inference);
+//! - `conv2d/fwd/*`: forward without a tape (inference), for LeNet's two
+//!   convolutions and a 3×3 one;
 //! - `conv2d/bwd/*`: the backward pass alone (the traced forward runs in the
 //!   untimed setup);
 //! - `pool2d/{max,avg}_fwd/*`, `pool2d/{max,avg}_bwd/*`;
@@ -47,15 +48,15 @@ fn onehot(dev: &Dev) -> Tensor<Rank2<B, 10>, f32, Dev> {
     dev.tensor_from_vec(v, (Const::<B>, Const::<10>))
 }
 
-fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize>(
+fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize, const K: usize>(
     c: &mut Criterion,
     dev: &Dev,
     name: &str,
     pad: usize,
 ) {
-    let op = Conv2DOp::new(B, C, O, (H, H), (5, 5), 1, pad).unwrap();
+    let op = Conv2DOp::new(B, C, O, (H, H), (K, K), 1, pad).unwrap();
     let x: Tensor<Rank4<B, C, H, H>, f32, Dev> = dev.sample_normal();
-    let w: Tensor<Rank4<O, C, 5, 5>, f32, Dev> = dev.sample_normal();
+    let w: Tensor<Rank4<O, C, K, K>, f32, Dev> = dev.sample_normal();
     let b: Tensor<Rank1<O>, f32, Dev> = dev.sample_normal();
     let r: Tensor<Rank4<B, O, HO, HO>, f32, Dev> = dev.sample_normal();
     let out = (Const::<B>, Const::<O>, Const::<HO>, Const::<HO>);
@@ -80,8 +81,11 @@ fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize>(
 
 fn conv(c: &mut Criterion) {
     let dev = Dev::seed_from_u64(0);
-    conv_case::<1, 6, 28, 28>(c, &dev, "b64_1x28x28_k5_p2_o6", 2);
-    conv_case::<6, 16, 14, 10>(c, &dev, "b64_6x14x14_k5_p0_o16", 0);
+    // LeNet's two convolutions, and the ResNet stem's 3×3 (each takes other
+    // direct kernels: see src/ops/conv2d/direct.rs and direct_grad.rs)
+    conv_case::<1, 6, 28, 28, 5>(c, &dev, "b64_1x28x28_k5_p2_o6", 2);
+    conv_case::<6, 16, 14, 10, 5>(c, &dev, "b64_6x14x14_k5_p0_o16", 0);
+    conv_case::<16, 16, 28, 28, 3>(c, &dev, "b64_16x28x28_k3_p1_o16", 1);
 }
 
 fn pool(c: &mut Criterion) {
