@@ -6,7 +6,7 @@
 //! `col` again (recomputed from x: cheaper than keeping megabytes of it
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
-use super::{direct, direct_grad, Conv2DOp};
+use super::{direct, direct_grad, direct_input, Conv2DOp};
 use crate::ops::cpu_util::{copy_to_lease, gemm, tensor_from_slice, Layout, Write};
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
@@ -339,15 +339,28 @@ fn backward_chunk_run<E: Dtype>(
         let col_t = (&col[..], Layout::Transposed);
         gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op, col_t);
     }
-    if let Some(plan) = &plans.input {
-        // dx += the transposed convolution of gy, directly
-        let gxc = as_f32_mut(gxc).expect("E is f32 when there is a plan");
-        let gys = as_f32(gys).expect("E is f32 when there is a plan");
-        let mut pad = ws.lease_zeroed::<f32>(Some(plan.padded_tag()), plan.padded_len());
-        for (gxi, gyi) in gxc.chunks_mut(chw).zip(gys.chunks(out_len)) {
-            plan.run(gyi, gxi, &mut pad, Write::Accumulate);
+    match &plans.input {
+        Some(InputGrad::Transposed(plan)) => {
+            // dx += the transposed convolution of gy, directly
+            let gxc = as_f32_mut(gxc).expect("E is f32 when there is a plan");
+            let gys = as_f32(gys).expect("E is f32 when there is a plan");
+            let mut pad = ws.lease_zeroed::<f32>(Some(plan.padded_tag()), plan.padded_len());
+            for (gxi, gyi) in gxc.chunks_mut(chw).zip(gys.chunks(out_len)) {
+                plan.run(gyi, gxi, &mut pad, Write::Accumulate);
+            }
+            return;
         }
-        return;
+        Some(InputGrad::Scatter(plan)) => {
+            // dx += gy scattered through the kernel, directly
+            let gxc = as_f32_mut(gxc).expect("E is f32 when there is a plan");
+            let gys = as_f32(gys).expect("E is f32 when there is a plan");
+            let mut scratch = ws.lease_any::<f32>(plan.scratch_len());
+            for (gxi, gyi) in gxc.chunks_mut(chw).zip(gys.chunks(out_len)) {
+                plan.add(gyi, gxi, &mut scratch);
+            }
+            return;
+        }
+        None => {}
     }
     // dcol = Wᵀ · gy, then dx += col2im(dcol)
     let mut dcol = ws.lease_any::<E>(ckk * ld);
@@ -430,7 +443,11 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             // partial weight and bias gradients, and the chunk's dx.
             let plans = BackwardPlans {
                 weight: as_f32(&w).and_then(|_| direct_grad::WeightGrad::new(&op)),
-                input: as_f32(&w).and_then(|w| input_grad_plan(&op, w)),
+                input: as_f32(&w).and_then(|w| {
+                    input_grad_plan(&op, w)
+                        .map(InputGrad::Transposed)
+                        .or_else(|| direct_input::ScatterPlan::new(&op, w).map(InputGrad::Scatter))
+                }),
             };
             let chunks = op.batch.div_ceil(REDUCE_CHUNK);
             let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
@@ -469,8 +486,16 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
 struct BackwardPlans {
     /// The weight gradient.
     weight: Option<direct_grad::WeightGrad>,
-    /// The input gradient, as a convolution of the output gradient.
-    input: Option<direct::Plan>,
+    /// The input gradient.
+    input: Option<InputGrad>,
+}
+
+/// How a backward pass computes the input gradient directly.
+enum InputGrad {
+    /// As a convolution of the output gradient ("same" convolutions).
+    Transposed(direct::Plan),
+    /// By scattering the output gradient through the kernel.
+    Scatter(direct_input::ScatterPlan),
 }
 
 /// The input gradient of `op` as a direct convolution, where that pays:

@@ -5,6 +5,7 @@ use dfdx::prelude::*;
 pub(crate) mod cpu;
 mod direct;
 mod direct_grad;
+mod direct_input;
 pub mod generic;
 
 /// The runtime sizes of one 2-D convolution, checked against each other:
