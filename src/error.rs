@@ -151,6 +151,11 @@ pub trait TypedErrors: dfdx::tensor::HasErr + sealed::Sealed {
     fn reseeded(&self, seed: u64) -> Result<Self, DeviceError>
     where
         Self: Sized;
+
+    /// Frees the allocations this device's cache holds (dfdx 0.13 frees
+    /// them only when asked, not when the device is dropped): for a device
+    /// that is being replaced by [`TypedErrors::reseeded`].
+    fn release_cache(&self) -> Result<(), DeviceError>;
 }
 
 mod sealed {
@@ -170,6 +175,12 @@ impl TypedErrors for dfdx::tensor::Cpu {
         let dev = dfdx::tensor::Cpu::seed_from_u64(seed);
         dev.enable_cache();
         Ok(dev)
+    }
+
+    fn release_cache(&self) -> Result<(), DeviceError> {
+        use dfdx::tensor::Cache;
+        self.try_empty_cache()
+            .map_err(|e| DeviceError::new("freeing the previous epoch's tensor cache", e))
     }
 }
 
@@ -200,6 +211,13 @@ impl TypedErrors for dfdx::tensor::Cuda {
         // `default_device` always takes the first one
         dfdx::tensor::Cuda::try_build(0, seed)
             .map_err(|e| DeviceError::new("building the epoch's CUDA device", CudaFailure(e)))
+    }
+
+    fn release_cache(&self) -> Result<(), DeviceError> {
+        use dfdx::tensor::Cache;
+        self.try_empty_cache().map_err(|e| {
+            DeviceError::new("freeing the previous epoch's tensor cache", CudaFailure(e))
+        })
     }
 }
 
