@@ -230,13 +230,7 @@ impl Plan {
         assert_eq!(x.len(), op.chan_in * op.h_in * op.w_in);
         assert_eq!(y.len(), op.chan_out * op.out_plane());
         assert_eq!(xpad.len(), self.padded_len());
-        for c in 0..op.chan_in {
-            for iy in 0..op.h_in {
-                let src = &x[(c * op.h_in + iy) * op.w_in..][..op.w_in];
-                let dst = (c * self.hp + iy + op.padding) * self.wp + op.padding;
-                xpad[dst..dst + op.w_in].copy_from_slice(src);
-            }
-        }
+        pad_copy(op, x, (self.hp, self.wp), xpad);
         match self.tiling {
             Tiling::Channels { p, tile, .. } => self.run_channels(p, tile, y, xpad, write),
             Tiling::Positions { nv, tile, .. } => self.run_positions(8 * nv, tile, y, xpad, write),
@@ -333,6 +327,29 @@ impl Plan {
             }
         }
     }
+}
+
+/// Copies one sample `x` (`chan_in × h_in × w_in`) into the interior of
+/// `xpad` (`chan_in` planes of `hp × wp`, the input at offset `padding` in
+/// both directions); the rest of `xpad` is left as it is (zeros).
+pub(super) fn pad_copy(op: &Conv2DOp, x: &[f32], (hp, wp): (usize, usize), xpad: &mut [f32]) {
+    for c in 0..op.chan_in {
+        for iy in 0..op.h_in {
+            let src = &x[(c * op.h_in + iy) * op.w_in..][..op.w_in];
+            let dst = (c * hp + iy + op.padding) * wp + op.padding;
+            xpad[dst..dst + op.w_in].copy_from_slice(src);
+        }
+    }
+}
+
+/// Deterministic test values in [−0.5, 0.5), different for each `seed`.
+#[cfg(test)]
+pub(super) fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0 - 0.5
+        })
+        .collect()
 }
 
 /// The channel tile for `v` registers and `p` positions.
@@ -500,15 +517,6 @@ mod tests {
         y
     }
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0
-                    - 0.5
-            })
-            .collect()
-    }
-
     #[test]
     fn matches_the_definition_for_many_shapes() {
         if !available() {
@@ -529,9 +537,9 @@ mod tests {
         ];
         for (ci, co, h, w, k, s, p) in cases {
             let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), s, p).unwrap();
-            let x = values(ci * h * w, 1);
-            let wt = values(co * op.patch_len(), 2);
-            let b = values(co, 3);
+            let x = test_values(ci * h * w, 1);
+            let wt = test_values(co * op.patch_len(), 2);
+            let b = test_values(co, 3);
             for positions in [false, true] {
                 let plan = Plan::with_tiling(&op, &wt, Some(&b), Some(positions)).unwrap();
                 let mut xpad = vec![0.0; plan.padded_len()];

@@ -13,7 +13,7 @@
 //!
 //! Per sample the order of the sums is fixed, and samples are added in
 //! order, so the result does not depend on the thread count.
-use super::direct::available;
+use super::direct::{available, pad_copy};
 use super::Conv2DOp;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -102,13 +102,7 @@ impl GradPlan {
         assert_eq!(gw.len(), op.chan_out * op.patch_len());
         assert_eq!(scratch.len(), self.scratch_len());
         let (xpad, gpad) = scratch.split_at_mut(op.chan_in * self.hp * self.wp);
-        for c in 0..op.chan_in {
-            for iy in 0..op.h_in {
-                let src = &x[(c * op.h_in + iy) * op.w_in..][..op.w_in];
-                let dst = (c * self.hp + iy + op.padding) * self.wp + op.padding;
-                xpad[dst..dst + op.w_in].copy_from_slice(src);
-            }
-        }
+        pad_copy(op, x, (self.hp, self.wp), xpad);
         let gw_row = 8 * self.rows.nvec;
         for (src, dst) in gy.chunks(op.w_out).zip(gpad.chunks_mut(gw_row)) {
             dst[..op.w_out].copy_from_slice(src);
@@ -356,13 +350,7 @@ impl ChanGradPlan {
         assert_eq!(gw.len(), op.chan_out * op.patch_len());
         assert_eq!(scratch.len(), self.scratch_len());
         let (xpad, gyt) = scratch.split_at_mut(op.chan_in * self.hp * self.wp);
-        for c in 0..op.chan_in {
-            for iy in 0..op.h_in {
-                let src = &x[(c * op.h_in + iy) * op.w_in..][..op.w_in];
-                let dst = (c * self.hp + iy + op.padding) * self.wp + op.padding;
-                xpad[dst..dst + op.w_in].copy_from_slice(src);
-            }
-        }
+        pad_copy(op, x, (self.hp, self.wp), xpad);
         // gy as [position][channel]; the channels past chan_out stay zero
         let ohw = op.out_plane();
         for (co, plane) in gy.chunks(ohw).enumerate() {
@@ -473,16 +461,8 @@ unsafe fn chan_grad_tile<const KB: usize, const V: usize>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::direct::test_values;
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0
-                    - 0.5
-            })
-            .collect()
-    }
 
     #[test]
     fn matches_the_definition() {
@@ -497,9 +477,9 @@ mod tests {
             (1, 1, 30, 30, 1, 0),
         ] {
             let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), 1, p).unwrap();
-            let x = values(ci * h * w, 1);
-            let gy = values(co * op.out_plane(), 2);
-            let before = values(co * op.patch_len(), 3);
+            let x = test_values(ci * h * w, 1);
+            let gy = test_values(co * op.out_plane(), 2);
+            let before = test_values(co * op.patch_len(), 3);
             let mut gw = before.clone();
             let plan = GradPlan::new(&op).expect("long rows take the direct kernel");
             let mut scratch = vec![0.0; plan.scratch_len()];
@@ -522,9 +502,9 @@ mod tests {
         ] {
             let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), s, p).unwrap();
             let plan = ChanGradPlan::new(&op).expect("8 channels or more");
-            let x = values(ci * h * w, 4);
-            let gy = values(co * op.out_plane(), 5);
-            let before = values(co * op.patch_len(), 6);
+            let x = test_values(ci * h * w, 4);
+            let gy = test_values(co * op.out_plane(), 5);
+            let before = test_values(co * op.patch_len(), 6);
             let mut gw = before.clone();
             let mut scratch = vec![0.0; plan.scratch_len()];
             plan.add(&x, &gy, &mut gw, &mut scratch);

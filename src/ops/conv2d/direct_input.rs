@@ -233,16 +233,8 @@ unsafe fn scatter<const PP: usize, const KB: usize, const V: usize>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::direct::test_values;
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0
-                    - 0.5
-            })
-            .collect()
-    }
 
     #[test]
     fn matches_the_definition() {
@@ -258,9 +250,9 @@ mod tests {
             (8, 1, 5, 5, 1, 1, 0),
         ] {
             let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), s, p).unwrap();
-            let wt = values(co * op.patch_len(), 1);
-            let gy = values(co * op.out_plane(), 2);
-            let before = values(ci * h * w, 3);
+            let wt = test_values(co * op.patch_len(), 1);
+            let gy = test_values(co * op.out_plane(), 2);
+            let before = test_values(ci * h * w, 3);
             let plan = ScatterPlan::new(&op, &wt).expect("4 input channels or more");
             let mut gx = before.clone();
             let mut scratch = vec![f32::NAN; plan.scratch_len()];
