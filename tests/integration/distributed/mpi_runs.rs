@@ -194,15 +194,20 @@ fn accuracy_lines(text: &str) -> usize {
 }
 
 #[test]
-fn two_ranks_of_32_match_one_rank_of_64_after_50_sgd_steps() {
+fn two_ranks_of_32_match_one_rank_of_64_after_20_sgd_steps() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
-    // 3,200 images in batches of 64: 50 steps
-    let single = ok(alone("train", &sgd_args("lenet", 3200, &one)));
-    let double = ok(mpirun(&[(2, "train", sgd_args("lenet", 3200, &two))]));
+    // 1,280 images in batches of 64: 20 steps. The two runs add the same
+    // gradients in another order (rounding, ~1e-7 a step); over more steps
+    // that is enough, sooner or later, to flip a near-tie of a max pool or a
+    // ReLU at zero, which moves a gradient entry by a whole value and the
+    // runs apart (measured: 3e-7 after 49 steps, then 1e-3 after 50 on the
+    // same data, 2e-2 after 100, before and after the direct kernels alike)
+    let single = ok(alone("train", &sgd_args("lenet", 1280, &one)));
+    let double = ok(mpirun(&[(2, "train", sgd_args("lenet", 1280, &two))]));
     assert!(
-        double.contains("communication: ") && double.contains("over 50 steps"),
+        double.contains("communication: ") && double.contains("over 20 steps"),
         "{double}"
     );
     // rank 0 alone prints: one result line, and it is the last one
@@ -216,7 +221,7 @@ fn two_ranks_of_32_match_one_rank_of_64_after_50_sgd_steps() {
         &one.join("lenet.safetensors"),
         &two.join("lenet.safetensors"),
     );
-    println!("LeNet, 50 SGD steps: 2 ranks × 32 vs 1 × 64: relative difference {rel:.3e} over {n} parameters");
+    println!("LeNet, 20 SGD steps: 2 ranks × 32 vs 1 × 64: relative difference {rel:.3e} over {n} parameters");
     assert_eq!(n, 37_106);
     assert!(rel <= 1e-4, "relative difference {rel:e} over 1e-4");
     println!(
