@@ -305,10 +305,7 @@ impl ChanGradPlan {
             return None;
         }
         let v = if op.chan_out > 8 { 2 } else { 1 };
-        let kb = op
-            .kw
-            .min(MAX_TAPS / v)
-            .min(if v == 2 { 6 } else { MAX_TAPS });
+        let kb = op.kw.min(MAX_TAPS / v);
         let groups = op.chan_out.div_ceil(8 * v);
         let hp = op.h_in + 2 * op.padding;
         let wp = op.w_in + 2 * op.padding;

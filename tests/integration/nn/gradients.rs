@@ -8,8 +8,40 @@ use static_nn::prelude::*;
 
 type Dyn4 = (usize, usize, usize, usize);
 
-/// Runs `f` on `(x, w, b)` with a tape; returns the output and the gradients
-/// of `sum(y · r)` for fixed random `r`, with respect to x, w and b.
+/// Runs the convolution on `(x, w, b)` in dtype `E`, with a tape; returns
+/// the output and the gradients of `sum(y · r)` for fixed random `r`, with
+/// respect to x, w and b, as f64.
+fn conv_grads_in<E>(op: Conv2DOp, x: &[f64], w: &[f64], b: &[f64], fast: bool) -> [Vec<f64>; 4]
+where
+    E: Dtype + num_traits::NumCast,
+    Cpu: Conv2DKernel<E>,
+    rand_distr::StandardNormal: rand_distr::Distribution<E>,
+{
+    let dev = Cpu::seed_from_u64(7);
+    let to_e = |v: &[f64]| -> Vec<E> { v.iter().map(|v| E::from(*v).unwrap()).collect() };
+    let x = dev.tensor_from_vec(to_e(x), op.input_shape());
+    let w = dev.tensor_from_vec(to_e(w), op.weight_shape());
+    let b = dev.tensor_from_vec(to_e(b), op.bias_shape());
+    let out: Dyn4 = op.output_shape();
+    let r = dev.sample_normal_like(&out);
+    let xt = x.clone().leaky_traced();
+    let y = if fast {
+        Cpu::try_conv2d(op, xt, &w, Some(&b), out, &Workspace::default()).unwrap()
+    } else {
+        generic::conv2d(op, xt, &w, Some(&b), out).unwrap()
+    };
+    let yv = y.retaped::<NoneTape>().as_vec();
+    let g = (y * r).sum().backward();
+    let to_f64 = |v: Vec<E>| -> Vec<f64> { v.into_iter().map(|v| v.to_f64().unwrap()).collect() };
+    [
+        to_f64(yv),
+        to_f64(g.get(&x).as_vec()),
+        to_f64(g.get(&w).as_vec()),
+        to_f64(g.get(&b).as_vec()),
+    ]
+}
+
+/// [`conv_grads_in`] in f64.
 fn conv_grads(
     op: Conv2DOp,
     x: &[f64],
@@ -17,53 +49,13 @@ fn conv_grads(
     b: &[f64],
     fast: bool,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
-    let dev = Cpu::seed_from_u64(7);
-    let x = dev.tensor_from_vec(x.to_vec(), op.input_shape());
-    let w = dev.tensor_from_vec(w.to_vec(), op.weight_shape());
-    let b = dev.tensor_from_vec(b.to_vec(), op.bias_shape());
-    let out: Dyn4 = op.output_shape();
-    let r = dev.sample_normal_like(&out);
-    let xt = x.clone().leaky_traced();
-    let y = if fast {
-        Cpu::try_conv2d(op, xt, &w, Some(&b), out, &Workspace::default()).unwrap()
-    } else {
-        generic::conv2d(op, xt, &w, Some(&b), out).unwrap()
-    };
-    let yv = y.retaped::<NoneTape>().as_vec();
-    let g = (y * r).sum().backward();
-    (
-        yv,
-        g.get(&x).as_vec(),
-        g.get(&w).as_vec(),
-        g.get(&b).as_vec(),
-    )
+    let [y, gx, gw, gb] = conv_grads_in::<f64>(op, x, w, b, fast);
+    (y, gx, gw, gb)
 }
 
-/// [`conv_grads`] in f32, the dtype of the direct AVX2 kernels (the values
-/// come back as f64).
+/// [`conv_grads_in`] in f32, the dtype of the direct AVX2 kernels.
 fn conv_grads_f32(op: Conv2DOp, x: &[f64], w: &[f64], b: &[f64], fast: bool) -> [Vec<f64>; 4] {
-    let dev = Cpu::seed_from_u64(7);
-    let f32s = |v: &[f64]| v.iter().map(|v| *v as f32).collect::<Vec<f32>>();
-    let x = dev.tensor_from_vec(f32s(x), op.input_shape());
-    let w = dev.tensor_from_vec(f32s(w), op.weight_shape());
-    let b = dev.tensor_from_vec(f32s(b), op.bias_shape());
-    let out: Dyn4 = op.output_shape();
-    let r = dev.sample_normal_like(&out);
-    let xt = x.clone().leaky_traced();
-    let y = if fast {
-        Cpu::try_conv2d(op, xt, &w, Some(&b), out, &Workspace::default()).unwrap()
-    } else {
-        generic::conv2d(op, xt, &w, Some(&b), out).unwrap()
-    };
-    let yv = y.retaped::<NoneTape>().as_vec();
-    let g = (y * r).sum().backward();
-    let f64s = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
-    [
-        f64s(yv),
-        f64s(g.get(&x).as_vec()),
-        f64s(g.get(&w).as_vec()),
-        f64s(g.get(&b).as_vec()),
-    ]
+    conv_grads_in::<f32>(op, x, w, b, fast)
 }
 
 /// `fast` is within f32 rounding of `slow`: 1e-4 of the largest value (the
