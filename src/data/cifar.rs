@@ -288,7 +288,7 @@ mod tests {
     fn record(label: u8, fill: [u8; 3]) -> Vec<u8> {
         let mut r = vec![label];
         for v in fill {
-            r.extend(std::iter::repeat(v).take(1024));
+            r.extend(std::iter::repeat_n(v, 1024));
         }
         r
     }

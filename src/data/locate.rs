@@ -158,7 +158,7 @@ pub fn find_in_dir(dir: &Path, file: &FileSpec) -> Option<PathBuf> {
 /// The magic number of the file at index `i` of [`DatasetSpec::files`].
 #[cfg(feature = "download")]
 pub(crate) fn magic_of(i: usize) -> u32 {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         IDX_IMAGES_MAGIC
     } else {
         IDX_LABELS_MAGIC

@@ -163,7 +163,7 @@ impl<
             } else {
                 keep
             };
-            mask.extend(std::iter::repeat(v).take(group));
+            mask.extend(std::iter::repeat_n(v, group));
         }
         mask.truncate(len);
         let mask = x.device().try_tensor_from_vec(mask, shape)?;

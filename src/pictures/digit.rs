@@ -164,7 +164,7 @@ fn otsu(values: &[f32]) -> Option<(f32, f32, f32)> {
         }
         let (m0, m1) = (s0 / n0, (total - s0) / n1);
         let between = n0 * n1 * (m1 - m0) * (m1 - m0);
-        if best.map_or(true, |(b, ..)| between > b) {
+        if best.is_none_or(|(b, ..)| between > b) {
             best = Some((between, k, m0, m1));
         }
     }

@@ -194,7 +194,7 @@ where
                 let eval = self.evaluate(val)?;
                 let acc = eval.accuracy();
                 self.run.val_accuracy.push(acc);
-                if self.run.best.map_or(true, |(_, b)| acc > b) {
+                if self.run.best.is_none_or(|(_, b)| acc > b) {
                     self.run.best = Some((epoch + 1, acc));
                 }
                 let best = self.run.best.unwrap_or((epoch + 1, acc));

@@ -102,7 +102,7 @@ pub fn default_sigma(size: usize) -> f32 {
 /// # Ok::<(), static_nn::tutorial::TutorialError>(())
 /// ```
 pub fn gaussian_blur(size: usize, sigma: f32) -> Result<Chw, TutorialError> {
-    if size % 2 == 0 {
+    if size.is_multiple_of(2) {
         return Err(TutorialError::Kernel(format!(
             "the Gaussian kernel size must be odd (it has a middle pixel), not {size}"
         )));

@@ -1,16 +1,20 @@
-//! Direct convolution for f32 on x86-64 CPUs with AVX2 and FMA: no im2col
-//! matrix, no `gemm` call, one pass over a zero-padded copy of each sample.
+//! Direct convolution for f32 on x86-64 CPUs with AVX2 and FMA, or AVX-512:
+//! no im2col matrix, no `gemm` call, one pass over a zero-padded copy of each
+//! sample. The tiles below are written for a vector of `L` lanes: 8 with
+//! AVX2 (256-bit registers, 16 of them), 16 with AVX-512 (512-bit, 32 of
+//! them, so the tiles can hold twice the accumulators too); [`Isa::best`]
+//! picks the widest the CPU has.
 //!
 //! Two tile shapes, chosen per convolution by a cost estimate
 //! ([`Plan::new`]):
 //!
 //! - **channels in the registers**: `P` consecutive output positions of one
-//!   row times a group of `8·V` output channels (`V` AVX registers per
+//!   row times a group of `L·V` output channels (`V` AVX registers per
 //!   position). For every kernel tap `(ci, ky, kx)` the tile loads the
 //!   group's `V` weight vectors once and broadcasts each of its `P` input
 //!   values once, so each load feeds `V` or `P` fused multiply-adds. Any
 //!   stride; best when there are 16 channels or more (LeNet's second conv).
-//! - **positions in the registers** (stride 1): `8·NV` consecutive output
+//! - **positions in the registers** (stride 1): `L·NV` consecutive output
 //!   positions of one row times `CB` channels. Per tap it loads `NV` input
 //!   vectors and broadcasts `CB` weights; the output rows are stored as
 //!   vectors. Best for few channels (LeNet's first conv, 6 channels).
@@ -28,21 +32,77 @@ use crate::ops::cpu_util::Write;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// The widest channel tile: 12 positions of one register, or 6 of two.
-const MAX_P: usize = 12;
-/// Channels per group at most in a channel tile (`8·V`, `V ≤ 2`).
-const MAX_LANES: usize = 16;
-/// Channels of a position tile at most.
-const MAX_CB: usize = 6;
+/// Channels per group at most in a channel tile (`L·V`, `V ≤ 2`).
+const MAX_LANES: usize = 32;
+/// Positions of a channel tile at most (AVX-512, one register per position).
+const MAX_P: usize = 24;
 /// Position vectors of a position tile at most.
 const MAX_NV: usize = 4;
-/// Accumulators of a position tile at most (`CB·NV`).
-const MAX_ACC: usize = 12;
+/// Channels of a position tile at most (AVX-512).
+const MAX_CB: usize = 8;
+/// Positions of a position tile at most (`L·NV`).
+const MAX_WIDTH: usize = 16 * MAX_NV;
 
 /// A channel tile's accumulators, spilled for the store: `[position][channel]`.
 type ChanOut = [[f32; MAX_LANES]; MAX_P];
 /// A position tile's accumulators: `[channel][position]`.
-type PosOut = [[f32; 8 * MAX_NV]; MAX_CB];
+type PosOut = [[f32; MAX_WIDTH]; MAX_CB];
+
+/// The vector instructions a plan runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// AVX2 and FMA: 8 lanes, 16 registers.
+    Avx2,
+    /// AVX-512 (F): 16 lanes, 32 registers.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest this CPU runs; `None` without AVX2 and FMA.
+    pub(crate) fn best() -> Option<Isa> {
+        Self::all().next_back()
+    }
+
+    /// Every one this CPU runs, narrowest first (for tests: each kernel on
+    /// each).
+    pub(crate) fn all() -> impl DoubleEndedIterator<Item = Isa> {
+        [Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|isa| isa.runs_here())
+    }
+
+    fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Isa::Avx2 => has!("avx2") && has!("fma"),
+                Isa::Avx512 => has!("avx512f") && has!("avx2") && has!("fma"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// f32 lanes of a register.
+    pub(crate) fn lanes(self) -> usize {
+        match self {
+            Isa::Avx2 => 8,
+            Isa::Avx512 => 16,
+        }
+    }
+
+    /// Accumulators a tile may keep in registers (the rest hold the loaded
+    /// operands).
+    fn max_acc(self) -> usize {
+        match self {
+            Isa::Avx2 => 12,
+            Isa::Avx512 => 24,
+        }
+    }
+}
 
 /// The inner loop of a channel tile, monomorphised for its `P` and `V`:
 /// (taps, first input, weights, initial values, out).
@@ -69,8 +129,8 @@ struct Taps {
 enum Tiling {
     /// `p` positions × `8·v` channels.
     Channels { p: usize, tile: ChanTileFn },
-    /// `8·nv` positions × `cb` channels (stride 1).
-    Positions { nv: usize, tile: PosTileFn },
+    /// `width` (`L·NV`) positions × `cb` channels (stride 1).
+    Positions { width: usize, tile: PosTileFn },
 }
 
 /// A convolution prepared for the direct kernel: its packed weights and bias,
@@ -90,31 +150,25 @@ pub(crate) struct Plan {
     wp: usize,
 }
 
-/// Whether this CPU runs the direct kernel (AVX2 and FMA).
+/// Whether this CPU runs the direct kernels (AVX2 and FMA at least).
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Isa::best().is_some()
 }
 
 /// Estimated cost of a tile per tap, in half cycles: the most of its FMAs,
 /// its loads (two of each per cycle) and one FMA latency (about 4.5 cycles:
 /// each accumulator takes one FMA per tap).
-fn tap_cost(fmas: usize, loads: usize) -> usize {
+pub(super) fn tap_cost(fmas: usize, loads: usize) -> usize {
     fmas.max(loads).max(9)
 }
 
 /// The cheapest channel tiling of `op` and its estimated cost: per row
 /// `ceil(w_out / p)` tiles per group, plus the scattered stores.
-fn channel_tiling(op: &Conv2DOp) -> (usize, usize, usize) {
-    let v = if op.chan_out > 8 { 2 } else { 1 };
-    let groups = op.chan_out.div_ceil(8 * v);
-    let (p, per_row) = (1..=MAX_P / v)
+fn channel_tiling(op: &Conv2DOp, isa: Isa) -> (usize, usize, usize) {
+    let l = isa.lanes();
+    let v = if op.chan_out > l { 2 } else { 1 };
+    let groups = op.chan_out.div_ceil(l * v);
+    let (p, per_row) = (1..=isa.max_acc() / v)
         .rev()
         .map(|p| (p, op.w_out.div_ceil(p) * tap_cost(p * v, p + v)))
         .min_by_key(|&(_, c)| c)
@@ -124,18 +178,18 @@ fn channel_tiling(op: &Conv2DOp) -> (usize, usize, usize) {
 }
 
 /// The cheapest position tiling of `op` (stride 1 only) and its cost.
-fn position_tiling(op: &Conv2DOp) -> Option<(usize, usize, usize)> {
+fn position_tiling(op: &Conv2DOp, isa: Isa) -> Option<(usize, usize, usize)> {
     if op.stride != 1 {
         return None;
     }
-    let nvec = op.w_out.div_ceil(8);
+    let nvec = op.w_out.div_ceil(isa.lanes());
     let mut best = None;
-    for cb in (1..=MAX_CB.min(op.chan_out)).rev() {
-        for nv in (1..=MAX_NV.min(MAX_ACC / cb)).rev() {
+    for cb in (1..=max_cb(isa).min(op.chan_out)).rev() {
+        for nv in (1..=MAX_NV.min(isa.max_acc() / cb)).rev() {
             let groups = op.chan_out.div_ceil(cb);
             let tiles = op.h_out * nvec.div_ceil(nv) * groups;
             let cost = tiles * (op.patch_len() * tap_cost(cb * nv, cb + nv) + 2 * cb * nv);
-            if best.map_or(true, |(_, _, c)| cost < c) {
+            if best.is_none_or(|(_, _, c)| cost < c) {
                 best = Some((cb, nv, cost));
             }
         }
@@ -143,35 +197,60 @@ fn position_tiling(op: &Conv2DOp) -> Option<(usize, usize, usize)> {
     best
 }
 
+/// Channels of a position tile at most.
+fn max_cb(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2 => 6,
+        Isa::Avx512 => MAX_CB,
+    }
+}
+
 impl Plan {
     /// Prepares `op` with weights `w` (`chan_out × chan_in·kh·kw`) and an
-    /// optional bias; `None` when the CPU lacks AVX2 or FMA.
+    /// optional bias, on the vectors of this CPU that it costs least on
+    /// (the widest, unless it has too few channels for them); `None` when
+    /// the CPU lacks AVX2 or FMA.
     pub(crate) fn new(op: &Conv2DOp, w: &[f32], b: Option<&[f32]>) -> Option<Self> {
-        Self::with_tiling(op, w, b, None)
+        let cost = |isa| {
+            let chan = channel_tiling(op, isa).2;
+            position_tiling(op, isa).map_or(chan, |(_, _, pos)| pos.min(chan))
+        };
+        let isa = Isa::all().rev().min_by_key(|&isa| cost(isa))?;
+        Self::with_tiling(op, w, b, None, isa)
     }
 
-    /// [`Plan::new`], with position tiles (`Some(true)`, when the stride
-    /// is 1) or channel tiles (`Some(false)`) instead of the cheaper one.
-    fn with_tiling(
+    /// [`Plan::new`] on `isa`, with position tiles (`Some(true)`, when the
+    /// stride is 1) or channel tiles (`Some(false)`) instead of the cheaper
+    /// one. `isa` must run on this CPU ([`Isa::all`]).
+    pub(crate) fn with_tiling(
         op: &Conv2DOp,
         w: &[f32],
         b: Option<&[f32]>,
         positions: Option<bool>,
+        isa: Isa,
     ) -> Option<Self> {
-        if !available() {
+        if !isa.runs_here() {
             return None;
         }
-        let (v, p, chan_cost) = channel_tiling(op);
-        let (tiling, lanes, last) = match position_tiling(op) {
+        let l = isa.lanes();
+        let (v, p, chan_cost) = channel_tiling(op, isa);
+        let (tiling, lanes, last) = match position_tiling(op, isa) {
             Some((cb, nv, cost)) if positions.unwrap_or(cost < chan_cost) => {
-                let tile = pos_tile_fn(cb, nv)?;
-                let last = op.w_out.div_ceil(8 * nv) * 8 * nv - 1 + op.kw;
-                (Tiling::Positions { nv, tile }, cb, last)
+                let tile = pos_tile_fn(isa, cb, nv)?;
+                let last = op.w_out.div_ceil(l * nv) * l * nv - 1 + op.kw;
+                (
+                    Tiling::Positions {
+                        width: l * nv,
+                        tile,
+                    },
+                    cb,
+                    last,
+                )
             }
             _ => {
-                let tile = chan_tile_fn(v, p)?;
+                let tile = chan_tile_fn(isa, v, p)?;
                 let last = (op.w_out.div_ceil(p) * p - 1) * op.stride + op.kw;
-                (Tiling::Channels { p, tile }, 8 * v, last)
+                (Tiling::Channels { p, tile }, l * v, last)
             }
         };
         let groups = op.chan_out.div_ceil(lanes);
@@ -233,7 +312,7 @@ impl Plan {
         pad_copy(op, x, (self.hp, self.wp), xpad);
         match self.tiling {
             Tiling::Channels { p, tile, .. } => self.run_channels(p, tile, y, xpad, write),
-            Tiling::Positions { nv, tile, .. } => self.run_positions(8 * nv, tile, y, xpad, write),
+            Tiling::Positions { width, tile } => self.run_positions(width, tile, y, xpad, write),
         }
     }
 
@@ -259,8 +338,8 @@ impl Plan {
                         Write::Accumulate => zeros.as_ptr(),
                     };
                     let w = self.group_weights(g);
-                    // SAFETY: `available()` held when the plan was made, so
-                    // the CPU has AVX2 and FMA. The tile reads the input at
+                    // SAFETY: the plan's `Isa` runs here (`with_tiling`
+                    // checked), and `tile` is its kernel. The tile reads the input at
                     // x0 + ci·plane + ky·row + kx + q·stride for ci, ky, kx,
                     // q below chan_in, kh, kw, p: within a plane at most
                     // (oy·s + kh − 1)·wp + (ox0 + p − 1)·s + kw − 1, below
@@ -295,7 +374,7 @@ impl Plan {
         write: Write,
     ) {
         let (op, lanes) = (&self.op, self.lanes);
-        let mut out: PosOut = [[0.0; 8 * MAX_NV]; MAX_CB];
+        let mut out: PosOut = [[0.0; MAX_WIDTH]; MAX_CB];
         let ohw = op.out_plane();
         for oy in 0..op.h_out {
             for ox0 in (0..op.w_out).step_by(width) {
@@ -352,24 +431,29 @@ pub(super) fn test_values(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// The channel tile for `v` registers and `p` positions.
-fn chan_tile_fn(v: usize, p: usize) -> Option<ChanTileFn> {
+/// The channel tile on `isa` for `v` registers and `p` positions.
+fn chan_tile_fn(isa: Isa, v: usize, p: usize) -> Option<ChanTileFn> {
     #[cfg(target_arch = "x86_64")]
     {
         macro_rules! pick {
-            ($v:literal: $($p:literal)*) => {
-                match p { $($p => Some(chan_tile::<$p, $v> as ChanTileFn),)* _ => None }
+            ($f:ident, $v:literal: $($p:literal)*) => {
+                match p { $($p => Some($f::<$p, $v> as ChanTileFn),)* _ => None }
             };
         }
-        match v {
-            1 => pick!(1: 1 2 3 4 5 6 7 8 9 10 11 12),
-            2 => pick!(2: 1 2 3 4 5 6),
+        match (isa, v) {
+            (Isa::Avx2, 1) => pick!(chan_tile, 1: 1 2 3 4 5 6 7 8 9 10 11 12),
+            (Isa::Avx2, 2) => pick!(chan_tile, 2: 1 2 3 4 5 6),
+            (Isa::Avx512, 1) => pick!(
+                chan_tile_512,
+                1: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24
+            ),
+            (Isa::Avx512, 2) => pick!(chan_tile_512, 2: 1 2 3 4 5 6 7 8 9 10 11 12),
             _ => None,
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (v, p);
+        let _ = (isa, v, p);
         None
     }
 }
@@ -423,23 +507,33 @@ unsafe fn chan_tile<const P: usize, const V: usize>(
     }
 }
 
-/// The position tile for `cb` channels and `nv` vectors of positions.
-fn pos_tile_fn(cb: usize, nv: usize) -> Option<PosTileFn> {
+/// The position tile on `isa` for `cb` channels and `nv` vectors of
+/// positions.
+fn pos_tile_fn(isa: Isa, cb: usize, nv: usize) -> Option<PosTileFn> {
     #[cfg(target_arch = "x86_64")]
     {
         macro_rules! pick {
-            ($($cb:literal: $($nv:literal)*;)*) => {
+            ($f:ident, $($cb:literal: $($nv:literal)*;)*) => {
                 match (cb, nv) {
-                    $($(($cb, $nv) => Some(pos_tile::<$cb, $nv> as PosTileFn),)*)*
+                    $($(($cb, $nv) => Some($f::<$cb, $nv> as PosTileFn),)*)*
                     _ => None,
                 }
             };
         }
-        pick!(1: 1 2 3 4; 2: 1 2 3 4; 3: 1 2 3 4; 4: 1 2 3; 5: 1 2; 6: 1 2;)
+        match isa {
+            Isa::Avx2 => {
+                pick!(pos_tile, 1: 1 2 3 4; 2: 1 2 3 4; 3: 1 2 3 4; 4: 1 2 3; 5: 1 2; 6: 1 2;)
+            }
+            Isa::Avx512 => pick!(
+                pos_tile_512,
+                1: 1 2 3 4; 2: 1 2 3 4; 3: 1 2 3 4; 4: 1 2 3 4; 5: 1 2 3 4; 6: 1 2 3 4;
+                7: 1 2 3; 8: 1 2 3;
+            ),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (cb, nv);
+        let _ = (isa, cb, nv);
         None
     }
 }
@@ -484,6 +578,94 @@ unsafe fn pos_tile<const CB: usize, const NV: usize>(
     for (o, a) in out.iter_mut().zip(&acc) {
         for (v, a) in a.iter().enumerate() {
             _mm256_storeu_ps(o.as_mut_ptr().add(8 * v), *a);
+        }
+    }
+}
+
+/// [`chan_tile`] on AVX-512: `P` positions × `16·V` channels.
+///
+/// # Safety
+/// The CPU has AVX-512 F; otherwise as [`chan_tile`], with `16·V` lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn chan_tile_512<const P: usize, const V: usize>(
+    t: &Taps,
+    x: *const f32,
+    w: *const f32,
+    init: *const f32,
+    out: &mut ChanOut,
+) {
+    let mut acc = [[_mm512_setzero_ps(); V]; P];
+    for a in acc.iter_mut() {
+        for (v, a) in a.iter_mut().enumerate() {
+            *a = _mm512_loadu_ps(init.add(16 * v));
+        }
+    }
+    let mut wk = w;
+    for ci in 0..t.chan_in {
+        let xc = x.add(ci * t.plane);
+        for ky in 0..t.kh {
+            let xr = xc.add(ky * t.row);
+            for kx in 0..t.kw {
+                let xk = xr.add(kx);
+                let mut wv = [_mm512_setzero_ps(); V];
+                for (v, wv) in wv.iter_mut().enumerate() {
+                    *wv = _mm512_loadu_ps(wk.add(16 * v));
+                }
+                wk = wk.add(16 * V);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let b = _mm512_set1_ps(*xk.add(p * t.stride));
+                    for (a, wv) in a.iter_mut().zip(&wv) {
+                        *a = _mm512_fmadd_ps(b, *wv, *a);
+                    }
+                }
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        for (v, a) in a.iter().enumerate() {
+            _mm512_storeu_ps(o.as_mut_ptr().add(16 * v), *a);
+        }
+    }
+}
+
+/// [`pos_tile`] on AVX-512: `16·NV` positions × `CB` channels.
+///
+/// # Safety
+/// The CPU has AVX-512 F; otherwise as [`pos_tile`], with `16·NV` positions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pos_tile_512<const CB: usize, const NV: usize>(
+    t: &Taps,
+    x: *const f32,
+    w: *const f32,
+    out: &mut PosOut,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; CB];
+    let mut wk = w;
+    for ci in 0..t.chan_in {
+        let xc = x.add(ci * t.plane);
+        for ky in 0..t.kh {
+            let xr = xc.add(ky * t.row);
+            for kx in 0..t.kw {
+                let xk = xr.add(kx);
+                let mut xv = [_mm512_setzero_ps(); NV];
+                for (v, xv) in xv.iter_mut().enumerate() {
+                    *xv = _mm512_loadu_ps(xk.add(16 * v));
+                }
+                for (c, a) in acc.iter_mut().enumerate() {
+                    let b = _mm512_set1_ps(*wk.add(c));
+                    for (a, xv) in a.iter_mut().zip(&xv) {
+                        *a = _mm512_fmadd_ps(b, *xv, *a);
+                    }
+                }
+                wk = wk.add(CB);
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        for (v, a) in a.iter().enumerate() {
+            _mm512_storeu_ps(o.as_mut_ptr().add(16 * v), *a);
         }
     }
 }
@@ -540,14 +722,17 @@ mod tests {
             let x = test_values(ci * h * w, 1);
             let wt = test_values(co * op.patch_len(), 2);
             let b = test_values(co, 3);
-            for positions in [false, true] {
-                let plan = Plan::with_tiling(&op, &wt, Some(&b), Some(positions)).unwrap();
+            for (isa, positions) in Isa::all().flat_map(|i| [(i, false), (i, true)]) {
+                let plan = Plan::with_tiling(&op, &wt, Some(&b), Some(positions), isa).unwrap();
                 let mut xpad = vec![0.0; plan.padded_len()];
                 let mut y = vec![f32::NAN; co * op.out_plane()];
                 plan.run(&x, &mut y, &mut xpad, Write::Overwrite);
                 let want = reference(&op, &x, &wt, &b);
                 for (i, (g, r)) in y.iter().zip(&want).enumerate() {
-                    assert!((*g as f64 - r).abs() < 1e-4, "{op:?} at {i}: {g} vs {r}");
+                    assert!(
+                        (*g as f64 - r).abs() < 1e-4,
+                        "{op:?} {isa:?} at {i}: {g} vs {r}"
+                    );
                 }
                 // accumulate: adds conv(x) without the bias, padding reused
                 plan.run(&x, &mut y, &mut xpad, Write::Accumulate);
@@ -555,7 +740,7 @@ mod tests {
                     let bias = b[i / op.out_plane()] as f64;
                     assert!(
                         (*g as f64 - (2.0 * r - bias)).abs() < 2e-4,
-                        "{op:?} accumulate at {i}"
+                        "{op:?} {isa:?} accumulate at {i}"
                     );
                 }
             }
@@ -567,33 +752,45 @@ mod tests {
         if !available() {
             return;
         }
-        let plan = |ci, co, h, k, p| {
-            let op = Conv2DOp::new(1, ci, co, (h, h), (k, k), 1, p).unwrap();
-            let w = vec![0.0; co * op.patch_len()];
-            let plan = Plan::new(&op, &w, None).unwrap();
-            (plan.tiling, plan.lanes)
-        };
-        assert!(matches!(
-            plan(1, 6, 28, 5, 2),
-            (Tiling::Positions { .. }, 6)
-        ));
-        assert!(matches!(
-            plan(6, 16, 14, 5, 0),
-            (Tiling::Channels { p: 5, .. }, 16)
-        ));
+        for isa in Isa::all() {
+            let plan = |ci, co, h, k, p| {
+                let op = Conv2DOp::new(1, ci, co, (h, h), (k, k), 1, p).unwrap();
+                let w = vec![0.0; co * op.patch_len()];
+                let plan = Plan::with_tiling(&op, &w, None, None, isa).unwrap();
+                (plan.tiling, plan.lanes)
+            };
+            // conv1: all 6 channels, a row of 28 in two tiles of 16
+            // (AVX2) or one of 32 (AVX-512)
+            let width = 2 * isa.lanes();
+            assert!(matches!(
+                plan(1, 6, 28, 5, 2),
+                (Tiling::Positions { width: w, .. }, 6) if w == width
+            ));
+            // conv2: the 16 channels in 2 or 1 registers, a row of 10 in 2
+            // tiles (AVX2) or 1
+            let p = 5 * isa.lanes() / 8;
+            assert!(matches!(
+                plan(6, 16, 14, 5, 0),
+                (Tiling::Channels { p: q, .. }, 16) if q == p
+            ));
+        }
     }
 
     #[test]
     fn every_tiling_is_monomorphised() {
-        for v in 1..=2 {
-            for p in 1..=MAX_P / v {
-                assert!(chan_tile_fn(v, p).is_some() || !available());
+        #[cfg(target_arch = "x86_64")]
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            for v in 1..=2 {
+                for p in 1..=isa.max_acc() / v {
+                    assert!(chan_tile_fn(isa, v, p).is_some(), "{isa:?} {v} {p}");
+                }
             }
-        }
-        for cb in 1..=MAX_CB {
-            for nv in 1..=MAX_NV.min(MAX_ACC / cb) {
-                assert!(pos_tile_fn(cb, nv).is_some() || !available(), "{cb} {nv}");
+            for cb in 1..=max_cb(isa) {
+                for nv in 1..=MAX_NV.min(isa.max_acc() / cb) {
+                    assert!(pos_tile_fn(isa, cb, nv).is_some(), "{isa:?} {cb} {nv}");
+                }
             }
+            assert!(isa.max_acc() <= MAX_P && isa.lanes() * 2 <= MAX_LANES);
         }
     }
 }

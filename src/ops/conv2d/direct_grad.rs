@@ -1,29 +1,44 @@
 //! The weight gradient of a stride-1 convolution, directly, for f32 on
-//! x86-64 CPUs with AVX2 and FMA: `dW[co][ci][ky][kx] = Σ gy[co][oy][ox] ·
-//! x[ci][oy + ky − p][ox + kx − p]` without an im2col matrix.
+//! x86-64 CPUs with AVX2 and FMA or AVX-512: `dW[co][ci][ky][kx] = Σ
+//! gy[co][oy][ox] · x[ci][oy + ky − p][ox + kx − p]` without an im2col
+//! matrix. `L` below is the vector's lanes: 8 (AVX2) or 16 (AVX-512).
 //!
 //! A tile is `CB` output channels × `KB` kernel columns of one `(ci, ky)`:
-//! its `CB·KB` accumulators hold 8 output columns each. It walks every
-//! output row in vectors of 8 positions, loading `CB` vectors of `gy` and
+//! its `CB·KB` accumulators hold `L` output columns each. It walks every
+//! output row in vectors of `L` positions, loading `CB` vectors of `gy` and
 //! `KB` shifted vectors of the padded input, and sums the lanes at the end.
-//! `gy` is copied into rows padded with zeros to a multiple of 8, so the
+//! `gy` is copied into rows padded with zeros to a multiple of `L`, so the
 //! positions past a row's end add nothing. Worth it when rows are long and
 //! there are many of them (LeNet's first convolution: 28 rows of 28); the
 //! im2col + `gemm` path serves the rest.
 //!
 //! Per sample the order of the sums is fixed, and samples are added in
 //! order, so the result does not depend on the thread count.
-use super::direct::{available, pad_copy};
+use super::direct::{pad_copy, tap_cost, Isa};
 use super::Conv2DOp;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Channels of a tile at most.
-const MAX_CB: usize = 6;
+/// Channels of a tile at most (AVX-512; 6 with AVX2).
+const MAX_CB: usize = 8;
 /// Kernel columns of a tile at most.
 const MAX_KB: usize = 6;
-/// Accumulators of a tile at most (`CB·KB`).
-const MAX_ACC: usize = 12;
+
+/// Accumulators of a tile at most (`CB·KB`) on `isa`.
+fn max_acc(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2 => 12,
+        Isa::Avx512 => 24,
+    }
+}
+
+/// Channels of a row tile at most on `isa`.
+fn max_cb(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2 => 6,
+        Isa::Avx512 => MAX_CB,
+    }
+}
 
 /// A tile's lane sums: `[channel][kernel column]`.
 type GradOut = [[f32; MAX_KB]; MAX_CB];
@@ -35,9 +50,9 @@ type GradTileFn = unsafe fn(&Rows, *const f32, *const f32, &mut GradOut);
 /// What a tile walks: the rows and their strides.
 struct Rows {
     h_out: usize,
-    /// Vectors of 8 positions per padded `gy` row.
+    /// Vectors of `L` positions per padded `gy` row.
     nvec: usize,
-    /// Elements between two padded `gy` planes (`h_out · 8·nvec`).
+    /// Elements between two padded `gy` planes (`h_out · L·nvec`).
     gy_plane: usize,
     /// Elements between two padded input rows.
     x_row: usize,
@@ -46,6 +61,7 @@ struct Rows {
 /// A stride-1 convolution prepared for the direct weight gradient.
 pub(crate) struct GradPlan {
     op: Conv2DOp,
+    isa: Isa,
     rows: Rows,
     /// Padded input height and width.
     hp: usize,
@@ -54,23 +70,39 @@ pub(crate) struct GradPlan {
 
 impl GradPlan {
     /// `None` unless the CPU has AVX2 and FMA, the stride is 1, and the rows
-    /// are long and many enough for this kernel to beat im2col + `gemm`.
+    /// are long and many enough for this kernel to beat im2col + `gemm`:
+    /// on the widest vectors that the rows fill.
     pub(crate) fn new(op: &Conv2DOp) -> Option<Self> {
-        let nvec = op.w_out.div_ceil(8);
-        let filled = op.w_out as f64 / (8 * nvec) as f64;
-        if !available() || op.stride != 1 || filled < 0.75 || op.h_out * nvec < 24 {
+        let isa = Isa::all().rev().find(|&isa| Self::suits(op, isa))?;
+        Self::on(op, isa)
+    }
+
+    /// Whether rows of `op` fill `isa`'s vectors well (¾ of the lanes) and
+    /// there are enough of them.
+    fn suits(op: &Conv2DOp, isa: Isa) -> bool {
+        let l = isa.lanes();
+        let nvec = op.w_out.div_ceil(l);
+        op.stride == 1 && 4 * op.w_out >= 3 * l * nvec && op.h_out * nvec * l >= 192
+    }
+
+    /// [`GradPlan::new`] on `isa` (which must run here).
+    fn on(op: &Conv2DOp, isa: Isa) -> Option<Self> {
+        if !Isa::all().any(|i| i == isa) || !Self::suits(op, isa) {
             return None;
         }
+        let l = isa.lanes();
+        let nvec = op.w_out.div_ceil(l);
         let hp = op.h_in + 2 * op.padding;
-        let wp = (op.w_in + 2 * op.padding).max(8 * nvec + op.kw - 1);
+        let wp = (op.w_in + 2 * op.padding).max(l * nvec + op.kw - 1);
         let rows = Rows {
             h_out: op.h_out,
             nvec,
-            gy_plane: op.h_out * 8 * nvec,
+            gy_plane: op.h_out * l * nvec,
             x_row: wp,
         };
         Some(Self {
             op: *op,
+            isa,
             rows,
             hp,
             wp,
@@ -103,12 +135,12 @@ impl GradPlan {
         assert_eq!(scratch.len(), self.scratch_len());
         let (xpad, gpad) = scratch.split_at_mut(op.chan_in * self.hp * self.wp);
         pad_copy(op, x, (self.hp, self.wp), xpad);
-        let gw_row = 8 * self.rows.nvec;
+        let gw_row = self.isa.lanes() * self.rows.nvec;
         for (src, dst) in gy.chunks(op.w_out).zip(gpad.chunks_mut(gw_row)) {
             dst[..op.w_out].copy_from_slice(src);
         }
         let ckk = op.patch_len();
-        let cb_max = MAX_CB.min(MAX_ACC / op.kw.min(MAX_KB));
+        let cb_max = max_cb(self.isa).min(max_acc(self.isa) / op.kw.min(MAX_KB));
         let mut out: GradOut = [[0.0; MAX_KB]; MAX_CB];
         for co0 in (0..op.chan_out).step_by(cb_max) {
             let cb = cb_max.min(op.chan_out - co0);
@@ -116,19 +148,20 @@ impl GradPlan {
                 for ky in 0..op.kh {
                     for kx0 in (0..op.kw).step_by(MAX_KB) {
                         let kb = MAX_KB.min(op.kw - kx0);
-                        let Some(tile) = grad_tile_fn(cb, kb) else {
-                            unreachable!("every tile with cb·kb ≤ {MAX_ACC} is monomorphised")
+                        let Some(tile) = grad_tile_fn(self.isa, cb, kb) else {
+                            unreachable!("every tile with cb·kb ≤ max_acc is monomorphised")
                         };
                         let x0 = (ci * self.hp + ky) * self.wp + kx0;
                         let g0 = co0 * self.rows.gy_plane;
-                        // SAFETY: `available()` held when the plan was made.
-                        // The tile reads gy at g0 + c·gy_plane + oy·8·nvec +
-                        // 8·v + lane for c < cb, oy < h_out, v < nvec: inside
-                        // gpad, as co0 + cb ≤ chan_out. It reads the input at
-                        // x0 + oy·wp + 8·v + lane + k for k < kb: at most
-                        // (ci·hp + ky + h_out − 1)·wp + kx0 + kb − 1 + 8·nvec
-                        // − 1, inside xpad because ky + h_out ≤ hp (stride 1)
-                        // and kx0 + kb − 1 + 8·nvec ≤ kw − 1 + 8·nvec ≤ wp.
+                        // SAFETY: the plan's `Isa` runs here (`on` checked) and
+                        // `tile` is its kernel, with L lanes. The tile reads
+                        // gy at g0 + c·gy_plane + oy·L·nvec + L·v + lane for c
+                        // < cb, oy < h_out, v < nvec: inside gpad, as co0 + cb
+                        // ≤ chan_out. It reads the input at x0 + oy·wp + L·v +
+                        // lane + k for k < kb: at most (ci·hp + ky + h_out −
+                        // 1)·wp + kx0 + kb − 1 + L·nvec − 1, inside xpad
+                        // because ky + h_out ≤ hp (stride 1) and kx0 + kb − 1
+                        // + L·nvec ≤ kw − 1 + L·nvec ≤ wp.
                         unsafe {
                             tile(
                                 &self.rows,
@@ -150,25 +183,33 @@ impl GradPlan {
     }
 }
 
-/// The tile for `cb` channels and `kb` kernel columns.
-fn grad_tile_fn(cb: usize, kb: usize) -> Option<GradTileFn> {
+/// The tile on `isa` for `cb` channels and `kb` kernel columns.
+fn grad_tile_fn(isa: Isa, cb: usize, kb: usize) -> Option<GradTileFn> {
     #[cfg(target_arch = "x86_64")]
     {
         macro_rules! pick {
-            ($($cb:literal: $($kb:literal)*;)*) => {
+            ($f:ident, $($cb:literal: $($kb:literal)*;)*) => {
                 match (cb, kb) {
-                    $($(($cb, $kb) => Some(grad_tile::<$cb, $kb> as GradTileFn),)*)*
+                    $($(($cb, $kb) => Some($f::<$cb, $kb> as GradTileFn),)*)*
                     _ => None,
                 }
             };
         }
-        pick!(
-            1: 1 2 3 4 5 6; 2: 1 2 3 4 5 6; 3: 1 2 3 4; 4: 1 2 3; 5: 1 2; 6: 1 2;
-        )
+        match isa {
+            Isa::Avx2 => pick!(
+                grad_tile,
+                1: 1 2 3 4 5 6; 2: 1 2 3 4 5 6; 3: 1 2 3 4; 4: 1 2 3; 5: 1 2; 6: 1 2;
+            ),
+            Isa::Avx512 => pick!(
+                grad_tile_512,
+                1: 1 2 3 4 5 6; 2: 1 2 3 4 5 6; 3: 1 2 3 4 5 6; 4: 1 2 3 4 5 6;
+                5: 1 2 3 4; 6: 1 2 3 4; 7: 1 2 3; 8: 1 2 3;
+            ),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (cb, kb);
+        let _ = (isa, cb, kb);
         None
     }
 }
@@ -209,6 +250,44 @@ unsafe fn grad_tile<const CB: usize, const KB: usize>(
         for (o, a) in o.iter_mut().zip(a) {
             let mut lanes = [0.0f32; 8];
             _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+            *o = lanes.iter().sum();
+        }
+    }
+}
+
+/// [`grad_tile`] on AVX-512, with 16 lanes.
+///
+/// # Safety
+/// The CPU has AVX-512 F; otherwise as [`grad_tile`], with `16·nvec`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn grad_tile_512<const CB: usize, const KB: usize>(
+    r: &Rows,
+    gy: *const f32,
+    x: *const f32,
+    out: &mut GradOut,
+) {
+    let mut acc = [[_mm512_setzero_ps(); KB]; CB];
+    let gy_row = 16 * r.nvec;
+    for oy in 0..r.h_out {
+        let (g_row, x_row) = (gy.add(oy * gy_row), x.add(oy * r.x_row));
+        for v in 0..r.nvec {
+            let mut g = [_mm512_setzero_ps(); CB];
+            for (c, g) in g.iter_mut().enumerate() {
+                *g = _mm512_loadu_ps(g_row.add(c * r.gy_plane + 16 * v));
+            }
+            for k in 0..KB {
+                let xv = _mm512_loadu_ps(x_row.add(16 * v + k));
+                for (a, g) in acc.iter_mut().zip(&g) {
+                    a[k] = _mm512_fmadd_ps(*g, xv, a[k]);
+                }
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        for (o, a) in o.iter_mut().zip(a) {
+            let mut lanes = [0.0f32; 16];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), *a);
             *o = lanes.iter().sum();
         }
     }
@@ -257,10 +336,10 @@ impl WeightGrad {
     }
 }
 
-/// Channels of a channel-vectorised tile at most (`8·V`, `V ≤ 2`).
-const MAX_LANES: usize = 16;
-/// Taps of a channel-vectorised tile at most.
-const MAX_TAPS: usize = 12;
+/// Channels of a channel-vectorised tile at most (`L·V`, `V ≤ 2`).
+const MAX_LANES: usize = 32;
+/// Taps of a channel-vectorised tile at most (AVX-512, `V = 1`).
+const MAX_TAPS: usize = 24;
 
 /// A channel tile's sums: `[tap][channel]`.
 type ChanGradOut = [[f32; MAX_LANES]; MAX_TAPS];
@@ -288,6 +367,7 @@ struct Positions {
 /// lane is wasted on short rows and no lanes need summing.
 pub(crate) struct ChanGradPlan {
     op: Conv2DOp,
+    isa: Isa,
     pos: Positions,
     /// Registers per position (1 or 2).
     v: usize,
@@ -299,14 +379,35 @@ pub(crate) struct ChanGradPlan {
 
 impl ChanGradPlan {
     /// `None` unless the CPU has AVX2 and FMA and there are 8 output
-    /// channels or more.
+    /// channels or more; on the vectors that cost least by
+    /// [`ChanGradPlan::cost`] (AVX2 on a tie).
     pub(crate) fn new(op: &Conv2DOp) -> Option<Self> {
-        if !available() || op.chan_out < 8 {
+        let isa = Isa::all().min_by_key(|&isa| Self::cost(op, isa))?;
+        Self::on(op, isa)
+    }
+
+    /// Estimated time per output position and input channel on `isa`, as
+    /// [`tap_cost`] per tile: few taps in a tile leave too few accumulators
+    /// to hide the FMA latency, which is what wider registers cost when
+    /// they hold all the channels (a 3×3 kernel with 16 channels runs as
+    /// fast in two 8-lane registers per tap as in one of 16).
+    fn cost(op: &Conv2DOp, isa: Isa) -> usize {
+        let l = isa.lanes();
+        let v = if op.chan_out > l { 2 } else { 1 };
+        let kb = op.kw.min(max_acc(isa) / v);
+        let tiles = op.chan_out.div_ceil(l * v) * op.kh * op.kw.div_ceil(kb);
+        tiles * tap_cost(kb * v, kb + v)
+    }
+
+    /// [`ChanGradPlan::new`] on `isa` (which must run here).
+    fn on(op: &Conv2DOp, isa: Isa) -> Option<Self> {
+        if !Isa::all().any(|i| i == isa) || op.chan_out < 8 {
             return None;
         }
-        let v = if op.chan_out > 8 { 2 } else { 1 };
-        let kb = op.kw.min(MAX_TAPS / v);
-        let groups = op.chan_out.div_ceil(8 * v);
+        let l = isa.lanes();
+        let v = if op.chan_out > l { 2 } else { 1 };
+        let kb = op.kw.min(max_acc(isa) / v);
+        let groups = op.chan_out.div_ceil(l * v);
         let hp = op.h_in + 2 * op.padding;
         let wp = op.w_in + 2 * op.padding;
         let pos = Positions {
@@ -314,10 +415,11 @@ impl ChanGradPlan {
             w_out: op.w_out,
             stride: op.stride,
             x_row: wp,
-            gy_pos: 8 * v * groups,
+            gy_pos: l * v * groups,
         };
         Some(Self {
             op: *op,
+            isa,
             pos,
             v,
             kb,
@@ -355,7 +457,7 @@ impl ChanGradPlan {
                 gyt[p * self.pos.gy_pos + co] = *g;
             }
         }
-        let lanes = 8 * self.v;
+        let lanes = self.isa.lanes() * self.v;
         let ckk = op.patch_len();
         let mut out: ChanGradOut = [[0.0; MAX_LANES]; MAX_TAPS];
         for co0 in (0..op.chan_out).step_by(lanes) {
@@ -363,13 +465,14 @@ impl ChanGradPlan {
                 for ky in 0..op.kh {
                     for kx0 in (0..op.kw).step_by(self.kb) {
                         let kb = self.kb.min(op.kw - kx0);
-                        let Some(tile) = chan_grad_tile_fn(kb, self.v) else {
+                        let Some(tile) = chan_grad_tile_fn(self.isa, kb, self.v) else {
                             unreachable!("every channel tile with kb ≤ {MAX_TAPS} is monomorphised")
                         };
                         let x0 = (ci * self.hp + ky) * self.wp + kx0;
-                        // SAFETY: `available()` held when the plan was made.
+                        // SAFETY: the plan's `Isa` runs here (`on` checked) and
+                        // `tile` is its kernel, with L lanes.
                         // The tile reads gy at co0 + oy·w_out·gy_pos + ox·gy_pos
-                        // + lane for lane < 8·v: inside gyt, as co0 + 8·v ≤
+                        // + lane for lane < L·v: inside gyt, as co0 + L·v ≤
                         // gy_pos. It reads the input at x0 + (oy·s)·wp + ox·s +
                         // k for k < kb: at most (ci·hp + ky + (h_out − 1)·s)·wp
                         // + (w_out − 1)·s + kx0 + kb − 1, inside xpad because
@@ -395,23 +498,30 @@ impl ChanGradPlan {
     }
 }
 
-/// The channel tile for `kb` taps and `v` registers.
-fn chan_grad_tile_fn(kb: usize, v: usize) -> Option<ChanGradTileFn> {
+/// The channel tile on `isa` for `kb` taps and `v` registers.
+fn chan_grad_tile_fn(isa: Isa, kb: usize, v: usize) -> Option<ChanGradTileFn> {
     #[cfg(target_arch = "x86_64")]
     {
         macro_rules! pick {
-            ($($v:literal: $($kb:literal)*;)*) => {
+            ($f:ident, $($v:literal: $($kb:literal)*;)*) => {
                 match (v, kb) {
-                    $($(($v, $kb) => Some(chan_grad_tile::<$kb, $v> as ChanGradTileFn),)*)*
+                    $($(($v, $kb) => Some($f::<$kb, $v> as ChanGradTileFn),)*)*
                     _ => None,
                 }
             };
         }
-        pick!(1: 1 2 3 4 5 6 7 8 9 10 11 12; 2: 1 2 3 4 5 6;)
+        match isa {
+            Isa::Avx2 => pick!(chan_grad_tile, 1: 1 2 3 4 5 6 7 8 9 10 11 12; 2: 1 2 3 4 5 6;),
+            Isa::Avx512 => pick!(
+                chan_grad_tile_512,
+                1: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24;
+                2: 1 2 3 4 5 6 7 8 9 10 11 12;
+            ),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (kb, v);
+        let _ = (isa, kb, v);
         None
     }
 }
@@ -456,6 +566,43 @@ unsafe fn chan_grad_tile<const KB: usize, const V: usize>(
     }
 }
 
+/// [`chan_grad_tile`] on AVX-512: `16·V` channels.
+///
+/// # Safety
+/// The CPU has AVX-512 F; otherwise as [`chan_grad_tile`], with `16·V`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn chan_grad_tile_512<const KB: usize, const V: usize>(
+    p: &Positions,
+    gy: *const f32,
+    x: *const f32,
+    out: &mut ChanGradOut,
+) {
+    let mut acc = [[_mm512_setzero_ps(); V]; KB];
+    for oy in 0..p.h_out {
+        let x_row = x.add(oy * p.stride * p.x_row);
+        let g_row = gy.add(oy * p.w_out * p.gy_pos);
+        for ox in 0..p.w_out {
+            let mut g = [_mm512_setzero_ps(); V];
+            for (v, g) in g.iter_mut().enumerate() {
+                *g = _mm512_loadu_ps(g_row.add(ox * p.gy_pos + 16 * v));
+            }
+            let xk = x_row.add(ox * p.stride);
+            for (k, a) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(*xk.add(k));
+                for (a, g) in a.iter_mut().zip(&g) {
+                    *a = _mm512_fmadd_ps(b, *g, *a);
+                }
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        for (v, a) in a.iter().enumerate() {
+            _mm512_storeu_ps(o.as_mut_ptr().add(16 * v), *a);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::direct::test_values;
@@ -463,7 +610,7 @@ mod tests {
 
     #[test]
     fn matches_the_definition() {
-        if !available() {
+        if Isa::best().is_none() {
             return;
         }
         // (chan_in, chan_out, h, w, k, padding)
@@ -477,16 +624,23 @@ mod tests {
             let x = test_values(ci * h * w, 1);
             let gy = test_values(co * op.out_plane(), 2);
             let before = test_values(co * op.patch_len(), 3);
-            let mut gw = before.clone();
-            let plan = GradPlan::new(&op).expect("long rows take the direct kernel");
-            let mut scratch = vec![0.0; plan.scratch_len()];
-            plan.add(&x, &gy, &mut gw, &mut scratch);
-            check(&op, &x, &gy, &before, &gw);
-            if let Some(plan) = ChanGradPlan::new(&op) {
-                let mut gw = before.clone();
-                let mut scratch = vec![0.0; plan.scratch_len()];
-                plan.add(&x, &gy, &mut gw, &mut scratch);
-                check(&op, &x, &gy, &before, &gw);
+            assert!(
+                GradPlan::new(&op).is_some(),
+                "long rows take the direct kernel"
+            );
+            for isa in Isa::all() {
+                if let Some(plan) = GradPlan::on(&op, isa) {
+                    let mut gw = before.clone();
+                    let mut scratch = vec![0.0; plan.scratch_len()];
+                    plan.add(&x, &gy, &mut gw, &mut scratch);
+                    check(&op, &x, &gy, &before, &gw);
+                }
+                if let Some(plan) = ChanGradPlan::on(&op, isa) {
+                    let mut gw = before.clone();
+                    let mut scratch = vec![0.0; plan.scratch_len()];
+                    plan.add(&x, &gy, &mut gw, &mut scratch);
+                    check(&op, &x, &gy, &before, &gw);
+                }
             }
         }
         // short rows, any stride: channels in the registers
@@ -498,21 +652,24 @@ mod tests {
             (2, 9, 8, 8, 13, 1, 6),
         ] {
             let op = Conv2DOp::new(1, ci, co, (h, w), (k, k), s, p).unwrap();
-            let plan = ChanGradPlan::new(&op).expect("8 channels or more");
+            assert!(ChanGradPlan::new(&op).is_some(), "8 channels or more");
             let x = test_values(ci * h * w, 4);
             let gy = test_values(co * op.out_plane(), 5);
             let before = test_values(co * op.patch_len(), 6);
-            let mut gw = before.clone();
-            let mut scratch = vec![0.0; plan.scratch_len()];
-            plan.add(&x, &gy, &mut gw, &mut scratch);
-            plan.add(&x, &gy, &mut gw, &mut scratch);
-            // twice: the scratch's padding is still zero the second time
-            let twice: Vec<f32> = gw
-                .iter()
-                .zip(&before)
-                .map(|(g, b)| b + (g - b) / 2.0)
-                .collect();
-            check(&op, &x, &gy, &before, &twice);
+            for isa in Isa::all() {
+                let plan = ChanGradPlan::on(&op, isa).expect("8 channels or more");
+                let mut gw = before.clone();
+                let mut scratch = vec![0.0; plan.scratch_len()];
+                plan.add(&x, &gy, &mut gw, &mut scratch);
+                plan.add(&x, &gy, &mut gw, &mut scratch);
+                // twice: the scratch's padding is still zero the second time
+                let twice: Vec<f32> = gw
+                    .iter()
+                    .zip(&before)
+                    .map(|(g, b)| b + (g - b) / 2.0)
+                    .collect();
+                check(&op, &x, &gy, &before, &twice);
+            }
         }
     }
 
@@ -557,11 +714,20 @@ mod tests {
 
     #[test]
     fn every_tile_is_monomorphised() {
-        for cb in 1..=MAX_CB {
-            for kb in 1..=MAX_KB {
-                if cb * kb <= MAX_ACC {
-                    assert!(grad_tile_fn(cb, kb).is_some() || !available(), "{cb} {kb}");
+        #[cfg(target_arch = "x86_64")]
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            for cb in 1..=max_cb(isa) {
+                for kb in 1..=MAX_KB {
+                    if cb * kb <= max_acc(isa) {
+                        assert!(grad_tile_fn(isa, cb, kb).is_some(), "{isa:?} {cb} {kb}");
+                    }
                 }
+            }
+            for v in 1..=2 {
+                for kb in 1..=max_acc(isa) / v {
+                    assert!(chan_grad_tile_fn(isa, kb, v).is_some(), "{isa:?} {kb} {v}");
+                }
+                assert!(isa.lanes() * v <= MAX_LANES && max_acc(isa) / v <= MAX_TAPS);
             }
         }
     }

@@ -56,7 +56,7 @@ impl Conv2DOp {
         ) == Some(*self);
         same && x == self.batch * self.chan_in * self.h_in * self.w_in
             && w == self.chan_out * self.patch_len()
-            && b.map_or(true, |b| b == self.chan_out)
+            && b.is_none_or(|b| b == self.chan_out)
             && out == self.batch * self.chan_out * self.out_plane()
     }
 
