@@ -13,9 +13,15 @@
 //! what makes this beat the transposed direct convolution on "valid"
 //! convolutions (LeNet's second, 6 input channels).
 //!
+//! With AVX-512 and at most 8 input channels, a 512-bit register holds two
+//! positions' 8 channels, so one FMA does the work of two 256-bit ones
+//! (`scatter_pairs`; LeNet's second convolution, 6 channels, would fill
+//! only 6 of 16 lanes with one position per register).
+//!
 //! The sums run in a fixed order (output channel within a tap, then taps
-//! and positions in order), independent of the thread count.
-use super::direct::available;
+//! and positions in order), independent of the thread count and of the
+//! vector width: each lane sees the same multiply-adds in the same order.
+use super::direct::{available, Isa};
 use super::Conv2DOp;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -48,6 +54,9 @@ pub(crate) struct ScatterPlan {
     pp: usize,
     /// Weights as `[group][ky][kx][co][8·v]`, zero past `chan_in`.
     w: Vec<f32>,
+    /// With AVX-512 and `v = 1`: the same weights with each 8 repeated
+    /// (`[ky][kx][co][16]`), for the position-pair tiles.
+    pairs: Option<Vec<f32>>,
     /// Padded height and width of `dx`.
     hp: usize,
     wp: usize,
@@ -55,9 +64,14 @@ pub(crate) struct ScatterPlan {
 
 impl ScatterPlan {
     /// `None` unless the CPU has AVX2 and FMA and there are at least 4
-    /// input channels (the vectorised ones).
+    /// input channels (the vectorised ones); position pairs on AVX-512.
     pub(crate) fn new(op: &Conv2DOp, w: &[f32]) -> Option<Self> {
-        if !available() || op.chan_in < 4 {
+        Self::on(op, w, Isa::best()?)
+    }
+
+    /// [`ScatterPlan::new`] on `isa` (which must run here).
+    fn on(op: &Conv2DOp, w: &[f32], isa: Isa) -> Option<Self> {
+        if !available() || !Isa::all().any(|i| i == isa) || op.chan_in < 4 {
             return None;
         }
         let v = if op.chan_in > 8 { 2 } else { 1 };
@@ -85,12 +99,19 @@ impl ScatterPlan {
             dx_pos: op.stride * cols,
             cols,
         };
+        let pairs = (isa == Isa::Avx512 && v == 1).then(|| {
+            wp.chunks(8)
+                .flat_map(|c| c.iter().chain(c))
+                .copied()
+                .collect()
+        });
         Some(Self {
             op: *op,
             geo,
             v,
             pp: 3 - v,
             w: wp,
+            pairs,
             hp,
             wp: wpad,
         })
@@ -114,23 +135,38 @@ impl ScatterPlan {
         for g in 0..groups {
             for ky in 0..op.kh {
                 let wk = &self.w[(g * op.kh + ky) * per_ky..][..per_ky];
+                let wk2 = (self.pairs.as_ref())
+                    .map(|w| &w[2 * (g * op.kh + ky) * per_ky..][..2 * per_ky]);
                 for oy in 0..op.h_out {
                     let row = (oy * s + ky) * self.wp;
                     let mut ox = 0;
                     while ox < op.w_out {
-                        let pp = self.pp.min(op.w_out - ox);
+                        let left = op.w_out - ox;
+                        // two pairs, one pair (AVX-512), or the plain tile
+                        let (pp, wk, paired) = match wk2 {
+                            Some(w2) if left >= 2 => (left.min(4) & !1, w2, true),
+                            _ => (self.pp.min(left), wk, false),
+                        };
+                        let wl = if paired { 16 } else { lanes };
                         for kx0 in (0..op.kw).step_by(MAX_KB) {
                             let kb = MAX_KB.min(op.kw - kx0);
-                            let Some(tile) = scatter_fn(pp, kb, self.v) else {
+                            let tile = if paired {
+                                scatter_pairs_fn(pp / 2, kb)
+                            } else {
+                                scatter_fn(pp, kb, self.v)
+                            };
+                            let Some(tile) = tile else {
                                 unreachable!("every tile with kb ≤ {MAX_KB} is monomorphised")
                             };
                             let d0 = (row + ox * s + kx0) * cols + g * lanes;
-                            let w0 = kx0 * op.chan_out * lanes;
+                            let w0 = kx0 * op.chan_out * wl;
                             // SAFETY: `available()` held when the plan was
-                            // made. The tile reads gy at oy·w_out + ox + q +
-                            // co·gy_plane (q < pp, co < chan_out): inside gy
-                            // as ox + pp ≤ w_out. It reads kb·chan_out·lanes
-                            // weights from w0, inside the ky block. It
+                            // made, and the pair tiles only exist when the
+                            // plan's Isa (AVX-512) runs here (`on`). The tile
+                            // reads gy at oy·w_out + ox + q + co·gy_plane (q <
+                            // pp, co < chan_out): inside gy as ox + pp ≤ w_out.
+                            // It reads kb·chan_out·wl weights from w0, inside
+                            // the ky block (of wl = 8·v or 16 lanes). It
                             // updates dx at d0 + q·s·cols + k·cols + lane (k <
                             // kb, lane < 8·v): the padded position (oy·s + ky,
                             // (ox + q)·s + kx0 + k), inside the padded plane
@@ -184,6 +220,75 @@ fn scatter_fn(pp: usize, kb: usize, v: usize) -> Option<ScatterFn> {
     {
         let _ = (pp, kb, v);
         None
+    }
+}
+
+/// The position-pair tile (AVX-512) for `p2` pairs and `kb` kernel
+/// columns.
+fn scatter_pairs_fn(p2: usize, kb: usize) -> Option<ScatterFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! pick {
+            ($($p2:literal: $($kb:literal)*;)*) => {
+                match (p2, kb) {
+                    $($(($p2, $kb) => Some(scatter_pairs::<$p2, $kb> as ScatterFn),)*)*
+                    _ => None,
+                }
+            };
+        }
+        pick!(1: 1 2 3 4 5 6; 2: 1 2 3 4 5 6;)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (p2, kb);
+        None
+    }
+}
+
+/// [`scatter`] with `V = 1` on AVX-512, `2·P2` positions: each register
+/// holds the 8 channels of two neighbouring positions (`w` repeats each
+/// weight vector in both halves, and each `gy` pair is spread over them).
+///
+/// # Safety
+/// The CPU has AVX-512 F; otherwise as [`scatter`] with `PP = 2·P2`, `V =
+/// 1`, and `w + (k·chan_out + co)·16 + lane` for `lane < 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scatter_pairs<const P2: usize, const KB: usize>(
+    g: &Geometry,
+    gy: *const f32,
+    w: *const f32,
+    dx: *mut f32,
+) {
+    let mut acc = [[_mm512_setzero_ps(); KB]; P2];
+    // lanes 0–7 take the first value of a pair, 8–15 the second
+    let spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    for co in 0..g.chan_out {
+        let mut b = [_mm512_setzero_ps(); P2];
+        for (j, b) in b.iter_mut().enumerate() {
+            let two = _mm512_maskz_loadu_ps(0b11, gy.add(co * g.gy_plane + 2 * j));
+            *b = _mm512_permutexvar_ps(spread, two);
+        }
+        for k in 0..KB {
+            let wv = _mm512_loadu_ps(w.add((k * g.chan_out + co) * 16));
+            for (a, b) in acc.iter_mut().zip(&b) {
+                a[k] = _mm512_fmadd_ps(*b, wv, a[k]);
+            }
+        }
+    }
+    // position by position, as `scatter` adds them (the same order of
+    // additions into dx, so the same bits)
+    for (j, a) in acc.iter().enumerate() {
+        for (k, a) in a.iter().enumerate() {
+            let p = dx.add(2 * j * g.dx_pos + k * g.cols);
+            let lo = _mm512_castps512_ps256(*a);
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), lo));
+        }
+        for (k, a) in a.iter().enumerate() {
+            let p = dx.add((2 * j + 1) * g.dx_pos + k * g.cols);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(*a), 1));
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), hi));
+        }
     }
 }
 
@@ -253,10 +358,21 @@ mod tests {
             let wt = test_values(co * op.patch_len(), 1);
             let gy = test_values(co * op.out_plane(), 2);
             let before = test_values(ci * h * w, 3);
-            let plan = ScatterPlan::new(&op, &wt).expect("4 input channels or more");
-            let mut gx = before.clone();
-            let mut scratch = vec![f32::NAN; plan.scratch_len()];
-            plan.add(&gy, &mut gx, &mut scratch);
+            assert!(
+                ScatterPlan::new(&op, &wt).is_some(),
+                "4 input channels or more"
+            );
+            let mut got = Vec::new();
+            for isa in Isa::all() {
+                let plan = ScatterPlan::on(&op, &wt, isa).expect("4 input channels or more");
+                let mut gx = before.clone();
+                let mut scratch = vec![f32::NAN; plan.scratch_len()];
+                plan.add(&gy, &mut gx, &mut scratch);
+                got.push((isa, gx));
+            }
+            // the same sums in the same order on every Isa
+            assert!(got.windows(2).all(|p| p[0].1 == p[1].1), "{op:?}");
+            let gx = &got[0].1;
             let mut want: Vec<f64> = before.iter().map(|v| *v as f64).collect();
             for o in 0..co {
                 for c in 0..ci {
@@ -283,9 +399,13 @@ mod tests {
 
     #[test]
     fn every_tile_is_monomorphised() {
-        for (pp, v) in [(1, 1), (2, 1), (1, 2)] {
-            for kb in 1..=MAX_KB {
-                assert!(scatter_fn(pp, kb, v).is_some() || !available());
+        #[cfg(target_arch = "x86_64")]
+        for kb in 1..=MAX_KB {
+            for (pp, v) in [(1, 1), (2, 1), (1, 2)] {
+                assert!(scatter_fn(pp, kb, v).is_some());
+            }
+            for p2 in 1..=2 {
+                assert!(scatter_pairs_fn(p2, kb).is_some());
             }
         }
     }
