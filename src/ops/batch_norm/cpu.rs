@@ -2,8 +2,8 @@
 //! channels in parallel, then one fused pass per sample; the same two
 //! passes backward.
 use super::{BatchNormOp, BatchStats};
-use crate::ops::cpu_util::{copy_to_lease, tensor_from_slice};
-use crate::ops::{Lease, Workspace};
+use crate::ops::cpu_util::{copy_to_lease, output_vec, tensor_from_vec};
+use crate::ops::Workspace;
 use dfdx::prelude::*;
 use num_traits::Float;
 use rayon::prelude::*;
@@ -71,22 +71,23 @@ fn inv_std<E: Dtype + Float>(var: &[E], eps: f64) -> Vec<E> {
     var.iter().map(|v| E::one() / (*v + eps).sqrt()).collect()
 }
 
-/// `y = (x − mean) · inv · weight + bias` per channel, into a lease.
+/// `y = (x − mean) · inv · weight + bias` per channel, into an output
+/// buffer of `dev` ([`output_vec`]).
 fn normalize<E: Dtype + Float>(
     op: &BatchNormOp,
     xs: &[E],
     (w, b): (&[E], &[E]),
     (mean, inv): (&[E], &[E]),
-    ws: &Workspace,
-) -> Lease<E> {
-    let mut y = ws.lease_any::<E>(op.len());
+    dev: &Cpu,
+) -> Result<Vec<E>, CpuError> {
+    let mut y = output_vec::<E>(dev, op.len())?;
     per_sample(op, xs, &mut y, |_, c, x, y| {
         let (scale, m, shift) = (w[c] * inv[c], mean[c], b[c]);
         for (y, x) in y.iter_mut().zip(x) {
             *y = (*x - m) * scale + shift;
         }
     });
-    y
+    Ok(y)
 }
 
 /// `(Σ dy, Σ dy·x̂)` per channel, with `x̂ = (x − mean) · inv`: the bias
@@ -133,8 +134,8 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         .map(|c| channel_sum(&op, &xs, c, |_, v| (v - mean[c]) * (v - mean[c])) / n)
         .collect();
     let inv = inv_std(&var, op.eps);
-    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), ws);
-    let y = tensor_from_slice(&dev, &y, shape)?;
+    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), &dev)?;
+    let y = tensor_from_vec(&dev, y, shape)?;
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         let mean = mean.clone();
@@ -178,8 +179,8 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         running_mean.as_vec(),
         inv_std(&running_var.as_vec(), op.eps),
     );
-    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), ws);
-    let y = tensor_from_slice(&dev, &y, shape)?;
+    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), &dev)?;
+    let y = tensor_from_vec(&dev, y, shape)?;
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {

@@ -7,7 +7,7 @@
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::{direct, direct_grad, direct_input, Conv2DOp};
-use crate::ops::cpu_util::{copy_to_lease, gemm, tensor_from_slice, Layout, Write};
+use crate::ops::cpu_util::{copy_to_lease, gemm, output_vec, tensor_from_vec, Layout, Write};
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -392,7 +392,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     let b = bias.map(|b| copy_to_lease(b, ws)).transpose()?;
     let (chw, ohw) = (op.chan_in * op.h_in * op.w_in, op.out_plane());
     let out_len = op.chan_out * ohw;
-    let mut y = ws.lease_any::<E>(op.batch * out_len);
+    let mut y = output_vec::<E>(&dev, op.batch * out_len)?;
 
     let fc = forward_chunk(&op);
     let plan = as_f32(&w).and_then(|w32| {
@@ -426,7 +426,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                 forward_chunk_run(&op, (&w, b.as_deref().map(Vec::as_slice)), xc, ys, ws)
             });
     }
-    let y = tensor_from_slice(&dev, &y, out)?;
+    let y = tensor_from_vec(&dev, y, out)?;
     drop(b);
 
     if T::OWNS_TAPE {

@@ -1,7 +1,7 @@
 //! The CPU pooling kernels, parallel over planes. Max pooling records the
 //! argmax of each window for the backward pass.
 use super::{Pool2DOp, PoolKind};
-use crate::ops::cpu_util::{is_nan, tensor_from_slice};
+use crate::ops::cpu_util::{is_nan, output_vec, tensor_from_vec};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -131,7 +131,7 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     let mut xs = dev.try_alloc_len(x.shape().num_elements())?;
     x.copy_into(&mut xs);
     let (hw, ohw) = (op.h_in * op.w_in, op.h_out * op.w_out);
-    let mut ys = dev.try_alloc_len(op.planes * ohw)?;
+    let mut ys = output_vec::<E>(&dev, op.planes * ohw)?;
     let mut arg = <Cpu as Storage<u32>>::try_alloc_len(
         &dev,
         if op.kind == PoolKind::Max && T::OWNS_TAPE {
@@ -174,8 +174,7 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
             .for_each(|(yp, xp)| avg_plane(&op, xp, yp)),
     }
     drop(xs);
-    let y = tensor_from_slice(&dev, &ys, out)?;
-    drop(ys);
+    let y = tensor_from_vec(&dev, ys, out)?;
     if T::OWNS_TAPE {
         let (x_g, y_g) = (x.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
