@@ -71,7 +71,8 @@ impl Isa {
             .filter(|isa| isa.runs_here())
     }
 
-    fn runs_here(self) -> bool {
+    /// Whether this CPU runs it.
+    pub(crate) fn runs_here(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
@@ -96,7 +97,7 @@ impl Isa {
 
     /// Accumulators a tile may keep in registers (the rest hold the loaded
     /// operands).
-    fn max_acc(self) -> usize {
+    pub(crate) fn max_acc(self) -> usize {
         match self {
             Isa::Avx2 => 12,
             Isa::Avx512 => 24,
@@ -150,11 +151,6 @@ pub(crate) struct Plan {
     wp: usize,
 }
 
-/// Whether this CPU runs the direct kernels (AVX2 and FMA at least).
-pub(crate) fn available() -> bool {
-    Isa::best().is_some()
-}
-
 /// Estimated cost of a tile per tap, in half cycles: the most of its FMAs,
 /// its loads (two of each per cycle) and one FMA latency (about 4.5 cycles:
 /// each accumulator takes one FMA per tap).
@@ -197,6 +193,49 @@ fn position_tiling(op: &Conv2DOp, isa: Isa) -> Option<(usize, usize, usize)> {
     best
 }
 
+/// The tiling of a plan on one `Isa`, before its weights are packed.
+struct Choice {
+    tiling: Tiling,
+    /// Channels per group.
+    lanes: usize,
+    /// The padded row's width that the last tile of a row needs.
+    last: usize,
+    /// Its estimated cost (see [`tap_cost`]).
+    cost: usize,
+}
+
+impl Choice {
+    /// The cheaper tiling of `op` on `isa`, or the one `positions` asks for
+    /// (see [`Plan::with_tiling`]); `None` if `isa` does not run here.
+    fn new(op: &Conv2DOp, positions: Option<bool>, isa: Isa) -> Option<Self> {
+        if !isa.runs_here() {
+            return None;
+        }
+        let l = isa.lanes();
+        let (v, p, chan_cost) = channel_tiling(op, isa);
+        match position_tiling(op, isa) {
+            Some((cb, nv, cost)) if positions.unwrap_or(cost < chan_cost) => Some(Self {
+                tiling: Tiling::Positions {
+                    width: l * nv,
+                    tile: pos_tile_fn(isa, cb, nv)?,
+                },
+                lanes: cb,
+                last: op.w_out.div_ceil(l * nv) * l * nv - 1 + op.kw,
+                cost,
+            }),
+            _ => Some(Self {
+                tiling: Tiling::Channels {
+                    p,
+                    tile: chan_tile_fn(isa, v, p)?,
+                },
+                lanes: l * v,
+                last: (op.w_out.div_ceil(p) * p - 1) * op.stride + op.kw,
+                cost: chan_cost,
+            }),
+        }
+    }
+}
+
 /// Channels of a position tile at most.
 fn max_cb(isa: Isa) -> usize {
     match isa {
@@ -211,48 +250,36 @@ impl Plan {
     /// (the widest, unless it has too few channels for them); `None` when
     /// the CPU lacks AVX2 or FMA.
     pub(crate) fn new(op: &Conv2DOp, w: &[f32], b: Option<&[f32]>) -> Option<Self> {
-        let cost = |isa| {
-            let chan = channel_tiling(op, isa).2;
-            position_tiling(op, isa).map_or(chan, |(_, _, pos)| pos.min(chan))
-        };
-        let isa = Isa::all().rev().min_by_key(|&isa| cost(isa))?;
-        Self::with_tiling(op, w, b, None, isa)
+        // widest first, so that a tie goes to the wider vectors
+        let choice = (Isa::all().rev())
+            .filter_map(|isa| Choice::new(op, None, isa))
+            .min_by_key(|c| c.cost)?;
+        Some(Self::build(op, w, b, choice))
     }
 
     /// [`Plan::new`] on `isa`, with position tiles (`Some(true)`, when the
     /// stride is 1) or channel tiles (`Some(false)`) instead of the cheaper
-    /// one. `isa` must run on this CPU ([`Isa::all`]).
-    pub(crate) fn with_tiling(
+    /// one (`None` unless `isa` runs on this CPU). For the tests: each tiling
+    /// on each `Isa`.
+    #[cfg(test)]
+    fn with_tiling(
         op: &Conv2DOp,
         w: &[f32],
         b: Option<&[f32]>,
         positions: Option<bool>,
         isa: Isa,
     ) -> Option<Self> {
-        if !isa.runs_here() {
-            return None;
-        }
-        let l = isa.lanes();
-        let (v, p, chan_cost) = channel_tiling(op, isa);
-        let (tiling, lanes, last) = match position_tiling(op, isa) {
-            Some((cb, nv, cost)) if positions.unwrap_or(cost < chan_cost) => {
-                let tile = pos_tile_fn(isa, cb, nv)?;
-                let last = op.w_out.div_ceil(l * nv) * l * nv - 1 + op.kw;
-                (
-                    Tiling::Positions {
-                        width: l * nv,
-                        tile,
-                    },
-                    cb,
-                    last,
-                )
-            }
-            _ => {
-                let tile = chan_tile_fn(isa, v, p)?;
-                let last = (op.w_out.div_ceil(p) * p - 1) * op.stride + op.kw;
-                (Tiling::Channels { p, tile }, l * v, last)
-            }
-        };
+        Some(Self::build(op, w, b, Choice::new(op, positions, isa)?))
+    }
+
+    /// The plan of `choice`: the weights and bias packed for its tiles.
+    fn build(op: &Conv2DOp, w: &[f32], b: Option<&[f32]>, choice: Choice) -> Self {
+        let Choice {
+            tiling,
+            lanes,
+            last,
+            ..
+        } = choice;
         let groups = op.chan_out.div_ceil(lanes);
         let ckk = op.patch_len();
         let mut wpk = vec![0.0f32; groups * ckk * lanes];
@@ -274,7 +301,7 @@ impl Plan {
             row: wp,
             stride: op.stride,
         };
-        Some(Self {
+        Self {
             op: *op,
             taps,
             tiling,
@@ -283,7 +310,7 @@ impl Plan {
             b: bpk,
             hp,
             wp,
-        })
+        }
     }
 
     /// Elements of the padded copy of one sample (see [`Plan::run`]).
@@ -701,7 +728,7 @@ mod tests {
 
     #[test]
     fn matches_the_definition_for_many_shapes() {
-        if !available() {
+        if Isa::best().is_none() {
             return;
         }
         // (chan_in, chan_out, h, w, k, stride, padding)
@@ -749,7 +776,7 @@ mod tests {
 
     #[test]
     fn lenet_convs_take_the_tiling_that_suits_them() {
-        if !available() {
+        if Isa::best().is_none() {
             return;
         }
         for isa in Isa::all() {

@@ -24,14 +24,6 @@ const MAX_CB: usize = 8;
 /// Kernel columns of a tile at most.
 const MAX_KB: usize = 6;
 
-/// Accumulators of a tile at most (`CB·KB`) on `isa`.
-fn max_acc(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx2 => 12,
-        Isa::Avx512 => 24,
-    }
-}
-
 /// Channels of a row tile at most on `isa`.
 fn max_cb(isa: Isa) -> usize {
     match isa {
@@ -87,7 +79,7 @@ impl GradPlan {
 
     /// [`GradPlan::new`] on `isa` (which must run here).
     fn on(op: &Conv2DOp, isa: Isa) -> Option<Self> {
-        if !Isa::all().any(|i| i == isa) || !Self::suits(op, isa) {
+        if !isa.runs_here() || !Self::suits(op, isa) {
             return None;
         }
         let l = isa.lanes();
@@ -140,7 +132,7 @@ impl GradPlan {
             dst[..op.w_out].copy_from_slice(src);
         }
         let ckk = op.patch_len();
-        let cb_max = max_cb(self.isa).min(max_acc(self.isa) / op.kw.min(MAX_KB));
+        let cb_max = max_cb(self.isa).min(self.isa.max_acc() / op.kw.min(MAX_KB));
         let mut out: GradOut = [[0.0; MAX_KB]; MAX_CB];
         for co0 in (0..op.chan_out).step_by(cb_max) {
             let cb = cb_max.min(op.chan_out - co0);
@@ -394,19 +386,19 @@ impl ChanGradPlan {
     fn cost(op: &Conv2DOp, isa: Isa) -> usize {
         let l = isa.lanes();
         let v = if op.chan_out > l { 2 } else { 1 };
-        let kb = op.kw.min(max_acc(isa) / v);
+        let kb = op.kw.min(isa.max_acc() / v);
         let tiles = op.chan_out.div_ceil(l * v) * op.kh * op.kw.div_ceil(kb);
         tiles * tap_cost(kb * v, kb + v)
     }
 
     /// [`ChanGradPlan::new`] on `isa` (which must run here).
     fn on(op: &Conv2DOp, isa: Isa) -> Option<Self> {
-        if !Isa::all().any(|i| i == isa) || op.chan_out < 8 {
+        if !isa.runs_here() || op.chan_out < 8 {
             return None;
         }
         let l = isa.lanes();
         let v = if op.chan_out > l { 2 } else { 1 };
-        let kb = op.kw.min(max_acc(isa) / v);
+        let kb = op.kw.min(isa.max_acc() / v);
         let groups = op.chan_out.div_ceil(l * v);
         let hp = op.h_in + 2 * op.padding;
         let wp = op.w_in + 2 * op.padding;
@@ -718,16 +710,16 @@ mod tests {
         for isa in [Isa::Avx2, Isa::Avx512] {
             for cb in 1..=max_cb(isa) {
                 for kb in 1..=MAX_KB {
-                    if cb * kb <= max_acc(isa) {
+                    if cb * kb <= isa.max_acc() {
                         assert!(grad_tile_fn(isa, cb, kb).is_some(), "{isa:?} {cb} {kb}");
                     }
                 }
             }
             for v in 1..=2 {
-                for kb in 1..=max_acc(isa) / v {
+                for kb in 1..=isa.max_acc() / v {
                     assert!(chan_grad_tile_fn(isa, kb, v).is_some(), "{isa:?} {kb} {v}");
                 }
-                assert!(isa.lanes() * v <= MAX_LANES && max_acc(isa) / v <= MAX_TAPS);
+                assert!(isa.lanes() * v <= MAX_LANES && isa.max_acc() / v <= MAX_TAPS);
             }
         }
     }

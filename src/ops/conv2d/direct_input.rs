@@ -21,7 +21,7 @@
 //! The sums run in a fixed order (output channel within a tap, then taps
 //! and positions in order), independent of the thread count and of the
 //! vector width: each lane sees the same multiply-adds in the same order.
-use super::direct::{available, Isa};
+use super::direct::Isa;
 use super::Conv2DOp;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -71,7 +71,7 @@ impl ScatterPlan {
 
     /// [`ScatterPlan::new`] on `isa` (which must run here).
     fn on(op: &Conv2DOp, w: &[f32], isa: Isa) -> Option<Self> {
-        if !available() || !Isa::all().any(|i| i == isa) || op.chan_in < 4 {
+        if !isa.runs_here() || op.chan_in < 4 {
             return None;
         }
         let v = if op.chan_in > 8 { 2 } else { 1 };
@@ -160,9 +160,9 @@ impl ScatterPlan {
                             };
                             let d0 = (row + ox * s + kx0) * cols + g * lanes;
                             let w0 = kx0 * op.chan_out * wl;
-                            // SAFETY: `available()` held when the plan was
-                            // made, and the pair tiles only exist when the
-                            // plan's Isa (AVX-512) runs here (`on`). The tile
+                            // SAFETY: the plan's Isa runs here (`on`
+                            // checked; AVX-512 counts only with AVX2 and FMA),
+                            // and the pair tiles exist only on AVX-512. The tile
                             // reads gy at oy·w_out + ox + q + co·gy_plane (q <
                             // pp, co < chan_out): inside gy as ox + pp ≤ w_out.
                             // It reads kb·chan_out·wl weights from w0, inside
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn matches_the_definition() {
-        if !available() {
+        if Isa::best().is_none() {
             return;
         }
         // (chan_in, chan_out, h, w, k, stride, padding)
