@@ -8,10 +8,14 @@
 //!
 //! Workloads: `lenet-train`, `mlp-train` (batch 64, Adam, cross-entropy, on
 //! random data: the same steps `bench/race_torch.py` times in PyTorch),
-//! `lenet-infer-1`, `lenet-infer-64`, `lenet-infer-1000` (forward without a
-//! tape), `resnet-train` ([`MnistResNet`] in training mode, `forward_mut`:
-//! batch 64, Adam), `resnet-infer-256` (`MnistResNet` in inference mode,
-//! `forward` without a tape, batch 256), and `lenet-train-ops` / `lenet-infer-64-ops` (the class LeNet
+//! `lenet-infer-1`, `lenet-infer-64`, `lenet-infer-1000` (without a tape,
+//! through `ChunkedForward::forward_chunked`, which cuts a batch into
+//! chunks of at most 32 samples and runs each through the whole network on
+//! one worker), `resnet-train` ([`MnistResNet`] in training mode,
+//! `forward_mut`: batch 64, Adam), `resnet-infer-256` (`MnistResNet` in
+//! inference mode, `forward_chunked`, batch 256), `lenet-infer-64-forward`,
+//! `lenet-infer-1000-forward` and `resnet-infer-256-forward` (the same with
+//! plain `forward`, each layer on the whole batch), and `lenet-train-ops` / `lenet-infer-64-ops` (the class LeNet
 //! written directly with the ops, for the typed-overhead ratio).
 //!
 //! The device has dfdx's allocation cache enabled (`Cpu::enable_cache`), as
@@ -19,6 +23,7 @@
 #[path = "../benches/common/raw_lenet.rs"]
 mod raw_lenet;
 use raw_lenet::RawLeNet;
+use static_nn::nn::ChunkedForward;
 use static_nn::prelude::*;
 use static_nn::train::{Optim, OptimizerConfig};
 use std::time::{Duration, Instant};
@@ -78,11 +83,17 @@ fn onehot(dev: &Dev) -> Tensor<Rank2<B, 10>, f32, Dev> {
     dev.tensor_from_vec(v, (Const::<B>, Const::<10>))
 }
 
-fn lenet_infer<const N: usize>(dev: &Dev, secs: f64) -> (f64, usize, f64) {
+/// LeNet inference at batch `N`: `forward_chunked` (the library's inference
+/// path for a batch), or plain `forward` when `chunked` is false.
+fn lenet_infer<const N: usize>(dev: &Dev, secs: f64, chunked: bool) -> (f64, usize, f64) {
     let model = dev.build_module::<LeNetClass, f32>();
     let x = dev.sample_normal::<Rank4<N, 1, 28, 28>>();
     time_it(secs, N, || {
-        let y = model.forward(x.clone());
+        let y = if chunked {
+            model.forward_chunked(x.clone())
+        } else {
+            model.forward(x.clone())
+        };
         std::hint::black_box(y);
     })
 }
@@ -272,19 +283,26 @@ fn main() {
                 grads = Some(g);
             })
         }
-        "resnet-infer-256" => {
+        "resnet-infer-256" | "resnet-infer-256-forward" => {
+            let chunked = what == "resnet-infer-256";
             // Inference mode: running statistics, no dropout, no tape
             // (PyTorch's model.eval() under no_grad).
             const N: usize = 256;
             let model = dev.build_module::<MnistResNet, f32>();
             let x = dev.sample_normal::<Rank4<N, 1, 28, 28>>();
             time_it(secs, N, || {
-                std::hint::black_box(model.forward(x.clone()));
+                if chunked {
+                    std::hint::black_box(model.forward_chunked(x.clone()));
+                } else {
+                    std::hint::black_box(model.forward(x.clone()));
+                }
             })
         }
-        "lenet-infer-1" => lenet_infer::<1>(&dev, secs),
-        "lenet-infer-64" => lenet_infer::<64>(&dev, secs),
-        "lenet-infer-1000" => lenet_infer::<1000>(&dev, secs),
+        "lenet-infer-1" => lenet_infer::<1>(&dev, secs, true),
+        "lenet-infer-64" => lenet_infer::<64>(&dev, secs, true),
+        "lenet-infer-1000" => lenet_infer::<1000>(&dev, secs, true),
+        "lenet-infer-64-forward" => lenet_infer::<64>(&dev, secs, false),
+        "lenet-infer-1000-forward" => lenet_infer::<1000>(&dev, secs, false),
         "lenet-infer-64-ops" => {
             let model = dev.build_module::<LeNetClass, f32>();
             let raw = RawLeNet::from(&model);

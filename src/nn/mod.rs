@@ -35,6 +35,8 @@
 //! statistics. Tuples and derived structs pass the mode to every child;
 //! [`Classifier::fit`](crate::train::Classifier::fit) trains through
 //! `forward_mut`, and `evaluate`, `predict` and `infer` use `forward`.
+//! [`ChunkedForward::forward_chunked`] is inference on a large CPU batch in
+//! cache-sized chunks, one per rayon worker, with `forward`'s result.
 //!
 //! `H' = (H + 2P − K) / S + 1` is computed at compile time
 //! ([`shapes`](crate::shapes)).
@@ -43,6 +45,7 @@ mod activations;
 mod adaptive_pool;
 #[macro_use]
 mod build;
+mod chunked;
 mod conv;
 mod dropout;
 mod flatten;
@@ -57,6 +60,7 @@ mod sequential;
 pub use activations::{LogSoftmax, ReLU, Sigmoid, Softmax, Tanh};
 pub use adaptive_pool::{AdaptiveAvgPool2D, GlobalAvgPool2D};
 pub use build::{BuildOnDevice, DeviceBuildExt};
+pub use chunked::{chunk_count, BatchFirst, ChunkedForward, MAX_CHUNK};
 pub use conv::{Conv2D, Conv2DModule, Conv2DRect, LazyConv2D, LazyConv2DRect};
 pub use dropout::{Dropout, Dropout2D, DropoutModule};
 pub use flatten::Flatten;
