@@ -2,7 +2,8 @@
 # Races static-nn against PyTorch (CPU, 2 threads) and, for LeNet inference,
 # ONNX Runtime (2 intra-op threads, the same LeNet exported by
 # torch.onnx.export) on the same machine, in the same run: LeNet and MLP training steps (batch 64, Adam), LeNet inference
-# at batch 1, 64 and 1000, and MnistResNet's training step (resnet-train:
+# at batch 1, 64 and 1000 (static-nn: `forward_chunked`, its inference path
+# for a batch; PyTorch: `model(x)` under no_grad), and MnistResNet's training step (resnet-train:
 # batch 64, Adam, training mode) and inference (resnet-infer-256: batch 256,
 # inference mode). Every workload runs for SECS seconds (after a short
 # warm-up), so the ResNet ones, about 10x slower per sample than LeNet, simply
