@@ -75,10 +75,10 @@ pub fn chunk_count(n: usize, threads: usize) -> usize {
 /// blocks its work by the batch size (the linear layers' matrix products).
 ///
 /// It runs on the CPU device, for a network that accepts the batch dim
-/// `usize` (every static-nn layer does). A batch of at most one chunk per
-/// worker is simply `forward`, whose kernels then split their work over the
-/// threads themselves. Call it inside `ThreadPool::install` to choose the
-/// workers.
+/// `usize` (every static-nn layer does). A batch that makes a single chunk
+/// (one sample, or at most [`MAX_CHUNK`] on one worker) is simply
+/// `forward`; from two chunks on, every worker gets the same number of
+/// chunks. Call it inside `ThreadPool::install` to choose the workers.
 ///
 /// PyTorch has no counterpart: its `model(x)` under `torch.inference_mode()`
 /// runs each layer on the whole batch, like `forward`.
