@@ -81,9 +81,7 @@ fn on_device<D>(dev: D, args: &Args) -> Result<(), Box<dyn std::error::Error>>
 where
     D: Device<f32>
         + static_nn::TypedErrors
-        + static_nn::ops::Conv2DKernel<f32>
-        + static_nn::ops::Pool2DKernel<f32>
-        + static_nn::ops::BatchNormKernel<f32>
+        + static_nn::ops::LayerKernels<f32>
         + Cache
         + DeviceBuildExt,
 {

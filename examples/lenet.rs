@@ -169,9 +169,7 @@ fn dispatch<D>(
 where
     D: Device<f32>
         + static_nn::TypedErrors
-        + static_nn::ops::Conv2DKernel<f32>
-        + static_nn::ops::Pool2DKernel<f32>
-        + static_nn::ops::BatchNormKernel<f32>
+        + static_nn::ops::LayerKernels<f32>
         + Cache
         + DeviceBuildExt,
 {

@@ -44,6 +44,19 @@ pub(crate) fn tensor_from_vec<S: Shape, E: Dtype>(
     dev.try_tensor_from_vec(data, shape)
 }
 
+/// Whether this CPU has AVX2 (checked once; `is_x86_feature_detected!` caches).
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether `v` is NaN, for any dtype.
 #[allow(clippy::eq_op)]
 #[inline(always)]

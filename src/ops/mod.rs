@@ -2,7 +2,7 @@
 //!
 //! dfdx 0.13 compiles no 2-D convolution and no 2-D pooling on stable Rust,
 //! so static-nn provides them. Each op has two implementations behind one
-//! device trait ([`Conv2DKernel`], [`Pool2DKernel`]):
+//! device trait ([`Conv2DKernel`], [`Pool2DKernel`], [`BatchNormKernel`]):
 //!
 //! - `generic`: composed from dfdx's public, differentiable ops (`gather`,
 //!   `concat_along`, `matmul`, `max`/`mean` over an axis). It runs on every
@@ -12,6 +12,10 @@
 //!   over cores with rayon and registered as dfdx autograd ops with
 //!   `Tape::add_backward_op`. This is what [`Cpu`](dfdx::tensor::Cpu) uses.
 //!
+//! [`ReluKernel`] is the exception: its other devices run dfdx's own `relu`,
+//! and only the CPU has a kernel of static-nn's (dfdx's CPU backward pass
+//! runs one element at a time on one thread).
+//!
 //! The ops work on runtime sizes ([`Conv2DOp`], [`Pool2DOp`]); the layers in
 //! [`nn`](crate::nn) compute those sizes from their types.
 
@@ -19,10 +23,37 @@ pub mod batch_norm;
 pub mod conv2d;
 pub(crate) mod cpu_util;
 pub mod pool2d;
+pub mod relu;
 mod workspace;
 
 pub use batch_norm::{BatchNormKernel, BatchNormOp, BatchStats};
 pub use conv2d::{Conv2DKernel, Conv2DOp};
 pub use pool2d::{Pool2DKernel, Pool2DOp, PoolKind};
+pub use relu::ReluKernel;
+
+/// Every kernel that static-nn's layers need, in one bound: code generic
+/// over the device writes `D: LayerKernels<f32>` instead of listing them
+/// (implemented for every device that has them all: [`Cpu`](dfdx::tensor::Cpu),
+/// and `Cuda` with the `cuda` feature).
+///
+/// ```
+/// use static_nn::prelude::*;
+/// use static_nn::ops::LayerKernels;
+///
+/// fn logits<D: LayerKernels<f32> + DeviceBuildExt>(dev: &D) -> Tensor<Rank2<2, 10>, f32, D> {
+///     let net = dev.build_module::<LeNetClass, f32>();
+///     net.forward(dev.zeros::<Rank4<2, 1, 28, 28>>())
+/// }
+/// assert_eq!(logits(&Cpu::default()).shape(), &(Const::<2>, Const::<10>));
+/// ```
+pub trait LayerKernels<E: dfdx::prelude::Dtype>:
+    Conv2DKernel<E> + Pool2DKernel<E> + BatchNormKernel<E> + ReluKernel<E>
+{
+}
+
+impl<E: dfdx::prelude::Dtype, D> LayerKernels<E> for D where
+    D: Conv2DKernel<E> + Pool2DKernel<E> + BatchNormKernel<E> + ReluKernel<E>
+{
+}
 pub(crate) use workspace::Lease;
 pub use workspace::Workspace;

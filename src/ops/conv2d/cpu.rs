@@ -7,7 +7,9 @@
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::{direct, direct_grad, direct_input, Conv2DOp};
-use crate::ops::cpu_util::{copy_to_lease, gemm, output_vec, tensor_from_vec, Layout, Write};
+use crate::ops::cpu_util::{
+    copy_to_lease, gemm, has_avx2, output_vec, tensor_from_vec, Layout, Write,
+};
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -83,19 +85,6 @@ fn valid_rows_s1(op: &Conv2DOp, ky: usize) -> (usize, usize) {
     let lo = op.padding.saturating_sub(ky);
     let hi = (op.h_in + op.padding).saturating_sub(ky).min(op.h_out);
     (lo.min(hi), hi)
-}
-
-/// Whether this CPU has AVX2 (checked once; `is_x86_feature_detected!` caches).
-#[inline]
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// See [`im2col_body`]; compiled twice, for AVX2 and for the baseline.
