@@ -2,6 +2,7 @@
 use super::build::BuildOnDevice;
 use super::conv::reset_fan_in;
 use super::infer::{InferShape, LayerRow};
+use crate::ops::LinearKernel;
 use crate::shapes::checks::{FlatFeatureCount, LinearFeatures, LinearFlatInput};
 use crate::shapes::{Flat, Tn, ToTypenum};
 use dfdx::nn::tensor_collection::ModuleVisitor;
@@ -95,19 +96,13 @@ impl<IN: ConstDim, const O: usize, E: Dtype, D: Storage<E>> NonMutableModule
 {
 }
 
-impl<IN: ConstDim, const O: usize, E: Dtype, D: Device<E>> LinearModule<IN, O, E, D> {
+impl<IN: ConstDim, const O: usize, E: Dtype, D: LinearKernel<E>> LinearModule<IN, O, E, D> {
     /// `x·Wᵀ + b` for a batch whose feature dim is already `IN`.
     fn affine<B: Dim, T: Tape<E, D>>(
         &self,
         x: Tensor<(B, IN), E, D, T>,
     ) -> Result<Tensor<(B, Const<O>), E, D, T>, D::Err> {
-        let batch = x.shape().0;
-        let w = self.weight.retaped::<T>().try_permute::<_, Axes2<1, 0>>()?;
-        let b = self
-            .bias
-            .retaped::<T>()
-            .try_broadcast_like(&(batch, Const::<O>))?;
-        x.try_matmul(w)?.try_add(b)
+        D::try_linear(x, &self.weight, &self.bias)
     }
 }
 
@@ -115,7 +110,7 @@ impl<IN: ConstDim, const O: usize, E: Dtype, D: Device<E>> LinearModule<IN, O, E
 /// the input dim `X`, the layer's `IN` and the check that ties them.
 macro_rules! linear_forward {
     ([$($g:tt)*] $in:ty, $x:ty, $($check:tt)*) => {
-        impl<$($g)* B: Dim, const O: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>
+        impl<$($g)* B: Dim, const O: usize, E: Dtype, D: LinearKernel<E>, T: Tape<E, D>>
             Module<Tensor<(B, $x), E, D, T>> for LinearModule<$in, O, E, D>
         where $($check)*
         {
@@ -128,7 +123,7 @@ macro_rules! linear_forward {
             }
         }
 
-        impl<$($g)* const O: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>
+        impl<$($g)* const O: usize, E: Dtype, D: LinearKernel<E>, T: Tape<E, D>>
             Module<Tensor<($x,), E, D, T>> for LinearModule<$in, O, E, D>
         where $($check)*
         {

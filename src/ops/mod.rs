@@ -12,9 +12,10 @@
 //!   over cores with rayon and registered as dfdx autograd ops with
 //!   `Tape::add_backward_op`. This is what [`Cpu`](dfdx::tensor::Cpu) uses.
 //!
-//! [`ReluKernel`] is the exception: its other devices run dfdx's own `relu`,
-//! and only the CPU has a kernel of static-nn's (dfdx's CPU backward pass
-//! runs one element at a time on one thread).
+//! [`ReluKernel`] and [`LinearKernel`] are the exceptions: their other devices
+//! run dfdx's own ops, and only the CPU has kernels of static-nn's where
+//! dfdx's are slow (its ReLU backward runs one element at a time on one
+//! thread; its `matmul` packs the weight even for a single sample).
 //!
 //! The ops work on runtime sizes ([`Conv2DOp`], [`Pool2DOp`]); the layers in
 //! [`nn`](crate::nn) compute those sizes from their types.
@@ -22,12 +23,14 @@
 pub mod batch_norm;
 pub mod conv2d;
 pub(crate) mod cpu_util;
+pub mod linear;
 pub mod pool2d;
 pub mod relu;
 mod workspace;
 
 pub use batch_norm::{BatchNormKernel, BatchNormOp, BatchStats};
 pub use conv2d::{Conv2DKernel, Conv2DOp};
+pub use linear::LinearKernel;
 pub use pool2d::{Pool2DKernel, Pool2DOp, PoolKind};
 pub use relu::ReluKernel;
 
@@ -47,12 +50,12 @@ pub use relu::ReluKernel;
 /// assert_eq!(logits(&Cpu::default()).shape(), &(Const::<2>, Const::<10>));
 /// ```
 pub trait LayerKernels<E: dfdx::prelude::Dtype>:
-    Conv2DKernel<E> + Pool2DKernel<E> + BatchNormKernel<E> + ReluKernel<E>
+    Conv2DKernel<E> + Pool2DKernel<E> + BatchNormKernel<E> + ReluKernel<E> + LinearKernel<E>
 {
 }
 
 impl<E: dfdx::prelude::Dtype, D> LayerKernels<E> for D where
-    D: Conv2DKernel<E> + Pool2DKernel<E> + BatchNormKernel<E> + ReluKernel<E>
+    D: Conv2DKernel<E> + Pool2DKernel<E> + BatchNormKernel<E> + ReluKernel<E> + LinearKernel<E>
 {
 }
 pub(crate) use workspace::Lease;
