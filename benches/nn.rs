@@ -8,7 +8,8 @@
 //! - `conv2d/bwd/*`: the backward pass alone (the traced forward runs in the
 //!   untimed setup);
 //! - `pool2d/{max,avg}_fwd/*`, `pool2d/{max,avg}_bwd/*`;
-//! - `linear/*`: forward and forward+backward;
+//! - `linear/*`: forward and forward+backward at batch 64, and forward at
+//!   batch 1 (the CPU's small-batch dot products);
 //! - `batchnorm2d/fwd/*`: inference mode (running statistics, no tape);
 //!   `batchnorm2d/train_fwd_bwd/*`: training mode (`forward_mut`: batch
 //!   statistics and the running-stat update) and the backward pass, at the
@@ -125,6 +126,11 @@ fn linear(c: &mut Criterion) {
     });
     g.bench_function("fwd_bwd/b64_400_to_84", |bch| {
         bch.iter(|| fc1.forward(x.leaky_trace()).sum().backward())
+    });
+    // one sample: the CPU's dot products (ops::linear), no gemm packing
+    let x1: Tensor<Rank2<1, 400>, f32, Dev> = dev.sample_normal();
+    g.bench_function("fwd/b1_400_to_84", |bch| {
+        bch.iter(|| fc1.forward(black_box(x1.clone())))
     });
     let l = dev.build_module::<Linear<784, 128>, f32>();
     let x: Tensor<Rank2<B, 784>, f32, Dev> = dev.sample_normal();
