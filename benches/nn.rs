@@ -15,8 +15,9 @@
 //!   statistics and the running-stat update) and the backward pass, at the
 //!   ResNet's stem shape;
 //! - `relu/{fwd,fwd_bwd}/*`: static-nn's `ReLU` without a tape, and traced
-//!   with its backward pass, at LeNet's first activation; `relu/dfdx_fwd_bwd/*`
-//!   is dfdx's `relu` doing the same, for comparison;
+//!   and summed with the backward pass, at LeNet's first activation (on a
+//!   cache-enabled device); `relu/dfdx_fwd_bwd/*` is dfdx's `relu` doing the
+//!   same, `relu/sum_only_fwd_bwd/*` the sum alone (subtract it from both);
 //! - `dropout/train_fwd/*`: `Dropout<20>` in training mode (mask and scale),
 //!   at the stem's shape and at the ResNet head's;
 //! - `basic_block/{fwd,train_fwd_bwd}/*`: the ResNet's `BasicBlock<16, 16, 1>`
@@ -167,24 +168,22 @@ fn batchnorm(c: &mut Criterion) {
 
 fn relu(c: &mut Criterion) {
     let dev = Dev::seed_from_u64(0);
+    // the training path's buffers come from dfdx's cache, as in the examples
+    dev.enable_cache();
     let mut g = c.benchmark_group("relu");
     g.throughput(Throughput::Elements(B as u64));
     let x: Tensor<Rank4<B, 6, 28, 28>, f32, Dev> = dev.sample_normal();
-    let r: Tensor<Rank4<B, 6, 28, 28>, f32, Dev> = dev.sample_normal();
     g.bench_function("fwd/b64_6x28x28", |bch| {
         bch.iter(|| ReLU.forward(black_box(x.clone())))
     });
     g.bench_function("fwd_bwd/b64_6x28x28", |bch| {
-        bch.iter(|| {
-            let y = ReLU.forward(x.trace(Gradients::leaky()));
-            (y * r.clone()).sum().backward()
-        })
+        bch.iter(|| ReLU.forward(x.trace(Gradients::leaky())).sum().backward())
     });
     g.bench_function("dfdx_fwd_bwd/b64_6x28x28", |bch| {
-        bch.iter(|| {
-            let y = x.trace(Gradients::leaky()).relu();
-            (y * r.clone()).sum().backward()
-        })
+        bch.iter(|| x.trace(Gradients::leaky()).relu().sum().backward())
+    });
+    g.bench_function("sum_only_fwd_bwd/b64_6x28x28", |bch| {
+        bch.iter(|| x.trace(Gradients::leaky()).sum().backward())
     });
     g.finish();
 }
