@@ -2,7 +2,7 @@
 use super::build::BuildOnDevice;
 use super::conv::reset_fan_in;
 use super::infer::{InferShape, LayerRow};
-use crate::ops::LinearKernel;
+use crate::ops::{LinearKernel, Workspace};
 use crate::shapes::checks::{FlatFeatureCount, LinearFeatures, LinearFlatInput};
 use crate::shapes::{Flat, Tn, ToTypenum};
 use dfdx::nn::tensor_collection::ModuleVisitor;
@@ -51,6 +51,8 @@ pub struct LinearModule<IN: ConstDim, const OUT: usize, E: Dtype, D: Storage<E>>
     pub weight: Tensor<(Const<OUT>, IN), E, D>,
     /// Bias, `(OUT,)`.
     pub bias: Tensor<Rank1<OUT>, E, D>,
+    /// Scratch memory of the CPU kernel, reused from call to call.
+    workspace: Workspace,
 }
 
 impl<IN: ConstDim, const O: usize, E, D> BuildOnDevice<D, E> for LinearOf<IN, O>
@@ -86,7 +88,11 @@ where
                     TensorOptions::reset_with(|t| reset_fan_in(t, IN::SIZE)),
                 ),
             ),
-            |(weight, bias)| LinearModule { weight, bias },
+            |(weight, bias)| LinearModule {
+                weight,
+                bias,
+                workspace: Workspace::default(),
+            },
         )
     }
 }
@@ -102,7 +108,7 @@ impl<IN: ConstDim, const O: usize, E: Dtype, D: LinearKernel<E>> LinearModule<IN
         &self,
         x: Tensor<(B, IN), E, D, T>,
     ) -> Result<Tensor<(B, Const<O>), E, D, T>, D::Err> {
-        D::try_linear(x, &self.weight, &self.bias)
+        D::try_linear(x, &self.weight, &self.bias, &self.workspace)
     }
 }
 

@@ -6,6 +6,7 @@
 //! inference on at most [`SMALL_BATCH`] samples therefore takes dot products
 //! of each sample with the rows of `W` (`cpu.rs`); everything else is
 //! [`generic`]: dfdx's `matmul` and a broadcast add, with dfdx's backward.
+use super::Workspace;
 use dfdx::prelude::*;
 
 pub(crate) mod cpu;
@@ -22,15 +23,19 @@ pub const SMALL_BATCH: usize = 4;
 /// let x = dev.tensor([[1.0f32, 2.0]]);
 /// let w = dev.tensor([[1.0f32, 0.0], [1.0, 1.0], [0.0, -1.0]]);
 /// let b = dev.tensor([0.5f32, 0.0, 1.0]);
-/// assert_eq!(Cpu::try_linear(x, &w, &b).unwrap().array(), [[1.5, 3.0, -1.0]]);
+/// let ws = static_nn::ops::Workspace::default();
+/// assert_eq!(Cpu::try_linear(x, &w, &b, &ws).unwrap().array(), [[1.5, 3.0, -1.0]]);
 /// ```
 pub trait LinearKernel<E: Dtype>: Device<E> {
     /// `x·Wᵀ + b` for `x` of shape `(B, I)`, `weight` `(O, I)` (PyTorch's
     /// layout) and `bias` `(O,)`, recording the backward pass on `x`'s tape.
+    /// The kernel takes its scratch memory from `workspace` (the layer's
+    /// own), so that the next call reuses it.
     fn try_linear<B: Dim, I: Dim, const O: usize, T: Tape<E, Self>>(
         x: Tensor<(B, I), E, Self, T>,
         weight: &Tensor<(Const<O>, I), E, Self>,
         bias: &Tensor<Rank1<O>, E, Self>,
+        workspace: &Workspace,
     ) -> Result<Tensor<(B, Const<O>), E, Self, T>, Self::Err>;
 }
 
@@ -61,9 +66,10 @@ macro_rules! cpu_linear {
                 x: Tensor<(B, I), $e, Self, T>,
                 weight: &Tensor<(Const<O>, I), $e, Self>,
                 bias: &Tensor<Rank1<O>, $e, Self>,
+                workspace: &Workspace,
             ) -> Result<Tensor<(B, Const<O>), $e, Self, T>, Self::Err> {
                 if !T::OWNS_TAPE && x.shape().0.size() <= SMALL_BATCH {
-                    cpu::small_batch(x, weight, bias)
+                    cpu::small_batch(x, weight, bias, workspace)
                 } else {
                     generic::linear(x, weight, bias)
                 }
@@ -82,6 +88,7 @@ where
         x: Tensor<(B, I), E, Self, T>,
         weight: &Tensor<(Const<O>, I), E, Self>,
         bias: &Tensor<Rank1<O>, E, Self>,
+        _workspace: &Workspace,
     ) -> Result<Tensor<(B, Const<O>), E, Self, T>, Self::Err> {
         generic::linear(x, weight, bias)
     }
