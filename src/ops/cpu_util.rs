@@ -57,6 +57,40 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// Defines `$name` with `$body`'s signature, which runs `$body` compiled
+/// for AVX2 when the CPU has it (its loops then use 256-bit registers) and
+/// for the baseline otherwise. `$body` should be `#[inline(always)]`, so that
+/// it is compiled into each version.
+///
+/// ```text
+/// avx2_or_baseline!(
+///     /// Docs of `scale`.
+///     pub(crate) fn scale<E: Dtype>(y: &mut [E], k: E) => scale_body
+/// );
+/// ```
+macro_rules! avx2_or_baseline {
+    (
+        $(#[$m:meta])*
+        $vis:vis fn $name:ident<E: $b0:ident $(+ $b:ident)*>($($arg:ident: $ty:ty),* $(,)?)
+        $(-> $ret:ty)? => $body:ident
+    ) => {
+        $(#[$m])*
+        $vis fn $name<E: $b0 $(+ $b)*>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if $crate::ops::cpu_util::has_avx2() {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2<E: $b0 $(+ $b)*>($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return unsafe { avx2($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use avx2_or_baseline;
+
 /// Whether `v` is NaN, for any dtype.
 #[allow(clippy::eq_op)]
 #[inline(always)]

@@ -2,7 +2,7 @@
 //! channels in parallel, then one fused pass per sample; the same two
 //! passes backward.
 use super::{BatchNormOp, BatchStats};
-use crate::ops::cpu_util::{copy_to_lease, has_avx2, output_vec, tensor_from_vec};
+use crate::ops::cpu_util::{avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec};
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 use num_traits::Float;
@@ -28,34 +28,20 @@ pub(super) fn check<Sc: Shape, E: Dtype>(
 /// f64 accumulators per channel sum: a 512-bit register, or two 256-bit ones.
 const LANES: usize = 8;
 
-/// Sum of `f(a, b)` over the pairs of channel `c`'s values in `a` and `b`
-/// (each sample's block), accumulated in f64 in [`LANES`] lanes by position
-/// in the plane: a channel of a batch of images holds tens of thousands of
-/// values, whose f32 sum would lose the last digits that PyTorch keeps. The
-/// order is fixed by the shape, so the sum is the same with any thread count.
-/// Compiled for AVX2 where the CPU has it (4 f64 lanes a register).
-fn channel_sum<E: Dtype + Float>(
-    op: &BatchNormOp,
-    (a, b): (&[E], &[E]),
-    c: usize,
-    f: impl Fn(E, E) -> E,
-) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<E: Dtype + Float>(
-            op: &BatchNormOp,
-            ab: (&[E], &[E]),
-            c: usize,
-            f: impl Fn(E, E) -> E,
-        ) -> f64 {
-            channel_sum_body(op, ab, c, f)
-        }
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { avx2(op, (a, b), c, f) };
-    }
-    channel_sum_body(op, (a, b), c, f)
-}
+avx2_or_baseline!(
+    /// Sum of `f(a, b)` over the pairs of channel `c`'s values in `a` and `b`
+    /// (each sample's block), accumulated in f64 in [`LANES`] lanes by position
+    /// in the plane: a channel of a batch of images holds tens of thousands of
+    /// values, whose f32 sum would lose the last digits that PyTorch keeps. The
+    /// order is fixed by the shape, so the sum is the same with any thread count.
+    /// Compiled for AVX2 where the CPU has it (4 f64 lanes a register).
+    fn channel_sum<E: Dtype + Float>(
+        op: &BatchNormOp,
+        ab: (&[E], &[E]),
+        c: usize,
+        f: impl Fn(E, E) -> E,
+    ) -> f64 => channel_sum_body
+);
 
 #[inline(always)]
 fn channel_sum_body<E: Dtype + Float>(

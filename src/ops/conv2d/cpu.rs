@@ -8,7 +8,7 @@
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::{direct, direct_grad, direct_input, Conv2DOp};
 use crate::ops::cpu_util::{
-    copy_to_lease, gemm, has_avx2, output_vec, tensor_from_vec, Layout, Write,
+    avx2_or_baseline, copy_to_lease, gemm, output_vec, tensor_from_vec, Layout, Write,
 };
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
@@ -87,33 +87,17 @@ fn valid_rows_s1(op: &Conv2DOp, ky: usize) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
-/// See [`im2col_body`]; compiled twice, for AVX2 and for the baseline.
-pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize) {
-            im2col_body(op, x, col, ld, c0)
-        }
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { avx2(op, x, col, ld, c0) };
-    }
-    im2col_body(op, x, col, ld, c0)
-}
+avx2_or_baseline!(
+    /// See [`im2col_body`]; compiled twice, for AVX2 and for the baseline.
+    pub(crate) fn im2col<E: Dtype>(op: &Conv2DOp, x: &[E], col: &mut [E], ld: usize, c0: usize)
+        => im2col_body
+);
 
-/// See [`col2im_add_body`]; compiled twice, for AVX2 and for the baseline.
-pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E]) {
-            col2im_add_body(op, col, ld, c0, dx)
-        }
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { avx2(op, col, ld, c0, dx) };
-    }
-    col2im_add_body(op, col, ld, c0, dx)
-}
+avx2_or_baseline!(
+    /// See [`col2im_add_body`]; compiled twice, for AVX2 and for the baseline.
+    pub(crate) fn col2im_add<E: Dtype>(op: &Conv2DOp, col: &[E], ld: usize, c0: usize, dx: &mut [E])
+        => col2im_add_body
+);
 
 /// Fills the columns `c0..c0 + h_out·w_out` of `col` (`chan_in·kh·kw` rows of
 /// `ld` elements each) from one sample `x` (`chan_in × h_in × w_in`).

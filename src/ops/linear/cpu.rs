@@ -2,7 +2,7 @@
 //! into the layer's workspace (dfdx lends no view of a tensor's storage), then for each row of `W` its
 //! dot product with every sample, in 8 lanes, compiled for AVX2 where the
 //! CPU has it.
-use crate::ops::cpu_util::{copy_to_lease, has_avx2, output_vec, tensor_from_vec};
+use crate::ops::cpu_util::{avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec};
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 
@@ -31,25 +31,11 @@ fn dots_body<E: Dtype>(x: &[E], w: &[E], b: &[E], y: &mut [E], (m, k, n): (usize
     }
 }
 
-/// [`dots_body`], compiled for AVX2 when the CPU has it.
-fn dots<E: Dtype>(x: &[E], w: &[E], b: &[E], y: &mut [E], mkn: (usize, usize, usize)) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<E: Dtype>(
-            x: &[E],
-            w: &[E],
-            b: &[E],
-            y: &mut [E],
-            mkn: (usize, usize, usize),
-        ) {
-            dots_body(x, w, b, y, mkn)
-        }
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { avx2(x, w, b, y, mkn) };
-    }
-    dots_body(x, w, b, y, mkn)
-}
+avx2_or_baseline!(
+    /// [`dots_body`], compiled for AVX2 when the CPU has it.
+    fn dots<E: Dtype>(x: &[E], w: &[E], b: &[E], y: &mut [E], mkn: (usize, usize, usize))
+        => dots_body
+);
 
 /// `x·Wᵀ + b` without a tape (nothing is recorded on `x`'s), for a few
 /// samples; the copies of `x`, `W` and `b` are leased from `ws`.

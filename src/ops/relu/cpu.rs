@@ -4,7 +4,7 @@
 //! Forward with a tape keeps one byte per element, whether it was positive;
 //! the backward pass adds `gy` into `gx` where it was. Without a tape it is
 //! dfdx's `relu`, which rectifies a tensor it owns in place.
-use crate::ops::cpu_util::{has_avx2, output_vec, tensor_from_vec};
+use crate::ops::cpu_util::{avx2_or_baseline, output_vec, tensor_from_vec};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -30,26 +30,8 @@ fn backward_body<E: Dtype>(gx: &mut [E], gy: &[E], mask: &[u8]) {
     }
 }
 
-/// Defines `$name`, which runs `$body` compiled for AVX2 when the CPU has
-/// it (the loops then use 256-bit registers) and for the baseline otherwise.
-macro_rules! multiversion {
-    ($name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
-        fn $name<E: Dtype>($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if has_avx2() {
-                #[target_feature(enable = "avx2")]
-                unsafe fn avx2<E: Dtype>($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU has AVX2 (checked just above).
-                return unsafe { avx2($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-multiversion!(forward => forward_body(y: &mut [E], mask: &mut [u8]));
-multiversion!(backward => backward_body(gx: &mut [E], gy: &[E], mask: &[u8]));
+avx2_or_baseline!(fn forward<E: Dtype>(y: &mut [E], mask: &mut [u8]) => forward_body);
+avx2_or_baseline!(fn backward<E: Dtype>(gx: &mut [E], gy: &[E], mask: &[u8]) => backward_body);
 
 /// `max(x, 0)` on the CPU, with the backward pass on `x`'s tape (which must
 /// own one: without a tape, [`ReluKernel`](super::ReluKernel) calls dfdx).
