@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Workloads: `lenet-train`, `mlp-train` (batch 64, Adam, cross-entropy, on
-//! random data: the same steps `bench/race_torch.py` times in PyTorch),
+//! random data: the same steps `bench/race_torch.py` times in PyTorch; the
+//! batch goes in as [`NoInputGrad`], as `Classifier::fit` passes it, so no
+//! side computes the gradient of the data),
 //! `lenet-infer-1`, `lenet-infer-64`, `lenet-infer-1000` (without a tape,
 //! through `ChunkedForward::forward_chunked`, which cuts a batch into
 //! chunks of at most 32 samples and runs each through the whole network on
@@ -223,7 +225,7 @@ fn main() {
             let t = onehot(&dev);
             let mut grads = Some(model.alloc_grads());
             time_it(secs, B, || {
-                let logits = model.forward(x.trace(grads.take().unwrap()));
+                let logits = model.forward(NoInputGrad(x.trace(grads.take().unwrap())));
                 let loss = cross_entropy_with_logits_loss(logits, t.clone());
                 let mut g = loss.backward();
                 opt.update(&mut model, &g).unwrap();
@@ -258,7 +260,7 @@ fn main() {
             let t = onehot(&dev);
             let mut grads = Some(model.alloc_grads());
             time_it(secs, B, || {
-                let logits = model.forward(x.trace(grads.take().unwrap()));
+                let logits = model.forward(NoInputGrad(x.trace(grads.take().unwrap())));
                 let loss = cross_entropy_with_logits_loss(logits, t.clone());
                 let mut g = loss.backward();
                 opt.update(&mut model, &g).unwrap();
@@ -275,7 +277,7 @@ fn main() {
             let t = onehot(&dev);
             let mut grads = Some(model.alloc_grads());
             time_it(secs, B, || {
-                let logits = model.forward_mut(x.trace(grads.take().unwrap()));
+                let logits = model.forward_mut(NoInputGrad(x.trace(grads.take().unwrap())));
                 let loss = cross_entropy_with_logits_loss(logits, t.clone());
                 let mut g = loss.backward();
                 opt.update(&mut model, &g).unwrap();

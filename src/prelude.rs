@@ -13,8 +13,8 @@ pub use crate::models::{
 pub use crate::nn::{
     AdaptiveAvgPool2D, AvgPool2D, BatchNorm1D, BatchNorm2D, BuildOnDevice, Conv2D, Conv2DRect,
     DeviceBuildExt, Dropout, Dropout2D, Flatten, GlobalAvgPool2D, Identity, InferShape, Inferred,
-    Input, LazyConv2D, LazyConv2DRect, LazyLinear, Linear, LogSoftmax, MaxPool2D, ReLU, Residual,
-    Sequential, Sigmoid, Softmax, Tanh,
+    Input, LazyConv2D, LazyConv2DRect, LazyLinear, Linear, LogSoftmax, MaxPool2D, NoInputGrad,
+    ReLU, Residual, Sequential, Sigmoid, Softmax, Tanh,
 };
 pub use crate::shapes::{conv_output_size, Flat};
 pub use crate::{forward, Network};

@@ -42,7 +42,52 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream
     }
     let mut twin = imp.clone();
     ToModuleMut.visit_item_impl_mut(&mut twin);
-    Ok(quote!(#imp #twin))
+    let no_input_grad = no_input_grad_twin(&twin);
+    Ok(quote!(#imp #twin #no_input_grad))
+}
+
+/// `ModuleMut<NoInputGrad<X>>` beside `ModuleMut<X>` (the `twin`), running
+/// the block as on the traced `X`: a block first in a network then takes a
+/// batch whose gradient is not wanted (its input's gradient is computed and
+/// dropped). None where `X` is a type parameter of the impl: that impl
+/// already covers `NoInputGrad<..>`, passing it to the block's layers.
+fn no_input_grad_twin(twin: &ItemImpl) -> Option<TokenStream> {
+    let (_, path, _) = twin.trait_.as_ref()?;
+    let syn::PathArguments::AngleBracketed(args) = &path.segments.last()?.arguments else {
+        return None;
+    };
+    let input = args.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })?;
+    if let Type::Path(TypePath { qself: None, path }) = input {
+        let is_param = |id: &Ident| {
+            twin.generics
+                .params
+                .iter()
+                .any(|p| matches!(p, syn::GenericParam::Type(t) if &t.ident == id))
+        };
+        if path.get_ident().is_some_and(is_param) {
+            return None;
+        }
+    }
+    let (impl_generics, _, where_clause) = twin.generics.split_for_impl();
+    let self_ty = &twin.self_ty;
+    let module_mut = quote!(::static_nn::__private::dfdx::nn::ModuleMut);
+    let wrapped = quote!(::static_nn::nn::NoInputGrad<#input>);
+    Some(quote! {
+        impl #impl_generics #module_mut<#wrapped> for #self_ty #where_clause {
+            type Output = <Self as #module_mut<#input>>::Output;
+            type Error = <Self as #module_mut<#input>>::Error;
+
+            fn try_forward_mut(
+                &mut self,
+                x: #wrapped,
+            ) -> ::core::result::Result<Self::Output, Self::Error> {
+                <Self as #module_mut<#input>>::try_forward_mut(self, x.0)
+            }
+        }
+    })
 }
 
 /// The rewrite of an `impl Module<X>` into an `impl ModuleMut<X>`.
@@ -164,6 +209,7 @@ mod tests {
     fn twin(src: &str) -> String {
         let out = expand(TokenStream::new(), src.parse().expect("tokens")).expect("expands");
         let file: syn::File = syn::parse2(out).expect("two impls");
+        // `X` is the impl's parameter: no `NoInputGrad` twin
         assert_eq!(file.items.len(), 2);
         let item = &file.items[1];
         quote!(#item).to_string().replace(' ', "")
@@ -220,6 +266,35 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("fntry_forward_mut(self:&mutSelf"), "{out}");
+    }
+
+    #[test]
+    fn a_concrete_input_gets_a_no_input_grad_twin() {
+        let src = "impl<S: Shape, T: Tape<f32, Cpu>> Module<Tensor<S, f32, Cpu, T>> for Net {
+            type Output = Tensor<S, f32, Cpu, T>;
+            type Error = CpuError;
+            fn try_forward(&self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+                self.relu.try_forward(x)
+            }
+        }";
+        let out = expand(TokenStream::new(), src.parse().expect("tokens")).expect("expands");
+        let file: syn::File = syn::parse2(out).expect("three impls");
+        assert_eq!(file.items.len(), 3);
+        let item = &file.items[2];
+        let out = quote!(#item).to_string().replace(' ', "");
+        let wrapped = "::static_nn::nn::NoInputGrad<Tensor<S,f32,Cpu,T>>";
+        assert!(
+            out.starts_with(&format!(
+                "impl<S:Shape,T:Tape<f32,Cpu>>{MUT}<{wrapped}>forNet"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "<Selfas{MUT}<Tensor<S,f32,Cpu,T>>>::try_forward_mut(self,x.0)"
+            )),
+            "{out}"
+        );
     }
 
     #[test]

@@ -46,6 +46,7 @@ impl<S: Shape, E: Dtype, D: ReluKernel<E>, T: Tape<E, D>> Module<Tensor<S, E, D,
 }
 
 super::build::zero_sized_build!(ReLU, Sigmoid, Tanh, Softmax, LogSoftmax);
+super::no_input_grad::no_input_grad_untraced!([] ReLU, [] Sigmoid, [] Tanh, [] Softmax, [] LogSoftmax);
 
 /// `InferShape` for shape-keeping activations, with PyTorch's description.
 macro_rules! infer_activation {

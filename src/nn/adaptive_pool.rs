@@ -41,6 +41,10 @@ pub struct GlobalAvgPool2D;
 pub struct AdaptiveAvgPool2D<const OH: usize, const OW: usize = OH>;
 
 super::build::zero_sized_build!(GlobalAvgPool2D);
+super::no_input_grad::no_input_grad_untraced!(
+    [] GlobalAvgPool2D,
+    [const OH: usize, const OW: usize,] AdaptiveAvgPool2D<OH, OW>,
+);
 impl ZeroSizedModule for GlobalAvgPool2D {}
 impl NonMutableModule for GlobalAvgPool2D {}
 impl<const OH: usize, const OW: usize> ZeroSizedModule for AdaptiveAvgPool2D<OH, OW> {}

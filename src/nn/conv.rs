@@ -1,6 +1,7 @@
 //! 2-D convolution layers.
 use super::build::BuildOnDevice;
 use super::infer::{InferShape, LayerRow};
+use super::NoInputGrad;
 use crate::ops::{Conv2DKernel, Conv2DOp, Workspace};
 use crate::shapes::checks::{Conv2DChannels, Conv2DLayer};
 use crate::shapes::{ConvOut, ConvOutSize};
@@ -347,6 +348,89 @@ where
         D::try_conv2d(
             op,
             x,
+            &self.weight,
+            self.bias.as_ref(),
+            (Const, Default::default(), Default::default()),
+            &self.workspace,
+        )
+    }
+}
+
+/// A batch whose own gradient is not wanted: the kernel records the
+/// gradients of the weight and bias only.
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        const BIAS: bool,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        B: Dim,
+        E: Dtype,
+        D: Conv2DKernel<E>,
+    > Module<NoInputGrad<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>>
+    for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
+where
+    (): Conv2DChannels<I, C>,
+    Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
+    Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
+{
+    type Output = Tensor<(B, Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, OwnedTape<E, D>>;
+    type Error = D::Err;
+
+    fn try_forward(
+        &self,
+        x: NoInputGrad<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>,
+    ) -> Result<Self::Output, D::Err> {
+        let batch = x.0.shape().0;
+        let op = self.op(batch.size(), H, W);
+        D::try_conv2d_no_input_grad(
+            op,
+            x.0,
+            &self.weight,
+            self.bias.as_ref(),
+            (batch, Const, Default::default(), Default::default()),
+            &self.workspace,
+        )
+    }
+}
+
+/// One image whose own gradient is not wanted.
+impl<
+        const I: usize,
+        const O: usize,
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const P: usize,
+        const BIAS: bool,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        E: Dtype,
+        D: Conv2DKernel<E>,
+    > Module<NoInputGrad<Tensor<(Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>>
+    for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
+where
+    (): Conv2DChannels<I, C>,
+    Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
+    Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
+{
+    type Output = Tensor<(Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, OwnedTape<E, D>>;
+    type Error = D::Err;
+
+    fn try_forward(
+        &self,
+        x: NoInputGrad<Tensor<(Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>,
+    ) -> Result<Self::Output, D::Err> {
+        let op = self.op(1, H, W);
+        D::try_conv2d_no_input_grad(
+            op,
+            x.0,
             &self.weight,
             self.bias.as_ref(),
             (Const, Default::default(), Default::default()),

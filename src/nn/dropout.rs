@@ -1,6 +1,7 @@
 //! Dropout layers: active in training mode only.
 use super::build::BuildOnDevice;
 use super::infer::{push, InferShape, LayerRow};
+use super::NoInputGrad;
 use dfdx::nn::tensor_collection::{ModuleVisitor, ScalarOptions};
 use dfdx::nn::{Module, ModuleMut, TensorCollection};
 use dfdx::prelude::*;
@@ -168,6 +169,25 @@ impl<
         mask.truncate(len);
         let mask = x.device().try_tensor_from_vec(mask, shape)?;
         x.try_mul(mask)
+    }
+}
+
+super::no_input_grad::no_input_grad_untraced!([const PERCENT: usize, const CHANNELS: bool,] DropoutModule<PERCENT, CHANNELS>);
+
+/// Training mode on a batch whose own gradient is not wanted: the mask is
+/// applied without a tape, and the output needs no gradient either.
+impl<const PERCENT: usize, const CHANNELS: bool, S: Shape, E: Dtype + Float, D: Device<E>>
+    ModuleMut<NoInputGrad<Tensor<S, E, D, OwnedTape<E, D>>>> for DropoutModule<PERCENT, CHANNELS>
+{
+    type Output = NoInputGrad<Tensor<S, E, D, OwnedTape<E, D>>>;
+    type Error = D::Err;
+
+    fn try_forward_mut(
+        &mut self,
+        x: NoInputGrad<Tensor<S, E, D, OwnedTape<E, D>>>,
+    ) -> Result<Self::Output, D::Err> {
+        let (x, tape) = x.0.split_tape();
+        Ok(NoInputGrad(self.try_forward_mut(x)?.put_tape(tape)))
     }
 }
 

@@ -25,6 +25,7 @@ pub struct Flatten;
 impl ZeroSizedModule for Flatten {}
 impl NonMutableModule for Flatten {}
 super::build::zero_sized_build!(Flatten);
+super::no_input_grad::no_input_grad_untraced!([] Flatten);
 super::infer::infer_via_module!([] Flatten, Flatten, "Flatten()".to_string(), 0);
 
 impl<

@@ -34,6 +34,8 @@ pub struct Input<const C: usize, const H: usize, const W: usize>;
 impl<const C: usize, const H: usize, const W: usize> ZeroSizedModule for Input<C, H, W> {}
 impl<const C: usize, const H: usize, const W: usize> NonMutableModule for Input<C, H, W> {}
 
+super::no_input_grad::no_input_grad_untraced!([const C: usize, const H: usize, const W: usize,] Input<C, H, W>);
+
 impl<const C: usize, const H: usize, const W: usize> ImageInput for Input<C, H, W> {
     type Image = Rank3<C, H, W>;
 }

@@ -2,6 +2,7 @@
 use super::build::BuildOnDevice;
 use super::conv::reset_fan_in;
 use super::infer::{InferShape, LayerRow};
+use super::NoInputGrad;
 use crate::ops::{LinearKernel, Workspace};
 use crate::shapes::checks::{FlatFeatureCount, LinearFeatures, LinearFlatInput};
 use crate::shapes::{Flat, Tn, ToTypenum};
@@ -126,6 +127,41 @@ macro_rules! linear_forward {
                 let batch = x.shape().0;
                 let x = x.try_reshape_like(&(batch, <$in>::default()))?;
                 self.affine(x)
+            }
+        }
+
+        impl<$($g)* B: Dim, const O: usize, E: Dtype, D: LinearKernel<E>>
+            Module<NoInputGrad<Tensor<(B, $x), E, D, OwnedTape<E, D>>>> for LinearModule<$in, O, E, D>
+        where $($check)*
+        {
+            type Output = Tensor<(B, Const<O>), E, D, OwnedTape<E, D>>;
+            type Error = D::Err;
+            fn try_forward(
+                &self,
+                x: NoInputGrad<Tensor<(B, $x), E, D, OwnedTape<E, D>>>,
+            ) -> Result<Self::Output, D::Err> {
+                // reshaped without the tape: no gradient flows back through it
+                let (x, tape) = x.0.split_tape();
+                let batch = x.shape().0;
+                let x = x.try_reshape_like(&(batch, <$in>::default()))?;
+                D::try_linear_no_input_grad(x.put_tape(tape), &self.weight, &self.bias, &self.workspace)
+            }
+        }
+
+        impl<$($g)* const O: usize, E: Dtype, D: LinearKernel<E>>
+            Module<NoInputGrad<Tensor<($x,), E, D, OwnedTape<E, D>>>> for LinearModule<$in, O, E, D>
+        where $($check)*
+        {
+            type Output = Tensor<(Const<O>,), E, D, OwnedTape<E, D>>;
+            type Error = D::Err;
+            fn try_forward(
+                &self,
+                x: NoInputGrad<Tensor<($x,), E, D, OwnedTape<E, D>>>,
+            ) -> Result<Self::Output, D::Err> {
+                let (x, tape) = x.0.split_tape();
+                let x = x.try_reshape_like(&(Const::<1>, <$in>::default()))?;
+                D::try_linear_no_input_grad(x.put_tape(tape), &self.weight, &self.bias, &self.workspace)?
+                    .try_reshape_like(&(Const::<O>,))
             }
         }
 

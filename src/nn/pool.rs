@@ -19,6 +19,7 @@ macro_rules! pool_layer {
         {
             type Built = Self;
         }
+        super::no_input_grad::no_input_grad_untraced!([const K: usize, const S: usize, const P: usize,] $name<K, S, P>);
 
         impl<const K: usize, const S: usize, const P: usize, const C: usize, const H: usize, const W: usize, B: Dim, E: Dtype, D: Pool2DKernel<E>, T: Tape<E, D>>
             Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>> for $name<K, S, P>

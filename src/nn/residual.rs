@@ -17,6 +17,7 @@ use dfdx::prelude::*;
 pub struct Identity;
 
 super::build::zero_sized_build!(Identity);
+super::no_input_grad::no_input_grad_untraced!([] Identity);
 impl ZeroSizedModule for Identity {}
 impl NonMutableModule for Identity {}
 
@@ -194,6 +195,8 @@ macro_rules! residual_impl {
 }
 residual_impl!(Module, try_forward, &);
 residual_impl!(ModuleMut, try_forward_mut, &mut);
+// a block first: the input's gradient is computed (and dropped)
+super::no_input_grad::no_input_grad_traced!(mutable: [F, G,] Residual<F, G>);
 
 impl<In: Shape, F: InferShape<In>, G: InferShape<In>> InferShape<In> for Residual<F, G> {
     type Concrete = Residual<F::Concrete, G::Concrete>;

@@ -123,6 +123,31 @@ pub(crate) type Operand<'a, E> = (&'a [E], Layout);
 /// the calling thread;
 /// `a` is `m×k` and `b` is `k×n` as used (see [`Layout`] for how each is stored).
 pub(crate) fn gemm<E: Dtype>(
+    mnk: (usize, usize, usize),
+    dst: &mut [E],
+    write: Write,
+    a: Operand<'_, E>,
+    b: Operand<'_, E>,
+) {
+    gemm_on(gemm::Parallelism::None, mnk, dst, write, a, b)
+}
+
+/// [`gemm`] spread over the current rayon pool's threads, as dfdx's
+/// `matmul` runs, for a product that is a whole op rather than a piece of
+/// one.
+pub(crate) fn gemm_parallel<E: Dtype>(
+    mnk: (usize, usize, usize),
+    dst: &mut [E],
+    write: Write,
+    a: Operand<'_, E>,
+    b: Operand<'_, E>,
+) {
+    let threads = rayon::current_num_threads();
+    gemm_on(gemm::Parallelism::Rayon(threads), mnk, dst, write, a, b)
+}
+
+fn gemm_on<E: Dtype>(
+    parallelism: gemm::Parallelism,
     (m, n, k): (usize, usize, usize),
     dst: &mut [E],
     write: Write,
@@ -171,8 +196,7 @@ pub(crate) fn gemm<E: Dtype>(
             conj_dst,
             conj_a,
             conj_b,
-            // the kernels call gemm from inside their own rayon tasks
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }

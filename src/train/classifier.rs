@@ -6,6 +6,7 @@ use super::optim::AnyOptimizer;
 use super::{Evaluation, Optim, OptimizerConfig, Schedule, TrainError};
 use crate::data::{Batch, DataLoader};
 use crate::error::{device, TypedErrors};
+use crate::nn::NoInputGrad;
 use crate::shapes::{ImageInput, ImageShape};
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorRef,
@@ -46,6 +47,15 @@ pub trait ImageClassifier<D: Device<f32>>: ImageInput + TensorCollection<f32, D>
         &mut self,
         x: ImagesOf<Self, D, OwnedTape<f32, D>>,
     ) -> Result<Logits<Self::Classes, D, OwnedTape<f32, D>>, D::Err>;
+
+    /// Logits in training mode, on a traced batch whose own gradient is not
+    /// wanted ([`NoInputGrad`]): the backward pass computes the gradients of
+    /// the parameters only. [`Classifier::fit`] trains this way.
+    #[allow(clippy::type_complexity)]
+    fn logits_mut_no_input_grad(
+        &mut self,
+        x: ImagesOf<Self, D, OwnedTape<f32, D>>,
+    ) -> Result<Logits<Self::Classes, D, OwnedTape<f32, D>>, D::Err>;
 }
 
 impl<D: Device<f32>, N: ConstDim, M> ImageClassifier<D> for M
@@ -55,6 +65,10 @@ where
         + Module<ImagesOf<M, D>, Output = Logits<N, D>, Error = D::Err>
         + ModuleMut<
             ImagesOf<M, D, OwnedTape<f32, D>>,
+            Output = Logits<N, D, OwnedTape<f32, D>>,
+            Error = D::Err,
+        > + ModuleMut<
+            NoInputGrad<ImagesOf<M, D, OwnedTape<f32, D>>>,
             Output = Logits<N, D, OwnedTape<f32, D>>,
             Error = D::Err,
         >,
@@ -70,6 +84,13 @@ where
         x: ImagesOf<Self, D, OwnedTape<f32, D>>,
     ) -> Result<Logits<N, D, OwnedTape<f32, D>>, D::Err> {
         self.try_forward_mut(x)
+    }
+
+    fn logits_mut_no_input_grad(
+        &mut self,
+        x: ImagesOf<Self, D, OwnedTape<f32, D>>,
+    ) -> Result<Logits<N, D, OwnedTape<f32, D>>, D::Err> {
+        self.try_forward_mut(NoInputGrad(x))
     }
 }
 
@@ -465,7 +486,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 let targets = batch.one_hot_dim::<M::Classes, D>(&self.device)?;
                 let logits = self
                     .model
-                    .logits_mut(x.traced(grads))
+                    .logits_mut_no_input_grad(x.traced(grads))
                     .map_err(device::<D>("the forward pass"))?;
                 let l = loss(logits, targets);
                 value = l.as_vec().first().copied().unwrap_or(f32::NAN);

@@ -271,12 +271,13 @@ fn chunk_im2col<E: Dtype>(op: &Conv2DOp, xs: &[E], ws: &Workspace) -> Lease<E> {
 }
 
 /// The backward pass of one fixed chunk of samples: its input gradient into
-/// `gxc`, and its partial weight and bias gradients into `gw`, `gb`.
+/// `gxc` (where it is wanted), and its partial weight and bias gradients into
+/// `gw`, `gb`.
 fn backward_chunk_run<E: Dtype>(
     op: &Conv2DOp,
     w: &[E],
     (gys, xc): (&[E], &[E]),
-    gxc: &mut [E],
+    gxc: Option<&mut [E]>,
     (gw, gb): (&mut [E], &mut [E]),
     (plans, ws): (&BackwardPlans, &Workspace),
 ) {
@@ -312,6 +313,9 @@ fn backward_chunk_run<E: Dtype>(
         let col_t = (&col[..], Layout::Transposed);
         gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op, col_t);
     }
+    let Some(gxc) = gxc else {
+        return;
+    };
     match &plans.input {
         Some(InputGrad::Transposed(plan)) => {
             // dx += the transposed convolution of gy, directly
@@ -356,6 +360,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     (weight, bias): (&Tensor<Sw, E, Cpu>, Option<&Tensor<Sb, E, Cpu>>),
     out: So,
     ws: &Workspace,
+    input_grad: bool,
 ) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
@@ -409,26 +414,32 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
         tape.add_backward_op(move |grads| {
             // Borrow y's gradient out of `grads` (no copy) and put it back below.
             let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let gx = grads.get_or_alloc_mut(&x_g)?;
+            let chunks = op.batch.div_ceil(REDUCE_CHUNK);
+            // each chunk's slice of x's gradient, or none where nobody wants it
+            let gx_chunks: Vec<Option<&mut [E]>> = if input_grad {
+                let gx = grads.get_or_alloc_mut(&x_g)?;
+                gx.chunks_mut(chw * REDUCE_CHUNK).map(Some).collect()
+            } else {
+                (0..chunks).map(|_| None).collect()
+            };
 
             // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of
             // the chunk (recomputed from x, cheaper than keeping it), the
             // partial weight and bias gradients, and the chunk's dx.
             let plans = BackwardPlans {
                 weight: as_f32(&w).and_then(|_| direct_grad::WeightGrad::new(&op)),
-                input: as_f32(&w).and_then(|w| {
+                input: as_f32(&w).filter(|_| input_grad).and_then(|w| {
                     input_grad_plan(&op, w)
                         .map(InputGrad::Transposed)
                         .or_else(|| direct_input::ScatterPlan::new(&op, w).map(InputGrad::Scatter))
                 }),
             };
-            let chunks = op.batch.div_ceil(REDUCE_CHUNK);
             let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
             let mut gw_parts = ws.lease_any::<E>(chunks * gw_len);
             let mut gb_parts = ws.lease_any::<E>(chunks * gb_len);
             gy.par_chunks(out_len * REDUCE_CHUNK)
                 .zip(xs.par_chunks(chw * REDUCE_CHUNK))
-                .zip(gx.par_chunks_mut(chw * REDUCE_CHUNK))
+                .zip(gx_chunks)
                 .zip(gw_parts.par_chunks_mut(gw_len))
                 .zip(gb_parts.par_chunks_mut(gb_len))
                 .for_each(|((((gys, xc), gxc), gw), gb)| {

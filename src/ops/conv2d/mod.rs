@@ -173,6 +173,40 @@ pub trait Conv2DKernel<E: Dtype>: Device<E> {
         out: So,
         workspace: &Workspace,
     ) -> Result<Tensor<So, E, Self, T>, Self::Err>;
+
+    /// [`try_conv2d`](Self::try_conv2d) on a traced `x` whose own gradient
+    /// nobody wants ([`NoInputGrad`](crate::nn::NoInputGrad), a batch of
+    /// data): the backward pass records the gradients of `weight` and `bias`
+    /// and need not compute `x`'s. [`Cpu`] skips it (`x`'s gradient is then
+    /// absent from the gradients); the default computes it all the same.
+    fn try_conv2d_no_input_grad<S: Shape, Sw: Shape, Sb: Shape, So: Shape>(
+        op: Conv2DOp,
+        x: Tensor<S, E, Self, OwnedTape<E, Self>>,
+        weight: &Tensor<Sw, E, Self>,
+        bias: Option<&Tensor<Sb, E, Self>>,
+        out: So,
+        workspace: &Workspace,
+    ) -> Result<Tensor<So, E, Self, OwnedTape<E, Self>>, Self::Err> {
+        Self::try_conv2d(op, x, weight, bias, out, workspace)
+    }
+}
+
+/// [`cpu::conv2d`] after checking that `op` fits the tensors; with
+/// `input_grad` false the backward pass leaves `x`'s gradient out.
+fn cpu_checked<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
+    op: Conv2DOp,
+    x: Tensor<S, E, Cpu, T>,
+    (weight, bias): (&Tensor<Sw, E, Cpu>, Option<&Tensor<Sb, E, Cpu>>),
+    out: So,
+    workspace: &Workspace,
+    input_grad: bool,
+) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
+    let (x_len, w_len) = (x.shape().num_elements(), weight.shape().num_elements());
+    let b_len = bias.map(|b| b.shape().num_elements());
+    if !op.fits(x_len, w_len, b_len, out.num_elements()) {
+        return Err(CpuError::WrongNumElements);
+    }
+    cpu::conv2d(op, x, (weight, bias), out, workspace, input_grad)
 }
 
 /// The CPU kernels, for each dtype they support.
@@ -187,12 +221,18 @@ macro_rules! cpu_conv2d {
                 out: So,
                 workspace: &Workspace,
             ) -> Result<Tensor<So, $e, Self, T>, Self::Err> {
-                let (x_len, w_len) = (x.shape().num_elements(), weight.shape().num_elements());
-                let b_len = bias.map(|b| b.shape().num_elements());
-                if !op.fits(x_len, w_len, b_len, out.num_elements()) {
-                    return Err(CpuError::WrongNumElements);
-                }
-                cpu::conv2d(op, x, (weight, bias), out, workspace)
+                cpu_checked(op, x, (weight, bias), out, workspace, true)
+            }
+
+            fn try_conv2d_no_input_grad<S: Shape, Sw: Shape, Sb: Shape, So: Shape>(
+                op: Conv2DOp,
+                x: Tensor<S, $e, Self, OwnedTape<$e, Self>>,
+                weight: &Tensor<Sw, $e, Self>,
+                bias: Option<&Tensor<Sb, $e, Self>>,
+                out: So,
+                workspace: &Workspace,
+            ) -> Result<Tensor<So, $e, Self, OwnedTape<$e, Self>>, Self::Err> {
+                cpu_checked(op, x, (weight, bias), out, workspace, false)
             }
         }
     )*};

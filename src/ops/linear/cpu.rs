@@ -2,7 +2,9 @@
 //! into the layer's workspace (dfdx lends no view of a tensor's storage), then for each row of `W` its
 //! dot product with every sample, in 8 lanes, compiled for AVX2 where the
 //! CPU has it.
-use crate::ops::cpu_util::{avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec};
+use crate::ops::cpu_util::{
+    avx2_or_baseline, copy_to_lease, gemm_parallel, output_vec, tensor_from_vec, Layout, Write,
+};
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 
@@ -58,6 +60,53 @@ pub(crate) fn small_batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, C
     Ok(tensor_from_vec(&dev, ys, (batch, Const::<O>))?.put_tape(tape))
 }
 
+/// `x·Wᵀ + b` on a traced batch whose own gradient is not wanted: the
+/// backward pass adds `gyᵀ·x` to `W`'s gradient and the column sums of `gy`
+/// to `b`'s, and computes nothing for `x`. Both products run on gemm over
+/// the rayon pool, as dfdx's `matmul` does.
+pub(crate) fn no_input_grad<B: Dim, I: Dim, const O: usize, E: Dtype>(
+    x: Tensor<(B, I), E, Cpu, OwnedTape<E, Cpu>>,
+    weight: &Tensor<(Const<O>, I), E, Cpu>,
+    bias: &Tensor<Rank1<O>, E, Cpu>,
+    ws: &Workspace,
+) -> Result<Tensor<(B, Const<O>), E, Cpu, OwnedTape<E, Cpu>>, CpuError> {
+    let (batch, k) = (x.shape().0, x.shape().1.size());
+    let (x, mut tape) = x.split_tape();
+    let dev = x.device().clone();
+    let (xs, wts, bs) = (
+        copy_to_lease(&x, ws)?,
+        copy_to_lease(weight, ws)?,
+        copy_to_lease(bias, ws)?,
+    );
+    let m = batch.size();
+    let mut ys = output_vec::<E>(&dev, m * O)?;
+    for row in ys.chunks_exact_mut(O) {
+        row.copy_from_slice(&bs[..O]);
+    }
+    drop(bs);
+    // y (m×O) += x (m×k) · Wᵀ (k×O), W stored O×k
+    let (x_op, w_op) = ((&xs[..], Layout::AsIs), (&wts[..], Layout::Transposed));
+    gemm_parallel((m, O, k), &mut ys, Write::Accumulate, x_op, w_op);
+    drop(wts);
+    let y = tensor_from_vec(&dev, ys, (batch, Const::<O>))?;
+    let (w_g, b_g, y_g) = (weight.ghost(), bias.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        // Borrow y's gradient out of `grads` (no copy); it goes back below.
+        let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
+        // gW (O×k) += gyᵀ (O×m) · x (m×k), gy stored m×O
+        let gw = grads.get_or_alloc_mut(&w_g)?;
+        let (gy_op, x_op) = ((&gy[..], Layout::Transposed), (&xs[..], Layout::AsIs));
+        gemm_parallel((O, k, m), gw, Write::Accumulate, gy_op, x_op);
+        let gb = grads.get_or_alloc_mut(&b_g)?;
+        for row in gy.chunks_exact(O) {
+            gb.iter_mut().zip(row).for_each(|(g, v)| *g += *v);
+        }
+        **grads.get_or_alloc_mut(&y_g)? = gy;
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{generic, LinearKernel, SMALL_BATCH};
@@ -111,5 +160,46 @@ mod tests {
         for (a, e) in g.get(&x).as_vec().iter().zip(&want) {
             assert!((a - e).abs() < 1e-6, "{a} vs {e}");
         }
+    }
+
+    /// A batch whose own gradient is not wanted, at the MLP's first layer
+    /// in f32 and on odd sizes in f64: the output and the weight and bias
+    /// gradients of dfdx's path, to rounding.
+    #[test]
+    fn without_input_grad_the_parameter_gradients_are_dfdx_s() {
+        fn check<const B: usize, const I: usize, const O: usize, E>(tol: f64)
+        where
+            E: Dtype + num_traits::ToPrimitive,
+            Cpu: LinearKernel<E>,
+            rand_distr::StandardNormal: rand_distr::Distribution<E>,
+        {
+            let dev = Cpu::seed_from_u64(9);
+            let w: Tensor<Rank2<O, I>, E, _> = dev.sample_normal();
+            let b: Tensor<Rank1<O>, E, _> = dev.sample_normal();
+            let x: Tensor<Rank2<B, I>, E, _> = dev.sample_normal();
+            let r: Tensor<Rank2<B, O>, E, _> = dev.sample_normal();
+            let ws = Workspace::default();
+            let ours = Cpu::try_linear_no_input_grad(x.leaky_trace(), &w, &b, &ws).expect("linear");
+            let want = generic::linear(x.leaky_trace(), &w, &b).expect("linear");
+            let close = |a: Vec<E>, e: Vec<E>, what: &str| {
+                assert_eq!(a.len(), e.len());
+                for (a, e) in a.iter().zip(&e) {
+                    let (a, e) = (a.to_f64().unwrap(), e.to_f64().unwrap());
+                    assert!((a - e).abs() <= tol * (1.0 + e.abs()), "{what}: {a} vs {e}");
+                }
+            };
+            close(
+                ours.retaped::<NoneTape>().as_vec(),
+                want.retaped::<NoneTape>().as_vec(),
+                "y",
+            );
+            let g_ours = (ours * r.clone()).sum().backward();
+            let g_want = (want * r).sum().backward();
+            close(g_ours.get(&w).as_vec(), g_want.get(&w).as_vec(), "dW");
+            close(g_ours.get(&b).as_vec(), g_want.get(&b).as_vec(), "db");
+        }
+        check::<64, 784, 128, f32>(1e-4);
+        check::<5, 37, 13, f64>(1e-12);
+        check::<1, 3, 1, f64>(1e-12);
     }
 }

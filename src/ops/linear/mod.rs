@@ -37,6 +37,20 @@ pub trait LinearKernel<E: Dtype>: Device<E> {
         bias: &Tensor<Rank1<O>, E, Self>,
         workspace: &Workspace,
     ) -> Result<Tensor<(B, Const<O>), E, Self, T>, Self::Err>;
+
+    /// [`try_linear`](Self::try_linear) on a traced `x` whose own gradient
+    /// nobody wants ([`NoInputGrad`](crate::nn::NoInputGrad), a batch of
+    /// data): the backward pass records the gradients of `weight` and `bias`
+    /// and need not compute `x`'s. [`Cpu`] skips it (`x`'s gradient is then
+    /// absent from the gradients); the default computes it all the same.
+    fn try_linear_no_input_grad<B: Dim, I: Dim, const O: usize>(
+        x: Tensor<(B, I), E, Self, OwnedTape<E, Self>>,
+        weight: &Tensor<(Const<O>, I), E, Self>,
+        bias: &Tensor<Rank1<O>, E, Self>,
+        workspace: &Workspace,
+    ) -> Result<Tensor<(B, Const<O>), E, Self, OwnedTape<E, Self>>, Self::Err> {
+        Self::try_linear(x, weight, bias, workspace)
+    }
 }
 
 /// The composition of dfdx ops that every device can run.
@@ -73,6 +87,15 @@ macro_rules! cpu_linear {
                 } else {
                     generic::linear(x, weight, bias)
                 }
+            }
+
+            fn try_linear_no_input_grad<B: Dim, I: Dim, const O: usize>(
+                x: Tensor<(B, I), $e, Self, OwnedTape<$e, Self>>,
+                weight: &Tensor<(Const<O>, I), $e, Self>,
+                bias: &Tensor<Rank1<O>, $e, Self>,
+                workspace: &Workspace,
+            ) -> Result<Tensor<(B, Const<O>), $e, Self, OwnedTape<$e, Self>>, Self::Err> {
+                cpu::no_input_grad(x, weight, bias, workspace)
             }
         }
     )*};

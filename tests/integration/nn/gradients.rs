@@ -313,6 +313,66 @@ proptest! {
     }
 }
 
+/// The output, the weight and bias gradients, and the input's gradient
+/// (`None` where the backward pass left it out) of one convolution on
+/// `Cpu`, with the input traced as usual or as a batch whose own gradient
+/// is not wanted.
+fn conv_param_grads<E>(op: Conv2DOp, seed: u64, input_grad: bool) -> [Option<Vec<E>>; 4]
+where
+    E: Dtype,
+    Cpu: Conv2DKernel<E>,
+    rand_distr::StandardNormal: rand_distr::Distribution<E>,
+{
+    let dev = Cpu::seed_from_u64(seed);
+    let x = dev.sample_normal_like(&op.input_shape());
+    let w = dev.sample_normal_like(&op.weight_shape());
+    let b = dev.sample_normal_like(&op.bias_shape());
+    let out: Dyn4 = op.output_shape();
+    let r = dev.sample_normal_like(&out);
+    let (xt, ws) = (x.clone().leaky_traced(), Workspace::default());
+    let y = if input_grad {
+        Cpu::try_conv2d(op, xt, &w, Some(&b), out, &ws)
+    } else {
+        Cpu::try_conv2d_no_input_grad(op, xt, &w, Some(&b), out, &ws)
+    }
+    .unwrap();
+    let yv = y.retaped::<NoneTape>().as_vec();
+    let mut g = (y * r).sum().backward();
+    let (gw, gb) = (g.get(&w).as_vec(), g.get(&b).as_vec());
+    // leaky gradients keep every tensor's: x's is zeros unless computed
+    g.get_or_alloc_mut(&x).unwrap();
+    let gx = g.get(&x).as_vec();
+    let gx = gx.iter().any(|v| *v != E::default()).then_some(gx);
+    [Some(yv), gx, Some(gw), Some(gb)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A batch whose own gradient is not wanted (`NoInputGrad`) gets the
+    /// same output and the same bits in the weight and bias gradients as a
+    /// traced one, in f32 (the direct kernels) and f64, and no input
+    /// gradient.
+    #[test]
+    fn conv_without_input_grad_keeps_the_parameter_gradients(
+        batch in 1usize..11, cin in 1usize..4, cout in 1usize..8,
+        h in 2usize..16, k in 1usize..6, stride in 1usize..3, padding in 0usize..3,
+        seed in 0u64..1000,
+    ) {
+        let op = Conv2DOp::new(batch, cin, cout, (h, h), (k, k), stride, padding);
+        prop_assume!(op.is_some());
+        let op = op.unwrap();
+        let [y, gx, gw, gb] = conv_param_grads::<f32>(op, seed, false);
+        let [y2, gx2, gw2, gb2] = conv_param_grads::<f32>(op, seed, true);
+        prop_assert!(gx.is_none() && gx2.is_some());
+        prop_assert_eq!((y, gw, gb), (y2, gw2, gb2));
+        let [y, gx, gw, gb] = conv_param_grads::<f64>(op, seed, false);
+        let [y2, gx2, gw2, gb2] = conv_param_grads::<f64>(op, seed, true);
+        prop_assert!(gx.is_none() && gx2.is_some());
+        prop_assert_eq!((y, gw, gb), (y2, gw2, gb2));
+    }
+}
+
 /// The fast convolution's gradients do not depend on the number of threads
 /// (fixed-chunk reduction): bit-identical with 1 and 2 threads.
 #[test]
