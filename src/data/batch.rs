@@ -163,6 +163,19 @@ impl Batch {
             .map_err(device_err::<D>)
     }
 
+    /// [`images_tensor`](Self::images_tensor), moving the pixels into the
+    /// tensor instead of copying them (a training step's batch is used once).
+    /// The batch keeps its labels; its images are gone.
+    pub(crate) fn take_images_tensor<I: ImageShape, D: Device<f32> + TypedErrors>(
+        &mut self,
+        dev: &D,
+    ) -> Result<Tensor<I::Batched, f32, D>, DataError> {
+        self.check_dims(I::DIMS)?;
+        let images = std::mem::take(&mut self.images);
+        dev.try_tensor_from_vec(images, I::batched(self.len()))
+            .map_err(device_err::<D>)
+    }
+
     /// One-hot targets `(usize, N)` for any const class dimension `N`.
     pub fn one_hot_dim<N: ConstDim, D: Device<f32> + TypedErrors>(
         &self,
@@ -306,6 +319,19 @@ mod tests {
         assert_eq!(y.as_vec(), b.labels);
         let (x2, _) = b.clone().into_tensors::<1, 2, 3, _>(&dev).unwrap();
         assert_eq!(x2.as_vec(), x.as_vec());
+    }
+
+    #[test]
+    fn taking_the_images_moves_them_once() {
+        let dev = Cpu::default();
+        let mut b = batch(4);
+        let want = b.images_tensor::<Rank3<1, 2, 3>, _>(&dev).unwrap().as_vec();
+        let x = b.take_images_tensor::<Rank3<1, 2, 3>, _>(&dev).unwrap();
+        assert_eq!(x.as_vec(), want);
+        assert_eq!(b.len(), 4, "the labels stay");
+        // the images are gone: an error, not a panic or an empty tensor
+        let e = b.take_images_tensor::<Rank3<1, 2, 3>, _>(&dev).unwrap_err();
+        assert!(matches!(e, DataError::Inconsistent(_)), "{e:?}");
     }
 
     #[test]

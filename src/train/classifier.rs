@@ -470,7 +470,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 .try_alloc_grads()
                 .map_err(device::<D>("allocating gradients"))?,
         };
-        for (b, batch) in loader.epoch(epoch).enumerate() {
+        for (b, mut batch) in loader.epoch(epoch).enumerate() {
             self.optimizer.set_learning_rate(lr(b));
             let non_finite = |value: f32| TrainError::NonFiniteLoss {
                 epoch: epoch + 1,
@@ -482,8 +482,8 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             let mut value = 0.0f32;
             let mut global_samples = batch.len();
             if !batch.is_empty() || self.dist.is_none() {
-                let x = batch.images_tensor::<M::Image, D>(&self.device)?;
                 let targets = batch.one_hot_dim::<M::Classes, D>(&self.device)?;
+                let x = batch.take_images_tensor::<M::Image, D>(&self.device)?;
                 let logits = self
                     .model
                     .logits_mut_no_input_grad(x.traced(grads))
