@@ -6,10 +6,13 @@
 //! - `conv2d/fwd/*`: forward without a tape (inference), for LeNet's two
 //!   convolutions and a 3×3 one;
 //! - `conv2d/bwd/*`: the backward pass alone (the traced forward runs in the
-//!   untimed setup);
+//!   untimed setup); `conv2d/bwd_no_input_grad/*` the same for a batch whose
+//!   own gradient is not wanted (`NoInputGrad`: weight and bias gradients
+//!   only);
 //! - `pool2d/{max,avg}_fwd/*`, `pool2d/{max,avg}_bwd/*`;
-//! - `linear/*`: forward and forward+backward at batch 64, and forward at
-//!   batch 1 (the CPU's small-batch dot products);
+//! - `linear/*`: forward and forward+backward at batch 64 (also on a
+//!   `NoInputGrad` batch: `fwd_bwd_no_input_grad`), and forward at batch 1
+//!   (the CPU's small-batch dot products);
 //! - `batchnorm2d/fwd/*`: inference mode (running statistics, no tape);
 //!   `batchnorm2d/train_fwd_bwd/*`: training mode (`forward_mut`: batch
 //!   statistics and the running-stat update) and the backward pass, at the
@@ -25,7 +28,9 @@
 //!   in inference mode and as a training step (forward_mut + backward);
 //! - `global_avg_pool/{fwd,fwd_bwd}/*`: `GlobalAvgPool2D` at the ResNet's
 //!   last stage;
-//! - `train_step/*`: forward, cross-entropy, backward, Adam (batch 64);
+//! - `train_step/*`: forward, cross-entropy, backward, Adam (batch 64), with
+//!   the batch traced as usual and as `NoInputGrad` (`*_no_input_grad`, as
+//!   `Classifier::fit` passes it);
 //! - `inference/*`: the class LeNet at batch 1, 64, 1000;
 //! - `typed_overhead/*`: the typed `LeNetClass` against the same computation
 //!   written directly with the ops (see `benches/common/raw_lenet.rs`).
@@ -75,6 +80,18 @@ fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize, co
         bch.iter_batched(
             || {
                 let y = Dev::try_conv2d(op, x.leaky_trace(), &w, Some(&b), out, &ws).unwrap();
+                (y * r.clone()).sum()
+            },
+            |loss| loss.backward(),
+            BatchSize::SmallInput,
+        )
+    });
+    // a batch whose own gradient is not wanted (`NoInputGrad`): dW and db only
+    g.bench_function(format!("bwd_no_input_grad/{name}"), |bch| {
+        bch.iter_batched(
+            || {
+                let xt = x.leaky_trace();
+                let y = Dev::try_conv2d_no_input_grad(op, xt, &w, Some(&b), out, &ws).unwrap();
                 (y * r.clone()).sum()
             },
             |loss| loss.backward(),
@@ -140,6 +157,10 @@ fn linear(c: &mut Criterion) {
     });
     g.bench_function("fwd_bwd/b64_784_to_128", |bch| {
         bch.iter(|| l.forward(x.leaky_trace()).sum().backward())
+    });
+    // the MLP's first layer on a batch whose own gradient is not wanted
+    g.bench_function("fwd_bwd_no_input_grad/b64_784_to_128", |bch| {
+        bch.iter(|| l.forward(NoInputGrad(x.leaky_trace())).sum().backward())
     });
     g.finish();
 }
@@ -254,7 +275,10 @@ fn global_avg_pool(c: &mut Criterion) {
 }
 
 macro_rules! train_bench {
-    ($g:expr, $dev:expr, $name:expr, $model:ty) => {{
+    ($g:expr, $dev:expr, $name:expr, $model:ty) => {
+        train_bench!($g, $dev, $name, $model, |x| x)
+    };
+    ($g:expr, $dev:expr, $name:expr, $model:ty, $wrap:expr) => {{
         let mut model = $dev.build_module::<$model, f32>();
         let mut opt = Adam::new(&model, Default::default());
         let x: Tensor<Rank4<B, 1, 28, 28>, f32, Dev> = $dev.sample_normal();
@@ -262,7 +286,7 @@ macro_rules! train_bench {
         let mut grads = Some(model.alloc_grads());
         $g.bench_function($name, |bch| {
             bch.iter(|| {
-                let logits = model.forward(x.trace(grads.take().unwrap()));
+                let logits = model.forward($wrap(x.trace(grads.take().unwrap())));
                 let loss = cross_entropy_with_logits_loss(logits, t.clone());
                 let mut g = loss.backward();
                 opt.update(&mut model, &g).unwrap();
@@ -279,6 +303,15 @@ fn train(c: &mut Criterion) {
     g.throughput(Throughput::Elements(B as u64));
     train_bench!(g, dev, "lenet_class/b64_adam", LeNetClass);
     train_bench!(g, dev, "mlp/b64_adam", Mlp);
+    // the batch as `Classifier::fit` passes it: no gradient of its own
+    train_bench!(
+        g,
+        dev,
+        "lenet_class_no_input_grad/b64_adam",
+        LeNetClass,
+        NoInputGrad
+    );
+    train_bench!(g, dev, "mlp_no_input_grad/b64_adam", Mlp, NoInputGrad);
     g.finish();
 }
 

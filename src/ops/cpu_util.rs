@@ -60,7 +60,8 @@ pub(crate) fn has_avx2() -> bool {
 /// Defines `$name` with `$body`'s signature, which runs `$body` compiled
 /// for AVX2 when the CPU has it (its loops then use 256-bit registers) and
 /// for the baseline otherwise. `$body` should be `#[inline(always)]`, so that
-/// it is compiled into each version.
+/// it is compiled into each version. The function may be generic over one
+/// dtype `E` or not generic at all.
 ///
 /// ```text
 /// avx2_or_baseline!(
@@ -80,6 +81,24 @@ macro_rules! avx2_or_baseline {
             if $crate::ops::cpu_util::has_avx2() {
                 #[target_feature(enable = "avx2")]
                 unsafe fn avx2<E: $b0 $(+ $b)*>($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return unsafe { avx2($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
+    (
+        $(#[$m:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident
+    ) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if $crate::ops::cpu_util::has_avx2() {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 // SAFETY: the CPU has AVX2 (checked just above).
