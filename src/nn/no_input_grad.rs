@@ -35,6 +35,7 @@ use dfdx::prelude::{Device, Dtype, OwnedTape, PutTape, Shape, SplitTape, Tensor}
 /// let mut net = dev.build_module::<(Conv2D<1, 2, 3>, ReLU, Flatten, Linear<8, 3>), f32>();
 /// let x: Tensor<Rank4<4, 1, 4, 4>, f32, _> = dev.sample_normal();
 ///
+/// // `trace` traces a copy of `x` (it is used twice here); `traced` takes `x` itself
 /// let grads = net.alloc_grads();
 /// let loss = net.forward_mut(NoInputGrad(x.trace(grads))).square().mean();
 /// let fast = loss.backward();
@@ -43,6 +44,7 @@ use dfdx::prelude::{Device, Dtype, OwnedTape, PutTape, Shape, SplitTape, Tensor}
 /// let loss = net.forward_mut(x.trace(grads)).square().mean();
 /// let full = loss.backward();
 ///
+/// // a tuple builds into a `Sequential`: its layers are `net.0 .0`, `net.0 .1`, …
 /// let w = &net.0 .0.weight;
 /// assert_eq!(fast.get(w).array(), full.get(w).array());
 /// ```
