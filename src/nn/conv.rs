@@ -274,170 +274,97 @@ impl<
 type Out<const H: usize, const K: usize, const S: usize, const P: usize> =
     ConvOutSize<H, K, S, P, Conv2DLayer>;
 
-impl<
-        const I: usize,
-        const O: usize,
-        const KH: usize,
-        const KW: usize,
-        const S: usize,
-        const P: usize,
-        const BIAS: bool,
-        const C: usize,
-        const H: usize,
-        const W: usize,
-        B: Dim,
-        E: Dtype,
-        D: Conv2DKernel<E>,
-        T: Tape<E, D>,
-    > Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>>
-    for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
-where
-    (): Conv2DChannels<I, C>,
-    Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
-    Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
-{
-    type Output = Tensor<(B, Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, T>;
-    type Error = D::Err;
+/// `Module` of a convolution for one input type: `[generics]`, the input
+/// type and the output's, how to get the tensor, the batch size and the
+/// output shape from the input `x`, and the kernel's method.
+macro_rules! conv_module {
+    (
+        [$($g:tt)*] $input:ty => $output:ty,
+        |$x:ident| ($tensor:expr, $batch:expr, $out:expr),
+        $kernel:ident
+    ) => {
+        impl<
+                const I: usize,
+                const O: usize,
+                const KH: usize,
+                const KW: usize,
+                const S: usize,
+                const P: usize,
+                const BIAS: bool,
+                const C: usize,
+                const H: usize,
+                const W: usize,
+                $($g)*
+                E: Dtype,
+                D: Conv2DKernel<E>,
+            > Module<$input> for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
+        where
+            (): Conv2DChannels<I, C>,
+            Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
+            Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
+        {
+            type Output = $output;
+            type Error = D::Err;
 
-    fn try_forward(
-        &self,
-        x: Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
-        let batch = x.shape().0;
-        let op = self.op(batch.size(), H, W);
-        D::try_conv2d(
-            op,
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            (batch, Const, Default::default(), Default::default()),
-            &self.workspace,
-        )
-    }
+            fn try_forward(&self, $x: $input) -> Result<Self::Output, D::Err> {
+                // the sizes first: the tensor moves into the kernel
+                let (op, out) = (self.op($batch, H, W), $out);
+                D::$kernel(
+                    op,
+                    $tensor,
+                    &self.weight,
+                    self.bias.as_ref(),
+                    out,
+                    &self.workspace,
+                )
+            }
+        }
+    };
 }
 
-impl<
-        const I: usize,
-        const O: usize,
-        const KH: usize,
-        const KW: usize,
-        const S: usize,
-        const P: usize,
-        const BIAS: bool,
-        const C: usize,
-        const H: usize,
-        const W: usize,
-        E: Dtype,
-        D: Conv2DKernel<E>,
-        T: Tape<E, D>,
-    > Module<Tensor<(Const<C>, Const<H>, Const<W>), E, D, T>>
-    for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
-where
-    (): Conv2DChannels<I, C>,
-    Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
-    Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
-{
-    type Output = Tensor<(Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, T>;
-    type Error = D::Err;
+/// Output sizes `(Const<O>, H', W')` of this layer on an `H × W` input.
+type OutPlane<
+    const O: usize,
+    const H: usize,
+    const W: usize,
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const P: usize,
+> = (Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>);
 
-    fn try_forward(
-        &self,
-        x: Tensor<(Const<C>, Const<H>, Const<W>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
-        let op = self.op(1, H, W);
-        D::try_conv2d(
-            op,
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            (Const, Default::default(), Default::default()),
-            &self.workspace,
-        )
-    }
-}
-
-/// A batch whose own gradient is not wanted: the kernel records the
-/// gradients of the weight and bias only.
-impl<
-        const I: usize,
-        const O: usize,
-        const KH: usize,
-        const KW: usize,
-        const S: usize,
-        const P: usize,
-        const BIAS: bool,
-        const C: usize,
-        const H: usize,
-        const W: usize,
-        B: Dim,
-        E: Dtype,
-        D: Conv2DKernel<E>,
-    > Module<NoInputGrad<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>>
-    for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
-where
-    (): Conv2DChannels<I, C>,
-    Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
-    Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
-{
-    type Output = Tensor<(B, Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, OwnedTape<E, D>>;
-    type Error = D::Err;
-
-    fn try_forward(
-        &self,
-        x: NoInputGrad<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>,
-    ) -> Result<Self::Output, D::Err> {
-        let batch = x.0.shape().0;
-        let op = self.op(batch.size(), H, W);
-        D::try_conv2d_no_input_grad(
-            op,
-            x.0,
-            &self.weight,
-            self.bias.as_ref(),
-            (batch, Const, Default::default(), Default::default()),
-            &self.workspace,
-        )
-    }
-}
-
-/// One image whose own gradient is not wanted.
-impl<
-        const I: usize,
-        const O: usize,
-        const KH: usize,
-        const KW: usize,
-        const S: usize,
-        const P: usize,
-        const BIAS: bool,
-        const C: usize,
-        const H: usize,
-        const W: usize,
-        E: Dtype,
-        D: Conv2DKernel<E>,
-    > Module<NoInputGrad<Tensor<(Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>>
-    for Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
-where
-    (): Conv2DChannels<I, C>,
-    Const<H>: ConvOut<KH, S, P, Conv2DLayer>,
-    Const<W>: ConvOut<KW, S, P, Conv2DLayer>,
-{
-    type Output = Tensor<(Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, OwnedTape<E, D>>;
-    type Error = D::Err;
-
-    fn try_forward(
-        &self,
-        x: NoInputGrad<Tensor<(Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>,
-    ) -> Result<Self::Output, D::Err> {
-        let op = self.op(1, H, W);
-        D::try_conv2d_no_input_grad(
-            op,
-            x.0,
-            &self.weight,
-            self.bias.as_ref(),
-            (Const, Default::default(), Default::default()),
-            &self.workspace,
-        )
-    }
-}
+// A batch `(B, C, H, W)`.
+conv_module!(
+    [B: Dim, T: Tape<E, D>,]
+    Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>
+        => Tensor<(B, Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, T>,
+    |x| (x, x.shape().0.size(), (x.shape().0, Const, Default::default(), Default::default())),
+    try_conv2d
+);
+// One image `(C, H, W)`.
+conv_module!(
+    [T: Tape<E, D>,]
+    Tensor<(Const<C>, Const<H>, Const<W>), E, D, T> => Tensor<OutPlane<O, H, W, KH, KW, S, P>, E, D, T>,
+    |x| (x, 1, (Const, Default::default(), Default::default())),
+    try_conv2d
+);
+// A batch whose own gradient is not wanted: the kernel records the
+// gradients of the weight and bias only.
+conv_module!(
+    [B: Dim,]
+    NoInputGrad<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>
+        => Tensor<(B, Const<O>, Out<H, KH, S, P>, Out<W, KW, S, P>), E, D, OwnedTape<E, D>>,
+    |x| (x.0, x.0.shape().0.size(), (x.0.shape().0, Const, Default::default(), Default::default())),
+    try_conv2d_no_input_grad
+);
+// One image whose own gradient is not wanted.
+conv_module!(
+    []
+    NoInputGrad<Tensor<(Const<C>, Const<H>, Const<W>), E, D, OwnedTape<E, D>>>
+        => Tensor<OutPlane<O, H, W, KH, KW, S, P>, E, D, OwnedTape<E, D>>,
+    |x| (x.0, 1, (Const, Default::default(), Default::default())),
+    try_conv2d_no_input_grad
+);
 
 impl<
         const I: usize,

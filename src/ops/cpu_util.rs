@@ -72,33 +72,15 @@ pub(crate) fn has_avx2() -> bool {
 macro_rules! avx2_or_baseline {
     (
         $(#[$m:meta])*
-        $vis:vis fn $name:ident<E: $b0:ident $(+ $b:ident)*>($($arg:ident: $ty:ty),* $(,)?)
+        $vis:vis fn $name:ident $(<$e:ident: $b0:ident $(+ $b:ident)*>)? ($($arg:ident: $ty:ty),* $(,)?)
         $(-> $ret:ty)? => $body:ident
     ) => {
         $(#[$m])*
-        $vis fn $name<E: $b0 $(+ $b)*>($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name $(<$e: $b0 $(+ $b)*>)? ($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             if $crate::ops::cpu_util::has_avx2() {
                 #[target_feature(enable = "avx2")]
-                unsafe fn avx2<E: $b0 $(+ $b)*>($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU has AVX2 (checked just above).
-                return unsafe { avx2($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-    (
-        $(#[$m:meta])*
-        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident
-    ) => {
-        $(#[$m])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            if $crate::ops::cpu_util::has_avx2() {
-                #[target_feature(enable = "avx2")]
-                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                unsafe fn avx2 $(<$e: $b0 $(+ $b)*>)? ($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 // SAFETY: the CPU has AVX2 (checked just above).
