@@ -29,8 +29,13 @@ pub type ImagesOf<M, D, T = NoneTape> =
 /// spelled at the call site.
 ///
 /// It runs in two modes. Training ([`Classifier::fit`]) calls dfdx's
-/// `ModuleMut::forward_mut` on a traced batch: dropout is active and batch
-/// norms use and update batch statistics. Inference
+/// `ModuleMut::forward_mut` on a traced batch, passed as [`NoInputGrad`]
+/// (the batch's own gradient is not computed): dropout is active and batch
+/// norms use and update batch statistics. Tuples, derived struct models and
+/// `#[forward]` blocks take `NoInputGrad` on their own; a model whose
+/// `ModuleMut` you write by hand also implements
+/// `ModuleMut<NoInputGrad<ImagesOf<Self, D, OwnedTape<f32, D>>>>`, at its
+/// simplest by running on `x.0`. Inference
 /// ([`evaluate`](Classifier::evaluate), [`predict`](Classifier::predict))
 /// calls `Module::forward`, which takes the model by `&self`: it cannot
 /// apply dropout or change any statistic.
