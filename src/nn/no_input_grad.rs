@@ -103,9 +103,9 @@ macro_rules! no_input_grad_untraced {
 pub(crate) use no_input_grad_untraced;
 
 /// `Module<NoInputGrad<..>>` and `ModuleMut<NoInputGrad<..>>` for layers
-/// that run as on a traced tensor: the input's gradient is computed and
-/// dropped. Each entry is `[generics,] Type`; `mutable` adds `ModuleMut`
-/// (for layers whose `ModuleMut` is not dfdx's blanket one).
+/// with a `ModuleMut` of their own (not dfdx's blanket one) that run as on
+/// a traced tensor: the input's gradient is computed and dropped. Each entry
+/// is `[generics,] Type`.
 macro_rules! no_input_grad_traced {
     (@impl $trait:ident, $method:ident, ($($borrow:tt)*), [$($g:tt)*] $ty:ty) => {
         impl<$($g)* Sx: ::dfdx::prelude::Shape, E: ::dfdx::prelude::Dtype, D: ::dfdx::prelude::Device<E>>
@@ -129,10 +129,7 @@ macro_rules! no_input_grad_traced {
             }
         }
     };
-    (immutable: $([$($g:tt)*] $ty:ty),* $(,)?) => {$(
-        $crate::nn::no_input_grad::no_input_grad_traced!(@impl Module, try_forward, (&), [$($g)*] $ty);
-    )*};
-    (mutable: $([$($g:tt)*] $ty:ty),* $(,)?) => {$(
+    ($([$($g:tt)*] $ty:ty),* $(,)?) => {$(
         $crate::nn::no_input_grad::no_input_grad_traced!(@impl Module, try_forward, (&), [$($g)*] $ty);
         $crate::nn::no_input_grad::no_input_grad_traced!(@impl ModuleMut, try_forward_mut, (&mut), [$($g)*] $ty);
     )*};

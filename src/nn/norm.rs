@@ -231,7 +231,7 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
 }
 
 // first: the input's gradient is computed (and dropped)
-super::no_input_grad::no_input_grad_traced!(mutable: [const C: usize, L,] BatchNormModule<C, E, D, L>);
+super::no_input_grad::no_input_grad_traced!([const C: usize, L,] BatchNormModule<C, E, D, L>);
 
 /// `Module` (inference) and `ModuleMut` (training) for one input layout.
 macro_rules! batch_norm_impls {

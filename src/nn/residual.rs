@@ -196,7 +196,7 @@ macro_rules! residual_impl {
 residual_impl!(Module, try_forward, &);
 residual_impl!(ModuleMut, try_forward_mut, &mut);
 // a block first: the input's gradient is computed (and dropped)
-super::no_input_grad::no_input_grad_traced!(mutable: [F, G,] Residual<F, G>);
+super::no_input_grad::no_input_grad_traced!([F, G,] Residual<F, G>);
 
 impl<In: Shape, F: InferShape<In>, G: InferShape<In>> InferShape<In> for Residual<F, G> {
     type Concrete = Residual<F::Concrete, G::Concrete>;

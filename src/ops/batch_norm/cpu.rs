@@ -2,7 +2,9 @@
 //! channels in parallel, then one fused pass per sample; the same two
 //! passes backward.
 use super::{BatchNormOp, BatchStats};
-use crate::ops::cpu_util::{avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec};
+use crate::ops::cpu_util::{
+    add_in_lanes, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec, F64_LANES,
+};
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 use num_traits::Float;
@@ -25,12 +27,9 @@ pub(super) fn check<Sc: Shape, E: Dtype>(
     }
 }
 
-/// f64 accumulators per channel sum: a 512-bit register, or two 256-bit ones.
-const LANES: usize = 8;
-
 avx2_or_baseline!(
     /// Sum of `f(a, b)` over the pairs of channel `c`'s values in `a` and `b`
-    /// (each sample's block), accumulated in f64 in [`LANES`] lanes by position
+    /// (each sample's block), accumulated in f64 in [`F64_LANES`] lanes by position
     /// in the plane: a channel of a batch of images holds tens of thousands of
     /// values, whose f32 sum would lose the last digits that PyTorch keeps. The
     /// order is fixed by the shape, so the sum is the same with any thread count.
@@ -52,19 +51,11 @@ fn channel_sum_body<E: Dtype + Float>(
 ) -> f64 {
     let wide = |v: E| v.to_f64().unwrap_or(0.0);
     let (p, cp) = (op.plane, op.channels * op.plane);
-    let mut acc = [0.0f64; LANES];
+    let mut acc = [0.0f64; F64_LANES];
     for s in 0..op.batch {
         let start = s * cp + c * p;
-        let (a, b) = (&a[start..start + p], &b[start..start + p]);
-        let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        for (x, y) in (&mut ca).zip(&mut cb) {
-            for k in 0..LANES {
-                acc[k] += wide(f(x[k], y[k]));
-            }
-        }
-        for (k, (x, y)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
-            acc[k] += wide(f(*x, *y));
-        }
+        let plane = (&a[start..start + p], &b[start..start + p]);
+        add_in_lanes(&mut acc, plane, |x, y| wide(f(x, y)));
     }
     acc.iter().sum()
 }

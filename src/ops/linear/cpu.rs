@@ -1,11 +1,15 @@
-//! Inference of a fully connected layer on a few samples: a copy of `W`
-//! into the layer's workspace (dfdx lends no view of a tensor's storage), then for each row of `W` its
-//! dot product with every sample, in 8 lanes, compiled for AVX2 where the
-//! CPU has it.
+//! The CPU's own paths of a fully connected layer, both on copies of `x`,
+//! `W` and `b` in the layer's workspace (dfdx lends no view of a tensor's
+//! storage):
+//!
+//! - inference on a few samples: for each row of `W` its dot product with
+//!   every sample, in 8 lanes, compiled for AVX2 where the CPU has it;
+//! - training on a batch whose own gradient is not wanted: `gemm` forward,
+//!   and a backward pass that computes `W`'s and `b`'s gradients only.
 use crate::ops::cpu_util::{
     avx2_or_baseline, copy_to_lease, gemm_parallel, output_vec, tensor_from_vec, Layout, Write,
 };
-use crate::ops::Workspace;
+use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
 
 /// Lanes of each dot product's partial sums.
@@ -39,6 +43,20 @@ avx2_or_baseline!(
         => dots_body
 );
 
+/// Copies of `x`, `W` and `b`, leased from `ws`.
+fn leased_operands<B: Dim, I: Dim, const O: usize, E: Dtype>(
+    x: &Tensor<(B, I), E, Cpu>,
+    weight: &Tensor<(Const<O>, I), E, Cpu>,
+    bias: &Tensor<Rank1<O>, E, Cpu>,
+    ws: &Workspace,
+) -> Result<(Lease<E>, Lease<E>, Lease<E>), CpuError> {
+    Ok((
+        copy_to_lease(x, ws)?,
+        copy_to_lease(weight, ws)?,
+        copy_to_lease(bias, ws)?,
+    ))
+}
+
 /// `x·Wᵀ + b` without a tape (nothing is recorded on `x`'s), for a few
 /// samples; the copies of `x`, `W` and `b` are leased from `ws`.
 pub(crate) fn small_batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, Cpu>>(
@@ -50,11 +68,7 @@ pub(crate) fn small_batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, C
     let (batch, k) = (x.shape().0, x.shape().1.size());
     let (x, tape) = x.split_tape();
     let dev = x.device().clone();
-    let (xs, wts, bs) = (
-        copy_to_lease(&x, ws)?,
-        copy_to_lease(weight, ws)?,
-        copy_to_lease(bias, ws)?,
-    );
+    let (xs, wts, bs) = leased_operands(&x, weight, bias, ws)?;
     let mut ys = output_vec::<E>(&dev, batch.size() * O)?;
     dots(&xs, &wts, &bs, &mut ys, (batch.size(), k, O));
     Ok(tensor_from_vec(&dev, ys, (batch, Const::<O>))?.put_tape(tape))
@@ -73,11 +87,7 @@ pub(crate) fn no_input_grad<B: Dim, I: Dim, const O: usize, E: Dtype>(
     let (batch, k) = (x.shape().0, x.shape().1.size());
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
-    let (xs, wts, bs) = (
-        copy_to_lease(&x, ws)?,
-        copy_to_lease(weight, ws)?,
-        copy_to_lease(bias, ws)?,
-    );
+    let (xs, wts, bs) = leased_operands(&x, weight, bias, ws)?;
     let m = batch.size();
     let mut ys = output_vec::<E>(&dev, m * O)?;
     for row in ys.chunks_exact_mut(O) {

@@ -4,7 +4,9 @@
 //! every call: right for a batch, but for one sample the packing costs more
 //! than the arithmetic (a third of LeNet's inference at batch 1). On the CPU,
 //! inference on at most [`SMALL_BATCH`] samples therefore takes dot products
-//! of each sample with the rows of `W` (`cpu.rs`); everything else is
+//! of each sample with the rows of `W` (`cpu.rs`), and a batch whose own
+//! gradient is not wanted ([`NoInputGrad`](crate::nn::NoInputGrad)) gets a
+//! backward pass for `W` and `b` only (`cpu.rs`); everything else is
 //! [`generic`]: dfdx's `matmul` and a broadcast add, with dfdx's backward.
 use super::Workspace;
 use dfdx::prelude::*;

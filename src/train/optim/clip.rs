@@ -1,35 +1,19 @@
 //! Gradient clipping by global norm, as `torch.nn.utils.clip_grad_norm_`.
 
-/// The sum of the squares of `g`, accumulated in f64 in order.
-pub(super) fn sum_squares(g: &[f32]) -> f64 {
-    sum_squares_lanes(g)
-}
+use crate::ops::cpu_util::{add_in_lanes, F64_LANES};
 
-/// Partial sums per lane: independent, so the loop runs in vector registers.
-const LANES: usize = 8;
-
-/// The sum of squares in f64, accumulated in [`LANES`] lanes by position (a
-/// fixed order, so the same bits on every run), then the lanes in order.
 #[inline(always)]
 fn sum_squares_body(g: &[f32]) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = g.chunks_exact(LANES);
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += f64::from(x) * f64::from(x);
-        }
-    }
-    acc.iter().sum::<f64>() + tail
+    let mut acc = [0.0f64; F64_LANES];
+    add_in_lanes(&mut acc, (g, g), |x, _| f64::from(x) * f64::from(x));
+    acc.iter().sum()
 }
 
 crate::ops::cpu_util::avx2_or_baseline!(
-    /// [`sum_squares_body`], compiled for AVX2 when the CPU has it.
-    fn sum_squares_lanes(g: &[f32]) -> f64 => sum_squares_body
+    /// The sum of the squares of `g`, accumulated in f64 in lanes by
+    /// position ([`add_in_lanes`]: a fixed order, the same bits on every
+    /// run), compiled for AVX2 when the CPU has it.
+    pub(super) fn sum_squares(g: &[f32]) -> f64 => sum_squares_body
 );
 
 /// The factor that `clip_grad_norm_(max_norm)` scales the gradients by when
