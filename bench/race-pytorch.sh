@@ -16,6 +16,15 @@
 #   bench/race-pytorch.sh              # ROUNDS=5 SECS=2
 #   ROUNDS=9 SECS=3 bench/race-pytorch.sh
 #   TORCH_VENV=/path/to/venv bench/race-pytorch.sh   # reuse a venv with torch
+#   MAX_ISA=avx2 bench/race-pytorch.sh   # on an AVX-512 machine: as on AVX2 only
+#
+# MAX_ISA=avx2 caps each side's vector instructions at AVX2 + FMA, to measure
+# on a machine with AVX-512 what an AVX2-only machine runs: static-nn by
+# STATIC_NN_MAX_ISA=avx2 (its direct convolutions; the gemm crate uses AVX2
+# anyway on stable Rust), PyTorch by ATEN_CPU_CAPABILITY=avx2,
+# ONEDNN_MAX_CPU_ISA=AVX2 and MKL_ENABLE_INSTRUCTIONS=AVX2. ONNX Runtime has
+# no such switch: its MLAS kernels keep AVX-512, so against it the capped
+# race is the harder one for static-nn.
 #
 # PyTorch comes from $TORCH_VENV when set, else bench/.venv (created and
 # filled with `pip install torch` from the default index on first use;
@@ -49,6 +58,17 @@ PY="$VENV/bin/python"
 # policy avoids that, so it is the default: the race then measures PyTorch at
 # its best here. Set OMP_WAIT_POLICY=active to see the other behaviour.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+MAX_ISA=${MAX_ISA:-}
+case $MAX_ISA in
+    "") ;;
+    avx2)
+        export STATIC_NN_MAX_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+        ;;
+    *)
+        echo "MAX_ISA must be avx2 or unset, not '$MAX_ISA'" >&2
+        exit 2
+        ;;
+esac
 
 echo "building the static-nn side (cargo build --release --example race) ..." >&2
 cargo build --release --quiet --example race >&2
@@ -56,7 +76,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 SN="$TARGET/release/examples/race"
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-echo "CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni)$' | tr '\n' ' ')" >&2
+echo "CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni)$' | tr '\n' ' ')${MAX_ISA:+(capped at $MAX_ISA: MAX_ISA=$MAX_ISA)}" >&2
 echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY; torch $("$PY" -c 'import torch; print(torch.__version__)'), onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)'), static-nn $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
 
 OUT=$(mktemp)
@@ -75,4 +95,4 @@ for r in $(seq 1 "$ROUNDS"); do
         done
     done
 done
-"$PY" bench/race_table.py < "$OUT"
+MAX_ISA="$MAX_ISA" "$PY" bench/race_table.py < "$OUT"

@@ -5,6 +5,7 @@ machine's sgemm reference (the gemm crate's 2048³, and PyTorch's), the share
 of it that LeNet training reaches, one ratio line per ResNet workload that
 ran, `lenet train ratio (static-nn / pytorch samples/s): R` and, last,
 `lenet infer-1000 ratio (static-nn / onnxruntime samples/s): R`."""
+import os
 import json
 import statistics
 import sys
@@ -45,7 +46,9 @@ def cpu():
 
 model, flags = cpu()
 print()
-print(f"machine: {model}; CPU flags: {flags or 'none of fma/avx2/avx512'}")
+cap = os.environ.get("MAX_ISA", "")
+capped = f" (capped at {cap} by MAX_ISA; ONNX Runtime uncapped)" if cap else ""
+print(f"machine: {model}; CPU flags: {flags or 'none of fma/avx2/avx512'}{capped}")
 print(f"{'workload':<18}{'static-nn/s':>12}{'pytorch/s':>11}{'ort/s':>9}{'sn/pt':>7}{'sn/ort':>7}"
       f"{'sn GF/s':>9}{'pt GF/s':>9}{'ort GF/s':>9}{'sn step us':>11}{'pt step us':>11}"
       f"{'sn MiB':>8}{'pt MiB':>8}  rounds, lowest sn/pt round")

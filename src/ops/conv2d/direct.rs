@@ -49,7 +49,7 @@ type ChanOut = [[f32; MAX_LANES]; MAX_P];
 type PosOut = [[f32; MAX_WIDTH]; MAX_CB];
 
 /// The vector instructions a plan runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Isa {
     /// AVX2 and FMA: 8 lanes, 16 registers.
     Avx2,
@@ -58,9 +58,21 @@ pub(crate) enum Isa {
 }
 
 impl Isa {
-    /// The widest this CPU runs; `None` without AVX2 and FMA.
+    /// The widest that the plans may use: the widest this CPU runs, capped
+    /// by `STATIC_NN_MAX_ISA`; `None` without AVX2 and FMA.
     pub(crate) fn best() -> Option<Isa> {
-        Self::all().next_back()
+        Self::usable().next_back()
+    }
+
+    /// Those that the plans may use, narrowest first: every one this CPU
+    /// runs, up to the cap that the environment variable
+    /// `STATIC_NN_MAX_ISA` sets (`avx2`: no AVX-512 kernels, to measure on
+    /// an AVX-512 machine what an AVX2-only one runs; unset, empty or
+    /// `avx512`: no cap). Like oneDNN's `ONEDNN_MAX_CPU_ISA`, it is read
+    /// where a plan is made, and only read.
+    pub(crate) fn usable() -> impl DoubleEndedIterator<Item = Isa> {
+        let cap = max_isa_from(std::env::var("STATIC_NN_MAX_ISA").ok().as_deref());
+        Self::all().filter(move |&isa| isa <= cap)
     }
 
     /// Every one this CPU runs, narrowest first (for tests: each kernel on
@@ -102,6 +114,15 @@ impl Isa {
             Isa::Avx2 => 12,
             Isa::Avx512 => 24,
         }
+    }
+}
+
+/// The cap that a value of `STATIC_NN_MAX_ISA` sets (case aside): `avx2`
+/// caps at [`Isa::Avx2`]; anything else, or nothing, leaves the widest.
+fn max_isa_from(value: Option<&str>) -> Isa {
+    match value.map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("avx2") => Isa::Avx2,
+        _ => Isa::Avx512,
     }
 }
 
@@ -251,7 +272,7 @@ impl Plan {
     /// the CPU lacks AVX2 or FMA.
     pub(crate) fn new(op: &Conv2DOp, w: &[f32], b: Option<&[f32]>) -> Option<Self> {
         // widest first, so that a tie goes to the wider vectors
-        let choice = (Isa::all().rev())
+        let choice = (Isa::usable().rev())
             .filter_map(|isa| Choice::new(op, None, isa))
             .min_by_key(|c| c.cost)?;
         Some(Self::build(op, w, b, choice))
@@ -800,6 +821,19 @@ mod tests {
                 plan(6, 16, 14, 5, 0),
                 (Tiling::Channels { p: q, .. }, 16) if q == p
             ));
+        }
+    }
+
+    #[test]
+    fn the_isa_cap_reads_avx2_and_nothing_else() {
+        assert_eq!(max_isa_from(Some("avx2")), Isa::Avx2);
+        assert_eq!(max_isa_from(Some(" AVX2 ")), Isa::Avx2);
+        for other in [None, Some(""), Some("avx512"), Some("sse")] {
+            assert_eq!(max_isa_from(other), Isa::Avx512, "{other:?}");
+        }
+        // with no cap set, the plans may use every one this CPU runs
+        if std::env::var_os("STATIC_NN_MAX_ISA").is_none() {
+            assert!(Isa::usable().eq(Isa::all()));
         }
     }
 

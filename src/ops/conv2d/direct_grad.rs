@@ -65,7 +65,7 @@ impl GradPlan {
     /// are long and many enough for this kernel to beat im2col + `gemm`:
     /// on the widest vectors that the rows fill.
     pub(crate) fn new(op: &Conv2DOp) -> Option<Self> {
-        let isa = Isa::all().rev().find(|&isa| Self::suits(op, isa))?;
+        let isa = Isa::usable().rev().find(|&isa| Self::suits(op, isa))?;
         Self::on(op, isa)
     }
 
@@ -374,7 +374,7 @@ impl ChanGradPlan {
     /// channels or more; on the vectors that cost least by
     /// [`ChanGradPlan::cost`] (AVX2 on a tie).
     pub(crate) fn new(op: &Conv2DOp) -> Option<Self> {
-        let isa = Isa::all().min_by_key(|&isa| Self::cost(op, isa))?;
+        let isa = Isa::usable().min_by_key(|&isa| Self::cost(op, isa))?;
         Self::on(op, isa)
     }
 
