@@ -44,6 +44,22 @@ pub(crate) fn tensor_from_vec<S: Shape, E: Dtype>(
     dev.try_tensor_from_vec(data, shape)
 }
 
+/// `v` as f32 values, when `E` is `f32` (the type of the direct kernels).
+pub(crate) fn as_f32<E: Dtype>(v: &[E]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: E is f32 (same TypeId), so the slice's memory is f32s.
+        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len()) }
+    })
+}
+
+/// `v` as mutable f32 values, when `E` is `f32`.
+pub(crate) fn as_f32_mut<E: Dtype>(v: &mut [E]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: E is f32 (same TypeId), so the slice's memory is f32s.
+        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<f32>(), v.len()) }
+    })
+}
+
 /// Whether this CPU has AVX2 (checked once; `is_x86_feature_detected!` caches).
 #[inline]
 pub(crate) fn has_avx2() -> bool {

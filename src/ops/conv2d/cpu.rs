@@ -8,7 +8,8 @@
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::{direct, direct_grad, direct_input, Conv2DOp};
 use crate::ops::cpu_util::{
-    avx2_or_baseline, copy_to_lease, gemm, output_vec, tensor_from_vec, Layout, Write,
+    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, gemm, output_vec, tensor_from_vec, Layout,
+    Write,
 };
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
@@ -288,16 +289,30 @@ fn backward_chunk_run<E: Dtype>(
     );
     let out_len = op.chan_out * ohw;
     let ld = gys.len() / out_len * ohw;
-    let mut gyc = ws.lease_any::<E>(op.chan_out * ld);
     gb.fill(E::default());
-    for (i, gyi) in gys.chunks(out_len).enumerate() {
-        for o in 0..op.chan_out {
-            let src = &gyi[o * ohw..(o + 1) * ohw];
-            gyc[o * ld + i * ohw..o * ld + (i + 1) * ohw].copy_from_slice(src);
-            gb[o] += sum(src);
+    for gyi in gys.chunks(out_len) {
+        for (o, gb) in gb.iter_mut().enumerate() {
+            *gb += sum(&gyi[o * ohw..(o + 1) * ohw]);
         }
     }
-    let gy_op = (&gyc[..], Layout::AsIs);
+    // gy as one `chan_out × n·ohw` matrix, for the `gemm` paths alone
+    let gemm_input = gxc.is_some() && plans.input.is_none();
+    let gyc = (plans.weight.is_none() || gemm_input).then(|| {
+        let mut gyc = ws.lease_any::<E>(op.chan_out * ld);
+        for (i, gyi) in gys.chunks(out_len).enumerate() {
+            for o in 0..op.chan_out {
+                let src = &gyi[o * ohw..(o + 1) * ohw];
+                gyc[o * ld + i * ohw..o * ld + (i + 1) * ohw].copy_from_slice(src);
+            }
+        }
+        gyc
+    });
+    let gy_op = || {
+        (
+            &gyc.as_deref().expect("leased for the gemm paths")[..],
+            Layout::AsIs,
+        )
+    };
     if let Some(plan) = &plans.weight {
         // dW directly, sample by sample
         let (xs, gys) = (as_f32(xc).expect("f32"), as_f32(gys).expect("f32"));
@@ -311,7 +326,7 @@ fn backward_chunk_run<E: Dtype>(
         // dW = gy · colᵀ over the whole chunk
         let col = chunk_im2col(op, xc, ws);
         let col_t = (&col[..], Layout::Transposed);
-        gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op, col_t);
+        gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op(), col_t);
     }
     let Some(gxc) = gxc else {
         return;
@@ -347,7 +362,7 @@ fn backward_chunk_run<E: Dtype>(
         &mut dcol,
         Write::Overwrite,
         w_t,
-        gy_op,
+        gy_op(),
     );
     for (i, gxi) in gxc.chunks_mut(chw).enumerate() {
         col2im_add(op, &dcol, ld, i * ohw, gxi);
@@ -519,22 +534,6 @@ fn input_grad_plan(op: &Conv2DOp, w: &[f32]) -> Option<direct::Plan> {
         }
     }
     direct::Plan::new(&t, &wt, None)
-}
-
-/// `v` as f32 values, when `E` is `f32` (the direct kernel's type).
-fn as_f32<E: Dtype>(v: &[E]) -> Option<&[f32]> {
-    (std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: E is f32 (same TypeId), so the slice's memory is f32s.
-        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len()) }
-    })
-}
-
-/// `v` as mutable f32 values, when `E` is `f32`.
-fn as_f32_mut<E: Dtype>(v: &mut [E]) -> Option<&mut [f32]> {
-    (std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: E is f32 (same TypeId), so the slice's memory is f32s.
-        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<f32>(), v.len()) }
-    })
 }
 
 /// A sum in 8 independent lanes (vectorises; fixed order, so deterministic).
