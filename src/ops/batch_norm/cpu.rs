@@ -1,10 +1,9 @@
 //! The CPU kernels of batch normalisation: per-channel statistics over the
-//! channels in parallel, then one fused pass per sample; the same two
-//! passes backward.
+//! channels in parallel (mean and variance in one pass of shifted sums),
+//! then one fused pass per sample; backward, the two per-channel sums in
+//! one pass, then one fused pass per sample.
 use super::{BatchNormOp, BatchStats};
-use crate::ops::cpu_util::{
-    add_in_lanes, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec, F64_LANES,
-};
+use crate::ops::cpu_util::{as_f32, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec};
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 use num_traits::Float;
@@ -27,56 +26,164 @@ pub(super) fn check<Sc: Shape, E: Dtype>(
     }
 }
 
-avx2_or_baseline!(
-    /// Sum of `f(a, b)` over the pairs of channel `c`'s values in `a` and `b`
-    /// (each sample's block), accumulated in f64 in [`F64_LANES`] lanes by position
-    /// in the plane: a channel of a batch of images holds tens of thousands of
-    /// values, whose f32 sum would lose the last digits that PyTorch keeps. The
-    /// order is fixed by the shape, so the sum is the same with any thread count.
-    /// Compiled for AVX2 where the CPU has it (4 f64 lanes a register).
-    fn channel_sum<E: Dtype + Float>(
-        op: &BatchNormOp,
-        ab: (&[E], &[E]),
-        c: usize,
-        f: impl Fn(E, E) -> E,
-    ) -> f64 => channel_sum_body
-);
-
-#[inline(always)]
-fn channel_sum_body<E: Dtype + Float>(
+/// `[Σ (a − ka), Σ (a − ka)·(b − kb)]` over channel `c`'s values in `a` and
+/// `b` (each sample's block), in one pass: in `E`, in [`BLOCK_LANES`]
+/// lanes, over blocks of at most [`BLOCK`] values ([`block_sums`]), and the
+/// blocks' sums in f64. A channel of a batch of images holds tens of
+/// thousands of values, whose sum in one f32 would lose the last digits; a
+/// block's lane adds at most `BLOCK / BLOCK_LANES` values. The order is
+/// fixed by the shape, so the sums are the same with any thread count.
+fn channel_sums<E: Dtype + Float>(
     op: &BatchNormOp,
     (a, b): (&[E], &[E]),
     c: usize,
-    f: impl Fn(E, E) -> E,
-) -> f64 {
-    let wide = |v: E| v.to_f64().unwrap_or(0.0);
+    shifts: [E; 2],
+) -> [f64; 2] {
     let (p, cp) = (op.plane, op.channels * op.plane);
-    let mut acc = [0.0f64; F64_LANES];
+    let mut acc = [[0.0f64; BLOCK_LANES]; 2];
     for s in 0..op.batch {
         let start = s * cp + c * p;
-        let plane = (&a[start..start + p], &b[start..start + p]);
-        add_in_lanes(&mut acc, plane, |x, y| wide(f(x, y)));
+        let blocks = a[start..start + p]
+            .chunks(BLOCK)
+            .zip(b[start..start + p].chunks(BLOCK));
+        for (a, b) in blocks {
+            block_sums(a, b, shifts, &mut acc);
+        }
     }
-    acc.iter().sum()
+    acc.map(|lanes| lanes.iter().sum())
 }
 
-/// `Σ v / n` per channel, and then `Σ (v − mean)² / n` (two passes: the
-/// second is exact where one pass of `Σv²` would cancel).
+/// Lanes of the sums in `E` of [`block_sums`].
+const BLOCK_LANES: usize = 16;
+/// Values per block of [`channel_sums`], whose sums are then added in f64.
+const BLOCK: usize = 64 * BLOCK_LANES;
+
+/// Adds `[Σ (a − ka), Σ (a − ka)·(b − kb)]` over one block, value `i` in
+/// lane `i % BLOCK_LANES` of `E`, into the f64 lanes `acc`: with AVX2 and
+/// FMA for f32 where the CPU has them, else in plain code (the compiler
+/// leaves this reduction scalar).
+fn block_sums<E: Dtype + Float>(
+    a: &[E],
+    b: &[E],
+    [ka, kb]: [E; 2],
+    acc: &mut [[f64; BLOCK_LANES]; 2],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(a32), Some(b32), Some(ka), Some(kb)) =
+        (as_f32(a), as_f32(b), ka.to_f32(), kb.to_f32())
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx2") && has!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { block_sums_f32_avx2(a32, b32, [ka, kb], acc) };
+        }
+    }
+    let (mut s0, mut s1) = ([E::zero(); BLOCK_LANES], [E::zero(); BLOCK_LANES]);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let u = *x - ka;
+        s0[i % BLOCK_LANES] = s0[i % BLOCK_LANES] + u;
+        s1[i % BLOCK_LANES] = s1[i % BLOCK_LANES] + u * (*y - kb);
+    }
+    for k in 0..BLOCK_LANES {
+        acc[0][k] += wide(s0[k]);
+        acc[1][k] += wide(s1[k]);
+    }
+}
+
+/// [`block_sums`] for f32 with AVX2 and FMA: the 16 lanes in two registers
+/// per sum, widened into `acc` in four f64 registers per sum.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_sums_f32_avx2(
+    a: &[f32],
+    b: &[f32],
+    [ka, kb]: [f32; 2],
+    acc: &mut [[f64; BLOCK_LANES]; 2],
+) {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (vka, vkb) = (_mm256_set1_ps(ka), _mm256_set1_ps(kb));
+    let mut sums = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + BLOCK_LANES <= n {
+        for h in 0..2 {
+            // SAFETY: i + 8h + 8 ≤ i + 16 ≤ n, within both slices.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(a.as_ptr().add(i + 8 * h)),
+                    _mm256_loadu_ps(b.as_ptr().add(i + 8 * h)),
+                )
+            };
+            let u = _mm256_sub_ps(x, vka);
+            sums[h] = _mm256_add_ps(sums[h], u);
+            sums[2 + h] = _mm256_fmadd_ps(u, _mm256_sub_ps(y, vkb), sums[2 + h]);
+        }
+        i += BLOCK_LANES;
+    }
+    if i < n {
+        // the tail, into the first lanes
+        let mut tail = [[0.0f32; BLOCK_LANES]; 2];
+        for (k, j) in (i..n).enumerate() {
+            let u = a[j] - ka;
+            tail[0][k] = u;
+            tail[1][k] = u * (b[j] - kb);
+        }
+        for (j, sum) in sums.iter_mut().enumerate() {
+            // SAFETY: 8 floats at offset 0 or 8 of a row of 16.
+            let t = unsafe { _mm256_loadu_ps(tail[j / 2][8 * (j % 2)..].as_ptr()) };
+            *sum = _mm256_add_ps(*sum, t);
+        }
+    }
+    for (j, sum) in sums.iter().enumerate() {
+        let row = &mut acc[j / 2][8 * (j % 2)..];
+        let halves = [
+            _mm256_cvtps_pd(_mm256_castps256_ps128(*sum)),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(*sum)),
+        ];
+        for (q, half) in halves.into_iter().enumerate() {
+            // SAFETY: 4 f64 at offset 0 or 4 of the 8 left in `row`.
+            unsafe {
+                let p = row.as_mut_ptr().add(4 * q);
+                _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), half));
+            }
+        }
+    }
+}
+
+/// `v` in f64.
+#[inline(always)]
+fn wide<E: Float>(v: E) -> f64 {
+    v.to_f64().unwrap_or(0.0)
+}
+
+/// `v` in `E`.
+fn narrow<E: Float>(v: f64) -> E {
+    E::from(v).unwrap_or_else(E::zero)
+}
+
+/// `Σ v / n` and `Σ (v − mean)² / n` per channel, in one pass: the sums of
+/// `d = v − k` and of `d²`, with `k` the channel's first value. In f64 and
+/// shifted by a value of the channel, `Σd²/n − (Σd/n)²` keeps the digits
+/// that one pass of `Σv²` would cancel away.
 fn mean_var<E: Dtype + Float>(op: &BatchNormOp, xs: &[E]) -> (Vec<E>, Vec<E>) {
     let n = op.count() as f64;
-    let narrow = |v: f64| E::from(v).unwrap_or_else(E::zero);
-    let mean: Vec<E> = (0..op.channels)
-        .into_par_iter()
-        .map(|c| narrow(channel_sum(op, (xs, xs), c, |v, _| v) / n))
-        .collect();
-    let var: Vec<E> = (0..op.channels)
+    (0..op.channels)
         .into_par_iter()
         .map(|c| {
-            let m = mean[c];
-            narrow(channel_sum(op, (xs, xs), c, |v, _| (v - m) * (v - m)) / n)
+            let k = xs.get(c * op.plane).copied().unwrap_or_else(E::zero);
+            let [s1, s2] = channel_sums(op, (xs, xs), c, [k, k]);
+            let (m, v) = (s1 / n, s2 / n - (s1 / n) * (s1 / n));
+            let k = wide(k);
+            // rounding may leave a tiny negative variance; NaN stays NaN
+            (
+                narrow::<E>(k + m),
+                narrow::<E>(if v < 0.0 { 0.0 } else { v }),
+            )
         })
-        .collect();
-    (mean, var)
+        .unzip()
 }
 
 /// `y[b, c, :] = f(c, x[b, c, :])` over all samples, in parallel.
@@ -103,6 +210,33 @@ fn inv_std<E: Dtype + Float>(var: &[E], eps: f64) -> Vec<E> {
     var.iter().map(|v| E::one() / (*v + eps).sqrt()).collect()
 }
 
+avx2_or_baseline!(
+    /// One plane's `y = (x − mean)·scale + shift`, with `msb = [mean,
+    /// scale, shift]`; compiled for AVX2 where the CPU has it.
+    fn normalize_plane<E: Dtype + Float>(x: &[E], y: &mut [E], msb: [E; 3]) => normalize_plane_body
+);
+
+#[inline(always)]
+fn normalize_plane_body<E: Dtype + Float>(x: &[E], y: &mut [E], [m, scale, shift]: [E; 3]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y = (*x - m) * scale + shift;
+    }
+}
+
+avx2_or_baseline!(
+    /// One plane's input gradient in training mode, `gx += k·(gy − dy −
+    /// (x − mean)·q)`, with `c = [k, dy, mean, q]`; compiled for AVX2 where
+    /// the CPU has it.
+    fn train_grad_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], c: [E; 4]) => train_grad_plane_body
+);
+
+#[inline(always)]
+fn train_grad_plane_body<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], [k, dy, m, q]: [E; 4]) {
+    for ((d, g), x) in gx.iter_mut().zip(gy).zip(x) {
+        *d += k * (*g - dy - (*x - m) * q);
+    }
+}
+
 /// `y = (x − mean) · inv · weight + bias` per channel, into an output
 /// buffer of `dev` ([`output_vec`]).
 fn normalize<E: Dtype + Float>(
@@ -114,30 +248,25 @@ fn normalize<E: Dtype + Float>(
 ) -> Result<Vec<E>, CpuError> {
     let mut y = output_vec::<E>(dev, op.len())?;
     per_sample(op, xs, &mut y, |_, c, x, y| {
-        let (scale, m, shift) = (w[c] * inv[c], mean[c], b[c]);
-        for (y, x) in y.iter_mut().zip(x) {
-            *y = (*x - m) * scale + shift;
-        }
+        normalize_plane(x, y, [mean[c], w[c] * inv[c], b[c]]);
     });
     Ok(y)
 }
 
 /// `(Σ dy, Σ dy·x̂)` per channel, with `x̂ = (x − mean) · inv`: the bias
-/// and weight gradients.
+/// and weight gradients, in one pass over `gy` and `x`.
 fn affine_sums<E: Dtype + Float>(
     op: &BatchNormOp,
     gy: &[E],
     xs: &[E],
     (mean, inv): (&[E], &[E]),
 ) -> Vec<(E, E)> {
-    let narrow = |v: f64| E::from(v).unwrap_or_else(E::zero);
     (0..op.channels)
         .into_par_iter()
         .map(|c| {
             let m = mean[c];
-            let dy = channel_sum(op, (gy, gy), c, |g, _| g);
-            let dyx = channel_sum(op, (gy, xs), c, |g, x| g * (x - m));
-            (narrow(dy), narrow(dyx) * inv[c])
+            let [dy, dyx] = channel_sums(op, (gy, xs), c, [E::zero(), m]);
+            (narrow(dy), narrow::<E>(dyx) * inv[c])
         })
         .collect()
 }
@@ -175,9 +304,7 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
                 let (k, m, inv) = (w[c] * inv[c], mean[c], inv[c]);
                 let start = bi * op.channels * op.plane + c * op.plane;
                 let x = &xs[start..start + op.plane];
-                for ((d, g), x) in gx.iter_mut().zip(gy).zip(x) {
-                    *d += k * (*g - dy - (*x - m) * inv * dyx);
-                }
+                train_grad_plane(gx, gy, x, [k, dy, m, inv * dyx]);
             });
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
@@ -264,17 +391,74 @@ mod tests {
                 "var {c}: {} vs {v}",
                 var[c]
             );
-            let dy = channel_sum(&op, (&gy, &gy), c, |g, _| g);
-            let want: f64 = (0..batch)
-                .map(|b| {
+            // the backward pass's sums: Σ dy and Σ dy·(x − mean)
+            let [dy, dyx] = channel_sums(&op, (&gy, &xs), c, [0.0, mean[c]]);
+            let pairs = || {
+                (0..batch).flat_map(|b| {
                     let start = (b * channels + c) * plane;
-                    gy[start..start + plane]
-                        .iter()
-                        .map(|v| *v as f64)
-                        .sum::<f64>()
+                    let range = start..start + plane;
+                    gy[range.clone()].iter().zip(&xs[range])
                 })
-                .sum();
+            };
+            let want = pairs().map(|(g, _)| *g as f64).sum::<f64>();
             assert_eq!(dy, want, "Σ dy of channel {c}");
+            let m = mean[c] as f64;
+            let terms = || pairs().map(|(g, x)| *g as f64 * (*x as f64 - m));
+            let (want, scale) = (terms().sum::<f64>(), terms().map(f64::abs).sum::<f64>());
+            assert!(
+                (dyx - want).abs() <= 1e-6 * scale,
+                "Σ dy·(x − mean) of channel {c}: {dyx} vs {want}"
+            );
         }
+    }
+
+    /// The f32 block sums (AVX2 and FMA where the CPU has them) against the
+    /// plain code in f64, for every tail length.
+    #[test]
+    fn block_sums_agree_across_paths_and_tails() {
+        for n in 0..3 * BLOCK_LANES + 3 {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37) % 11) as f32 * 0.5 - 2.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 13) % 7) as f32 + 100.0).collect();
+            let (a64, b64): (Vec<f64>, Vec<f64>) = (
+                a.iter().map(|v| *v as f64).collect(),
+                b.iter().map(|v| *v as f64).collect(),
+            );
+            let mut got = [[0.0; BLOCK_LANES]; 2];
+            block_sums(&a, &b, [0.25, 103.0], &mut got);
+            let mut want = [[0.0; BLOCK_LANES]; 2];
+            block_sums(&a64, &b64, [0.25, 103.0], &mut want);
+            for j in 0..2 {
+                for k in 0..BLOCK_LANES {
+                    let (g, w) = (got[j][k], want[j][k]);
+                    assert!(
+                        (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                        "n {n} sum {j} lane {k}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// One pass of shifted sums: a constant channel has variance 0 (not a
+    /// rounding error below it), and a NaN gives a NaN variance.
+    #[test]
+    fn one_pass_statistics_keep_zero_and_nan() {
+        let op = BatchNormOp::new(3, 2, 5, 1e-5).expect("sizes");
+        let mut xs = vec![0.0f32; op.len()];
+        for b in 0..3 {
+            xs[b * 10..b * 10 + 5].fill(12345.678);
+            for i in 0..5 {
+                xs[b * 10 + 5 + i] = (b * 5 + i) as f32;
+            }
+        }
+        let (mean, var) = mean_var(&op, &xs);
+        assert_eq!((mean[0], var[0]), (12345.678, 0.0));
+        // 0..15: mean 7, variance (15² − 1) / 12
+        assert_eq!(mean[1], 7.0);
+        assert!((var[1] - 224.0 / 12.0).abs() < 1e-5, "{}", var[1]);
+        xs[17] = f32::NAN;
+        let (mean, var) = mean_var(&op, &xs);
+        assert!(mean[1].is_nan() && var[1].is_nan());
+        assert_eq!(var[0], 0.0);
     }
 }
