@@ -3,7 +3,9 @@
 //! then one fused pass per sample; backward, the two per-channel sums in
 //! one pass, then one fused pass per sample.
 use super::{BatchNormOp, BatchStats};
-use crate::ops::cpu_util::{as_f32, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec};
+use crate::ops::cpu_util::{
+    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec,
+};
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 use num_traits::Float;
@@ -28,10 +30,11 @@ pub(super) fn check<Sc: Shape, E: Dtype>(
 
 /// `[Σ (a − ka), Σ (a − ka)·(b − kb)]` over channel `c`'s values in `a` and
 /// `b` (each sample's block), in one pass: in `E`, in [`BLOCK_LANES`]
-/// lanes, over blocks of at most [`BLOCK`] values ([`block_sums`]), and the
-/// blocks' sums in f64. A channel of a batch of images holds tens of
-/// thousands of values, whose sum in one f32 would lose the last digits; a
-/// block's lane adds at most `BLOCK / BLOCK_LANES` values. The order is
+/// lanes ([`plane_sums`]) to which no lane adds more than [`BLOCK_ROWS`]
+/// values, then in f64. A channel of a batch of images holds tens of
+/// thousands of values, whose sum in one f32 would lose the last digits.
+/// Small planes share the `E` lanes (a 7×7 plane fills 4 rows of them), so
+/// that widening to f64 does not cost more than the sums. The order is
 /// fixed by the shape, so the sums are the same with any thread count.
 fn channel_sums<E: Dtype + Float>(
     op: &BatchNormOp,
@@ -40,73 +43,88 @@ fn channel_sums<E: Dtype + Float>(
     shifts: [E; 2],
 ) -> [f64; 2] {
     let (p, cp) = (op.plane, op.channels * op.plane);
-    let mut acc = [[0.0f64; BLOCK_LANES]; 2];
+    let mut wide_lanes = [[0.0f64; BLOCK_LANES]; 2];
+    let mut lanes = [[E::zero(); BLOCK_LANES]; 2];
+    let mut rows = 0;
+    let mut widen = |lanes: &mut [[E; BLOCK_LANES]; 2]| {
+        for (w, l) in wide_lanes.iter_mut().zip(lanes.iter_mut()) {
+            for (w, l) in w.iter_mut().zip(l.iter_mut()) {
+                *w += wide(*l);
+                *l = E::zero();
+            }
+        }
+    };
     for s in 0..op.batch {
         let start = s * cp + c * p;
+        let chunk = BLOCK_ROWS * BLOCK_LANES;
         let blocks = a[start..start + p]
-            .chunks(BLOCK)
-            .zip(b[start..start + p].chunks(BLOCK));
+            .chunks(chunk)
+            .zip(b[start..start + p].chunks(chunk));
         for (a, b) in blocks {
-            block_sums(a, b, shifts, &mut acc);
+            let r = a.len().div_ceil(BLOCK_LANES);
+            if rows + r > BLOCK_ROWS {
+                widen(&mut lanes);
+                rows = 0;
+            }
+            plane_sums(a, b, shifts, &mut lanes);
+            rows += r;
         }
     }
-    acc.map(|lanes| lanes.iter().sum())
+    widen(&mut lanes);
+    wide_lanes.map(|l| l.iter().sum())
 }
 
-/// Lanes of the sums in `E` of [`block_sums`].
+/// Lanes of the sums in `E` of [`plane_sums`].
 const BLOCK_LANES: usize = 16;
-/// Values per block of [`channel_sums`], whose sums are then added in f64.
-const BLOCK: usize = 64 * BLOCK_LANES;
+/// Values that one lane of [`channel_sums`] adds in `E` at most.
+const BLOCK_ROWS: usize = 64;
 
-/// Adds `[Σ (a − ka), Σ (a − ka)·(b − kb)]` over one block, value `i` in
-/// lane `i % BLOCK_LANES` of `E`, into the f64 lanes `acc`: with AVX2 and
-/// FMA for f32 where the CPU has them, else in plain code (the compiler
-/// leaves this reduction scalar).
-fn block_sums<E: Dtype + Float>(
+/// Adds `(a − ka)` and `(a − ka)·(b − kb)` into the two rows of lanes
+/// `acc`, value `i` into lane `i % BLOCK_LANES`: with AVX2 and FMA for f32
+/// where the CPU has them, else in plain code (the compiler leaves this
+/// reduction scalar).
+fn plane_sums<E: Dtype + Float>(
     a: &[E],
     b: &[E],
     [ka, kb]: [E; 2],
-    acc: &mut [[f64; BLOCK_LANES]; 2],
+    acc: &mut [[E; BLOCK_LANES]; 2],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(a32), Some(b32), Some(ka), Some(kb)) =
-        (as_f32(a), as_f32(b), ka.to_f32(), kb.to_f32())
-    {
+    if let (Some(a32), Some(b32), Some(ka), Some(kb), Some(acc32)) = (
+        as_f32(a),
+        as_f32(b),
+        ka.to_f32(),
+        kb.to_f32(),
+        as_f32_mut(acc.as_flattened_mut()),
+    ) {
         use std::arch::is_x86_feature_detected as has;
         if has!("avx2") && has!("fma") {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { block_sums_f32_avx2(a32, b32, [ka, kb], acc) };
+            return unsafe { plane_sums_f32_avx2(a32, b32, [ka, kb], acc32) };
         }
     }
-    let (mut s0, mut s1) = ([E::zero(); BLOCK_LANES], [E::zero(); BLOCK_LANES]);
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let u = *x - ka;
-        s0[i % BLOCK_LANES] = s0[i % BLOCK_LANES] + u;
-        s1[i % BLOCK_LANES] = s1[i % BLOCK_LANES] + u * (*y - kb);
-    }
-    for k in 0..BLOCK_LANES {
-        acc[0][k] += wide(s0[k]);
-        acc[1][k] += wide(s1[k]);
+        let (u, k) = (*x - ka, i % BLOCK_LANES);
+        acc[0][k] += u;
+        acc[1][k] += u * (*y - kb);
     }
 }
 
-/// [`block_sums`] for f32 with AVX2 and FMA: the 16 lanes in two registers
-/// per sum, widened into `acc` in four f64 registers per sum.
+/// [`plane_sums`] for f32 with AVX2 and FMA: the 16 lanes of each sum in
+/// two registers; `acc` holds the two rows of lanes one after the other.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn block_sums_f32_avx2(
-    a: &[f32],
-    b: &[f32],
-    [ka, kb]: [f32; 2],
-    acc: &mut [[f64; BLOCK_LANES]; 2],
-) {
+unsafe fn plane_sums_f32_avx2(a: &[f32], b: &[f32], [ka, kb]: [f32; 2], acc: &mut [f32]) {
     use std::arch::x86_64::*;
+    assert_eq!(acc.len(), 2 * BLOCK_LANES);
     let n = a.len().min(b.len());
     let (vka, vkb) = (_mm256_set1_ps(ka), _mm256_set1_ps(kb));
-    let mut sums = [_mm256_setzero_ps(); 4];
+    // SAFETY: four loads of 8 at offsets 0, 8, 16, 24 of the 32 in `acc`.
+    let mut sums: [__m256; 4] =
+        std::array::from_fn(|j| unsafe { _mm256_loadu_ps(acc.as_ptr().add(8 * j)) });
     let mut i = 0;
     while i + BLOCK_LANES <= n {
         for h in 0..2 {
@@ -123,33 +141,15 @@ unsafe fn block_sums_f32_avx2(
         }
         i += BLOCK_LANES;
     }
-    if i < n {
-        // the tail, into the first lanes
-        let mut tail = [[0.0f32; BLOCK_LANES]; 2];
-        for (k, j) in (i..n).enumerate() {
-            let u = a[j] - ka;
-            tail[0][k] = u;
-            tail[1][k] = u * (b[j] - kb);
-        }
-        for (j, sum) in sums.iter_mut().enumerate() {
-            // SAFETY: 8 floats at offset 0 or 8 of a row of 16.
-            let t = unsafe { _mm256_loadu_ps(tail[j / 2][8 * (j % 2)..].as_ptr()) };
-            *sum = _mm256_add_ps(*sum, t);
-        }
-    }
     for (j, sum) in sums.iter().enumerate() {
-        let row = &mut acc[j / 2][8 * (j % 2)..];
-        let halves = [
-            _mm256_cvtps_pd(_mm256_castps256_ps128(*sum)),
-            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(*sum)),
-        ];
-        for (q, half) in halves.into_iter().enumerate() {
-            // SAFETY: 4 f64 at offset 0 or 4 of the 8 left in `row`.
-            unsafe {
-                let p = row.as_mut_ptr().add(4 * q);
-                _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), half));
-            }
-        }
+        // SAFETY: as the loads above.
+        unsafe { _mm256_storeu_ps(acc.as_mut_ptr().add(8 * j), *sum) };
+    }
+    // the tail, into the first lanes
+    for (k, j) in (i..n).enumerate() {
+        let u = a[j] - ka;
+        acc[k] += u;
+        acc[BLOCK_LANES + k] += u * (b[j] - kb);
     }
 }
 
@@ -412,10 +412,10 @@ mod tests {
         }
     }
 
-    /// The f32 block sums (AVX2 and FMA where the CPU has them) against the
-    /// plain code in f64, for every tail length.
+    /// The f32 plane sums (AVX2 and FMA where the CPU has them) against the
+    /// plain code in f64, for every tail length, added onto earlier sums.
     #[test]
-    fn block_sums_agree_across_paths_and_tails() {
+    fn plane_sums_agree_across_paths_and_tails() {
         for n in 0..3 * BLOCK_LANES + 3 {
             let a: Vec<f32> = (0..n).map(|i| ((i * 37) % 11) as f32 * 0.5 - 2.0).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 13) % 7) as f32 + 100.0).collect();
@@ -423,18 +423,53 @@ mod tests {
                 a.iter().map(|v| *v as f64).collect(),
                 b.iter().map(|v| *v as f64).collect(),
             );
-            let mut got = [[0.0; BLOCK_LANES]; 2];
-            block_sums(&a, &b, [0.25, 103.0], &mut got);
-            let mut want = [[0.0; BLOCK_LANES]; 2];
-            block_sums(&a64, &b64, [0.25, 103.0], &mut want);
+            let mut got = [[1.0f32; BLOCK_LANES]; 2];
+            plane_sums(&a, &b, [0.25, 103.0], &mut got);
+            plane_sums(&a, &b, [0.25, 103.0], &mut got);
+            let mut want = [[1.0f64; BLOCK_LANES]; 2];
+            plane_sums(&a64, &b64, [0.25, 103.0], &mut want);
+            plane_sums(&a64, &b64, [0.25, 103.0], &mut want);
             for j in 0..2 {
                 for k in 0..BLOCK_LANES {
-                    let (g, w) = (got[j][k], want[j][k]);
+                    let (g, w) = (got[j][k] as f64, want[j][k]);
                     assert!(
                         (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
                         "n {n} sum {j} lane {k}: {g} vs {w}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Planes of every size share or split the lanes: the channel sums
+    /// against plain f64 sums.
+    #[test]
+    fn channel_sums_match_for_small_and_large_planes() {
+        for (batch, channels, plane) in [(70, 2, 1), (9, 3, 49), (3, 2, 1500), (2, 1, 17)] {
+            let op = BatchNormOp::new(batch, channels, plane, 1e-5).expect("sizes");
+            let xs: Vec<f32> = (0..op.len())
+                .map(|i| ((i * 7919) % 101) as f32 * 0.01 - 0.3)
+                .collect();
+            let gy: Vec<f32> = (0..op.len())
+                .map(|i| ((i * 31) % 17) as f32 - 8.0)
+                .collect();
+            for c in 0..channels {
+                let [s0, s1] = channel_sums(&op, (&gy, &xs), c, [0.5, 0.1]);
+                let (mut w0, mut w1, mut scale) = (0.0f64, 0.0f64, 0.0f64);
+                for bi in 0..batch {
+                    let start = (bi * channels + c) * plane;
+                    for i in start..start + plane {
+                        let u = gy[i] as f64 - 0.5;
+                        w0 += u;
+                        w1 += u * (xs[i] as f64 - 0.1f32 as f64);
+                        scale += (u * (xs[i] as f64 - 0.1)).abs();
+                    }
+                }
+                assert_eq!(s0, w0, "{batch}x{channels}x{plane} channel {c}");
+                assert!(
+                    (s1 - w1).abs() <= 1e-6 * scale,
+                    "{batch}x{channels}x{plane} channel {c}: {s1} vs {w1}"
+                );
             }
         }
     }
