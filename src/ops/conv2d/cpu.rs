@@ -319,9 +319,7 @@ fn backward_chunk_run<E: Dtype>(
         let gw = as_f32_mut(gw).expect("E is f32 when there is a plan");
         gw.fill(0.0);
         let mut scratch = ws.lease_zeroed::<f32>(Some(plan.scratch_tag()), plan.scratch_len());
-        for (xi, gyi) in xs.chunks(chw).zip(gys.chunks(out_len)) {
-            plan.add(xi, gyi, gw, &mut scratch);
-        }
+        plan.add(xs, gys, gw, &mut scratch);
     } else {
         // dW = gy · colᵀ over the whole chunk
         let col = chunk_im2col(op, xc, ws);

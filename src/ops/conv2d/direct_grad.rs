@@ -339,11 +339,18 @@ impl WeightGrad {
         }
     }
 
-    /// `gw += dW` of one sample (see [`GradPlan::add`]).
-    pub(crate) fn add(&self, x: &[f32], gy: &[f32], gw: &mut [f32], scratch: &mut [f32]) {
+    /// `gw += dW` of the samples `xs` and their output gradients `gys`, in
+    /// order (see [`GradPlan::add`] and [`ChanGradPlan::add`]).
+    pub(crate) fn add(&self, xs: &[f32], gys: &[f32], gw: &mut [f32], scratch: &mut [f32]) {
         match self {
-            Self::Rows(p) => p.add(x, gy, gw, scratch),
-            Self::Channels(p) => p.add(x, gy, gw, scratch),
+            Self::Rows(p) => {
+                let op = &p.op;
+                let chw = op.chan_in * op.h_in * op.w_in;
+                for (x, gy) in xs.chunks(chw).zip(gys.chunks(op.chan_out * op.out_plane())) {
+                    p.add(x, gy, gw, scratch);
+                }
+            }
+            Self::Channels(p) => p.add(xs, gys, gw, scratch),
         }
     }
 }
@@ -440,9 +447,12 @@ impl ChanGradPlan {
         })
     }
 
-    /// Elements of the scratch one call needs (see [`ChanGradPlan::add`]).
+    /// Elements of the scratch one call needs (see [`ChanGradPlan::add`]):
+    /// the padded input, `gy` by position, and the sums by tap.
     pub(crate) fn scratch_len(&self) -> usize {
-        self.op.chan_in * self.hp * self.wp + self.op.out_plane() * self.pos.gy_pos
+        self.op.chan_in * self.hp * self.wp
+            + self.op.out_plane() * self.pos.gy_pos
+            + self.op.patch_len() * self.pos.gy_pos
     }
 
     /// A workspace tag for the scratch (zeros in the padding stay zeros).
@@ -453,14 +463,44 @@ impl ChanGradPlan {
         h.finish() | 1
     }
 
-    /// `gw += dW` of one sample, as [`GradPlan::add`].
-    pub(crate) fn add(&self, x: &[f32], gy: &[f32], gw: &mut [f32], scratch: &mut [f32]) {
+    /// `gw += dW` of the samples `xs` (each `chan_in × h_in × w_in`) and
+    /// their output gradients `gys`, as [`GradPlan::add`] sample by sample:
+    /// the tiles' sums are added by tap (`[tap][channel]`, contiguous rows
+    /// of lanes) over all the samples, then into `gw` (`[channel][tap]`)
+    /// once, so each sample's share is added in the same order as one
+    /// sample at a time would.
+    pub(crate) fn add(&self, xs: &[f32], gys: &[f32], gw: &mut [f32], scratch: &mut [f32]) {
         let op = &self.op;
-        assert_eq!(x.len(), op.chan_in * op.h_in * op.w_in);
-        assert_eq!(gy.len(), op.chan_out * op.out_plane());
+        let (chw, ohw) = (op.chan_in * op.h_in * op.w_in, op.out_plane());
+        let n = xs.len() / chw.max(1);
+        assert_eq!(xs.len(), n * chw);
+        assert_eq!(gys.len(), n * op.chan_out * ohw);
         assert_eq!(gw.len(), op.chan_out * op.patch_len());
         assert_eq!(scratch.len(), self.scratch_len());
-        let (xpad, gyt) = scratch.split_at_mut(op.chan_in * self.hp * self.wp);
+        let (xpad, rest) = scratch.split_at_mut(op.chan_in * self.hp * self.wp);
+        let (gyt, by_tap) = rest.split_at_mut(ohw * self.pos.gy_pos);
+        by_tap.fill(0.0);
+        for (x, gy) in xs.chunks(chw).zip(gys.chunks(op.chan_out * ohw)) {
+            self.add_sample(x, gy, (xpad, gyt), by_tap);
+        }
+        let ckk = op.patch_len();
+        for (tap, row) in by_tap.chunks(self.pos.gy_pos).enumerate() {
+            for (co, v) in row.iter().enumerate().take(op.chan_out) {
+                gw[co * ckk + tap] += *v;
+            }
+        }
+    }
+
+    /// Adds one sample's tile sums into `by_tap` (`[tap][channel]`, rows of
+    /// `gy_pos`).
+    fn add_sample(
+        &self,
+        x: &[f32],
+        gy: &[f32],
+        (xpad, gyt): (&mut [f32], &mut [f32]),
+        by_tap: &mut [f32],
+    ) {
+        let op = &self.op;
         pad_copy(op, x, (self.hp, self.wp), xpad);
         // gy as [position][channel]; the channels past chan_out stay zero
         let ohw = op.out_plane();
@@ -470,7 +510,6 @@ impl ChanGradPlan {
             }
         }
         let lanes = self.isa.lanes() * self.v;
-        let ckk = op.patch_len();
         let mut out: ChanGradOut = [[0.0; MAX_LANES]; MAX_TAPS];
         for co0 in (0..op.chan_out).step_by(lanes) {
             for ci in 0..op.chan_in {
@@ -499,9 +538,8 @@ impl ChanGradPlan {
                         };
                         for (k, o) in out.iter().enumerate().take(kb) {
                             let tap = (ci * op.kh + ky) * op.kw + kx0 + k;
-                            for (l, v) in o.iter().enumerate().take(lanes.min(op.chan_out - co0)) {
-                                gw[(co0 + l) * ckk + tap] += *v;
-                            }
+                            let row = &mut by_tap[tap * self.pos.gy_pos + co0..][..lanes];
+                            row.iter_mut().zip(o).for_each(|(g, v)| *g += *v);
                         }
                     }
                 }
@@ -704,6 +742,40 @@ mod tests {
                     .collect();
                 check(&op, &x, &gy, &before, &twice);
             }
+        }
+    }
+
+    /// Several samples in one call give the same bits as one call a sample,
+    /// in order (the sums by tap are added into `gw` once, at the end).
+    #[test]
+    fn channel_tiles_add_a_chunk_as_sample_by_sample() {
+        if Isa::best().is_none() {
+            return;
+        }
+        let op = Conv2DOp::new(3, 5, 20, (9, 8), (3, 3), 1, 1).unwrap();
+        let chw = op.chan_in * op.h_in * op.w_in;
+        let per_gy = op.chan_out * op.out_plane();
+        let xs = test_values(3 * chw, 7);
+        let gys = test_values(3 * per_gy, 8);
+        let zero = vec![0.0; op.chan_out * op.patch_len()];
+        for isa in Isa::all() {
+            let plan = ChanGradPlan::on(&op, isa).expect("8 channels or more");
+            let mut scratch = vec![0.0; plan.scratch_len()];
+            let mut chunk = zero.clone();
+            plan.add(&xs, &gys, &mut chunk, &mut scratch);
+            let mut one_by_one = vec![zero.clone(); 3];
+            for (i, gw) in one_by_one.iter_mut().enumerate() {
+                let (x, gy) = (
+                    &xs[i * chw..(i + 1) * chw],
+                    &gys[i * per_gy..(i + 1) * per_gy],
+                );
+                plan.add(x, gy, gw, &mut scratch);
+            }
+            // one call a sample sums each sample alone: add them in order
+            let summed: Vec<f32> = (0..zero.len())
+                .map(|j| ((0.0 + one_by_one[0][j]) + one_by_one[1][j]) + one_by_one[2][j])
+                .collect();
+            assert_eq!(chunk, summed, "{isa:?}");
         }
     }
 
