@@ -4,7 +4,9 @@ ratios, each side's achieved GFLOP/s, step times and peak RSS; then the
 machine's sgemm reference (the gemm crate's 2048³, and PyTorch's), the share
 of it that LeNet training reaches, one ratio line per ResNet workload that
 ran, `lenet train ratio (static-nn / pytorch samples/s): R` and, last,
-`lenet infer-1000 ratio (static-nn / onnxruntime samples/s): R`."""
+`lenet infer-1000 ratio (static-nn / onnxruntime samples/s): R`. Between
+the table and those lines, each LeNet inference workload's ratio to ONNX
+Runtime round by round."""
 import os
 import json
 import statistics
@@ -68,6 +70,13 @@ for w in order:
           f"{med([r['median_step_us'] for r in s]):>11.1f}{med([r['median_step_us'] for r in p]):>11.1f}"
           f"{max(r['peak_rss_kib'] for r in s) / 1024:>8.1f}{max(r['peak_rss_kib'] for r in p) / 1024:>8.1f}"
           f"  {len(s)}/{len(p)}, {min(per_round):.2f}")
+# Both sides of a round run seconds apart, so the ratio within a round is
+# the steadier measure when the machine's speed drifts between rounds.
+for w in order:
+    s, o = by.get((w, "static-nn"), []), by.get((w, "onnxruntime"), [])
+    if s and o:
+        pr = [a["samples_per_s"] / b["samples_per_s"] for a, b in zip(s, o)]
+        print(f"{w} vs onnxruntime by round: {', '.join(f'{r:.2f}' for r in pr)} (median {med(pr):.2f})")
 print()
 g_sn, g_pt = gflops("sgemm-2048", "static-nn"), gflops("sgemm-2048", "pytorch")
 if g_sn == g_sn:
