@@ -4,7 +4,8 @@
 //! channel, 28×28, a 5×5 kernel, padding 2, 6 output channels.
 //!
 //! - `conv2d/fwd/*`: forward without a tape (inference), for LeNet's two
-//!   convolutions and a 3×3 one;
+//!   convolutions, two of the ResNet's 3×3 ones and a projection shortcut
+//!   (1×1, stride 2);
 //! - `conv2d/bwd/*`: the backward pass alone (the traced forward runs in the
 //!   untimed setup); `conv2d/bwd_no_input_grad/*` the same for a batch whose
 //!   own gradient is not wanted (`NoInputGrad`: weight and bias gradients
@@ -16,7 +17,9 @@
 //! - `batchnorm2d/fwd/*`: inference mode (running statistics, no tape);
 //!   `batchnorm2d/train_fwd_bwd/*`: training mode (`forward_mut`: batch
 //!   statistics and the running-stat update) and the backward pass, at the
-//!   ResNet's stem shape;
+//!   ResNet's stem shape; `batchnorm2d/train_fwd_bwd_sum/*` the same with a
+//!   plain sum for the loss on a cache-enabled device (the layer's own
+//!   time, as in a network), there and at the last stage's shape;
 //! - `relu/{fwd,fwd_bwd}/*`: static-nn's `ReLU` without a tape, and traced
 //!   and summed with the backward pass, at LeNet's first activation (on a
 //!   cache-enabled device); `relu/dfdx_fwd_bwd/*` is dfdx's `relu` doing the
@@ -62,9 +65,9 @@ fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize, co
     c: &mut Criterion,
     dev: &Dev,
     name: &str,
-    pad: usize,
+    (stride, pad): (usize, usize),
 ) {
-    let op = Conv2DOp::new(B, C, O, (H, H), (K, K), 1, pad).unwrap();
+    let op = Conv2DOp::new(B, C, O, (H, H), (K, K), stride, pad).unwrap();
     let x: Tensor<Rank4<B, C, H, H>, f32, Dev> = dev.sample_normal();
     let w: Tensor<Rank4<O, C, K, K>, f32, Dev> = dev.sample_normal();
     let b: Tensor<Rank1<O>, f32, Dev> = dev.sample_normal();
@@ -103,11 +106,14 @@ fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize, co
 
 fn conv(c: &mut Criterion) {
     let dev = Dev::seed_from_u64(0);
-    // LeNet's two convolutions, and the ResNet stem's 3×3 (each takes other
-    // direct kernels: see src/ops/conv2d/direct.rs and direct_grad.rs)
-    conv_case::<1, 6, 28, 28, 5>(c, &dev, "b64_1x28x28_k5_p2_o6", 2);
-    conv_case::<6, 16, 14, 10, 5>(c, &dev, "b64_6x14x14_k5_p0_o16", 0);
-    conv_case::<16, 16, 28, 28, 3>(c, &dev, "b64_16x28x28_k3_p1_o16", 1);
+    // LeNet's two convolutions, and the ResNet's 3×3 ones and a projection
+    // shortcut (each takes other kernels: see src/ops/conv2d/direct.rs,
+    // direct_grad.rs, and im2col + gemm for the strided 1×1)
+    conv_case::<1, 6, 28, 28, 5>(c, &dev, "b64_1x28x28_k5_p2_o6", (1, 2));
+    conv_case::<6, 16, 14, 10, 5>(c, &dev, "b64_6x14x14_k5_p0_o16", (1, 0));
+    conv_case::<16, 16, 28, 28, 3>(c, &dev, "b64_16x28x28_k3_p1_o16", (1, 1));
+    conv_case::<32, 32, 14, 14, 3>(c, &dev, "b64_32x14x14_k3_p1_o32", (1, 1));
+    conv_case::<16, 32, 28, 14, 1>(c, &dev, "b64_16x28x28_k1_s2_o32", (2, 0));
 }
 
 fn pool(c: &mut Criterion) {
@@ -182,6 +188,34 @@ fn batchnorm(c: &mut Criterion) {
             let mut gr = (y * r.clone()).sum().backward();
             bn.zero_grads(&mut gr);
             grads = Some(gr);
+        })
+    });
+    // The layer's own time: the loss a plain sum (whose backward pass is one
+    // fill; dfdx's product above takes most of `train_fwd_bwd`), on a device
+    // whose allocation cache is on, as in the examples and the race (else
+    // each step's fresh buffers fault their pages in).
+    let dev = Dev::seed_from_u64(0);
+    dev.enable_cache();
+    let mut bn = dev.build_module::<BatchNorm2D<16>, f32>();
+    let x: Tensor<Rank4<B, 16, 28, 28>, f32, Dev> = dev.sample_normal();
+    let mut grads = Some(bn.alloc_grads());
+    g.bench_function("train_fwd_bwd_sum/b64_16x28x28", |bch| {
+        bch.iter(|| {
+            let y = bn.forward_mut(x.trace(grads.take().unwrap()));
+            let mut gr = y.sum().backward();
+            bn.zero_grads(&mut gr);
+            grads = Some(gr);
+        })
+    });
+    let mut bn64 = dev.build_module::<BatchNorm2D<64>, f32>();
+    let x64: Tensor<Rank4<B, 64, 7, 7>, f32, Dev> = dev.sample_normal();
+    let mut grads64 = Some(bn64.alloc_grads());
+    g.bench_function("train_fwd_bwd_sum/b64_64x7x7", |bch| {
+        bch.iter(|| {
+            let y = bn64.forward_mut(x64.trace(grads64.take().unwrap()));
+            let mut gr = y.sum().backward();
+            bn64.zero_grads(&mut gr);
+            grads64 = Some(gr);
         })
     });
     g.finish();
