@@ -108,30 +108,6 @@ macro_rules! avx2_or_baseline {
 }
 pub(crate) use avx2_or_baseline;
 
-/// f64 accumulators of [`add_in_lanes`]: independent, so the loop runs in
-/// vector registers (a 512-bit one, or two 256-bit ones).
-pub(crate) const F64_LANES: usize = 8;
-
-/// Adds `f(a[i], b[i])` into `acc[i % F64_LANES]`, for a sum in f64 whose
-/// order the lengths alone fix (the same bits with any thread count). Inline
-/// it into a function compiled for AVX2 ([`avx2_or_baseline!`]).
-#[inline(always)]
-pub(crate) fn add_in_lanes<E: Copy>(
-    acc: &mut [f64; F64_LANES],
-    (a, b): (&[E], &[E]),
-    f: impl Fn(E, E) -> f64,
-) {
-    let (mut ca, mut cb) = (a.chunks_exact(F64_LANES), b.chunks_exact(F64_LANES));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for k in 0..F64_LANES {
-            acc[k] += f(x[k], y[k]);
-        }
-    }
-    for (k, (x, y)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
-        acc[k] += f(*x, *y);
-    }
-}
-
 /// Whether `v` is NaN, for any dtype.
 #[allow(clippy::eq_op)]
 #[inline(always)]

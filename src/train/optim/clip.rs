@@ -1,18 +1,28 @@
 //! Gradient clipping by global norm, as `torch.nn.utils.clip_grad_norm_`.
 
-use crate::ops::cpu_util::{add_in_lanes, F64_LANES};
+/// Independent f64 accumulators of [`sum_squares`], so that its loop runs
+/// in vector registers (a 512-bit one, or two 256-bit ones).
+const LANES: usize = 8;
 
 #[inline(always)]
 fn sum_squares_body(g: &[f32]) -> f64 {
-    let mut acc = [0.0f64; F64_LANES];
-    add_in_lanes(&mut acc, (g, g), |x, _| f64::from(x) * f64::from(x));
+    let mut acc = [0.0f64; LANES];
+    let mut chunks = g.chunks_exact(LANES);
+    for c in &mut chunks {
+        for k in 0..LANES {
+            acc[k] += f64::from(c[k]) * f64::from(c[k]);
+        }
+    }
+    for (k, x) in chunks.remainder().iter().enumerate() {
+        acc[k] += f64::from(*x) * f64::from(*x);
+    }
     acc.iter().sum()
 }
 
 crate::ops::cpu_util::avx2_or_baseline!(
-    /// The sum of the squares of `g`, accumulated in f64 in lanes by
-    /// position ([`add_in_lanes`]: a fixed order, the same bits on every
-    /// run), compiled for AVX2 when the CPU has it.
+    /// The sum of the squares of `g`, accumulated in f64 in [`LANES`] lanes
+    /// by position (value `i` into lane `i % LANES`: a fixed order, the same
+    /// bits on every run), compiled for AVX2 when the CPU has it.
     pub(super) fn sum_squares(g: &[f32]) -> f64 => sum_squares_body
 );
 
