@@ -39,7 +39,10 @@
 //!   written directly with the ops (see `benches/common/raw_lenet.rs`).
 //!
 //! `cargo bench --bench nn`, or one group: `cargo bench --bench nn -- conv2d/`.
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
+};
 use dfdx::optim::{Adam, Optimizer};
 use static_nn::models::{BasicBlock, Projection};
 use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, Workspace};
@@ -196,10 +199,22 @@ fn batchnorm(c: &mut Criterion) {
     // each step's fresh buffers fault their pages in).
     let dev = Dev::seed_from_u64(0);
     dev.enable_cache();
-    let mut bn = dev.build_module::<BatchNorm2D<16>, f32>();
-    let x: Tensor<Rank4<B, 16, 28, 28>, f32, Dev> = dev.sample_normal();
+    batchnorm_sum_case::<16, 28>(&mut g, &dev, "train_fwd_bwd_sum/b64_16x28x28");
+    batchnorm_sum_case::<64, 7>(&mut g, &dev, "train_fwd_bwd_sum/b64_64x7x7");
+    g.finish();
+}
+
+/// A batch norm's training step with a plain-sum loss, on `C` channels of
+/// `H`×`H`; the gradients are reused.
+fn batchnorm_sum_case<const C: usize, const H: usize>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    dev: &Dev,
+    name: &str,
+) {
+    let mut bn = dev.build_module::<BatchNorm2D<C>, f32>();
+    let x: Tensor<Rank4<B, C, H, H>, f32, Dev> = dev.sample_normal();
     let mut grads = Some(bn.alloc_grads());
-    g.bench_function("train_fwd_bwd_sum/b64_16x28x28", |bch| {
+    g.bench_function(name, |bch| {
         bch.iter(|| {
             let y = bn.forward_mut(x.trace(grads.take().unwrap()));
             let mut gr = y.sum().backward();
@@ -207,18 +222,6 @@ fn batchnorm(c: &mut Criterion) {
             grads = Some(gr);
         })
     });
-    let mut bn64 = dev.build_module::<BatchNorm2D<64>, f32>();
-    let x64: Tensor<Rank4<B, 64, 7, 7>, f32, Dev> = dev.sample_normal();
-    let mut grads64 = Some(bn64.alloc_grads());
-    g.bench_function("train_fwd_bwd_sum/b64_64x7x7", |bch| {
-        bch.iter(|| {
-            let y = bn64.forward_mut(x64.trace(grads64.take().unwrap()));
-            let mut gr = y.sum().backward();
-            bn64.zero_grads(&mut gr);
-            grads64 = Some(gr);
-        })
-    });
-    g.finish();
 }
 
 fn relu(c: &mut Criterion) {
