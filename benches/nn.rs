@@ -10,7 +10,8 @@
 //!   untimed setup); `conv2d/bwd_no_input_grad/*` the same for a batch whose
 //!   own gradient is not wanted (`NoInputGrad`: weight and bias gradients
 //!   only);
-//! - `pool2d/{max,avg}_fwd/*`, `pool2d/{max,avg}_bwd/*`;
+//! - `pool2d/{max,avg}_fwd/*`, `pool2d/max_fwd_traced/*` (with a tape: the
+//!   argmax kernel), `pool2d/{max,avg}_bwd/*`;
 //! - `linear/*`: forward and forward+backward at batch 64 (also on a
 //!   `NoInputGrad` batch: `fwd_bwd_no_input_grad`), and forward at batch 1
 //!   (the CPU's small-batch dot products);
@@ -131,6 +132,12 @@ fn pool(c: &mut Criterion) {
         g.bench_function(format!("{k}_fwd/b64_6x28x28_k2_s2"), |bch| {
             bch.iter(|| Dev::try_pool2d(op, black_box(x.clone()), out).unwrap())
         });
+        if kind == PoolKind::Max {
+            // with a tape: the argmax kernel
+            g.bench_function("max_fwd_traced/b64_6x28x28_k2_s2", |bch| {
+                bch.iter(|| Dev::try_pool2d(op, black_box(x.leaky_trace()), out).unwrap())
+            });
+        }
         g.bench_function(format!("{k}_bwd/b64_6x28x28_k2_s2"), |bch| {
             bch.iter_batched(
                 || (Dev::try_pool2d(op, x.leaky_trace(), out).unwrap() * r.clone()).sum(),
@@ -139,6 +146,16 @@ fn pool(c: &mut Criterion) {
             )
         });
     }
+    // LeNet's second pool: rows of 5 outputs, shorter than a vector
+    let x: Tensor<Rank4<B, 16, 10, 10>, f32, Dev> = dev.sample_normal();
+    let out = (Const::<B>, Const::<16>, Const::<5>, Const::<5>);
+    let op = Pool2DOp::new(PoolKind::Max, B * 16, (10, 10), 2, 2, 0).unwrap();
+    g.bench_function("max_fwd/b64_16x10x10_k2_s2", |bch| {
+        bch.iter(|| Dev::try_pool2d(op, black_box(x.clone()), out).unwrap())
+    });
+    g.bench_function("max_fwd_traced/b64_16x10x10_k2_s2", |bch| {
+        bch.iter(|| Dev::try_pool2d(op, black_box(x.leaky_trace()), out).unwrap())
+    });
     g.finish();
 }
 

@@ -1,69 +1,14 @@
 //! The CPU pooling kernels, parallel over planes. Max pooling records the
 //! argmax of each window for the backward pass.
+use super::max2x2::{max_plane_2x2, max_plane_2x2_values};
 use super::{Pool2DOp, PoolKind};
 use crate::ops::cpu_util::{is_nan, output_vec, tensor_from_vec};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-/// `max_plane` for the common 2×2 window, stride 2, no padding: the same
-/// comparisons in the same order, without the window arithmetic.
-fn max_plane_2x2<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
-    let (w, wo) = (op.w_in, op.w_out);
-    for oy in 0..op.h_out {
-        let r0 = 2 * oy * w;
-        let (top, bot) = (&x[r0..r0 + 2 * wo], &x[r0 + w..r0 + w + 2 * wo]);
-        let ys = &mut y[oy * wo..(oy + 1) * wo];
-        let args = &mut arg[oy * wo..(oy + 1) * wo];
-        for (ox, ((yv, av), (t, b))) in ys
-            .iter_mut()
-            .zip(args.iter_mut())
-            .zip(top.chunks_exact(2).zip(bot.chunks_exact(2)))
-            .enumerate()
-        {
-            // candidates in row-major order, as `max_plane` visits them
-            let mut k = 0u32;
-            let mut bv = t[0];
-            for (j, v) in [(1u32, t[1]), (2, b[0]), (3, b[1])] {
-                if v > bv || is_nan(v) && !is_nan(bv) {
-                    k = j;
-                    bv = v;
-                }
-            }
-            *yv = bv;
-            let i = r0 + 2 * ox + (k & 1) as usize + (k >> 1) as usize * w;
-            *av = i as u32;
-        }
-    }
-}
-
-/// `max_plane_2x2` without the argmax, for a forward pass without a tape:
-/// the same maximum (the larger value, NaN if any is NaN), in a loop the
-/// compiler vectorises.
-fn max_plane_2x2_values<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E]) {
-    #[inline(always)]
-    fn max<E: Dtype>(a: E, b: E) -> E {
-        if b > a || is_nan(b) {
-            b
-        } else {
-            a
-        }
-    }
-    let (w, wo) = (op.w_in, op.w_out);
-    for oy in 0..op.h_out {
-        let r0 = 2 * oy * w;
-        let (top, bot) = (&x[r0..r0 + 2 * wo], &x[r0 + w..r0 + w + 2 * wo]);
-        for (yv, (t, b)) in y[oy * wo..(oy + 1) * wo]
-            .iter_mut()
-            .zip(top.chunks_exact(2).zip(bot.chunks_exact(2)))
-        {
-            *yv = max(max(t[0], t[1]), max(b[0], b[1]));
-        }
-    }
-}
-
 /// Max-pools one plane; writes the flat index of each window's maximum into
 /// `arg` (first maximum wins, as in PyTorch).
-fn max_plane<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
+pub(super) fn max_plane<E: Dtype>(op: &Pool2DOp, x: &[E], y: &mut [E], arg: &mut [u32]) {
     for oy in 0..op.h_out {
         let (y0, y1) = op.window(oy, op.h_in);
         for ox in 0..op.w_out {

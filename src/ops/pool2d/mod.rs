@@ -3,6 +3,7 @@ use dfdx::prelude::*;
 
 pub(crate) mod cpu;
 pub mod generic;
+mod max2x2;
 
 /// Which reduction a pooling window applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
