@@ -14,6 +14,15 @@ pub(crate) fn copy_to_lease<S: Shape, E: Dtype>(
     Ok(buf)
 }
 
+/// The logical contents of a CPU tensor, row-major, in a new `Vec` (for
+/// copies kept longer than a call, see [`ParamMemo`](super::memo::ParamMemo)).
+pub(crate) fn copy_to_vec<S: Shape, E: Dtype>(t: &Tensor<S, E, Cpu>) -> Result<Vec<E>, CpuError> {
+    let t = t.clone().try_contiguous()?;
+    let mut buf = vec![E::default(); t.shape().num_elements()];
+    t.copy_into(&mut buf);
+    Ok(buf)
+}
+
 /// A buffer of `len` zeros for an op's output, from the device's allocation
 /// cache when that is enabled and holds one of this size (else newly
 /// allocated), for the kernel to fill and [`tensor_from_vec`] to hand back:

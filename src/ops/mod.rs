@@ -24,6 +24,7 @@ pub mod batch_norm;
 pub mod conv2d;
 pub(crate) mod cpu_util;
 pub mod linear;
+mod memo;
 pub mod pool2d;
 pub mod relu;
 mod workspace;

@@ -6,8 +6,11 @@
 //! hands large blocks back to the OS (every step then page-faults them in
 //! again). So each layer with a kernel owns a [`Workspace`]: buffers leased
 //! from it go back to it when the lease ends, also from the backward pass, and
-//! the next step takes them again. Nothing here is global: a workspace lives
-//! and dies with its layer.
+//! the next step takes them again. For inference it also keeps what the
+//! layer derives from its parameters while they are unchanged (its
+//! [`ParamMemo`]). Nothing here is global: a workspace lives and dies with
+//! its layer.
+use super::memo::ParamMemo;
 use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -36,6 +39,7 @@ struct Slot {
 #[derive(Default)]
 pub struct Workspace {
     idle: Arc<Mutex<Vec<Slot>>>,
+    memo: Arc<ParamMemo>,
 }
 
 impl Clone for Workspace {
@@ -58,7 +62,14 @@ impl Workspace {
     pub(crate) fn clone_handle(&self) -> Workspace {
         Workspace {
             idle: self.idle.clone(),
+            memo: self.memo.clone(),
         }
+    }
+
+    /// The layer's inference value derived from its parameters (see
+    /// [`ParamMemo`]).
+    pub(crate) fn memo(&self) -> &ParamMemo {
+        &self.memo
     }
 
     /// How many buffers are idle, waiting for the next step.

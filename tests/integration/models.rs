@@ -120,3 +120,68 @@ fn a_training_step_lowers_the_loss() {
     }
     assert!(losses[4] < losses[0], "{losses:?}");
 }
+
+/// Inference keeps copies of the weights (and the convolutions' packed
+/// weights) while they are unchanged. Every way the weights change
+/// (an optimizer's step, loading a file, writing one value, replacing a
+/// tensor) must show in the next inference, at batch 1 (the linear layers'
+/// own dot products) and at batch 8.
+#[test]
+fn inference_follows_every_change_of_the_weights() {
+    let dev = Cpu::seed_from_u64(11);
+    let mut net = dev.build_module::<LeNetClass, f32>();
+    let x1: Tensor<Rank4<1, 1, 28, 28>, f32, _> = dev.sample_normal();
+    let x8: Tensor<Rank4<8, 1, 28, 28>, f32, _> = dev.sample_normal();
+    // the traced forward keeps nothing: the reference
+    let check = |net: &<LeNetClass as BuildOnDevice<Cpu, f32>>::Built, what: &str| -> Vec<f32> {
+        let mut all = Vec::new();
+        for (fast, slow) in [
+            (
+                net.forward(x1.clone()).as_vec(),
+                net.forward(x1.leaky_trace()).as_vec(),
+            ),
+            (
+                net.forward(x8.clone()).as_vec(),
+                net.forward(x8.leaky_trace()).as_vec(),
+            ),
+        ] {
+            for (a, e) in fast.iter().zip(&slow) {
+                assert!(
+                    (a - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                    "{what}: {a} vs {e}"
+                );
+            }
+            all.extend(fast);
+        }
+        all
+    };
+    let mut seen = vec![check(&net, "built")];
+    // twice unchanged: the same values
+    assert_eq!(check(&net, "again"), seen[0]);
+
+    let mut opt = Sgd::new(&net, SgdConfig::default());
+    let y: Tensor<Rank2<8, 10>, f32, _> = dev.sample_uniform::<Rank2<8, 10>>().softmax::<Axis<1>>();
+    let loss = cross_entropy_with_logits_loss(net.forward(x8.leaky_trace()), y);
+    opt.update(&mut net, &loss.backward()).expect("update");
+    seen.push(check(&net, "after a step"));
+
+    let other = dev.build_module::<LeNetClass, f32>();
+    let bytes = static_nn::weights::to_bytes(&other).expect("to bytes");
+    static_nn::weights::load_from_bytes(&mut net, &bytes, &Default::default()).expect("load");
+    seen.push(check(&net, "after loading"));
+
+    net.conv2.weight[[3, 2, 1, 0]] += 1.0;
+    seen.push(check(&net, "after writing conv2's weight"));
+    net.fc1.weight[[5, 7]] += 1.0;
+    seen.push(check(&net, "after writing fc1's weight"));
+    net.fc2.bias = dev.sample_normal();
+    seen.push(check(&net, "after replacing fc2's bias"));
+    net.conv1.bias = Some(dev.sample_normal());
+    seen.push(check(&net, "after replacing conv1's bias"));
+
+    for (i, a) in seen.iter().enumerate() {
+        for b in &seen[i + 1..] {
+            assert_ne!(a, b, "a change of the weights did not show");
+        }
+    }
+}

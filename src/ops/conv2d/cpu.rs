@@ -8,9 +8,10 @@
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::{direct, direct_grad, direct_input, Conv2DOp};
 use crate::ops::cpu_util::{
-    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, gemm, output_vec, tensor_from_vec, Layout,
-    Write,
+    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, copy_to_vec, gemm, output_vec,
+    tensor_from_vec, Layout, Write,
 };
+use crate::ops::memo::ParamView;
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -367,6 +368,31 @@ fn backward_chunk_run<E: Dtype>(
     }
 }
 
+/// The direct kernel (f32 on AVX2 + FMA) on every sample of `xs` into
+/// `y`, in chunks of `fc` samples of `chw` inputs and `out_len` outputs.
+fn run_direct<E: Dtype>(
+    plan: &direct::Plan,
+    (xs, y): (&[E], &mut [E]),
+    (chw, out_len, fc): (usize, usize, usize),
+    ws: &Workspace,
+) {
+    let ys = as_f32_mut(y).expect("E is f32 when there is a plan");
+    let xs = as_f32(xs).expect("E is f32 when there is a plan");
+    let run = |(ys, xc): (&mut [f32], &[f32])| {
+        let mut xpad = ws.lease_zeroed::<f32>(Some(plan.padded_tag()), plan.padded_len());
+        for (yi, xi) in ys.chunks_mut(out_len).zip(xc.chunks(chw)) {
+            plan.run(xi, yi, &mut xpad, Write::Overwrite);
+        }
+    };
+    if xs.len() <= chw * fc {
+        run((ys, xs));
+    } else {
+        ys.par_chunks_mut(out_len * fc)
+            .zip(xs.par_chunks(chw * fc))
+            .for_each(run);
+    }
+}
+
 pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     op: Conv2DOp,
     x: Tensor<S, E, Cpu, T>,
@@ -379,34 +405,38 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
     let xs = copy_to_lease(&x, ws)?;
-    let w = copy_to_lease(weight, ws)?;
-    let b = bias.map(|b| copy_to_lease(b, ws)).transpose()?;
     let (chw, ohw) = (op.chan_in * op.h_in * op.w_in, op.out_plane());
     let out_len = op.chan_out * ohw;
     let mut y = output_vec::<E>(&dev, op.batch * out_len)?;
-
     let fc = forward_chunk(&op);
+
+    if !T::OWNS_TAPE && direct_pays(&op) && as_f32::<E>(&[]).is_some() {
+        // Inference: the direct plan (the packed weights) is kept in the
+        // memo while the weights and bias are unchanged.
+        let mut params = vec![ParamView::of(weight)];
+        params.extend(bias.map(ParamView::of));
+        let kept = ws.memo().get_or_make(
+            params,
+            |plan: &Option<direct::Plan>| plan.as_ref().is_none_or(|p| p.serves(&op)),
+            || {
+                let (w, b) = (copy_to_vec(weight)?, bias.map(copy_to_vec).transpose()?);
+                let b32 = b.as_deref().and_then(as_f32);
+                Ok::<_, CpuError>(as_f32(&w).and_then(|w| direct::Plan::new(&op, w, b32)))
+            },
+        )?;
+        if let Some(plan) = kept.as_ref() {
+            run_direct(plan, (&xs, &mut y), (chw, out_len, fc), ws);
+            return tensor_from_vec(&dev, y, out).map(|y| y.put_tape(tape));
+        }
+    }
+    let w = copy_to_lease(weight, ws)?;
+    let b = bias.map(|b| copy_to_lease(b, ws)).transpose()?;
     let plan = as_f32(&w).filter(|_| direct_pays(&op)).and_then(|w32| {
         let b32 = b.as_deref().map(|b| as_f32(b));
         direct::Plan::new(&op, w32, b32.flatten())
     });
     if let Some(plan) = &plan {
-        // the direct kernel: f32 on AVX2 + FMA
-        let ys = as_f32_mut(&mut y).expect("E is f32 when there is a plan");
-        let xs = as_f32(&xs).expect("E is f32 when there is a plan");
-        let run = |(ys, xc): (&mut [f32], &[f32])| {
-            let mut xpad = ws.lease_zeroed::<f32>(Some(plan.padded_tag()), plan.padded_len());
-            for (yi, xi) in ys.chunks_mut(out_len).zip(xc.chunks(chw)) {
-                plan.run(xi, yi, &mut xpad, Write::Overwrite);
-            }
-        };
-        if op.batch <= fc {
-            run((ys, xs));
-        } else {
-            ys.par_chunks_mut(out_len * fc)
-                .zip(xs.par_chunks(chw * fc))
-                .for_each(run);
-        }
+        run_direct(plan, (&xs, &mut y), (chw, out_len, fc), ws);
     } else if op.batch <= fc {
         // one task: no rayon round trip (batch-1 inference)
         forward_chunk_run(&op, (&w, b.as_deref().map(Vec::as_slice)), &xs, &mut y, ws);

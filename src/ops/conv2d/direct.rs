@@ -323,7 +323,8 @@ impl Plan {
             stride: op.stride,
         };
         Self {
-            op: *op,
+            // one sample's: a plan serves any batch
+            op: Conv2DOp { batch: 1, ..*op },
             taps,
             tiling,
             lanes,
@@ -332,6 +333,11 @@ impl Plan {
             hp,
             wp,
         }
+    }
+
+    /// Whether this plan is `op`'s, for samples of any batch.
+    pub(crate) fn serves(&self, op: &Conv2DOp) -> bool {
+        self.op == Conv2DOp { batch: 1, ..*op }
     }
 
     /// Elements of the padded copy of one sample (see [`Plan::run`]).

@@ -3,12 +3,16 @@
 //! storage):
 //!
 //! - inference on a few samples: for each row of `W` its dot product with
-//!   every sample, in 8 lanes, compiled for AVX2 where the CPU has it;
+//!   every sample, in 8 lanes, compiled for AVX2 where the CPU has it (the
+//!   copies of `W` and `b` are kept in the workspace's memo while they are
+//!   unchanged);
 //! - training on a batch whose own gradient is not wanted: `gemm` forward,
 //!   and a backward pass that computes `W`'s and `b`'s gradients only.
 use crate::ops::cpu_util::{
-    avx2_or_baseline, copy_to_lease, gemm_parallel, output_vec, tensor_from_vec, Layout, Write,
+    avx2_or_baseline, copy_to_lease, copy_to_vec, gemm_parallel, output_vec, tensor_from_vec,
+    Layout, Write,
 };
+use crate::ops::memo::ParamView;
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
 
@@ -58,7 +62,9 @@ fn leased_operands<B: Dim, I: Dim, const O: usize, E: Dtype>(
 }
 
 /// `x·Wᵀ + b` without a tape (nothing is recorded on `x`'s), for a few
-/// samples; the copies of `x`, `W` and `b` are leased from `ws`.
+/// samples. The copy of `x` is leased from `ws`; the copies of `W` and `b`
+/// are kept in its memo while they are unchanged (copying LeNet's first `W`
+/// cost more than its dot products with one sample).
 pub(crate) fn small_batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, Cpu>>(
     x: Tensor<(B, I), E, Cpu, T>,
     weight: &Tensor<(Const<O>, I), E, Cpu>,
@@ -68,9 +74,15 @@ pub(crate) fn small_batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, C
     let (batch, k) = (x.shape().0, x.shape().1.size());
     let (x, tape) = x.split_tape();
     let dev = x.device().clone();
-    let (xs, wts, bs) = leased_operands(&x, weight, bias, ws)?;
+    let xs = copy_to_lease(&x, ws)?;
+    let params = vec![ParamView::of(weight), ParamView::of(bias)];
+    let wb = ws.memo().get_or_make(
+        params,
+        |(w, _): &(Vec<E>, Vec<E>)| w.len() == O * k,
+        || Ok::<_, CpuError>((copy_to_vec(weight)?, copy_to_vec(bias)?)),
+    )?;
     let mut ys = output_vec::<E>(&dev, batch.size() * O)?;
-    dots(&xs, &wts, &bs, &mut ys, (batch.size(), k, O));
+    dots(&xs, &wb.0, &wb.1, &mut ys, (batch.size(), k, O));
     Ok(tensor_from_vec(&dev, ys, (batch, Const::<O>))?.put_tape(tape))
 }
 
