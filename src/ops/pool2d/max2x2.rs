@@ -198,10 +198,22 @@ mod simd {
             }
         }
 
+        /// Calls `step(at, t, n, room, [te, to, be, bo])` for each step of 8
+        /// outputs of a plane (fewer, `n`, at a row's end): the first output
+        /// `at`, the input index of its window's top left `t`, the outputs
+        /// writable from `at` (`room`, this plane's), and the even and odd
+        /// values of the top and bottom rows of the windows (`split`'s
+        /// order).
+        ///
         /// # Safety
-        /// The CPU has AVX2, and `op` fits `x` and `y` (`fits`).
+        /// The CPU has AVX2, and `op` fits `x` (`fits`).
+        #[inline]
         #[target_feature(enable = "avx2")]
-        pub(super) unsafe fn plane_values(op: &Pool2DOp, x: &[f32], y: &mut [f32]) {
+        unsafe fn steps(
+            op: &Pool2DOp,
+            x: &[f32],
+            mut step: impl FnMut(usize, usize, usize, usize, [__m256; 4]),
+        ) {
             let (w, wo, plane) = (op.w_in, op.w_out, op.h_out * op.w_out);
             for oy in 0..op.h_out {
                 let r0 = 2 * oy * w;
@@ -209,21 +221,26 @@ mod simd {
                     let n = (wo - o).min(8);
                     let (t, b, at) = (r0 + 2 * o, r0 + w + 2 * o, oy * wo + o);
                     // SAFETY: the rows' reads end at r0 + w + 2·wo ≤
-                    // (2·oy + 2)·w ≤ h_in·w ≤ x.len(), their writes at
-                    // (oy + 1)·wo ≤ y.len(); beyond that, reads within `x` and
-                    // writes within this plane's outputs, which later rows
-                    // write again.
+                    // (2·oy + 2)·w ≤ h_in·w ≤ x.len(); beyond that, `split`
+                    // reads only within `x`.
                     let (te, to) = split(x.as_ptr().add(t), n, x.len() - t);
                     let (be, bo) = split(x.as_ptr().add(b), n, x.len() - b);
-                    let v = max(max(te, to), max(be, bo));
-                    store(
-                        y.as_mut_ptr().add(at).cast(),
-                        _mm256_castps_si256(v),
-                        n,
-                        plane - at,
-                    );
+                    step(at, t, n, plane - at, [te, to, be, bo]);
                 }
             }
+        }
+
+        /// # Safety
+        /// The CPU has AVX2, and `op` fits `x` and `y` (`fits`).
+        #[target_feature(enable = "avx2")]
+        pub(super) unsafe fn plane_values(op: &Pool2DOp, x: &[f32], y: &mut [f32]) {
+            steps(op, x, |at, _, n, room, [te, to, be, bo]| {
+                let v = _mm256_castps_si256(max(max(te, to), max(be, bo)));
+                // SAFETY: the writes end at (oy + 1)·wo ≤ y.len(); beyond
+                // that, within this plane's outputs (`room`), which later
+                // rows write again.
+                unsafe { store(y.as_mut_ptr().add(at).cast(), v, n, room) };
+            })
         }
 
         /// # Safety
@@ -236,48 +253,36 @@ mod simd {
             y: &mut [f32],
             arg: &mut [u32],
         ) {
-            let (w, wo, plane) = (op.w_in, op.w_out, op.h_out * op.w_out);
             // the column of each lane's window, in `split`'s order of outputs
             let cols = _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
-            let (one, wv) = (_mm256_set1_epi32(1), _mm256_set1_epi32(w as i32));
-            for oy in 0..op.h_out {
-                let r0 = 2 * oy * w;
-                for o in (0..wo).step_by(8) {
-                    let n = (wo - o).min(8);
-                    let (t, b, at) = (r0 + 2 * o, r0 + w + 2 * o, oy * wo + o);
-                    // SAFETY: as in `plane_values` (`arg` as long as `y`).
-                    let (te, to) = split(x.as_ptr().add(t), n, x.len() - t);
-                    let (be, bo) = split(x.as_ptr().add(b), n, x.len() - b);
-                    // candidates in row-major order; the first maximum and
-                    // the first NaN win
-                    let (mut best, mut k) = (te, _mm256_setzero_ps());
-                    for (j, v) in [(1, to), (2, be), (3, bo)] {
-                        let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v);
-                        let best_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(best, best);
-                        let take = _mm256_or_ps(
-                            _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
-                            _mm256_andnot_ps(best_nan, nan),
-                        );
-                        best = _mm256_blendv_ps(best, v, take);
-                        k = _mm256_blendv_ps(k, _mm256_castsi256_ps(_mm256_set1_epi32(j)), take);
-                    }
-                    // r0 + 2·ox + (k & 1) + (k >> 1)·w
-                    let k = _mm256_castps_si256(k);
-                    let base = _mm256_add_epi32(_mm256_set1_epi32((r0 + 2 * o) as i32), cols);
-                    let down =
-                        _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_srli_epi32::<1>(k), one), wv);
-                    let idx =
-                        _mm256_add_epi32(_mm256_add_epi32(base, _mm256_and_si256(k, one)), down);
-                    let room = plane - at;
-                    store(
-                        y.as_mut_ptr().add(at).cast(),
-                        _mm256_castps_si256(best),
-                        n,
-                        room,
+            let (one, w) = (_mm256_set1_epi32(1), op.w_in);
+            let wv = _mm256_set1_epi32(w as i32);
+            steps(op, x, |at, t, n, room, [te, to, be, bo]| {
+                // candidates in row-major order; the first maximum and the
+                // first NaN win
+                let (mut best, mut k) = (te, _mm256_setzero_ps());
+                for (j, v) in [(1, to), (2, be), (3, bo)] {
+                    let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v);
+                    let best_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(best, best);
+                    let take = _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
+                        _mm256_andnot_ps(best_nan, nan),
                     );
+                    best = _mm256_blendv_ps(best, v, take);
+                    k = _mm256_blendv_ps(k, _mm256_castsi256_ps(_mm256_set1_epi32(j)), take);
+                }
+                // the top left's index + (k & 1) + (k >> 1)·w
+                let k = _mm256_castps_si256(k);
+                let base = _mm256_add_epi32(_mm256_set1_epi32(t as i32), cols);
+                let down = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_srli_epi32::<1>(k), one), wv);
+                let idx = _mm256_add_epi32(_mm256_add_epi32(base, _mm256_and_si256(k, one)), down);
+                let best = _mm256_castps_si256(best);
+                // SAFETY: as in `plane_values`; `arg` is as long as `y`.
+                unsafe {
+                    store(y.as_mut_ptr().add(at).cast(), best, n, room);
                     store(arg.as_mut_ptr().add(at).cast(), idx, n, room);
                 }
-            }
+            })
         }
     }
 }
