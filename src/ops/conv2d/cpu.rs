@@ -420,8 +420,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             |plan: &Option<direct::Plan>| plan.as_ref().is_none_or(|p| p.serves(&op)),
             || {
                 let (w, b) = (copy_to_vec(weight)?, bias.map(copy_to_vec).transpose()?);
-                let b32 = b.as_deref().and_then(as_f32);
-                Ok::<_, CpuError>(as_f32(&w).and_then(|w| direct::Plan::new(&op, w, b32)))
+                Ok::<_, CpuError>(direct_plan(&op, &w, b.as_deref()))
             },
         )?;
         if let Some(plan) = kept.as_ref() {
@@ -431,10 +430,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     }
     let w = copy_to_lease(weight, ws)?;
     let b = bias.map(|b| copy_to_lease(b, ws)).transpose()?;
-    let plan = as_f32(&w).filter(|_| direct_pays(&op)).and_then(|w32| {
-        let b32 = b.as_deref().map(|b| as_f32(b));
-        direct::Plan::new(&op, w32, b32.flatten())
-    });
+    let plan = direct_plan(&op, &w, b.as_deref().map(Vec::as_slice));
     if let Some(plan) = &plan {
         run_direct(plan, (&xs, &mut y), (chw, out_len, fc), ws);
     } else if op.batch <= fc {
@@ -518,6 +514,13 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
 /// of 64 on the direct kernels, 0.65 and 0.42 ms on `gemm`.
 fn direct_pays(op: &Conv2DOp) -> bool {
     op.kh * op.kw > 1 || op.stride == 1
+}
+
+/// The direct forward plan of `op` with weights `w` and bias `b`, where the
+/// direct kernels serve it (f32 on AVX2 + FMA, and [`direct_pays`]).
+fn direct_plan<E: Dtype>(op: &Conv2DOp, w: &[E], b: Option<&[E]>) -> Option<direct::Plan> {
+    let w = as_f32(w).filter(|_| direct_pays(op))?;
+    direct::Plan::new(op, w, b.and_then(as_f32))
 }
 
 /// The direct kernels a backward pass uses, where they pay (f32 on AVX2 and
