@@ -25,6 +25,9 @@
 //!   and summed with the backward pass, at LeNet's first activation (on a
 //!   cache-enabled device); `relu/dfdx_fwd_bwd/*` is dfdx's `relu` doing the
 //!   same, `relu/sum_only_fwd_bwd/*` the sum alone (subtract it from both);
+//!   `relu/add_relu_fwd_bwd/*` is the rectified sum that ends a residual
+//!   block (`ReluKernel::try_add_relu`), `relu/add_then_relu_fwd_bwd/*` the
+//!   same as dfdx's `+` and then `ReLU`, at the ResNet's first stage;
 //! - `dropout/train_fwd/*`: `Dropout<20>` in training mode (mask and scale),
 //!   at the stem's shape and at the ResNet head's;
 //! - `basic_block/{fwd,train_fwd_bwd}/*`: the ResNet's `BasicBlock<16, 16, 1>`
@@ -46,7 +49,9 @@ use criterion::{
 };
 use dfdx::optim::{Adam, Optimizer};
 use static_nn::models::{BasicBlock, Projection};
-use static_nn::ops::{Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, Workspace};
+use static_nn::ops::{
+    Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, ReluKernel, Workspace,
+};
 use static_nn::prelude::*;
 use std::hint::black_box;
 
@@ -259,6 +264,22 @@ fn relu(c: &mut Criterion) {
     });
     g.bench_function("sum_only_fwd_bwd/b64_6x28x28", |bch| {
         bch.iter(|| x.trace(Gradients::leaky()).sum().backward())
+    });
+    // the end of a residual block at the ResNet's first stage: the fused
+    // rectified sum, and dfdx's `+` followed by static-nn's ReLU
+    let a: Tensor<Rank4<B, 16, 28, 28>, f32, Dev> = dev.sample_normal();
+    let s: Tensor<Rank4<B, 16, 28, 28>, f32, Dev> = dev.sample_normal();
+    g.bench_function("add_relu_fwd_bwd/b64_16x28x28", |bch| {
+        bch.iter(|| {
+            let (at, st) = (a.trace(Gradients::leaky()), s.clone());
+            Dev::try_add_relu(at, st).unwrap().sum().backward()
+        })
+    });
+    g.bench_function("add_then_relu_fwd_bwd/b64_16x28x28", |bch| {
+        bch.iter(|| {
+            let (at, st) = (a.trace(Gradients::leaky()), s.clone());
+            ReLU.forward(at + st).sum().backward()
+        })
     });
     g.finish();
 }

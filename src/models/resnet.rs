@@ -1,8 +1,9 @@
 //! A residual network for MNIST: ResNet's basic block with batch norms,
 //! three stages, global average pooling, dropout and a linear head.
 use crate::nn::{
-    add_residual, BatchNorm2D, Conv2D, Dropout, GlobalAvgPool2D, Identity, Linear, ReLU,
+    add_residual_relu, BatchNorm2D, Conv2D, Dropout, GlobalAvgPool2D, Identity, Linear, ReLU,
 };
+use crate::ops::ReluKernel;
 use crate::shapes::checks::ResidualShapes;
 use crate::{forward, Network};
 use dfdx::nn::Module;
@@ -105,7 +106,7 @@ where
         Output = Tensor<(B, Const<C4>, Const<H4>, Const<W4>), E, D, T>,
         Error = D::Err,
     >,
-    ReLU: Module<C2::Output, Output = C2::Output, Error = D::Err>,
+    D: ReluKernel<E>,
     (): ResidualShapes<C3, H3, W3, C4, H4, W4>,
 {
     type Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>;
@@ -119,7 +120,7 @@ where
         let y = ReLU.try_forward(self.bn1.try_forward(y)?)?;
         let y = self.bn2.try_forward(self.conv2.try_forward(y)?)?;
         let shortcut = self.shortcut.try_forward(x)?;
-        ReLU.try_forward(add_residual(y, shortcut)?)
+        add_residual_relu(y, shortcut)
     }
 }
 

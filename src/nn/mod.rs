@@ -71,5 +71,5 @@ pub use linear::{FlatProduct, LazyLinear, Linear, LinearModule, LinearOf};
 pub use no_input_grad::NoInputGrad;
 pub use norm::{BatchNorm1D, BatchNorm2D, BatchNormModule};
 pub use pool::{AvgPool2D, MaxPool2D, PoolPadding};
-pub use residual::{add_residual, Identity, Residual};
+pub use residual::{add_residual, add_residual_relu, Identity, Residual};
 pub use sequential::Sequential;

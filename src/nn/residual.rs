@@ -1,6 +1,7 @@
 //! Residual connections, typed: `y = f(x) + x` and `y = f(x) + g(x)`.
 use super::build::BuildOnDevice;
 use super::infer::{join_name, push, InferShape, LayerRow};
+use crate::ops::ReluKernel;
 use crate::shapes::checks::ResidualShapes;
 use dfdx::nn::tensor_collection::ModuleVisitor;
 use dfdx::nn::{Module, ModuleMut, NonMutableModule, TensorCollection, ZeroSizedModule};
@@ -143,6 +144,47 @@ where
     let (s, tape) = shortcut.split_tape();
     let (y, y_tape) = y.split_tape();
     add_same(y.put_tape(y_tape.merge(tape)), s)
+}
+
+/// [`add_residual`] and then ReLU, `relu(y + shortcut)`: the end of
+/// ResNet's basic block, with the same compile-time check of the shapes.
+/// On the CPU, the sum and the rectifier are one op
+/// ([`ReluKernel::try_add_relu`]); the values and gradients are those of
+/// `ReLU` after `add_residual`.
+///
+/// PyTorch: `F.relu(out + self.shortcut(x))`.
+///
+/// ```
+/// use static_nn::prelude::*;
+/// use static_nn::nn::add_residual_relu;
+/// let dev = Cpu::default();
+/// let a = dev.tensor([[[[1.0f32, -3.0]]]]);
+/// let b = dev.tensor([[[[1.0f32, 1.0]]]]);
+/// let y: Tensor<Rank4<1, 1, 1, 2>, f32, _> = add_residual_relu(a, b).unwrap();
+/// assert_eq!(y.array(), [[[[2.0, 0.0]]]]);
+/// ```
+pub fn add_residual_relu<
+    B: Dim,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const C2: usize,
+    const H2: usize,
+    const W2: usize,
+    E: Dtype,
+    D: ReluKernel<E>,
+    T: Tape<E, D> + Merge<T2>,
+    T2: Tape<E, D>,
+>(
+    y: Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
+    shortcut: Tensor<(B, Const<C2>, Const<H2>, Const<W2>), E, D, T2>,
+) -> Result<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>, D::Err>
+where
+    (): ResidualShapes<C, H, W, C2, H2, W2>,
+{
+    let (s, tape) = shortcut.split_tape();
+    let shape = *y.shape();
+    D::try_add_relu(y, s.try_reshape_like(&shape)?.put_tape(tape))
 }
 
 /// `Module` or `ModuleMut` of `Residual` for `(B, C, H, W)` inputs.

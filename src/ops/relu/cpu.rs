@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 /// Elements per parallel block: large enough that a block's work outweighs
 /// handing it to another core, small enough to spread LeNet's activations.
-const BLOCK: usize = 1 << 14;
+pub(super) const BLOCK: usize = 1 << 14;
 
 /// `y = max(y, 0)`, and `mask = (y > 0)`, elementwise.
 #[inline(always)]
@@ -59,18 +59,22 @@ pub(crate) fn relu<S: Shape, E: Dtype, T: Tape<E, Cpu>>(
     tape.add_backward_op(move |grads| {
         // Borrow y's gradient out of `grads` (no copy); it goes back below.
         let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-        let gx = grads.get_or_alloc_mut(&x_g)?;
-        if n <= BLOCK {
-            backward(gx, &gy, &mask);
-        } else {
-            gx.par_chunks_mut(BLOCK)
-                .zip(gy.par_chunks(BLOCK).zip(mask.par_chunks(BLOCK)))
-                .for_each(|(gx, (gy, m))| backward(gx, gy, m));
-        }
+        add_masked(grads.get_or_alloc_mut(&x_g)?, &gy, &mask);
         **grads.get_or_alloc_mut(&y_g)? = gy;
         Ok(())
     });
     Ok(y.put_tape(tape))
+}
+
+/// `gx += gy` where `mask` is set, in blocks spread over the cores.
+pub(super) fn add_masked<E: Dtype>(gx: &mut [E], gy: &[E], mask: &[u8]) {
+    if gx.len() <= BLOCK {
+        backward(gx, gy, mask);
+    } else {
+        gx.par_chunks_mut(BLOCK)
+            .zip(gy.par_chunks(BLOCK).zip(mask.par_chunks(BLOCK)))
+            .for_each(|(gx, (gy, m))| backward(gx, gy, m));
+    }
 }
 
 #[cfg(test)]

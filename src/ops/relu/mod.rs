@@ -6,6 +6,7 @@
 //! vectorised kernel spread over the cores; other devices keep dfdx's.
 use dfdx::prelude::*;
 
+mod add;
 pub(crate) mod cpu;
 
 /// A device that can apply the rectifier `y = max(x, 0)` with autograd.
@@ -26,6 +27,31 @@ pub trait ReluKernel<E: Dtype>: Device<E> {
     fn try_relu<S: Shape, T: Tape<E, Self>>(
         x: Tensor<S, E, Self, T>,
     ) -> Result<Tensor<S, E, Self, T>, Self::Err>;
+
+    /// The rectified sum `max(a + b, 0)` elementwise (the end of a residual
+    /// block, PyTorch's `F.relu(a + b)`), recording the backward pass on
+    /// the merged tapes of `a` and `b`: each gets `gy` where the sum is
+    /// positive.
+    ///
+    /// The CPU does it in one op (one parallel pass each way, and no
+    /// tensor for the sum); other devices add, then rectify.
+    ///
+    /// ```
+    /// use static_nn::prelude::*;
+    /// use static_nn::ops::ReluKernel;
+    /// let dev = Cpu::default();
+    /// let (a, b) = (dev.tensor([1.0f32, -2.0, 0.5]), dev.tensor([1.0f32, 1.0, -1.0]));
+    /// let y = Cpu::try_add_relu(a.leaky_trace(), b.clone()).unwrap();
+    /// assert_eq!(y.array(), [2.0, 0.0, 0.0]);
+    /// let g = y.sum().backward();
+    /// assert_eq!(g.get(&a).array(), [1.0, 0.0, 0.0]);
+    /// ```
+    fn try_add_relu<S: Shape, T: Tape<E, Self> + Merge<R>, R: Tape<E, Self>>(
+        a: Tensor<S, E, Self, T>,
+        b: Tensor<S, E, Self, R>,
+    ) -> Result<Tensor<S, E, Self, T>, Self::Err> {
+        Self::try_relu(a.try_add(b)?)
+    }
 }
 
 /// The CPU kernel, for each dtype it supports.
@@ -41,6 +67,21 @@ macro_rules! cpu_relu {
                     // dfdx rectifies a tensor it owns alone in place, in one
                     // vectorised pass, with no new buffer: no mask to keep.
                     x.try_relu()
+                }
+            }
+
+            fn try_add_relu<S: Shape, T: Tape<$e, Self> + Merge<R>, R: Tape<$e, Self>>(
+                a: Tensor<S, $e, Self, T>,
+                b: Tensor<S, $e, Self, R>,
+            ) -> Result<Tensor<S, $e, Self, T>, Self::Err> {
+                if T::OWNS_TAPE {
+                    let (b, b_tape) = b.split_tape();
+                    let (a, a_tape) = a.split_tape();
+                    add::add_relu(a.put_tape(a_tape.merge(b_tape)), b)
+                } else {
+                    // dfdx adds into a tensor it owns alone, then rectifies
+                    // it in place: two passes, no new buffer, no mask.
+                    a.try_add(b)?.try_relu()
                 }
             }
         }

@@ -340,3 +340,73 @@ fn resnet_convolutions_match_the_generic_composition() {
     case!(32, 64, 2, 14);
     case!(16, 16, 1, 28);
 }
+
+/// ResNet's basic block ends in `relu(y + shortcut)` as one op on the CPU
+/// (`add_residual_relu`): in training mode, the block's output and the
+/// gradients of its input, weights and batch norms are those of the same
+/// block written with `add_residual` and `ReLU`, bit for bit, with the
+/// identity shortcut and with a projection.
+#[test]
+fn basic_block_matches_its_unfused_composition() {
+    use static_nn::models::{BasicBlock, Projection};
+    use static_nn::nn::add_residual;
+    macro_rules! case {
+        ($block:ty, $x:ty, $y:ty, |$b:ident| $extra:expr) => {{
+            let dev = Cpu::seed_from_u64(21);
+            let block = dev.build_module::<$block, f32>();
+            let x: Tensor<$x, f32, _> = dev.sample_normal();
+            let probe: Tensor<$y, f32, _> = dev.sample_normal();
+            let run = |fused: bool| {
+                let mut b = block.clone();
+                let y = if fused {
+                    b.forward_mut(x.leaky_trace())
+                } else {
+                    let x = x.leaky_trace();
+                    let y = b.conv1.forward_mut(x.with_empty_tape());
+                    let y = ReLU.forward_mut(b.bn1.forward_mut(y));
+                    let y = b.bn2.forward_mut(b.conv2.forward_mut(y));
+                    let s = b.shortcut.forward_mut(x);
+                    ReLU.forward(add_residual(y, s).unwrap())
+                };
+                let ys = y.retaped::<NoneTape>().as_vec();
+                let g = (y * probe.clone()).sum().backward();
+                let $b = &block;
+                let mut grads = vec![ys, g.get(&x).as_vec()];
+                grads.push(g.get(&$b.conv1.weight).as_vec());
+                grads.push(g.get(&$b.conv2.weight).as_vec());
+                for t in [&$b.bn1.weight, &$b.bn1.bias, &$b.bn2.weight, &$b.bn2.bias] {
+                    grads.push(g.get(t).as_vec());
+                }
+                grads.extend($extra(&g));
+                grads
+            };
+            let (fused, plain) = (run(true), run(false));
+            assert!(fused[0].iter().any(|v| *v == 0.0) && fused[0].iter().any(|v| *v > 0.0));
+            assert!(
+                fused.iter().all(|g| g.iter().any(|v| *v != 0.0)),
+                "every gradient is used"
+            );
+            for (i, (f, p)) in fused.iter().zip(&plain).enumerate() {
+                let first = f
+                    .iter()
+                    .zip(p)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert!(
+                    f.len() == p.len() && first.is_none(),
+                    "{}: output, input gradient, then the parameters': #{i} differs at {first:?}",
+                    stringify!($block)
+                );
+            }
+        }};
+    }
+    case!(BasicBlock<4, 4, 1>, Rank4<3, 4, 6, 6>, Rank4<3, 4, 6, 6>, |b| |_: &Gradients<f32, Cpu>| {
+        let _ = b;
+        Vec::<Vec<f32>>::new()
+    });
+    case!(
+        BasicBlock<4, 8, 2, Projection<4, 8, 2>>,
+        Rank4<3, 4, 6, 6>,
+        Rank4<3, 8, 3, 3>,
+        |b| |g: &Gradients<f32, Cpu>| vec![g.get(&b.shortcut.0 .0.weight).as_vec(), g.get(&b.shortcut.0 .1.weight).as_vec()]
+    );
+}
