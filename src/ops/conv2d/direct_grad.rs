@@ -17,6 +17,7 @@
 //! Per sample the order of the sums is fixed, and samples are added in
 //! order, so the result does not depend on the thread count.
 use super::direct::{pad_copy, tap_cost, Isa};
+use super::transpose::planes_to_positions;
 use super::Conv2DOp;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -504,11 +505,7 @@ impl ChanGradPlan {
         pad_copy(op, x, (self.hp, self.wp), xpad);
         // gy as [position][channel]; the channels past chan_out stay zero
         let ohw = op.out_plane();
-        for (co, plane) in gy.chunks(ohw).enumerate() {
-            for (p, g) in plane.iter().enumerate() {
-                gyt[p * self.pos.gy_pos + co] = *g;
-            }
-        }
+        planes_to_positions(gy, (op.chan_out, ohw), gyt, self.pos.gy_pos);
         let lanes = self.isa.lanes() * self.v;
         let mut out: ChanGradOut = [[0.0; MAX_LANES]; MAX_TAPS];
         for co0 in (0..op.chan_out).step_by(lanes) {

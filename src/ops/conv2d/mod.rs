@@ -7,6 +7,7 @@ mod direct;
 mod direct_grad;
 mod direct_input;
 pub mod generic;
+mod transpose;
 
 /// The runtime sizes of one 2-D convolution, checked against each other:
 /// build it with [`Conv2DOp::new`], read it with the `*_shape` methods.
