@@ -11,10 +11,10 @@ pub use crate::models::{
     Summary,
 };
 pub use crate::nn::{
-    AdaptiveAvgPool2D, AvgPool2D, BatchNorm1D, BatchNorm2D, BuildOnDevice, Conv2D, Conv2DRect,
-    DeviceBuildExt, Dropout, Dropout2D, Flatten, GlobalAvgPool2D, Identity, InferShape, Inferred,
-    Input, LazyConv2D, LazyConv2DRect, LazyLinear, Linear, LogSoftmax, MaxPool2D, NoInputGrad,
-    ReLU, Residual, Sequential, Sigmoid, Softmax, Tanh,
+    AdaptiveAvgPool2D, AvgPool2D, BatchNorm1D, BatchNorm2D, BatchNormReLU2D, BuildOnDevice, Conv2D,
+    Conv2DRect, DeviceBuildExt, Dropout, Dropout2D, Flatten, GlobalAvgPool2D, Identity, InferShape,
+    Inferred, Input, LazyConv2D, LazyConv2DRect, LazyLinear, Linear, LogSoftmax, MaxPool2D,
+    NoInputGrad, ReLU, Residual, Sequential, Sigmoid, Softmax, Tanh,
 };
 pub use crate::shapes::{conv_output_size, Flat};
 pub use crate::{forward, Network};

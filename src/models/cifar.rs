@@ -1,6 +1,6 @@
 //! ResNet-20 for CIFAR-10 (He et al., 2016, section 4.2).
 use super::resnet::{BasicBlock, Projection};
-use crate::nn::{BatchNorm2D, Conv2D, GlobalAvgPool2D, Linear, ReLU};
+use crate::nn::{BatchNormReLU2D, Conv2D, GlobalAvgPool2D, Linear};
 use crate::Network;
 
 /// ResNet-20, the CIFAR design of He et al. (2016, "Deep Residual Learning
@@ -37,7 +37,7 @@ use crate::Network;
 #[derive(Network, Clone, Debug, Default)]
 #[network(sequential, input = (3, 32, 32))]
 pub struct CifarResNet20<
-    Stem = (Conv2D<3, 16, 3, 1, 1, false>, BatchNorm2D<16>, ReLU),
+    Stem = (Conv2D<3, 16, 3, 1, 1, false>, BatchNormReLU2D<16>),
     L1 = (
         BasicBlock<16, 16, 1>,
         BasicBlock<16, 16, 1>,
@@ -56,7 +56,7 @@ pub struct CifarResNet20<
     Pool = GlobalAvgPool2D,
     Fc = Linear<64, 10>,
 > {
-    /// Convolution, batch norm, ReLU: 16 channels at 32×32.
+    /// Convolution, then batch norm and ReLU in one op ([`BatchNormReLU2D`]): 16 channels at 32×32.
     pub stem: Stem,
     /// Three blocks, 16 channels at 32×32.
     pub layer1: L1,

@@ -1,7 +1,8 @@
 //! A residual network for MNIST: ResNet's basic block with batch norms,
 //! three stages, global average pooling, dropout and a linear head.
 use crate::nn::{
-    add_residual_relu, BatchNorm2D, Conv2D, Dropout, GlobalAvgPool2D, Identity, Linear, ReLU,
+    add_residual_relu, BatchNorm2D, BatchNormReLU2D, Conv2D, Dropout, GlobalAvgPool2D, Identity,
+    Linear,
 };
 use crate::ops::ReluKernel;
 use crate::shapes::checks::ResidualShapes;
@@ -13,7 +14,10 @@ use dfdx::prelude::*;
 ///
 /// `y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`
 ///
-/// with 3×3 convolutions without bias, the first one of stride `S`. The
+/// with 3×3 convolutions without bias, the first one of stride `S`. `bn1`
+/// is a [`BatchNormReLU2D`]: the batch norm and the ReLU after it in one op
+/// (a replacement for it must rectify too), and the sum and the last ReLU
+/// are one op as well ([`add_residual_relu`]). The
 /// shortcut is [`Identity`] when the block keeps the shape, or a
 /// [`Projection`] (1×1 convolution of stride `S` and a batch norm) when it
 /// does not; a shortcut whose shape differs from the block's does not
@@ -42,13 +46,13 @@ pub struct BasicBlock<
     const S: usize,
     SC = Identity,
     C1 = Conv2D<IN, OUT, 3, S, 1, false>,
-    B1 = BatchNorm2D<OUT>,
+    B1 = BatchNormReLU2D<OUT>,
     C2 = Conv2D<OUT, OUT, 3, 1, 1, false>,
     B2 = BatchNorm2D<OUT>,
 > {
     /// The first 3×3 convolution, of stride `S`.
     pub conv1: C1,
-    /// Its batch norm.
+    /// Its batch norm, and the ReLU after it.
     pub bn1: B1,
     /// The second 3×3 convolution.
     pub conv2: C2,
@@ -94,7 +98,6 @@ impl<
 where
     C1: Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>, Error = D::Err>,
     B1: Module<C1::Output, Output = C1::Output, Error = D::Err>,
-    ReLU: Module<C1::Output, Output = C1::Output, Error = D::Err>,
     C2: Module<
         C1::Output,
         Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>,
@@ -117,7 +120,7 @@ where
         x: Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
     ) -> Result<Self::Output, D::Err> {
         let y = self.conv1.try_forward(x.with_empty_tape())?;
-        let y = ReLU.try_forward(self.bn1.try_forward(y)?)?;
+        let y = self.bn1.try_forward(y)?;
         let y = self.bn2.try_forward(self.conv2.try_forward(y)?)?;
         let shortcut = self.shortcut.try_forward(x)?;
         add_residual_relu(y, shortcut)
@@ -162,7 +165,7 @@ where
 #[derive(Network, Clone, Debug, Default)]
 #[network(sequential, input = (1, 28, 28))]
 pub struct MnistResNet<
-    Stem = (Conv2D<1, 16, 3, 1, 1, false>, BatchNorm2D<16>, ReLU),
+    Stem = (Conv2D<1, 16, 3, 1, 1, false>, BatchNormReLU2D<16>),
     L1 = BasicBlock<16, 16, 1>,
     L2 = BasicBlock<16, 32, 2, Projection<16, 32, 2>>,
     L3 = BasicBlock<32, 64, 2, Projection<32, 64, 2>>,
@@ -170,7 +173,7 @@ pub struct MnistResNet<
     Drop = Dropout<20>,
     Fc = Linear<64, 10>,
 > {
-    /// Convolution, batch norm, ReLU: 16 channels at 28×28.
+    /// Convolution, then batch norm and ReLU in one op ([`BatchNormReLU2D`]): 16 channels at 28×28.
     pub stem: Stem,
     /// 16 → 16 channels at 28×28.
     pub layer1: L1,

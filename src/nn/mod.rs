@@ -17,6 +17,7 @@
 //! | [`LazyLinear<OUT>`](LazyLinear) | `nn.LazyLinear(OUT)` | same, `IN` inferred |
 //! | [`ReLU`], [`Sigmoid`], [`Tanh`], [`Softmax`] | same names | unchanged |
 //! | [`BatchNorm2D<C>`](BatchNorm2D) | `nn.BatchNorm2d(C)` | `(B, C, H, W)` → same |
+//! | [`BatchNormReLU2D<C>`](BatchNormReLU2D) | `nn.BatchNorm2d(C)` + `nn.ReLU()`, one op | `(B, C, H, W)` → same |
 //! | [`BatchNorm1D<F>`](BatchNorm1D) | `nn.BatchNorm1d(F)` | `(B, F)` → same |
 //! | [`Dropout<PERCENT>`](Dropout), [`Dropout2D<PERCENT>`](Dropout2D) | `nn.Dropout(p)`, `nn.Dropout2d(p)` | unchanged |
 //! | [`GlobalAvgPool2D`] | `nn.AdaptiveAvgPool2d(1)` + `Flatten` | `(B, C, H, W)` → `(B, C)` |
@@ -69,7 +70,7 @@ pub use infer::{InferShape, Inferred, LayerRow, OutputShape};
 pub use input::Input;
 pub use linear::{FlatProduct, LazyLinear, Linear, LinearModule, LinearOf};
 pub use no_input_grad::NoInputGrad;
-pub use norm::{BatchNorm1D, BatchNorm2D, BatchNormModule};
+pub use norm::{BatchNorm1D, BatchNorm2D, BatchNormModule, BatchNormReLU2D};
 pub use pool::{AvgPool2D, MaxPool2D, PoolPadding};
 pub use residual::{add_residual, add_residual_relu, Identity, Residual};
 pub use sequential::Sequential;

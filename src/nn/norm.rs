@@ -1,9 +1,12 @@
-//! Batch normalisation layers: `BatchNorm2D` over image channels and
+//! Batch normalisation layers: `BatchNorm2D` over image channels (and
+//! `BatchNormReLU2D`, the same followed by a ReLU in one op), and
 //! `BatchNorm1D` over features.
 use super::build::BuildOnDevice;
 use super::infer::{push, InferShape, LayerRow};
 use crate::ops::{BatchNormKernel, BatchNormOp, Workspace};
-use crate::shapes::checks::{BatchNorm1DLayer, BatchNorm2DLayer, BatchNormChannels};
+use crate::shapes::checks::{
+    BatchNorm1DLayer, BatchNorm2DLayer, BatchNormChannels, BatchNormReLU2DLayer,
+};
 use dfdx::nn::tensor_collection::{ModuleVisitor, ScalarOptions};
 use dfdx::nn::{Module, ModuleMut, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
@@ -62,8 +65,38 @@ pub struct BatchNorm2D<const C: usize>;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BatchNorm1D<const F: usize>;
 
+/// [`BatchNorm2D`] followed by a ReLU, as one layer: the batch norm of a
+/// conv → batch norm → ReLU block (ResNet's stem and the first half of its
+/// [`BasicBlock`](crate::models::BasicBlock)).
+///
+/// The same values, gradients and running statistics as `(BatchNorm2D<C>,
+/// ReLU)`, and the same tensors (`weight`, `bias`, `running_mean`,
+/// `running_var`, `num_batches_tracked`), so weights load either way. On
+/// the CPU it is one op ([`BatchNormOp::with_relu`]): no tensor holds the
+/// values between the two, which in a training step spares a copy, two
+/// zero-filled buffers and a pass each way.
+///
+/// PyTorch: `nn.BatchNorm2d(C)` then `nn.ReLU()` (timm's
+/// `BatchNormAct2d(C, act_layer=nn.ReLU)`), with `nn.BatchNorm2d`'s names.
+///
+/// # Shapes
+/// `(B, C, H, W)` → `(B, C, H, W)`. An input with another channel count does
+/// not compile.
+///
+/// ```
+/// use static_nn::prelude::*;
+/// let dev = Cpu::seed_from_u64(0);
+/// let mut fused = dev.build_module::<BatchNormReLU2D<3>, f32>();
+/// let mut plain = dev.build_module::<(BatchNorm2D<3>, ReLU), f32>();
+/// let x: Tensor<Rank4<8, 3, 4, 4>, f32, _> = dev.sample_normal();
+/// assert_eq!(fused.forward_mut(x.clone()).array(), plain.forward_mut(x).array());
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchNormReLU2D<const C: usize>;
+
 /// A built batch normalisation over `C` channels ([`BatchNorm2D`] when
-/// `L` is [`BatchNorm2DLayer`], [`BatchNorm1D`] when it is
+/// `L` is [`BatchNorm2DLayer`], [`BatchNormReLU2D`] when it is
+/// [`BatchNormReLU2DLayer`], [`BatchNorm1D`] when it is
 /// [`BatchNorm1DLayer`]).
 #[derive(Clone, Debug)]
 pub struct BatchNormModule<const C: usize, E: Dtype, D: Storage<E>, L> {
@@ -88,6 +121,10 @@ pub struct BatchNormModule<const C: usize, E: Dtype, D: Storage<E>, L> {
 
 impl<const C: usize, E: Dtype + Float, D: Device<E>> BuildOnDevice<D, E> for BatchNorm2D<C> {
     type Built = BatchNormModule<C, E, D, BatchNorm2DLayer>;
+}
+
+impl<const C: usize, E: Dtype + Float, D: Device<E>> BuildOnDevice<D, E> for BatchNormReLU2D<C> {
+    type Built = BatchNormModule<C, E, D, BatchNormReLU2DLayer>;
 }
 
 impl<const C: usize, E: Dtype + Float, D: Device<E>> BuildOnDevice<D, E> for BatchNorm1D<C> {
@@ -170,24 +207,27 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
     /// The op for `batch` samples of `plane` values per channel. An empty
     /// batch or an infinite eps gives an op that fits no input, so the
     /// kernel's own size check reports it.
-    fn op(&self, batch: usize, plane: usize) -> BatchNormOp {
+    fn op(&self, batch: usize, plane: usize, relu: bool) -> BatchNormOp {
         let empty = BatchNormOp {
             batch: 0,
             channels: C,
             plane: 0,
             eps: 0.0,
+            relu,
         };
-        BatchNormOp::new(batch.max(1), C, plane.max(1), self.eps.max(0.0)).unwrap_or(empty)
+        let op = BatchNormOp::new(batch.max(1), C, plane.max(1), self.eps.max(0.0));
+        op.map_or(empty, |op| if relu { op.with_relu() } else { op })
     }
 
-    /// Inference mode on `x`, viewed as `(batch, C, plane)`.
+    /// Inference mode on `x`, viewed as `(batch, C, plane)`, and a ReLU
+    /// after it when `relu`.
     fn eval<S: Shape, T: Tape<E, D>>(
         &self,
         x: Tensor<S, E, D, T>,
-        batch: usize,
-        plane: usize,
+        (batch, plane): (usize, usize),
+        relu: bool,
     ) -> Result<Tensor<S, E, D, T>, D::Err> {
-        let op = self.op(batch, plane);
+        let op = self.op(batch, plane, relu);
         D::try_batch_norm_eval(
             op,
             x,
@@ -197,15 +237,15 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
         )
     }
 
-    /// Training mode on `x`: normalises by the batch statistics and moves
-    /// the running statistics towards them.
+    /// Training mode on `x`: normalises by the batch statistics (and
+    /// rectifies when `relu`) and moves the running statistics towards them.
     fn train<S: Shape, T: Tape<E, D>>(
         &mut self,
         x: Tensor<S, E, D, T>,
-        batch: usize,
-        plane: usize,
+        (batch, plane): (usize, usize),
+        relu: bool,
     ) -> Result<Tensor<S, E, D, T>, D::Err> {
-        let op = self.op(batch, plane);
+        let op = self.op(batch, plane, relu);
         let (y, stats) =
             D::try_batch_norm_train(op, x, (&self.weight, &self.bias), &self.workspace)?;
         let m = self.momentum;
@@ -235,7 +275,7 @@ super::no_input_grad::no_input_grad_traced!([const C: usize, L,] BatchNormModule
 
 /// `Module` (inference) and `ModuleMut` (training) for one input layout.
 macro_rules! batch_norm_impls {
-    ($layer:ty, [$($dims:tt)*], $shape:ty, |$x:ident| $sizes:expr) => {
+    ($layer:ty, relu: $relu:expr, [$($dims:tt)*], $shape:ty, |$x:ident| $sizes:expr) => {
         impl<const C: usize, const F: usize, $($dims)* E: Dtype + Float, D: BatchNormKernel<E>, T: Tape<E, D>>
             Module<Tensor<$shape, E, D, T>> for BatchNormModule<C, E, D, $layer>
         where
@@ -245,8 +285,8 @@ macro_rules! batch_norm_impls {
             type Error = D::Err;
 
             fn try_forward(&self, $x: Tensor<$shape, E, D, T>) -> Result<Self::Output, D::Err> {
-                let (batch, plane) = $sizes;
-                self.eval($x, batch, plane)
+                let sizes = $sizes;
+                self.eval($x, sizes, $relu)
             }
         }
 
@@ -259,16 +299,19 @@ macro_rules! batch_norm_impls {
             type Error = D::Err;
 
             fn try_forward_mut(&mut self, $x: Tensor<$shape, E, D, T>) -> Result<Self::Output, D::Err> {
-                let (batch, plane) = $sizes;
-                self.train($x, batch, plane)
+                let sizes = $sizes;
+                self.train($x, sizes, $relu)
             }
         }
     };
 }
-batch_norm_impls!(BatchNorm2DLayer, [B: Dim, H: Dim, W: Dim,], (B, Const<F>, H, W), |x| {
+batch_norm_impls!(BatchNorm2DLayer, relu: false, [B: Dim, H: Dim, W: Dim,], (B, Const<F>, H, W), |x| {
     (x.shape().0.size(), x.shape().2.size() * x.shape().3.size())
 });
-batch_norm_impls!(BatchNorm1DLayer, [B: Dim,], (B, Const<F>), |x| (x.shape().0.size(), 1));
+batch_norm_impls!(BatchNormReLU2DLayer, relu: true, [B: Dim, H: Dim, W: Dim,], (B, Const<F>, H, W), |x| {
+    (x.shape().0.size(), x.shape().2.size() * x.shape().3.size())
+});
+batch_norm_impls!(BatchNorm1DLayer, relu: false, [B: Dim,], (B, Const<F>), |x| (x.shape().0.size(), 1));
 
 impl<const C: usize, const F: usize, H: Dim, W: Dim> InferShape<(Const<F>, H, W)> for BatchNorm2D<C>
 where
@@ -279,6 +322,20 @@ where
     type Out = (Const<F>, H, W);
     fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
         let layer = format!("BatchNorm2d({C}, eps=1e-05, momentum=0.1)");
+        push::<Self::Out>(prefix, layer, 2 * C, rows);
+    }
+}
+
+impl<const C: usize, const F: usize, H: Dim, W: Dim> InferShape<(Const<F>, H, W)>
+    for BatchNormReLU2D<C>
+where
+    (): BatchNormChannels<BatchNormReLU2DLayer, C, F>,
+    (Const<F>, H, W): ConstShape,
+{
+    type Concrete = Self;
+    type Out = (Const<F>, H, W);
+    fn describe(prefix: &str, rows: &mut Vec<LayerRow>) {
+        let layer = format!("BatchNorm2d({C}, eps=1e-05, momentum=0.1) + ReLU()");
         push::<Self::Out>(prefix, layer, 2 * C, rows);
     }
 }

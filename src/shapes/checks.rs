@@ -156,6 +156,9 @@ impl<Layer, const N: usize> BatchNormChannels<Layer, N, N> for () {}
 /// Names `BatchNorm2D` in channel errors.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BatchNorm2DLayer;
+/// Names `BatchNormReLU2D` in channel errors.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchNormReLU2DLayer;
 /// Names `BatchNorm1D` in feature errors.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BatchNorm1DLayer;

@@ -6,6 +6,7 @@ use super::{BatchNormOp, BatchStats};
 use crate::ops::cpu_util::{
     as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec,
 };
+use crate::ops::workspace::Lease;
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 use num_traits::Float;
@@ -224,6 +225,39 @@ fn normalize_plane_body<E: Dtype + Float>(x: &[E], y: &mut [E], [m, scale, shift
 }
 
 avx2_or_baseline!(
+    /// [`normalize_plane`] and then `max(y, 0)` (0 for NaN, as
+    /// [`ReluKernel`](crate::ops::ReluKernel)).
+    fn normalize_relu_plane<E: Dtype + Float>(x: &[E], y: &mut [E], msb: [E; 3]) => normalize_relu_plane_body
+);
+
+#[inline(always)]
+fn normalize_relu_plane_body<E: Dtype + Float>(x: &[E], y: &mut [E], [m, scale, shift]: [E; 3]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        let v = (*x - m) * scale + shift;
+        *y = if v > E::zero() { v } else { E::zero() };
+    }
+}
+
+avx2_or_baseline!(
+    /// One plane of [`rectified_grad`]: `g = gy` where `(x − mean)·scale +
+    /// shift > 0`, else 0.
+    fn rectified_plane<E: Dtype + Float>(g: &mut [E], gy: &[E], x: &[E], msb: [E; 3]) => rectified_plane_body
+);
+
+#[inline(always)]
+fn rectified_plane_body<E: Dtype + Float>(
+    g: &mut [E],
+    gy: &[E],
+    x: &[E],
+    [m, scale, shift]: [E; 3],
+) {
+    for ((g, d), x) in g.iter_mut().zip(gy).zip(x) {
+        let v = (*x - m) * scale + shift;
+        *g = if v > E::zero() { *d } else { E::zero() };
+    }
+}
+
+avx2_or_baseline!(
     /// One plane's input gradient in training mode, `gx += k·(gy − dy −
     /// (x − mean)·q)`, with `c = [k, dy, mean, q]`; compiled for AVX2 where
     /// the CPU has it.
@@ -248,9 +282,35 @@ fn normalize<E: Dtype + Float>(
 ) -> Result<Vec<E>, CpuError> {
     let mut y = output_vec::<E>(dev, op.len())?;
     per_sample(op, xs, &mut y, |_, c, x, y| {
-        normalize_plane(x, y, [mean[c], w[c] * inv[c], b[c]]);
+        let msb = [mean[c], w[c] * inv[c], b[c]];
+        if op.relu {
+            normalize_relu_plane(x, y, msb);
+        } else {
+            normalize_plane(x, y, msb);
+        }
     });
     Ok(y)
+}
+
+/// With [`BatchNormOp::with_relu`]: `gy` where the normalised value
+/// `(x − mean)·w·inv + b` (computed as the forward pass did, so the same
+/// bits decide) was positive, else 0, in a buffer of `ws`; the gradient
+/// that reached the batch norm's output through the rectifier.
+fn rectified_grad<E: Dtype + Float>(
+    op: &BatchNormOp,
+    gy: &[E],
+    xs: &[E],
+    (w, b): (&[E], &[E]),
+    (mean, inv): (&[E], &[E]),
+    ws: &Workspace,
+) -> Lease<E> {
+    let mut g = ws.lease_any::<E>(op.len());
+    per_sample(op, gy, &mut g, |bi, c, gy, g| {
+        let start = bi * op.channels * op.plane + c * op.plane;
+        let x = &xs[start..start + op.plane];
+        rectified_plane(g, gy, x, [mean[c], w[c] * inv[c], b[c]]);
+    });
+    g
 }
 
 /// `(Σ dy, Σ dy·x̂)` per channel, with `x̂ = (x − mean) · inv`: the bias
@@ -295,11 +355,16 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         let mean = mean.clone();
+        let ws = ws.clone_handle();
         tape.add_backward_op(move |grads| {
-            let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let sums = affine_sums(&op, &gy, &xs, (&mean, &inv));
+            let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
+            let rectified = op
+                .relu
+                .then(|| rectified_grad(&op, &gy_taken, &xs, (&w, &b), (&mean, &inv), &ws));
+            let gy: &[E] = rectified.as_deref().unwrap_or(&gy_taken);
+            let sums = affine_sums(&op, gy, &xs, (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
-            per_sample(&op, &gy, gx, |bi, c, gy, gx| {
+            per_sample(&op, gy, gx, |bi, c, gy, gx| {
                 let (dy, dyx) = (sums[c].0 / n, sums[c].1 / n);
                 let (k, m, inv) = (w[c] * inv[c], mean[c], inv[c]);
                 let start = bi * op.channels * op.plane + c * op.plane;
@@ -308,7 +373,8 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
             });
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
-            **grads.get_or_alloc_mut(&y_g)? = gy;
+            drop(rectified);
+            **grads.get_or_alloc_mut(&y_g)? = gy_taken;
             Ok(())
         });
     }
@@ -335,11 +401,16 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     let y = tensor_from_vec(&dev, y, shape)?;
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
+        let ws = ws.clone_handle();
         tape.add_backward_op(move |grads| {
-            let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let sums = affine_sums(&op, &gy, &xs, (&mean, &inv));
+            let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
+            let rectified = op
+                .relu
+                .then(|| rectified_grad(&op, &gy_taken, &xs, (&w, &b), (&mean, &inv), &ws));
+            let gy: &[E] = rectified.as_deref().unwrap_or(&gy_taken);
+            let sums = affine_sums(&op, gy, &xs, (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
-            per_sample(&op, &gy, gx, |_, c, gy, gx| {
+            per_sample(&op, gy, gx, |_, c, gy, gx| {
                 let k = w[c] * inv[c];
                 for (d, g) in gx.iter_mut().zip(gy) {
                     *d += k * *g;
@@ -347,7 +418,8 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
             });
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
-            **grads.get_or_alloc_mut(&y_g)? = gy;
+            drop(rectified);
+            **grads.get_or_alloc_mut(&y_g)? = gy_taken;
             Ok(())
         });
     }

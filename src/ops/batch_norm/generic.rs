@@ -46,6 +46,7 @@ pub fn train<S: Shape, Sc: Shape, E: Dtype + Float, D: Device<E>, T: Tape<E, D>>
     ))?)?;
     let y = y.try_mul(per_channel(weight.retaped::<T>(), &op)?)?;
     let y = y.try_add(per_channel(bias.retaped::<T>(), &op)?)?;
+    let y = if op.relu { y.try_relu()? } else { y };
     let stats = BatchStats {
         mean: mean_values,
         var: var_values,
@@ -68,5 +69,6 @@ pub fn eval<S: Shape, Sc: Shape, E: Dtype + Float, D: Device<E>, T: Tape<E, D>>(
     let y = y.try_div(per_channel(std, &op)?)?;
     let y = y.try_mul(per_channel(weight.retaped::<T>(), &op)?)?;
     let y = y.try_add(per_channel(bias.retaped::<T>(), &op)?)?;
+    let y = if op.relu { y.try_relu()? } else { y };
     y.try_reshape_like(&shape)
 }

@@ -9,13 +9,15 @@ pub mod generic;
 
 /// The runtime sizes of one batch normalisation: `batch` samples of
 /// `channels` channels of `plane` values each (`H·W` for images, 1 for
-/// features), contiguous and row-major, and the `eps` added to the variance.
+/// features), contiguous and row-major, and the `eps` added to the variance;
+/// and whether a ReLU follows in the same op ([`BatchNormOp::with_relu`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormOp {
     pub(crate) batch: usize,
     pub(crate) channels: usize,
     pub(crate) plane: usize,
     pub(crate) eps: f64,
+    pub(crate) relu: bool,
 }
 
 impl BatchNormOp {
@@ -27,7 +29,28 @@ impl BatchNormOp {
             channels,
             plane,
             eps,
+            relu: false,
         })
+    }
+
+    /// The same op followed by a ReLU, `max(y, 0)`, in the same passes: on
+    /// the CPU no tensor holds the normalised values before the rectifier,
+    /// and the backward pass finds where they were positive from the input
+    /// it keeps anyway. Values and gradients are those of the batch norm
+    /// and then [`ReluKernel::try_relu`](crate::ops::ReluKernel::try_relu).
+    ///
+    /// ```
+    /// use static_nn::ops::BatchNormOp;
+    /// let op = BatchNormOp::new(8, 16, 28 * 28, 1e-5).unwrap().with_relu();
+    /// assert!(op.relu());
+    /// ```
+    pub fn with_relu(self) -> Self {
+        Self { relu: true, ..self }
+    }
+
+    /// Whether a ReLU follows ([`BatchNormOp::with_relu`]).
+    pub fn relu(&self) -> bool {
+        self.relu
     }
 
     /// Values per channel in the batch: `batch · plane`.

@@ -341,17 +341,18 @@ fn resnet_convolutions_match_the_generic_composition() {
     case!(16, 16, 1, 28);
 }
 
-/// ResNet's basic block ends in `relu(y + shortcut)` as one op on the CPU
-/// (`add_residual_relu`): in training mode, the block's output and the
+/// ResNet's basic block fuses two pairs of ops on the CPU: `bn1` is a
+/// `BatchNormReLU2D`, and it ends in `relu(y + shortcut)` as one op
+/// (`add_residual_relu`). In training mode, the block's output and the
 /// gradients of its input, weights and batch norms are those of the same
-/// block written with `add_residual` and `ReLU`, bit for bit, with the
-/// identity shortcut and with a projection.
+/// block written with `BatchNorm2D`, `add_residual` and `ReLU`, bit for bit,
+/// with the identity shortcut and with a projection.
 #[test]
 fn basic_block_matches_its_unfused_composition() {
     use static_nn::models::{BasicBlock, Projection};
     use static_nn::nn::add_residual;
     macro_rules! case {
-        ($block:ty, $x:ty, $y:ty, |$b:ident| $extra:expr) => {{
+        ($block:ty, $out:literal, $x:ty, $y:ty, |$b:ident| $extra:expr) => {{
             let dev = Cpu::seed_from_u64(21);
             let block = dev.build_module::<$block, f32>();
             let x: Tensor<$x, f32, _> = dev.sample_normal();
@@ -362,8 +363,15 @@ fn basic_block_matches_its_unfused_composition() {
                     b.forward_mut(x.leaky_trace())
                 } else {
                     let x = x.leaky_trace();
+                    // bn1 unfused: a BatchNorm2D holding the block's
+                    // tensors (clones keep their ids), and a ReLU
+                    let mut bn1 = dev.build_module::<BatchNorm2D<$out>, f32>();
+                    bn1.weight = b.bn1.weight.clone();
+                    bn1.bias = b.bn1.bias.clone();
+                    bn1.running_mean = b.bn1.running_mean.clone();
+                    bn1.running_var = b.bn1.running_var.clone();
                     let y = b.conv1.forward_mut(x.with_empty_tape());
-                    let y = ReLU.forward_mut(b.bn1.forward_mut(y));
+                    let y = ReLU.forward_mut(bn1.forward_mut(y));
                     let y = b.bn2.forward_mut(b.conv2.forward_mut(y));
                     let s = b.shortcut.forward_mut(x);
                     ReLU.forward(add_residual(y, s).unwrap())
@@ -399,14 +407,116 @@ fn basic_block_matches_its_unfused_composition() {
             }
         }};
     }
-    case!(BasicBlock<4, 4, 1>, Rank4<3, 4, 6, 6>, Rank4<3, 4, 6, 6>, |b| |_: &Gradients<f32, Cpu>| {
+    case!(BasicBlock<4, 4, 1>, 4, Rank4<3, 4, 6, 6>, Rank4<3, 4, 6, 6>, |b| |_: &Gradients<f32, Cpu>| {
         let _ = b;
         Vec::<Vec<f32>>::new()
     });
     case!(
         BasicBlock<4, 8, 2, Projection<4, 8, 2>>,
+        8,
         Rank4<3, 4, 6, 6>,
         Rank4<3, 8, 3, 3>,
         |b| |g: &Gradients<f32, Cpu>| vec![g.get(&b.shortcut.0 .0.weight).as_vec(), g.get(&b.shortcut.0 .1.weight).as_vec()]
     );
+}
+
+/// `BatchNormReLU2D` against `(BatchNorm2D, ReLU)`: the same tensor names;
+/// in training mode the same output, running statistics and gradients
+/// (input, weight, bias), bit for bit; in inference mode the same output and
+/// gradients, after the running statistics and the affine parameters have
+/// moved away from their initial values.
+#[test]
+fn batch_norm_relu_matches_batch_norm_then_relu() {
+    let dev = Cpu::seed_from_u64(31);
+    let mut fused = dev.build_module::<BatchNormReLU2D<5>, f32>();
+    let mut plain = dev.build_module::<(BatchNorm2D<5>, ReLU), f32>();
+    assert_eq!(
+        names(&fused),
+        names(&plain.0 .0),
+        "the same tensors as BatchNorm2D"
+    );
+    // values on both sides of zero after normalising: a shift per channel
+    let w: Tensor<Rank1<5>, f32, _> = dev.tensor([1.5, -0.5, 2.0, 0.25, 1.0]);
+    let b: Tensor<Rank1<5>, f32, _> = dev.tensor([0.3, -0.2, 0.0, 1.0, -1.0]);
+    for bn in [&mut fused.weight, &mut plain.0 .0.weight] {
+        bn.copy_from(&w.as_vec());
+    }
+    for bn in [&mut fused.bias, &mut plain.0 .0.bias] {
+        bn.copy_from(&b.as_vec());
+    }
+    let probe: Tensor<Rank4<4, 5, 6, 7>, f32, _> = dev.sample_normal();
+    let grads =
+        |y: Tensor<Rank4<4, 5, 6, 7>, f32, _, OwnedTape<f32, Cpu>>,
+         x: &Tensor<Rank4<4, 5, 6, 7>, f32, Cpu>,
+         (w, b): (&Tensor<Rank1<5>, f32, Cpu>, &Tensor<Rank1<5>, f32, Cpu>)| {
+            let values = y.retaped::<NoneTape>().as_vec();
+            let g = (y * probe.clone()).sum().backward();
+            let gs = [g.get(x).as_vec(), g.get(w).as_vec(), g.get(b).as_vec()];
+            (values, gs)
+        };
+    for step in 0..3 {
+        let x: Tensor<Rank4<4, 5, 6, 7>, f32, _> = dev.sample_normal::<Rank4<4, 5, 6, 7>>() * 2.0;
+        let f = fused.forward_mut(x.leaky_trace());
+        let p = plain.forward_mut(x.leaky_trace());
+        let (f, p) = (
+            grads(f, &x, (&fused.weight, &fused.bias)),
+            grads(p, &x, (&plain.0 .0.weight, &plain.0 .0.bias)),
+        );
+        assert!(f.0.contains(&0.0) && f.0.iter().any(|v| *v > 0.0));
+        assert!(f.0 == p.0, "training output, step {step}");
+        assert!(f.1 == p.1, "training gradients, step {step}");
+        assert_eq!(fused.running_mean.array(), plain.0 .0.running_mean.array());
+        assert_eq!(fused.running_var.array(), plain.0 .0.running_var.array());
+        assert_eq!(fused.num_batches_tracked.array(), (step + 1) as f32);
+    }
+    let x: Tensor<Rank4<4, 5, 6, 7>, f32, _> = dev.sample_normal();
+    let (f, p) = (fused.forward(x.clone()), plain.forward(x.clone()));
+    assert!(f.as_vec() == p.as_vec(), "inference output");
+    let f = grads(
+        fused.forward(x.leaky_trace()),
+        &x,
+        (&fused.weight, &fused.bias),
+    );
+    let p = grads(
+        plain.forward(x.leaky_trace()),
+        &x,
+        (&plain.0 .0.weight, &plain.0 .0.bias),
+    );
+    assert!(f == p, "inference gradients");
+}
+
+/// The fused op on the CPU against the generic composition of dfdx ops
+/// (CUDA's path) with `with_relu`, in both modes.
+#[test]
+fn batch_norm_relu_cpu_kernels_match_the_generic_composition() {
+    let dev = Cpu::seed_from_u64(32);
+    let op = BatchNormOp::new(3, 4, 10, 1e-5).unwrap().with_relu();
+    let x: Tensor<(usize, usize, usize), f32, _> = dev.sample_normal_like(&(3, 4, 10));
+    let w: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(4,));
+    let b: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(4,));
+    let rm: Tensor<(usize,), f32, _> = dev.sample_normal_like(&(4,));
+    let rv: Tensor<(usize,), f32, _> = dev.sample_uniform_like(&(4,)) + 0.5;
+    let probe: Tensor<(usize, usize, usize), f32, _> = dev.sample_normal_like(&(3, 4, 10));
+    let ws = Workspace::default();
+    let (fast, _) = Cpu::try_batch_norm_train(op, x.leaky_trace(), (&w, &b), &ws).unwrap();
+    let (slow, _) = generic::train(op, x.leaky_trace(), (&w, &b)).unwrap();
+    let values = fast.retaped::<NoneTape>().as_vec();
+    assert!(values.iter().all(|v| *v >= 0.0) && values.contains(&0.0));
+    close(&values, &slow.retaped::<NoneTape>().as_vec(), 1e-4);
+    let gf = (fast * probe.clone()).sum().backward();
+    let gs = (slow * probe.clone()).sum().backward();
+    for t in [&w, &b] {
+        close(&gf.get(t).as_vec(), &gs.get(t).as_vec(), 1e-4);
+    }
+    close(&gf.get(&x).as_vec(), &gs.get(&x).as_vec(), 1e-4);
+    let fast = Cpu::try_batch_norm_eval(op, x.leaky_trace(), (&w, &b), (&rm, &rv), &ws).unwrap();
+    let slow = generic::eval(op, x.leaky_trace(), (&w, &b), (&rm, &rv)).unwrap();
+    close(
+        &fast.retaped::<NoneTape>().as_vec(),
+        &slow.retaped::<NoneTape>().as_vec(),
+        1e-4,
+    );
+    let gf = (fast * probe.clone()).sum().backward();
+    let gs = (slow * probe).sum().backward();
+    close(&gf.get(&x).as_vec(), &gs.get(&x).as_vec(), 1e-4);
 }
