@@ -21,6 +21,9 @@
 //!   ResNet's stem shape; `batchnorm2d/train_fwd_bwd_sum/*` the same with a
 //!   plain sum for the loss on a cache-enabled device (the layer's own
 //!   time, as in a network), there and at the last stage's shape;
+//!   `batchnorm2d/relu_train_fwd_bwd_sum/*` the same for `BatchNormReLU2D`
+//!   (batch norm and ReLU in one op) and `then_relu_train_fwd_bwd_sum/*`
+//!   for `(BatchNorm2D, ReLU)`, at the stem's shape;
 //! - `relu/{fwd,fwd_bwd}/*`: static-nn's `ReLU` without a tape, and traced
 //!   and summed with the backward pass, at LeNet's first activation (on a
 //!   cache-enabled device); `relu/dfdx_fwd_bwd/*` is dfdx's `relu` doing the
@@ -221,19 +224,36 @@ fn batchnorm(c: &mut Criterion) {
     // each step's fresh buffers fault their pages in).
     let dev = Dev::seed_from_u64(0);
     dev.enable_cache();
-    batchnorm_sum_case::<16, 28>(&mut g, &dev, "train_fwd_bwd_sum/b64_16x28x28");
-    batchnorm_sum_case::<64, 7>(&mut g, &dev, "train_fwd_bwd_sum/b64_64x7x7");
+    batchnorm_sum_case::<BatchNorm2D<16>, 16, 28>(&mut g, &dev, "train_fwd_bwd_sum/b64_16x28x28");
+    batchnorm_sum_case::<BatchNorm2D<64>, 64, 7>(&mut g, &dev, "train_fwd_bwd_sum/b64_64x7x7");
+    // the same followed by a ReLU: fused, and as two layers
+    batchnorm_sum_case::<BatchNormReLU2D<16>, 16, 28>(
+        &mut g,
+        &dev,
+        "relu_train_fwd_bwd_sum/b64_16x28x28",
+    );
+    batchnorm_sum_case::<(BatchNorm2D<16>, ReLU), 16, 28>(
+        &mut g,
+        &dev,
+        "then_relu_train_fwd_bwd_sum/b64_16x28x28",
+    );
     g.finish();
 }
 
-/// A batch norm's training step with a plain-sum loss, on `C` channels of
-/// `H`×`H`; the gradients are reused.
-fn batchnorm_sum_case<const C: usize, const H: usize>(
+/// A training step of batch norm layer `M` with a plain-sum loss, on `C`
+/// channels of `H`×`H`; the gradients are reused.
+fn batchnorm_sum_case<M, const C: usize, const H: usize>(
     g: &mut BenchmarkGroup<'_, WallTime>,
     dev: &Dev,
     name: &str,
-) {
-    let mut bn = dev.build_module::<BatchNorm2D<C>, f32>();
+) where
+    M: BuildOnDevice<Dev, f32>,
+    M::Built: dfdx::nn::ModuleMut<
+        Tensor<Rank4<B, C, H, H>, f32, Dev, OwnedTape<f32, Dev>>,
+        Output = Tensor<Rank4<B, C, H, H>, f32, Dev, OwnedTape<f32, Dev>>,
+    >,
+{
+    let mut bn = dev.build_module::<M, f32>();
     let x: Tensor<Rank4<B, C, H, H>, f32, Dev> = dev.sample_normal();
     let mut grads = Some(bn.alloc_grads());
     g.bench_function(name, |bch| {
