@@ -27,6 +27,7 @@
 //! The sum over taps runs in a fixed order (channel, row, column of the
 //! kernel) for every output, so the result does not depend on the thread
 //! count.
+use super::transpose::positions_to_planes;
 use super::Conv2DOp;
 use crate::ops::cpu_util::Write;
 #[cfg(target_arch = "x86_64")]
@@ -340,9 +341,19 @@ impl Plan {
         self.op == Conv2DOp { batch: 1, ..*op }
     }
 
-    /// Elements of the padded copy of one sample (see [`Plan::run`]).
+    /// Elements of the scratch of one sample (see [`Plan::run`]): its
+    /// padded copy and, for channel tiles, their outputs by position.
     pub(crate) fn padded_len(&self) -> usize {
-        self.op.chan_in * self.hp * self.wp
+        self.op.chan_in * self.hp * self.wp + self.by_position_len()
+    }
+
+    /// Elements of the channel tiles' outputs by position (`[position]
+    /// [channel]`, rows of all the groups' lanes); none for position tiles.
+    fn by_position_len(&self) -> usize {
+        match self.tiling {
+            Tiling::Channels { .. } => self.op.out_plane() * self.b.len(),
+            Tiling::Positions { .. } => 0,
+        }
     }
 
     /// A workspace tag for the padded copy: a buffer leased under it again
@@ -355,17 +366,22 @@ impl Plan {
     }
 
     /// One sample: `y = conv(x) + b` (or `y += conv(x)` with
-    /// [`Write::Accumulate`], where the bias is not added). `xpad` holds
+    /// [`Write::Accumulate`], where the bias is not added). `scratch` holds
     /// [`Plan::padded_len`] elements, zero in the padding: a fresh buffer, or
     /// one leased under [`Plan::padded_tag`].
-    pub(crate) fn run(&self, x: &[f32], y: &mut [f32], xpad: &mut [f32], write: Write) {
+    pub(crate) fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32], write: Write) {
         let op = &self.op;
         assert_eq!(x.len(), op.chan_in * op.h_in * op.w_in);
         assert_eq!(y.len(), op.chan_out * op.out_plane());
-        assert_eq!(xpad.len(), self.padded_len());
+        assert_eq!(scratch.len(), self.padded_len());
+        let (xpad, by_pos) = scratch.split_at_mut(scratch.len() - self.by_position_len());
         pad_copy(op, x, (self.hp, self.wp), xpad);
         match self.tiling {
-            Tiling::Channels { p, tile, .. } => self.run_channels(p, tile, y, xpad, write),
+            Tiling::Channels { p, tile, .. } => {
+                self.run_channels(p, tile, (xpad, by_pos), write);
+                let acc = matches!(write, Write::Accumulate);
+                positions_to_planes(by_pos, self.b.len(), (op.chan_out, op.out_plane()), y, acc);
+            }
             Tiling::Positions { width, tile } => self.run_positions(width, tile, y, xpad, write),
         }
     }
@@ -376,17 +392,28 @@ impl Plan {
         &self.w[g * len..(g + 1) * len]
     }
 
-    /// [`Plan::run`] with channel tiles of `p` positions.
-    fn run_channels(&self, p: usize, tile: ChanTileFn, y: &mut [f32], xpad: &[f32], write: Write) {
-        let (op, lanes) = (&self.op, self.lanes);
+    /// [`Plan::run`] with channel tiles of `p` positions, into `by_pos`
+    /// (`[position][channel]`, rows of `b.len()`: the tiles' registers hold
+    /// channels, so each of their rows is a few vector stores there, and
+    /// [`positions_to_planes`] turns the whole sample into planes in 8×8
+    /// blocks once, instead of one scalar store per value and tile). With
+    /// [`Write::Accumulate`] the bias is left out.
+    fn run_channels(
+        &self,
+        p: usize,
+        tile: ChanTileFn,
+        (xpad, by_pos): (&[f32], &mut [f32]),
+        write: Write,
+    ) {
+        let (op, lanes, ld) = (&self.op, self.lanes, self.b.len());
         let zeros = [0.0f32; MAX_LANES];
         let mut out: ChanOut = [[0.0; MAX_LANES]; MAX_P];
-        let (s, ohw) = (op.stride, op.out_plane());
+        let s = op.stride;
         for oy in 0..op.h_out {
             for ox0 in (0..op.w_out).step_by(p) {
                 let np = p.min(op.w_out - ox0);
                 let x0 = oy * s * self.wp + ox0 * s;
-                for g in 0..self.b.len() / lanes {
+                for g in 0..ld / lanes {
                     let init = match write {
                         Write::Overwrite => self.b[g * lanes..].as_ptr(),
                         Write::Accumulate => zeros.as_ptr(),
@@ -401,17 +428,9 @@ impl Plan {
                     // ≤ wp (how `new` sized wp). It reads the group's
                     // ckk·lanes weights and `lanes` values from `init`.
                     unsafe { tile(&self.taps, xpad[x0..].as_ptr(), w.as_ptr(), init, &mut out) };
-                    let co0 = g * lanes;
-                    for l in 0..lanes.min(op.chan_out - co0) {
-                        let y = &mut y[(co0 + l) * ohw + oy * op.w_out + ox0..][..np];
-                        match write {
-                            Write::Overwrite => {
-                                y.iter_mut().zip(&out).for_each(|(y, o)| *y = o[l]);
-                            }
-                            Write::Accumulate => {
-                                y.iter_mut().zip(&out).for_each(|(y, o)| *y += o[l]);
-                            }
-                        }
+                    let row0 = (oy * op.w_out + ox0) * ld + g * lanes;
+                    for (q, o) in out.iter().enumerate().take(np) {
+                        copy_lanes(&mut by_pos[row0 + q * ld..][..lanes], &o[..lanes]);
                     }
                 }
             }
@@ -459,6 +478,18 @@ impl Plan {
                 }
             }
         }
+    }
+}
+
+/// `dst = src` for the 8, 16 or 32 lanes of a channel tile's row, with the
+/// length known to the compiler (a few vector moves, not a call).
+#[inline(always)]
+fn copy_lanes(dst: &mut [f32], src: &[f32]) {
+    match src.len() {
+        8 => dst[..8].copy_from_slice(&src[..8]),
+        16 => dst[..16].copy_from_slice(&src[..16]),
+        32 => dst[..32].copy_from_slice(&src[..32]),
+        n => dst[..n].copy_from_slice(src),
     }
 }
 
