@@ -98,6 +98,7 @@ pub trait BatchNormKernel<E: Dtype>: Device<E> {
     /// Training mode: `y = (x − mean) / √(var + eps) · weight + bias` with the
     /// batch's own per-channel mean and biased variance, which it returns.
     /// The backward pass flows through the statistics, as PyTorch's does.
+    /// With [`BatchNormOp::with_relu`] the output is `max(y, 0)`.
     fn try_batch_norm_train<S: Shape, Sc: Shape, T: Tape<E, Self>>(
         op: BatchNormOp,
         x: Tensor<S, E, Self, T>,
@@ -107,7 +108,8 @@ pub trait BatchNormKernel<E: Dtype>: Device<E> {
 
     /// Inference mode: `y = (x − running_mean) / √(running_var + eps) ·
     /// weight + bias`. Gradients (if `x` has a tape) reach `x`, `weight` and
-    /// `bias`; the running statistics are constants.
+    /// `bias`; the running statistics are constants. With
+    /// [`BatchNormOp::with_relu`] the output is `max(y, 0)`.
     fn try_batch_norm_eval<S: Shape, Sc: Shape, T: Tape<E, Self>>(
         op: BatchNormOp,
         x: Tensor<S, E, Self, T>,
