@@ -295,7 +295,8 @@ fn normalize<E: Dtype + Float>(
 /// With [`BatchNormOp::with_relu`]: `gy` where the normalised value
 /// `(x − mean)·w·inv + b` (computed as the forward pass did, so the same
 /// bits decide) was positive, else 0, in a buffer of `ws`; the gradient
-/// that reached the batch norm's output through the rectifier.
+/// that reached the batch norm's output through the rectifier. `None`
+/// without the ReLU (`gy` is that gradient).
 fn rectified_grad<E: Dtype + Float>(
     op: &BatchNormOp,
     gy: &[E],
@@ -303,14 +304,17 @@ fn rectified_grad<E: Dtype + Float>(
     (w, b): (&[E], &[E]),
     (mean, inv): (&[E], &[E]),
     ws: &Workspace,
-) -> Lease<E> {
+) -> Option<Lease<E>> {
+    if !op.relu {
+        return None;
+    }
     let mut g = ws.lease_any::<E>(op.len());
     per_sample(op, gy, &mut g, |bi, c, gy, g| {
         let start = bi * op.channels * op.plane + c * op.plane;
         let x = &xs[start..start + op.plane];
         rectified_plane(g, gy, x, [mean[c], w[c] * inv[c], b[c]]);
     });
-    g
+    Some(g)
 }
 
 /// `(Σ dy, Σ dy·x̂)` per channel, with `x̂ = (x − mean) · inv`: the bias
@@ -358,9 +362,7 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         let ws = ws.clone_handle();
         tape.add_backward_op(move |grads| {
             let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let rectified = op
-                .relu
-                .then(|| rectified_grad(&op, &gy_taken, &xs, (&w, &b), (&mean, &inv), &ws));
+            let rectified = rectified_grad(&op, &gy_taken, &xs, (&w, &b), (&mean, &inv), &ws);
             let gy: &[E] = rectified.as_deref().unwrap_or(&gy_taken);
             let sums = affine_sums(&op, gy, &xs, (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
@@ -404,9 +406,7 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         let ws = ws.clone_handle();
         tape.add_backward_op(move |grads| {
             let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let rectified = op
-                .relu
-                .then(|| rectified_grad(&op, &gy_taken, &xs, (&w, &b), (&mean, &inv), &ws));
+            let rectified = rectified_grad(&op, &gy_taken, &xs, (&w, &b), (&mean, &inv), &ws);
             let gy: &[E] = rectified.as_deref().unwrap_or(&gy_taken);
             let sums = affine_sums(&op, gy, &xs, (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
