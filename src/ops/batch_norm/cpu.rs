@@ -1,12 +1,12 @@
 //! The CPU kernels of batch normalisation: per-channel statistics over the
 //! channels in parallel (mean and variance in one pass of shifted sums),
 //! then one fused pass per sample; backward, the two per-channel sums in
-//! one pass, then one fused pass per sample.
+//! one pass, then one fused pass per sample (behind a fused ReLU, both
+//! recompute from the input where the rectifier let values through).
 use super::{BatchNormOp, BatchStats};
 use crate::ops::cpu_util::{
     as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec,
 };
-use crate::ops::workspace::Lease;
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 use num_traits::Float;
@@ -37,11 +37,15 @@ pub(super) fn check<Sc: Shape, E: Dtype>(
 /// Small planes share the `E` lanes (a 7×7 plane fills 4 rows of them), so
 /// that widening to f64 does not cost more than the sums. The order is
 /// fixed by the shape, so the sums are the same with any thread count.
+/// With `relu = Some([scale, shift])`, `a`'s values count only where `(b −
+/// kb)·scale + shift > 0` (the gradient behind a fused ReLU, see
+/// [`plane_sums`]).
 fn channel_sums<E: Dtype + Float>(
     op: &BatchNormOp,
     (a, b): (&[E], &[E]),
     c: usize,
     shifts: [E; 2],
+    relu: Option<[E; 2]>,
 ) -> [f64; 2] {
     let (p, cp) = (op.plane, op.channels * op.plane);
     let mut wide_lanes = [[0.0f64; BLOCK_LANES]; 2];
@@ -67,7 +71,7 @@ fn channel_sums<E: Dtype + Float>(
                 widen(&mut lanes);
                 rows = 0;
             }
-            plane_sums(a, b, shifts, &mut lanes);
+            plane_sums(a, b, shifts, relu, &mut lanes);
             rows += r;
         }
     }
@@ -84,10 +88,16 @@ const BLOCK_ROWS: usize = 64;
 /// `acc`, value `i` into lane `i % BLOCK_LANES`: with AVX2 and FMA for f32
 /// where the CPU has them, else in plain code (the compiler leaves this
 /// reduction scalar).
+///
+/// With `relu = Some([scale, shift])`, `a − ka` is taken as 0 where `(b −
+/// kb)·scale + shift > 0` does not hold (NaN included): with `b` the batch
+/// norm's input and `kb` its mean, that is where [`normalize_relu_plane`]
+/// wrote 0, computed as it does, so the same bits decide.
 fn plane_sums<E: Dtype + Float>(
     a: &[E],
     b: &[E],
     [ka, kb]: [E; 2],
+    relu: Option<[E; 2]>,
     acc: &mut [[E; BLOCK_LANES]; 2],
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -99,15 +109,18 @@ fn plane_sums<E: Dtype + Float>(
         as_f32_mut(acc.as_flattened_mut()),
     ) {
         use std::arch::is_x86_feature_detected as has;
+        let relu = relu.map(|r| r.map(|v| v.to_f32().unwrap_or(0.0)));
         if has!("avx2") && has!("fma") {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { plane_sums_f32_avx2(a32, b32, [ka, kb], acc32) };
+            return unsafe { plane_sums_f32_avx2(a32, b32, [ka, kb], relu, acc32) };
         }
     }
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let (u, k) = (*x - ka, i % BLOCK_LANES);
+        let (d, k) = (*y - kb, i % BLOCK_LANES);
+        let kept = relu.is_none_or(|[scale, shift]| d * scale + shift > E::zero());
+        let u = if kept { *x - ka } else { E::zero() };
         acc[0][k] += u;
-        acc[1][k] += u * (*y - kb);
+        acc[1][k] += u * d;
     }
 }
 
@@ -118,11 +131,19 @@ fn plane_sums<E: Dtype + Float>(
 /// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn plane_sums_f32_avx2(a: &[f32], b: &[f32], [ka, kb]: [f32; 2], acc: &mut [f32]) {
+unsafe fn plane_sums_f32_avx2(
+    a: &[f32],
+    b: &[f32],
+    [ka, kb]: [f32; 2],
+    relu: Option<[f32; 2]>,
+    acc: &mut [f32],
+) {
     use std::arch::x86_64::*;
     assert_eq!(acc.len(), 2 * BLOCK_LANES);
     let n = a.len().min(b.len());
     let (vka, vkb) = (_mm256_set1_ps(ka), _mm256_set1_ps(kb));
+    let [scale, shift] = relu.unwrap_or([0.0; 2]);
+    let (vscale, vshift) = (_mm256_set1_ps(scale), _mm256_set1_ps(shift));
     // SAFETY: four loads of 8 at offsets 0, 8, 16, 24 of the 32 in `acc`.
     let mut sums: [__m256; 4] =
         std::array::from_fn(|j| unsafe { _mm256_loadu_ps(acc.as_ptr().add(8 * j)) });
@@ -136,9 +157,14 @@ unsafe fn plane_sums_f32_avx2(a: &[f32], b: &[f32], [ka, kb]: [f32; 2], acc: &mu
                     _mm256_loadu_ps(b.as_ptr().add(i + 8 * h)),
                 )
             };
-            let u = _mm256_sub_ps(x, vka);
+            let (mut u, d) = (_mm256_sub_ps(x, vka), _mm256_sub_ps(y, vkb));
+            if relu.is_some() {
+                // mul, then add: the rounding of the forward pass
+                let v = _mm256_add_ps(_mm256_mul_ps(d, vscale), vshift);
+                u = _mm256_and_ps(u, _mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_setzero_ps()));
+            }
             sums[h] = _mm256_add_ps(sums[h], u);
-            sums[2 + h] = _mm256_fmadd_ps(u, _mm256_sub_ps(y, vkb), sums[2 + h]);
+            sums[2 + h] = _mm256_fmadd_ps(u, d, sums[2 + h]);
         }
         i += BLOCK_LANES;
     }
@@ -148,9 +174,11 @@ unsafe fn plane_sums_f32_avx2(a: &[f32], b: &[f32], [ka, kb]: [f32; 2], acc: &mu
     }
     // the tail, into the first lanes
     for (k, j) in (i..n).enumerate() {
-        let u = a[j] - ka;
+        let d = b[j] - kb;
+        let kept = relu.is_none() || d * scale + shift > 0.0;
+        let u = if kept { a[j] - ka } else { 0.0 };
         acc[k] += u;
-        acc[BLOCK_LANES + k] += u * (b[j] - kb);
+        acc[BLOCK_LANES + k] += u * d;
     }
 }
 
@@ -175,7 +203,7 @@ fn mean_var<E: Dtype + Float>(op: &BatchNormOp, xs: &[E]) -> (Vec<E>, Vec<E>) {
         .into_par_iter()
         .map(|c| {
             let k = xs.get(c * op.plane).copied().unwrap_or_else(E::zero);
-            let [s1, s2] = channel_sums(op, (xs, xs), c, [k, k]);
+            let [s1, s2] = channel_sums(op, (xs, xs), c, [k, k], None);
             let (m, v) = (s1 / n, s2 / n - (s1 / n) * (s1 / n));
             let k = wide(k);
             // rounding may leave a tiny negative variance; NaN stays NaN
@@ -239,25 +267,6 @@ fn normalize_relu_plane_body<E: Dtype + Float>(x: &[E], y: &mut [E], [m, scale, 
 }
 
 avx2_or_baseline!(
-    /// One plane of [`rectified_grad`]: `g = gy` where `(x − mean)·scale +
-    /// shift > 0`, else 0.
-    fn rectified_plane<E: Dtype + Float>(g: &mut [E], gy: &[E], x: &[E], msb: [E; 3]) => rectified_plane_body
-);
-
-#[inline(always)]
-fn rectified_plane_body<E: Dtype + Float>(
-    g: &mut [E],
-    gy: &[E],
-    x: &[E],
-    [m, scale, shift]: [E; 3],
-) {
-    for ((g, d), x) in g.iter_mut().zip(gy).zip(x) {
-        let v = (*x - m) * scale + shift;
-        *g = if v > E::zero() { *d } else { E::zero() };
-    }
-}
-
-avx2_or_baseline!(
     /// One plane's input gradient in training mode, `gx += k·(gy − dy −
     /// (x − mean)·q)`, with `c = [k, dy, mean, q]`; compiled for AVX2 where
     /// the CPU has it.
@@ -268,6 +277,62 @@ avx2_or_baseline!(
 fn train_grad_plane_body<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], [k, dy, m, q]: [E; 4]) {
     for ((d, g), x) in gx.iter_mut().zip(gy).zip(x) {
         *d += k * (*g - dy - (*x - m) * q);
+    }
+}
+
+avx2_or_baseline!(
+    /// [`train_grad_plane`] behind a fused ReLU: `gy` counts only where
+    /// `(x − mean)·scale + shift > 0` (as [`normalize_relu_plane`] computed
+    /// it), with `ss = [scale, shift]`.
+    fn train_grad_relu_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], c: [E; 4], ss: [E; 2]) => train_grad_relu_plane_body
+);
+
+#[inline(always)]
+fn train_grad_relu_plane_body<E: Dtype + Float>(
+    gx: &mut [E],
+    gy: &[E],
+    x: &[E],
+    [k, dy, m, q]: [E; 4],
+    [scale, shift]: [E; 2],
+) {
+    for ((d, g), x) in gx.iter_mut().zip(gy).zip(x) {
+        let u = *x - m;
+        let g = if u * scale + shift > E::zero() {
+            *g
+        } else {
+            E::zero()
+        };
+        *d += k * (g - dy - u * q);
+    }
+}
+
+avx2_or_baseline!(
+    /// One plane's input gradient in inference mode, `gx += k·gy`, and
+    /// with `relu = Some([mean, scale, shift])` only where `(x −
+    /// mean)·scale + shift > 0`.
+    fn eval_grad_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], k: E, relu: Option<[E; 3]>) => eval_grad_plane_body
+);
+
+#[inline(always)]
+fn eval_grad_plane_body<E: Dtype + Float>(
+    gx: &mut [E],
+    gy: &[E],
+    x: &[E],
+    k: E,
+    relu: Option<[E; 3]>,
+) {
+    match relu {
+        Some([m, scale, shift]) => {
+            for ((d, g), x) in gx.iter_mut().zip(gy).zip(x) {
+                let g = if (*x - m) * scale + shift > E::zero() {
+                    *g
+                } else {
+                    E::zero()
+                };
+                *d += k * g;
+            }
+        }
+        None => gx.iter_mut().zip(gy).for_each(|(d, g)| *d += k * *g),
     }
 }
 
@@ -292,47 +357,41 @@ fn normalize<E: Dtype + Float>(
     Ok(y)
 }
 
-/// With [`BatchNormOp::with_relu`]: `gy` where the normalised value
-/// `(x − mean)·w·inv + b` (computed as the forward pass did, so the same
-/// bits decide) was positive, else 0, in a buffer of `ws`; the gradient
-/// that reached the batch norm's output through the rectifier. `None`
-/// without the ReLU (`gy` is that gradient).
-fn rectified_grad<E: Dtype + Float>(
-    op: &BatchNormOp,
-    gy: &[E],
-    xs: &[E],
-    (w, b): (&[E], &[E]),
-    (mean, inv): (&[E], &[E]),
-    ws: &Workspace,
-) -> Option<Lease<E>> {
-    if !op.relu {
-        return None;
-    }
-    let mut g = ws.lease_any::<E>(op.len());
-    per_sample(op, gy, &mut g, |bi, c, gy, g| {
-        let start = bi * op.channels * op.plane + c * op.plane;
-        let x = &xs[start..start + op.plane];
-        rectified_plane(g, gy, x, [mean[c], w[c] * inv[c], b[c]]);
-    });
-    Some(g)
-}
-
 /// `(Σ dy, Σ dy·x̂)` per channel, with `x̂ = (x − mean) · inv`: the bias
-/// and weight gradients, in one pass over `gy` and `x`.
+/// and weight gradients, in one pass over `gy` and `x`. With
+/// [`BatchNormOp::with_relu`], `dy` is `gy` where the forward pass's
+/// normalised value was positive, else 0 (see [`relu_of`]).
 fn affine_sums<E: Dtype + Float>(
     op: &BatchNormOp,
     gy: &[E],
     xs: &[E],
+    (w, b): (&[E], &[E]),
     (mean, inv): (&[E], &[E]),
 ) -> Vec<(E, E)> {
     (0..op.channels)
         .into_par_iter()
         .map(|c| {
             let m = mean[c];
-            let [dy, dyx] = channel_sums(op, (gy, xs), c, [E::zero(), m]);
+            let relu = relu_of(op, c, (w, b), inv);
+            let [dy, dyx] = channel_sums(op, (gy, xs), c, [E::zero(), m], relu);
             (narrow(dy), narrow::<E>(dyx) * inv[c])
         })
         .collect()
+}
+
+/// With [`BatchNormOp::with_relu`], channel `c`'s `[scale, shift] = [w·inv,
+/// b]`, with which the forward pass decided where the rectifier let values
+/// through (`(x − mean)·scale + shift > 0`); `None` without the ReLU. The
+/// backward passes recompute that value from the input they keep anyway,
+/// in the same order of operations, so the same bits decide and no mask is
+/// stored, and no rectified copy of `gy` is written.
+fn relu_of<E: Dtype + Float>(
+    op: &BatchNormOp,
+    c: usize,
+    (w, b): (&[E], &[E]),
+    inv: &[E],
+) -> Option<[E; 2]> {
+    op.relu.then(|| [w[c] * inv[c], b[c]])
 }
 
 /// Adds one of the per-channel sums to a gradient.
@@ -359,23 +418,24 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         let mean = mean.clone();
-        let ws = ws.clone_handle();
         tape.add_backward_op(move |grads| {
             let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let rectified = rectified_grad(&op, &gy_taken, &xs, (&w, &b), (&mean, &inv), &ws);
-            let gy: &[E] = rectified.as_deref().unwrap_or(&gy_taken);
-            let sums = affine_sums(&op, gy, &xs, (&mean, &inv));
+            let gy: &[E] = &gy_taken;
+            let sums = affine_sums(&op, gy, &xs, (&w, &b), (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
             per_sample(&op, gy, gx, |bi, c, gy, gx| {
                 let (dy, dyx) = (sums[c].0 / n, sums[c].1 / n);
-                let (k, m, inv) = (w[c] * inv[c], mean[c], inv[c]);
+                let (k, m, inv_c) = (w[c] * inv[c], mean[c], inv[c]);
                 let start = bi * op.channels * op.plane + c * op.plane;
                 let x = &xs[start..start + op.plane];
-                train_grad_plane(gx, gy, x, [k, dy, m, inv * dyx]);
+                let factors = [k, dy, m, inv_c * dyx];
+                match relu_of(&op, c, (&w, &b), &inv) {
+                    Some(ss) => train_grad_relu_plane(gx, gy, x, factors, ss),
+                    None => train_grad_plane(gx, gy, x, factors),
+                }
             });
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
-            drop(rectified);
             **grads.get_or_alloc_mut(&y_g)? = gy_taken;
             Ok(())
         });
@@ -403,22 +463,19 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     let y = tensor_from_vec(&dev, y, shape)?;
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
-        let ws = ws.clone_handle();
         tape.add_backward_op(move |grads| {
             let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let rectified = rectified_grad(&op, &gy_taken, &xs, (&w, &b), (&mean, &inv), &ws);
-            let gy: &[E] = rectified.as_deref().unwrap_or(&gy_taken);
-            let sums = affine_sums(&op, gy, &xs, (&mean, &inv));
+            let gy: &[E] = &gy_taken;
+            let sums = affine_sums(&op, gy, &xs, (&w, &b), (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
-            per_sample(&op, gy, gx, |_, c, gy, gx| {
-                let k = w[c] * inv[c];
-                for (d, g) in gx.iter_mut().zip(gy) {
-                    *d += k * *g;
-                }
+            per_sample(&op, gy, gx, |bi, c, gy, gx| {
+                let start = bi * op.channels * op.plane + c * op.plane;
+                let x = &xs[start..start + op.plane];
+                let relu = relu_of(&op, c, (&w, &b), &inv).map(|[s, t]| [mean[c], s, t]);
+                eval_grad_plane(gx, gy, x, w[c] * inv[c], relu);
             });
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
-            drop(rectified);
             **grads.get_or_alloc_mut(&y_g)? = gy_taken;
             Ok(())
         });
@@ -464,7 +521,7 @@ mod tests {
                 var[c]
             );
             // the backward pass's sums: Σ dy and Σ dy·(x − mean)
-            let [dy, dyx] = channel_sums(&op, (&gy, &xs), c, [0.0, mean[c]]);
+            let [dy, dyx] = channel_sums(&op, (&gy, &xs), c, [0.0, mean[c]], None);
             let pairs = || {
                 (0..batch).flat_map(|b| {
                     let start = (b * channels + c) * plane;
@@ -485,10 +542,12 @@ mod tests {
     }
 
     /// The f32 plane sums (AVX2 and FMA where the CPU has them) against the
-    /// plain code in f64, for every tail length, added onto earlier sums.
+    /// plain code in f64, for every tail length, added onto earlier sums,
+    /// with and without the rectifier's mask.
     #[test]
     fn plane_sums_agree_across_paths_and_tails() {
-        for n in 0..3 * BLOCK_LANES + 3 {
+        for (n, relu) in (0..3 * BLOCK_LANES + 3).flat_map(|n| [(n, None), (n, Some([0.7, -0.3]))])
+        {
             let a: Vec<f32> = (0..n).map(|i| ((i * 37) % 11) as f32 * 0.5 - 2.0).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 13) % 7) as f32 + 100.0).collect();
             let (a64, b64): (Vec<f64>, Vec<f64>) = (
@@ -496,11 +555,24 @@ mod tests {
                 b.iter().map(|v| *v as f64).collect(),
             );
             let mut got = [[1.0f32; BLOCK_LANES]; 2];
-            plane_sums(&a, &b, [0.25, 103.0], &mut got);
-            plane_sums(&a, &b, [0.25, 103.0], &mut got);
+            plane_sums(&a, &b, [0.25, 103.0], relu, &mut got);
+            plane_sums(&a, &b, [0.25, 103.0], relu, &mut got);
             let mut want = [[1.0f64; BLOCK_LANES]; 2];
-            plane_sums(&a64, &b64, [0.25, 103.0], &mut want);
-            plane_sums(&a64, &b64, [0.25, 103.0], &mut want);
+            let relu64 = relu.map(|r| r.map(f64::from));
+            plane_sums(&a64, &b64, [0.25, 103.0], relu64, &mut want);
+            plane_sums(&a64, &b64, [0.25, 103.0], relu64, &mut want);
+            if relu.is_some() {
+                // the mask by hand: (b − 103)·0.7 − 0.3 > 0 exactly when b > 103
+                let mut plain = [[1.0f64; BLOCK_LANES]; 2];
+                let masked: Vec<f64> = a64
+                    .iter()
+                    .zip(&b64)
+                    .map(|(a, b)| if *b > 103.0 { *a } else { 0.25 })
+                    .collect();
+                plane_sums(&masked, &b64, [0.25, 103.0], None, &mut plain);
+                plane_sums(&masked, &b64, [0.25, 103.0], None, &mut plain);
+                assert_eq!(want, plain, "n {n}: the mask in plain code");
+            }
             for j in 0..2 {
                 for k in 0..BLOCK_LANES {
                     let (g, w) = (got[j][k] as f64, want[j][k]);
@@ -526,7 +598,7 @@ mod tests {
                 .map(|i| ((i * 31) % 17) as f32 - 8.0)
                 .collect();
             for c in 0..channels {
-                let [s0, s1] = channel_sums(&op, (&gy, &xs), c, [0.5, 0.1]);
+                let [s0, s1] = channel_sums(&op, (&gy, &xs), c, [0.5, 0.1], None);
                 let (mut w0, mut w1, mut scale) = (0.0f64, 0.0f64, 0.0f64);
                 for bi in 0..batch {
                     let start = (bi * channels + c) * plane;
