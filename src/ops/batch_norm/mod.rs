@@ -36,7 +36,7 @@ impl BatchNormOp {
     /// The same op followed by a ReLU, `max(y, 0)`, in the same passes: on
     /// the CPU no tensor holds the normalised values before the rectifier,
     /// and the backward pass finds where they were positive from the input
-    /// it keeps anyway. Values and gradients are those of the batch norm
+    /// it keeps anyway, inside its sums and its gradient pass. Values and gradients are those of the batch norm
     /// and then [`ReluKernel::try_relu`](crate::ops::ReluKernel::try_relu).
     ///
     /// ```
