@@ -117,7 +117,7 @@ fn plane_sums<E: Dtype + Float>(
     }
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         let (d, k) = (*y - kb, i % BLOCK_LANES);
-        let kept = relu.is_none_or(|[scale, shift]| d * scale + shift > E::zero());
+        let kept = relu.is_none_or(|[scale, shift]| normalized(*y, [kb, scale, shift]) > E::zero());
         let u = if kept { *x - ka } else { E::zero() };
         acc[0][k] += u;
         acc[1][k] += u * d;
@@ -144,6 +144,7 @@ unsafe fn plane_sums_f32_avx2(
     let (vka, vkb) = (_mm256_set1_ps(ka), _mm256_set1_ps(kb));
     let [scale, shift] = relu.unwrap_or([0.0; 2]);
     let (vscale, vshift) = (_mm256_set1_ps(scale), _mm256_set1_ps(shift));
+    // the same sub, mul and add as `normalized`, eight lanes at a time
     // SAFETY: four loads of 8 at offsets 0, 8, 16, 24 of the 32 in `acc`.
     let mut sums: [__m256; 4] =
         std::array::from_fn(|j| unsafe { _mm256_loadu_ps(acc.as_ptr().add(8 * j)) });
@@ -159,7 +160,6 @@ unsafe fn plane_sums_f32_avx2(
             };
             let (mut u, d) = (_mm256_sub_ps(x, vka), _mm256_sub_ps(y, vkb));
             if relu.is_some() {
-                // mul, then add: the rounding of the forward pass
                 let v = _mm256_add_ps(_mm256_mul_ps(d, vscale), vshift);
                 u = _mm256_and_ps(u, _mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_setzero_ps()));
             }
@@ -175,7 +175,7 @@ unsafe fn plane_sums_f32_avx2(
     // the tail, into the first lanes
     for (k, j) in (i..n).enumerate() {
         let d = b[j] - kb;
-        let kept = relu.is_none() || d * scale + shift > 0.0;
+        let kept = relu.is_none_or(|[scale, shift]| normalized(b[j], [kb, scale, shift]) > 0.0);
         let u = if kept { a[j] - ka } else { 0.0 };
         acc[k] += u;
         acc[BLOCK_LANES + k] += u * d;
@@ -233,10 +233,37 @@ fn per_sample<E: Dtype>(
         });
 }
 
+/// Sample `bi`'s plane of channel `c` in `xs` (`batch × channels × plane`).
+fn plane<'a, E>(op: &BatchNormOp, xs: &'a [E], bi: usize, c: usize) -> &'a [E] {
+    let start = (bi * op.channels + c) * op.plane;
+    &xs[start..start + op.plane]
+}
+
 /// `1 / √(var + eps)` per channel.
 fn inv_std<E: Dtype + Float>(var: &[E], eps: f64) -> Vec<E> {
     let eps = E::from(eps).unwrap_or_else(E::zero);
     var.iter().map(|v| E::one() / (*v + eps).sqrt()).collect()
+}
+
+/// The batch norm's value before the rectifier, `(x − mean)·scale + shift`
+/// with `msb = [mean, scale, shift]`: one definition for the forward pass
+/// and for every backward pass that finds where the rectifier let values
+/// through, so that the same bits decide (Rust contracts no `mul` and
+/// `add` into an FMA).
+#[inline(always)]
+fn normalized<E: Float>(x: E, [m, scale, shift]: [E; 3]) -> E {
+    (x - m) * scale + shift
+}
+
+/// `g` where [`normalized`]`(x)` is positive, else 0 (NaN included): the
+/// gradient that passes a fused ReLU.
+#[inline(always)]
+fn rectified<E: Float>(g: E, x: E, msb: [E; 3]) -> E {
+    if normalized(x, msb) > E::zero() {
+        g
+    } else {
+        E::zero()
+    }
 }
 
 avx2_or_baseline!(
@@ -246,9 +273,9 @@ avx2_or_baseline!(
 );
 
 #[inline(always)]
-fn normalize_plane_body<E: Dtype + Float>(x: &[E], y: &mut [E], [m, scale, shift]: [E; 3]) {
+fn normalize_plane_body<E: Dtype + Float>(x: &[E], y: &mut [E], msb: [E; 3]) {
     for (y, x) in y.iter_mut().zip(x) {
-        *y = (*x - m) * scale + shift;
+        *y = normalized(*x, msb);
     }
 }
 
@@ -259,58 +286,43 @@ avx2_or_baseline!(
 );
 
 #[inline(always)]
-fn normalize_relu_plane_body<E: Dtype + Float>(x: &[E], y: &mut [E], [m, scale, shift]: [E; 3]) {
+fn normalize_relu_plane_body<E: Dtype + Float>(x: &[E], y: &mut [E], msb: [E; 3]) {
     for (y, x) in y.iter_mut().zip(x) {
-        let v = (*x - m) * scale + shift;
+        let v = normalized(*x, msb);
         *y = if v > E::zero() { v } else { E::zero() };
     }
 }
 
 avx2_or_baseline!(
     /// One plane's input gradient in training mode, `gx += k·(gy − dy −
-    /// (x − mean)·q)`, with `c = [k, dy, mean, q]`; compiled for AVX2 where
-    /// the CPU has it.
-    fn train_grad_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], c: [E; 4]) => train_grad_plane_body
+    /// (x − mean)·q)`, with `c = [k, dy, mean, q]`; behind a fused ReLU
+    /// (`relu = Some([scale, shift])`, see [`relu_of`]) with `gy`
+    /// [`rectified`]. Compiled for AVX2 where the CPU has it.
+    fn train_grad_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], c: [E; 4], relu: Option<[E; 2]>) => train_grad_plane_body
 );
 
 #[inline(always)]
-fn train_grad_plane_body<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], [k, dy, m, q]: [E; 4]) {
-    for ((d, g), x) in gx.iter_mut().zip(gy).zip(x) {
-        *d += k * (*g - dy - (*x - m) * q);
-    }
-}
-
-avx2_or_baseline!(
-    /// [`train_grad_plane`] behind a fused ReLU: `gy` counts only where
-    /// `(x − mean)·scale + shift > 0` (as [`normalize_relu_plane`] computed
-    /// it), with `ss = [scale, shift]`.
-    fn train_grad_relu_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], c: [E; 4], ss: [E; 2]) => train_grad_relu_plane_body
-);
-
-#[inline(always)]
-fn train_grad_relu_plane_body<E: Dtype + Float>(
+fn train_grad_plane_body<E: Dtype + Float>(
     gx: &mut [E],
     gy: &[E],
     x: &[E],
     [k, dy, m, q]: [E; 4],
-    [scale, shift]: [E; 2],
+    relu: Option<[E; 2]>,
 ) {
-    for ((d, g), x) in gx.iter_mut().zip(gy).zip(x) {
-        let u = *x - m;
-        let g = if u * scale + shift > E::zero() {
-            *g
-        } else {
-            E::zero()
-        };
-        *d += k * (g - dy - u * q);
+    let planes = gx.iter_mut().zip(gy).zip(x);
+    match relu {
+        Some([scale, shift]) => planes.for_each(|((d, g), x)| {
+            *d += k * (rectified(*g, *x, [m, scale, shift]) - dy - (*x - m) * q);
+        }),
+        None => planes.for_each(|((d, g), x)| *d += k * (*g - dy - (*x - m) * q)),
     }
 }
 
 avx2_or_baseline!(
-    /// One plane's input gradient in inference mode, `gx += k·gy`, and
-    /// with `relu = Some([mean, scale, shift])` only where `(x −
-    /// mean)·scale + shift > 0`.
-    fn eval_grad_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], k: E, relu: Option<[E; 3]>) => eval_grad_plane_body
+    /// One plane's input gradient in inference mode, `gx += k·gy`, with
+    /// `km = [k, mean]`; behind a fused ReLU (`relu = Some([scale,
+    /// shift])`, see [`relu_of`]) with `gy` [`rectified`].
+    fn eval_grad_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], km: [E; 2], relu: Option<[E; 2]>) => eval_grad_plane_body
 );
 
 #[inline(always)]
@@ -318,18 +330,13 @@ fn eval_grad_plane_body<E: Dtype + Float>(
     gx: &mut [E],
     gy: &[E],
     x: &[E],
-    k: E,
-    relu: Option<[E; 3]>,
+    [k, m]: [E; 2],
+    relu: Option<[E; 2]>,
 ) {
     match relu {
-        Some([m, scale, shift]) => {
+        Some([scale, shift]) => {
             for ((d, g), x) in gx.iter_mut().zip(gy).zip(x) {
-                let g = if (*x - m) * scale + shift > E::zero() {
-                    *g
-                } else {
-                    E::zero()
-                };
-                *d += k * g;
+                *d += k * rectified(*g, *x, [m, scale, shift]);
             }
         }
         None => gx.iter_mut().zip(gy).for_each(|(d, g)| *d += k * *g),
@@ -426,13 +433,14 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
             per_sample(&op, gy, gx, |bi, c, gy, gx| {
                 let (dy, dyx) = (sums[c].0 / n, sums[c].1 / n);
                 let (k, m, inv_c) = (w[c] * inv[c], mean[c], inv[c]);
-                let start = bi * op.channels * op.plane + c * op.plane;
-                let x = &xs[start..start + op.plane];
-                let factors = [k, dy, m, inv_c * dyx];
-                match relu_of(&op, c, (&w, &b), &inv) {
-                    Some(ss) => train_grad_relu_plane(gx, gy, x, factors, ss),
-                    None => train_grad_plane(gx, gy, x, factors),
-                }
+                let relu = relu_of(&op, c, (&w, &b), &inv);
+                train_grad_plane(
+                    gx,
+                    gy,
+                    plane(&op, &xs, bi, c),
+                    [k, dy, m, inv_c * dyx],
+                    relu,
+                );
             });
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
@@ -469,10 +477,8 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
             let sums = affine_sums(&op, gy, &xs, (&w, &b), (&mean, &inv));
             let gx = grads.get_or_alloc_mut(&x_g)?;
             per_sample(&op, gy, gx, |bi, c, gy, gx| {
-                let start = bi * op.channels * op.plane + c * op.plane;
-                let x = &xs[start..start + op.plane];
-                let relu = relu_of(&op, c, (&w, &b), &inv).map(|[s, t]| [mean[c], s, t]);
-                eval_grad_plane(gx, gy, x, w[c] * inv[c], relu);
+                let (km, relu) = ([w[c] * inv[c], mean[c]], relu_of(&op, c, (&w, &b), &inv));
+                eval_grad_plane(gx, gy, plane(&op, &xs, bi, c), km, relu);
             });
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);

@@ -36,8 +36,9 @@ impl BatchNormOp {
     /// The same op followed by a ReLU, `max(y, 0)`, in the same passes: on
     /// the CPU no tensor holds the normalised values before the rectifier,
     /// and the backward pass finds where they were positive from the input
-    /// it keeps anyway, inside its sums and its gradient pass. Values and gradients are those of the batch norm
-    /// and then [`ReluKernel::try_relu`](crate::ops::ReluKernel::try_relu).
+    /// it keeps anyway, inside its sums and its gradient pass. Values and
+    /// gradients are those of the batch norm and then
+    /// [`ReluKernel::try_relu`](crate::ops::ReluKernel::try_relu).
     ///
     /// ```
     /// use static_nn::ops::BatchNormOp;

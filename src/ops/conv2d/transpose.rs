@@ -11,6 +11,30 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+/// Checks the lengths of both layouts for either direction: `planes`
+/// values `[channel][position]` (at least `channels·n`), `positions` values
+/// in rows of `ld ≥ channels` (long enough for the last position). Whether
+/// there is anything to move (false for no channels or no positions).
+///
+/// # Panics
+/// If a check fails.
+fn check_layouts(
+    (planes, positions): (usize, usize),
+    (channels, n): (usize, usize),
+    ld: usize,
+) -> bool {
+    assert!(planes >= channels * n, "{planes} values for {channels}×{n}");
+    assert!(ld >= channels, "rows of {ld} for {channels} channels");
+    if channels == 0 || n == 0 {
+        return false;
+    }
+    assert!(
+        positions >= (n - 1) * ld + channels,
+        "{positions} values for {n} rows of {ld}"
+    );
+    true
+}
+
 /// `dst[p·ld + c] = src[c·n + p]` for `c < channels` and `p < n`; the rest
 /// of `dst` is left as it is.
 ///
@@ -23,20 +47,9 @@ pub(crate) fn planes_to_positions(
     dst: &mut [f32],
     ld: usize,
 ) {
-    assert!(
-        src.len() >= channels * n,
-        "{} values for {channels}×{n}",
-        src.len()
-    );
-    assert!(ld >= channels, "rows of {ld} for {channels} channels");
-    if channels == 0 || n == 0 {
+    if !check_layouts((src.len(), dst.len()), (channels, n), ld) {
         return;
     }
-    assert!(
-        dst.len() >= (n - 1) * ld + channels,
-        "{} values for {n} rows of {ld}",
-        dst.len()
-    );
     let (c8, p8) = (channels / 8 * 8, n / 8 * 8);
     #[cfg(target_arch = "x86_64")]
     if crate::ops::cpu_util::has_avx2() && p8 > 0 {
@@ -142,20 +155,9 @@ pub(crate) fn positions_to_planes(
     dst: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(ld >= channels, "rows of {ld} for {channels} channels");
-    assert!(
-        dst.len() >= channels * n,
-        "{} values for {channels}×{n}",
-        dst.len()
-    );
-    if channels == 0 || n == 0 {
+    if !check_layouts((dst.len(), src.len()), (channels, n), ld) {
         return;
     }
-    assert!(
-        src.len() >= (n - 1) * ld + channels,
-        "{} values for {n} rows of {ld}",
-        src.len()
-    );
     let (c8, p8) = (channels / 8 * 8, n / 8 * 8);
     let scalar = |dst: &mut [f32], cs: std::ops::Range<usize>, ps: std::ops::Range<usize>| {
         for c in cs {
