@@ -133,22 +133,23 @@ fn pool(c: &mut Criterion) {
     let x: Tensor<Rank4<B, 6, 28, 28>, f32, Dev> = dev.sample_normal();
     let r: Tensor<Rank4<B, 6, 14, 14>, f32, Dev> = dev.sample_normal();
     let out = (Const::<B>, Const::<6>, Const::<14>, Const::<14>);
+    let ws = Workspace::default();
     let mut g = c.benchmark_group("pool2d");
     g.throughput(Throughput::Elements(B as u64));
     for (kind, k) in [(PoolKind::Max, "max"), (PoolKind::Avg, "avg")] {
         let op = Pool2DOp::new(kind, B * 6, (28, 28), 2, 2, 0).unwrap();
         g.bench_function(format!("{k}_fwd/b64_6x28x28_k2_s2"), |bch| {
-            bch.iter(|| Dev::try_pool2d(op, black_box(x.clone()), out).unwrap())
+            bch.iter(|| Dev::try_pool2d(op, black_box(x.clone()), out, &ws).unwrap())
         });
         if kind == PoolKind::Max {
             // with a tape: the argmax kernel
             g.bench_function("max_fwd_traced/b64_6x28x28_k2_s2", |bch| {
-                bch.iter(|| Dev::try_pool2d(op, black_box(x.leaky_trace()), out).unwrap())
+                bch.iter(|| Dev::try_pool2d(op, black_box(x.leaky_trace()), out, &ws).unwrap())
             });
         }
         g.bench_function(format!("{k}_bwd/b64_6x28x28_k2_s2"), |bch| {
             bch.iter_batched(
-                || (Dev::try_pool2d(op, x.leaky_trace(), out).unwrap() * r.clone()).sum(),
+                || (Dev::try_pool2d(op, x.leaky_trace(), out, &ws).unwrap() * r.clone()).sum(),
                 |loss| loss.backward(),
                 BatchSize::SmallInput,
             )
@@ -159,10 +160,10 @@ fn pool(c: &mut Criterion) {
     let out = (Const::<B>, Const::<16>, Const::<5>, Const::<5>);
     let op = Pool2DOp::new(PoolKind::Max, B * 16, (10, 10), 2, 2, 0).unwrap();
     g.bench_function("max_fwd/b64_16x10x10_k2_s2", |bch| {
-        bch.iter(|| Dev::try_pool2d(op, black_box(x.clone()), out).unwrap())
+        bch.iter(|| Dev::try_pool2d(op, black_box(x.clone()), out, &ws).unwrap())
     });
     g.bench_function("max_fwd_traced/b64_16x10x10_k2_s2", |bch| {
-        bch.iter(|| Dev::try_pool2d(op, black_box(x.leaky_trace()), out).unwrap())
+        bch.iter(|| Dev::try_pool2d(op, black_box(x.leaky_trace()), out, &ws).unwrap())
     });
     g.finish();
 }

@@ -19,6 +19,8 @@ pub struct RawLeNet {
     b4: Tensor<Rank1<10>, f32, Dev>,
     ws1: Workspace,
     ws2: Workspace,
+    /// The pools' scratch (one pool module serves both, as in LeNet).
+    ws_pool: Workspace,
 }
 
 impl RawLeNet {
@@ -42,6 +44,7 @@ impl RawLeNet {
             b4: m.fc2.bias.clone(),
             ws1: Workspace::default(),
             ws2: Workspace::default(),
+            ws_pool: Workspace::default(),
         }
     }
 
@@ -64,6 +67,7 @@ impl RawLeNet {
             p1,
             x.relu(),
             (Const::<N>, Const::<6>, Const::<14>, Const::<14>),
+            &self.ws_pool,
         )
         .unwrap();
         let c2 = Conv2DOp::new(N, 6, 16, (14, 14), (5, 5), 1, 0).unwrap();
@@ -81,6 +85,7 @@ impl RawLeNet {
             p2,
             x.relu(),
             (Const::<N>, Const::<16>, Const::<5>, Const::<5>),
+            &self.ws_pool,
         )
         .unwrap();
         let x = x.reshape::<Rank2<N, 400>>();

@@ -1,7 +1,7 @@
 //! LeNet and the notebook's other networks.
 use crate::nn::{
-    AvgPool2D, Conv2D, Conv2DModule, Flatten, LazyConv2D, LazyLinear, Linear, LinearModule,
-    MaxPool2D, ReLU, Sequential, Sigmoid,
+    AvgPool2D, AvgPool2DModule, Conv2D, Conv2DModule, Flatten, LazyConv2D, LazyLinear, Linear,
+    LinearModule, MaxPool2D, MaxPool2DModule, ReLU, Sequential, Sigmoid,
 };
 use crate::shapes::ImageInput;
 use crate::Network;
@@ -128,10 +128,10 @@ mnist_input!(
     Sequential<(
         Conv1<E, D>,
         ReLU,
-        MaxPool2D<2, 2>,
+        MaxPool2DModule<2, 2>,
         Conv2<E, D>,
         ReLU,
-        AvgPool2D<2, 2>,
+        AvgPool2DModule<2, 2>,
         Flatten,
         Fc<400, 84, E, D>,
         ReLU,
@@ -141,10 +141,10 @@ mnist_input!(
     Sequential<(
         Conv1<E, D>,
         Sigmoid,
-        AvgPool2D<2, 2>,
+        AvgPool2DModule<2, 2>,
         Conv2<E, D>,
         Sigmoid,
-        AvgPool2D<2, 2>,
+        AvgPool2DModule<2, 2>,
         Flatten,
         Fc<400, 120, E, D>,
         Sigmoid,

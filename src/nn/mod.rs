@@ -71,6 +71,6 @@ pub use input::Input;
 pub use linear::{FlatProduct, LazyLinear, Linear, LinearModule, LinearOf};
 pub use no_input_grad::NoInputGrad;
 pub use norm::{BatchNorm1D, BatchNorm2D, BatchNormModule, BatchNormReLU2D};
-pub use pool::{AvgPool2D, MaxPool2D, PoolPadding};
+pub use pool::{AvgPool2D, AvgPool2DModule, MaxPool2D, MaxPool2DModule, PoolPadding};
 pub use residual::{add_residual, add_residual_relu, Identity, Residual};
 pub use sequential::Sequential;

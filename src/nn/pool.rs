@@ -1,26 +1,16 @@
 //! 2-D max and average pooling layers.
-use crate::ops::{Pool2DKernel, Pool2DOp, PoolKind};
+use crate::ops::{Pool2DKernel, Pool2DOp, PoolKind, Workspace};
 use crate::shapes::checks::{AvgPool2DLayer, MaxPool2DLayer, PoolPaddingFits, ToVerdict};
 use crate::shapes::{ConvOut, ConvOutSize, ToTypenum};
 use dfdx::nn::{Module, NonMutableModule, ZeroSizedModule};
 use dfdx::prelude::*;
 use typenum::{IsLessOrEqual, Prod, U2};
 
-macro_rules! pool_layer {
-    ($(#[$doc:meta])* $name:ident, $layer:ident, $kind:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default)]
-        pub struct $name<const K: usize, const S: usize = K, const P: usize = 0>;
-
-        impl<const K: usize, const S: usize, const P: usize> ZeroSizedModule for $name<K, S, P> {}
-        impl<const K: usize, const S: usize, const P: usize> NonMutableModule for $name<K, S, P> {}
-        impl<const K: usize, const S: usize, const P: usize, D: Device<E>, E: Dtype>
-            super::BuildOnDevice<D, E> for $name<K, S, P>
-        {
-            type Built = Self;
-        }
-        super::no_input_grad::no_input_grad_untraced!([const K: usize, const S: usize, const P: usize,] $name<K, S, P>);
-
+/// The `Module` impls of one pooling type for `(B, C, H, W)` and `(C, H, W)`
+/// inputs; `$ws` is an expression of type `&Workspace` for the kernel's
+/// scratch, evaluated with `self` in scope.
+macro_rules! pool_forward {
+    ($name:ident, $layer:ident, $kind:expr, |$this:ident| $ws:expr) => {
         impl<const K: usize, const S: usize, const P: usize, const C: usize, const H: usize, const W: usize, B: Dim, E: Dtype, D: Pool2DKernel<E>, T: Tape<E, D>>
             Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>> for $name<K, S, P>
         where
@@ -32,9 +22,10 @@ macro_rules! pool_layer {
             type Error = D::Err;
 
             fn try_forward(&self, x: Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>) -> Result<Self::Output, D::Err> {
+                let $this = self;
                 let batch = x.shape().0;
                 let op = op::<K, S, P>($kind, batch.size() * C, H, W);
-                D::try_pool2d(op, x, (batch, Const, Default::default(), Default::default()))
+                D::try_pool2d(op, x, (batch, Const, Default::default(), Default::default()), $ws)
             }
         }
 
@@ -49,10 +40,54 @@ macro_rules! pool_layer {
             type Error = D::Err;
 
             fn try_forward(&self, x: Tensor<(Const<C>, Const<H>, Const<W>), E, D, T>) -> Result<Self::Output, D::Err> {
+                let $this = self;
                 let op = op::<K, S, P>($kind, C, H, W);
-                D::try_pool2d(op, x, (Const, Default::default(), Default::default()))
+                D::try_pool2d(op, x, (Const, Default::default(), Default::default()), $ws)
             }
         }
+
+        impl<const K: usize, const S: usize, const P: usize> NonMutableModule for $name<K, S, P> {}
+        super::no_input_grad::no_input_grad_untraced!([const K: usize, const S: usize, const P: usize,] $name<K, S, P>);
+    };
+}
+
+/// A pooling layer: the unit struct that names it in network types (and
+/// runs on its own, with scratch memory of the call), and its built form,
+/// which keeps a [`Workspace`] so that the input's copy reuses its memory
+/// from one call to the next.
+macro_rules! pool_layer {
+    ($(#[$doc:meta])* $name:ident, $(#[$mdoc:meta])* $module:ident, $layer:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $name<const K: usize, const S: usize = K, const P: usize = 0>;
+
+        $(#[$mdoc])*
+        #[derive(Clone, Debug, Default)]
+        pub struct $module<const K: usize, const S: usize = K, const P: usize = 0> {
+            workspace: Workspace,
+        }
+
+        impl<const K: usize, const S: usize, const P: usize> $module<K, S, P> {
+            /// The layer's scratch memory (see [`Workspace`]).
+            pub fn workspace(&self) -> &Workspace {
+                &self.workspace
+            }
+        }
+
+        impl<const K: usize, const S: usize, const P: usize> ZeroSizedModule for $name<K, S, P> {}
+        impl<const K: usize, const S: usize, const P: usize> ZeroSizedModule for $module<K, S, P> {}
+        impl<const K: usize, const S: usize, const P: usize, D: Device<E>, E: Dtype>
+            super::BuildOnDevice<D, E> for $name<K, S, P>
+        {
+            type Built = $module<K, S, P>;
+        }
+        impl<const K: usize, const S: usize, const P: usize, D: Device<E>, E: Dtype>
+            super::BuildOnDevice<D, E> for $module<K, S, P>
+        {
+            type Built = Self;
+        }
+        pool_forward!($name, $layer, $kind, |_this| &Workspace::default());
+        pool_forward!($module, $layer, $kind, |this| &this.workspace);
     };
 }
 
@@ -66,6 +101,9 @@ pool_layer!(
     /// - input: `(B, C, H, W)` or `(C, H, W)`;
     /// - output: `(B, C, H', W')` with `H' = (H + 2P − K) / S + 1`.
     ///
+    /// `build_module` builds it into [`MaxPool2DModule`], which keeps its
+    /// scratch memory between calls; the unit struct also runs on its own.
+    ///
     /// ```
     /// use static_nn::prelude::*;
     /// let dev = Cpu::default();
@@ -73,7 +111,23 @@ pool_layer!(
     /// let y: Tensor<Rank3<1, 2, 2>, f32, _> = MaxPool2D::<2, 1>.forward(x);
     /// assert_eq!(y.array(), [[[4.0, 5.0], [7.0, 8.0]]]);
     /// ```
-    MaxPool2D, MaxPool2DLayer, PoolKind::Max
+    MaxPool2D,
+    /// [`MaxPool2D`] built by `build_module`: the same pooling, with a
+    /// [`Workspace`] that keeps the CPU kernel's scratch memory (the copy of
+    /// the input) from one call to the next, as the convolutions do.
+    ///
+    /// PyTorch: `nn.MaxPool2d`. Shapes as [`MaxPool2D`].
+    ///
+    /// ```
+    /// use static_nn::nn::MaxPool2DModule;
+    /// use static_nn::prelude::*;
+    /// let dev = Cpu::default();
+    /// let pool: MaxPool2DModule<2> = dev.build_module::<MaxPool2D<2>, f32>();
+    /// let y: Tensor<Rank4<8, 3, 14, 14>, f32, _> = pool.forward(dev.zeros::<Rank4<8, 3, 28, 28>>());
+    /// assert_eq!(pool.workspace().idle_buffers(), 1);
+    /// # let _ = y;
+    /// ```
+    MaxPool2DModule, MaxPool2DLayer, PoolKind::Max
 );
 crate::nn::infer::infer_via_module!(
     [const K: usize, const S: usize, const P: usize,]
@@ -93,6 +147,9 @@ pool_layer!(
     /// - input: `(B, C, H, W)` or `(C, H, W)`;
     /// - output: `(B, C, H', W')` with `H' = (H + 2P − K) / S + 1`.
     ///
+    /// `build_module` builds it into [`AvgPool2DModule`], which keeps its
+    /// scratch memory between calls; the unit struct also runs on its own.
+    ///
     /// ```
     /// use static_nn::prelude::*;
     /// let dev = Cpu::default();
@@ -100,7 +157,23 @@ pool_layer!(
     /// let y: Tensor<Rank3<1, 2, 2>, f32, _> = AvgPool2D::<2, 1>.forward(x);
     /// assert_eq!(y.array(), [[[2.0, 3.0], [5.0, 6.0]]]);
     /// ```
-    AvgPool2D, AvgPool2DLayer, PoolKind::Avg
+    AvgPool2D,
+    /// [`AvgPool2D`] built by `build_module`: the same pooling, with a
+    /// [`Workspace`] that keeps the CPU kernel's scratch memory (the copy of
+    /// the input) from one call to the next, as the convolutions do.
+    ///
+    /// PyTorch: `nn.AvgPool2d`. Shapes as [`AvgPool2D`].
+    ///
+    /// ```
+    /// use static_nn::nn::AvgPool2DModule;
+    /// use static_nn::prelude::*;
+    /// let dev = Cpu::default();
+    /// let pool: AvgPool2DModule<2> = dev.build_module::<AvgPool2D<2>, f32>();
+    /// let y: Tensor<Rank4<8, 3, 14, 14>, f32, _> = pool.forward(dev.zeros::<Rank4<8, 3, 28, 28>>());
+    /// assert_eq!(pool.workspace().idle_buffers(), 1);
+    /// # let _ = y;
+    /// ```
+    AvgPool2DModule, AvgPool2DLayer, PoolKind::Avg
 );
 crate::nn::infer::infer_via_module!(
     [const K: usize, const S: usize, const P: usize,]

@@ -278,7 +278,7 @@ proptest! {
         prop_assert_eq!((op.output_shape().1, op.output_shape().2), (ho, wo));
         let dev = Cpu::seed_from_u64(seed);
         let x: Tensor<(usize, usize, usize), f32, _> = dev.sample_normal_like(&(planes, h, w));
-        let y = Cpu::try_pool2d(op, x.clone(), (planes, ho, wo)).unwrap();
+        let y = Cpu::try_pool2d(op, x.clone(), (planes, ho, wo), &Workspace::default()).unwrap();
         prop_assert_eq!(y.shape().concrete(), [planes, ho, wo]);
         assert_close(&y.as_vec(), &naive_pool(&op, &x.as_vec()));
     }

@@ -3,6 +3,7 @@
 use super::max2x2::{max_plane_2x2, max_plane_2x2_values};
 use super::{Pool2DOp, PoolKind};
 use crate::ops::cpu_util::{is_nan, output_vec, tensor_from_vec};
+use crate::ops::Workspace;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -67,13 +68,15 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     op: Pool2DOp,
     x: Tensor<S, E, Cpu, T>,
     out: So,
+    ws: &Workspace,
 ) -> Result<Tensor<So, E, Cpu, T>, CpuError> {
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
-    // Scratch comes from the device, so that it takes part in dfdx's
-    // allocation cache when that is enabled (pools own no workspace).
-    let mut xs = dev.try_alloc_len(x.shape().num_elements())?;
+    // dfdx lends no view of a tensor's storage: the input is copied into a
+    // buffer from the layer's workspace, which the copy overwrites whole
+    // (a buffer from the device would be zeroed first).
+    let mut xs = ws.lease_any::<E>(x.shape().num_elements());
     x.copy_into(&mut xs);
     let (hw, ohw) = (op.h_in * op.w_in, op.h_out * op.w_out);
     let mut ys = output_vec::<E>(&dev, op.planes * ohw)?;

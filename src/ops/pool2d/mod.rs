@@ -1,4 +1,5 @@
 //! 2-D max and average pooling (PyTorch's `MaxPool2d` and `AvgPool2d`).
+use super::Workspace;
 use dfdx::prelude::*;
 
 pub(crate) mod cpu;
@@ -129,11 +130,14 @@ impl Pool2DOp {
 /// On [`Cpu`], sizes that do not match the tensors give
 /// `Err(CpuError::WrongNumElements)`.
 pub trait Pool2DKernel<E: Dtype>: Device<E> {
-    /// Pools `x` (`op.planes · op.h_in · op.w_in` elements) into the shape `out`.
+    /// Pools `x` (`op.planes · op.h_in · op.w_in` elements) into the shape
+    /// `out`. The kernel takes its scratch memory from `workspace` (the
+    /// layer's own), so that the next call reuses it.
     fn try_pool2d<S: Shape, So: Shape, T: Tape<E, Self>>(
         op: Pool2DOp,
         x: Tensor<S, E, Self, T>,
         out: So,
+        workspace: &Workspace,
     ) -> Result<Tensor<So, E, Self, T>, Self::Err>;
 }
 
@@ -145,11 +149,12 @@ macro_rules! cpu_pool2d {
                 op: Pool2DOp,
                 x: Tensor<S, $e, Self, T>,
                 out: So,
+                workspace: &Workspace,
             ) -> Result<Tensor<So, $e, Self, T>, Self::Err> {
                 if !op.fits(x.shape().num_elements(), out.num_elements()) {
                     return Err(CpuError::WrongNumElements);
                 }
-                cpu::pool2d(op, x, out)
+                cpu::pool2d(op, x, out, workspace)
             }
         }
     )*};
@@ -165,6 +170,7 @@ where
         op: Pool2DOp,
         x: Tensor<S, E, Self, T>,
         out: So,
+        _workspace: &Workspace,
     ) -> Result<Tensor<So, E, Self, T>, Self::Err> {
         generic::pool2d(op, x, out)
     }

@@ -140,7 +140,7 @@ fn pool_grads(op: Pool2DOp, x: &[f64], fast: bool) -> (Vec<f64>, Vec<f64>) {
     let r = dev.sample_normal_like(&out);
     let xt = x.clone().leaky_traced();
     let y = if fast {
-        Cpu::try_pool2d(op, xt, out).unwrap()
+        Cpu::try_pool2d(op, xt, out, &Workspace::default()).unwrap()
     } else {
         pool_generic::pool2d(op, xt, out).unwrap()
     };
@@ -160,7 +160,7 @@ fn pool_gradients_match_finite_differences() {
         let f = |x: &[f64]| -> f64 {
             let dev = Cpu::default();
             let t = dev.tensor_from_vec(x.to_vec(), op.input_shape());
-            let y = Cpu::try_pool2d(op, t, op.output_shape()).unwrap();
+            let y = Cpu::try_pool2d(op, t, op.output_shape(), &Workspace::default()).unwrap();
             y.as_vec().iter().zip(&r).map(|(a, b)| a * b).sum()
         };
         let eps = 1e-6;
@@ -444,7 +444,7 @@ fn mismatched_sizes_are_errors_not_panics() {
     let pool = Pool2DOp::new(PoolKind::Max, 2, (4, 4), 2, 2, 0).unwrap();
     let x: Tensor<(usize, usize, usize), f32, _> = dev.zeros_like(&(3usize, 4usize, 4usize));
     let r: Result<Tensor<(usize, usize, usize), f32, Cpu>, _> =
-        Cpu::try_pool2d(pool, x, (2usize, 2usize, 2usize));
+        Cpu::try_pool2d(pool, x, (2usize, 2usize, 2usize), &Workspace::default());
     assert!(r.is_err());
 }
 
@@ -482,6 +482,41 @@ fn a_reused_workspace_gives_the_same_bits_as_fresh_ones() {
             let reused = run(*op, &shared, seed);
             let fresh = run(*op, &Workspace::default(), seed);
             assert_eq!(reused, fresh, "round {round}, op {i}");
+        }
+    }
+    assert!(shared.idle_buffers() > 0, "the workspace kept no buffers");
+}
+
+/// The same for pooling: one workspace serving max and average pools of
+/// different sizes in turn (LeNet's one `pool` module runs after both
+/// convolutions) gives the same bits, forward and backward, as a fresh one,
+/// and keeps its buffers for the next call.
+#[test]
+fn a_reused_pool_workspace_gives_the_same_bits_as_fresh_ones() {
+    let dev = Cpu::seed_from_u64(5);
+    let shared = Workspace::default();
+    let ops = [
+        Pool2DOp::new(PoolKind::Max, 12, (28, 28), 2, 2, 0).unwrap(),
+        Pool2DOp::new(PoolKind::Max, 32, (10, 10), 2, 2, 0).unwrap(),
+        Pool2DOp::new(PoolKind::Avg, 12, (28, 28), 3, 2, 1).unwrap(),
+        Pool2DOp::new(PoolKind::Max, 5, (7, 9), 3, 1, 1).unwrap(),
+    ];
+    let run = |op: Pool2DOp, ws: &Workspace, seed: u64| {
+        let (planes, h, w) = op.input_shape();
+        let x = dev.tensor_from_vec(random(planes * h * w, seed), op.input_shape());
+        let untraced = Cpu::try_pool2d(op, x.clone(), op.output_shape(), ws).unwrap();
+        let y = Cpu::try_pool2d(op, x.leaky_trace(), op.output_shape(), ws).unwrap();
+        let yv = y.retaped::<NoneTape>().as_vec();
+        let g = y.square().sum().backward();
+        (untraced.as_vec(), yv, g.get(&x).as_vec())
+    };
+    for round in 0..3u64 {
+        for (i, op) in ops.iter().enumerate() {
+            let seed = round * 10 + i as u64;
+            let reused = run(*op, &shared, seed);
+            let fresh = run(*op, &Workspace::default(), seed);
+            assert_eq!(reused, fresh, "round {round}, op {i}");
+            assert_eq!(reused.0, reused.1, "round {round}, op {i}: traced and untraced differ");
         }
     }
     assert!(shared.idle_buffers() > 0, "the workspace kept no buffers");
