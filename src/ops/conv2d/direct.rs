@@ -34,9 +34,9 @@ use crate::ops::cpu_util::Write;
 use std::arch::x86_64::*;
 
 /// Channels per group at most in a channel tile (`L·V`, `V ≤ 2`).
-const MAX_LANES: usize = 32;
+pub(crate) const MAX_LANES: usize = 32;
 /// Positions of a channel tile at most (AVX-512, one register per position).
-const MAX_P: usize = 24;
+pub(crate) const MAX_P: usize = 24;
 /// Position vectors of a position tile at most.
 const MAX_NV: usize = 4;
 /// Channels of a position tile at most (AVX-512).
@@ -45,7 +45,7 @@ const MAX_CB: usize = 8;
 const MAX_WIDTH: usize = 16 * MAX_NV;
 
 /// A channel tile's accumulators, spilled for the store: `[position][channel]`.
-type ChanOut = [[f32; MAX_LANES]; MAX_P];
+pub(crate) type ChanOut = [[f32; MAX_LANES]; MAX_P];
 /// A position tile's accumulators: `[channel][position]`.
 type PosOut = [[f32; MAX_WIDTH]; MAX_CB];
 
@@ -129,14 +129,14 @@ fn max_isa_from(value: Option<&str>) -> Isa {
 
 /// The inner loop of a channel tile, monomorphised for its `P` and `V`:
 /// (taps, first input, weights, initial values, out).
-type ChanTileFn = unsafe fn(&Taps, *const f32, *const f32, *const f32, &mut ChanOut);
+pub(crate) type ChanTileFn = unsafe fn(&Taps, *const f32, *const f32, *const f32, &mut ChanOut);
 /// The inner loop of a position tile, monomorphised for its `CB` and `NV`:
 /// (taps, first input, weights, out).
 type PosTileFn = unsafe fn(&Taps, *const f32, *const f32, &mut PosOut);
 
 /// The sizes the inner loop walks: taps per input channel and the strides of
 /// the padded input.
-struct Taps {
+pub(crate) struct Taps {
     chan_in: usize,
     kh: usize,
     kw: usize,
@@ -145,6 +145,23 @@ struct Taps {
     /// Elements between two padded input rows.
     row: usize,
     stride: usize,
+}
+
+impl Taps {
+    /// The taps of a fully connected layer's rows as channel tiles read
+    /// them ([`crate::ops::linear`]): each of `k` input features is one
+    /// input channel of a 1×1 kernel, at the next element (`plane` 1), and
+    /// the tile's positions are rows `k` elements apart.
+    pub(crate) fn dense(k: usize) -> Self {
+        Self {
+            chan_in: k,
+            kh: 1,
+            kw: 1,
+            plane: 1,
+            row: 0,
+            stride: k,
+        }
+    }
 }
 
 /// How a plan tiles the output.
@@ -517,7 +534,7 @@ pub(super) fn test_values(n: usize, seed: u32) -> Vec<f32> {
 }
 
 /// The channel tile on `isa` for `v` registers and `p` positions.
-fn chan_tile_fn(isa: Isa, v: usize, p: usize) -> Option<ChanTileFn> {
+pub(crate) fn chan_tile_fn(isa: Isa, v: usize, p: usize) -> Option<ChanTileFn> {
     #[cfg(target_arch = "x86_64")]
     {
         macro_rules! pick {

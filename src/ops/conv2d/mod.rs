@@ -3,7 +3,7 @@ use super::Workspace;
 use dfdx::prelude::*;
 
 pub(crate) mod cpu;
-mod direct;
+pub(crate) mod direct;
 mod direct_grad;
 mod direct_input;
 pub mod generic;

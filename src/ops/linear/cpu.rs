@@ -6,11 +6,15 @@
 //!   every sample, in 8 lanes, compiled for AVX2 where the CPU has it (the
 //!   copies of `W` and `b` are kept in the workspace's memo while they are
 //!   unchanged);
+//! - inference on a batch, f32 with AVX2 and FMA: the convolution's channel
+//!   tiles on `W` and `b` packed once ([`super::dense`], kept in the memo);
 //! - training on a batch whose own gradient is not wanted: `gemm` forward,
 //!   and a backward pass that computes `W`'s and `b`'s gradients only.
+use super::dense::Dense;
+use crate::ops::conv2d::direct::Isa;
 use crate::ops::cpu_util::{
-    avx2_or_baseline, copy_to_lease, copy_to_vec, gemm_parallel, output_vec, tensor_from_vec,
-    Layout, Write,
+    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, copy_to_vec, gemm_parallel, output_vec,
+    tensor_from_vec, Layout, Write,
 };
 use crate::ops::memo::ParamView;
 use crate::ops::{Lease, Workspace};
@@ -83,6 +87,44 @@ pub(crate) fn small_batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, C
     )?;
     let mut ys = output_vec::<E>(&dev, batch.size() * O)?;
     dots(&xs, &wb.0, &wb.1, &mut ys, (batch.size(), k, O));
+    Ok(tensor_from_vec(&dev, ys, (batch, Const::<O>))?.put_tape(tape))
+}
+
+/// The `Isa` that [`batch`] runs on: the widest this CPU has, for f32 (none
+/// for another dtype, or without AVX2 and FMA: dfdx's `matmul` then).
+pub(crate) fn batch_isa<E: Dtype>() -> Option<Isa> {
+    as_f32::<E>(&[]).and(Isa::best())
+}
+
+/// `x·Wᵀ + b` without a tape (nothing is recorded on `x`'s) for a batch, on
+/// `isa` (from [`batch_isa`], so `E` is f32): `W` and `b` are packed for
+/// [`Dense`] once and kept in the memo of `ws` while they are unchanged, and
+/// the copy of `x` is leased from it.
+pub(crate) fn batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, Cpu>>(
+    isa: Isa,
+    x: Tensor<(B, I), E, Cpu, T>,
+    weight: &Tensor<(Const<O>, I), E, Cpu>,
+    bias: &Tensor<Rank1<O>, E, Cpu>,
+    ws: &Workspace,
+) -> Result<Tensor<(B, Const<O>), E, Cpu, T>, CpuError> {
+    let (batch, k) = (x.shape().0, x.shape().1.size());
+    let (x, tape) = x.split_tape();
+    let dev = x.device().clone();
+    let xs = copy_to_lease(&x, ws)?;
+    let params = vec![ParamView::of(weight), ParamView::of(bias)];
+    let plan = ws.memo().get_or_make(
+        params,
+        |d: &Dense| d.fits(O, k),
+        || {
+            let (w, b) = (copy_to_vec(weight)?, copy_to_vec(bias)?);
+            let f32s = |v: &[E]| as_f32(v).map(<[f32]>::to_vec).unwrap_or_default();
+            Dense::new(isa, &f32s(&w), &f32s(&b), (O, k)).ok_or(CpuError::WrongNumElements)
+        },
+    )?;
+    let mut ys = output_vec::<E>(&dev, batch.size() * O)?;
+    if let (Some(x), Some(y)) = (as_f32(&xs), as_f32_mut(&mut ys)) {
+        plan.run(x, y);
+    }
     Ok(tensor_from_vec(&dev, ys, (batch, Const::<O>))?.put_tape(tape))
 }
 
@@ -165,6 +207,36 @@ mod tests {
         for (a, e) in ours[0].iter().zip(&want[0]) {
             assert!((a - e).abs() < 1e-4 * (1.0 + e.abs()), "{a} vs {e}");
         }
+    }
+
+    /// f32 batches larger than [`SMALL_BATCH`] (the packed tiles, where the
+    /// CPU has AVX2 and FMA) against dfdx's matmul, in a workspace shared
+    /// with the small batches' memo; after the weights change (a new tensor,
+    /// then one updated in place) the packing follows them.
+    #[test]
+    fn f32_batches_match_the_matmul_and_follow_new_weights() {
+        let dev = Cpu::seed_from_u64(7);
+        let ws = Workspace::default();
+        let mut w: Tensor<Rank2<84, 400>, f32, _> = dev.sample_normal();
+        let b: Tensor<Rank1<84>, f32, _> = dev.sample_normal();
+        let check = |w: &Tensor<Rank2<84, 400>, f32, Cpu>, m: usize| {
+            let x: Tensor<(usize, Const<400>), f32, _> = dev.sample_normal_like(&(m, Const));
+            let ours = Cpu::try_linear(x.clone(), w, &b, &ws).expect("linear");
+            let want = generic::linear(x, w, &b).expect("linear").as_vec();
+            for (a, e) in ours.as_vec().iter().zip(&want) {
+                assert!(
+                    (a - e).abs() < 1e-4 * (1.0 + e.abs()),
+                    "batch {m}: {a} vs {e}"
+                );
+            }
+        };
+        for m in [SMALL_BATCH + 1, 32, 2, 100, 1, 64] {
+            check(&w, m);
+        }
+        w = dev.sample_normal();
+        check(&w, 32);
+        w.copy_from(&vec![0.01; 84 * 400]);
+        check(&w, 32);
     }
 
     /// A traced small batch takes dfdx's path and gets its gradients.

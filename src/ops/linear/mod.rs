@@ -4,7 +4,9 @@
 //! every call: right for a batch, but for one sample the packing costs more
 //! than the arithmetic (a third of LeNet's inference at batch 1). On the CPU,
 //! inference on at most [`SMALL_BATCH`] samples therefore takes dot products
-//! of each sample with the rows of `W` (`cpu.rs`), and a batch whose own
+//! of each sample with the rows of `W` (`cpu.rs`), inference on a larger
+//! batch in f32 runs the convolution's channel tiles on `W` packed once
+//! (`dense.rs`; without AVX2 and FMA, dfdx's `matmul`), and a batch whose own
 //! gradient is not wanted ([`NoInputGrad`](crate::nn::NoInputGrad)) gets a
 //! backward pass for `W` and `b` only (`cpu.rs`); everything else is
 //! [`generic`]: dfdx's `matmul` and a broadcast add, with dfdx's backward.
@@ -12,6 +14,7 @@ use super::Workspace;
 use dfdx::prelude::*;
 
 pub(crate) mod cpu;
+mod dense;
 
 /// The largest batch that the CPU's inference runs as dot products.
 pub const SMALL_BATCH: usize = 4;
@@ -84,10 +87,15 @@ macro_rules! cpu_linear {
                 bias: &Tensor<Rank1<O>, $e, Self>,
                 workspace: &Workspace,
             ) -> Result<Tensor<(B, Const<O>), $e, Self, T>, Self::Err> {
-                if !T::OWNS_TAPE && x.shape().0.size() <= SMALL_BATCH {
-                    cpu::small_batch(x, weight, bias, workspace)
-                } else {
-                    generic::linear(x, weight, bias)
+                if T::OWNS_TAPE {
+                    return generic::linear(x, weight, bias);
+                }
+                match cpu::batch_isa::<$e>() {
+                    _ if x.shape().0.size() <= SMALL_BATCH => {
+                        cpu::small_batch(x, weight, bias, workspace)
+                    }
+                    Some(isa) => cpu::batch(isa, x, weight, bias, workspace),
+                    None => generic::linear(x, weight, bias),
                 }
             }
 

@@ -516,7 +516,10 @@ fn a_reused_pool_workspace_gives_the_same_bits_as_fresh_ones() {
             let reused = run(*op, &shared, seed);
             let fresh = run(*op, &Workspace::default(), seed);
             assert_eq!(reused, fresh, "round {round}, op {i}");
-            assert_eq!(reused.0, reused.1, "round {round}, op {i}: traced and untraced differ");
+            assert_eq!(
+                reused.0, reused.1,
+                "round {round}, op {i}: traced and untraced differ"
+            );
         }
     }
     assert!(shared.idle_buffers() > 0, "the workspace kept no buffers");

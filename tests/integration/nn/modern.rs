@@ -191,8 +191,20 @@ fn inference_mode_never_drops_or_updates_statistics() {
     net.forward_mut(x.clone()); // some statistics to start from
     let before = static_nn::weights::to_bytes(&net).unwrap();
     let a = net.forward(x.clone()).as_vec();
-    let b = net.forward(x.clone().leaky_trace()).as_vec(); // with a tape too
-    assert_eq!(a, b);
+    assert_eq!(
+        a,
+        net.forward(x.clone()).as_vec(),
+        "inference is repeatable"
+    );
+    // with a tape too (the untraced batch runs another kernel: the same
+    // values up to rounding)
+    let b = net.forward(x.clone().leaky_trace()).as_vec();
+    for (a, b) in a.iter().zip(&b) {
+        assert!(
+            (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
+            "traced {b}, untraced {a}"
+        );
+    }
     assert_eq!(before, static_nn::weights::to_bytes(&net).unwrap());
     let c = net.forward_mut(x).as_vec();
     assert_ne!(a, c, "training mode drops and normalises by the batch");
