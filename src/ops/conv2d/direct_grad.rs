@@ -364,7 +364,7 @@ const MAX_TAPS: usize = 24;
 /// A channel tile's sums: `[tap][channel]`.
 type ChanGradOut = [[f32; MAX_LANES]; MAX_TAPS];
 
-/// The inner loop of a channel tile, monomorphised for its taps `KB` and
+/// The inner loop of a channel tile, monomorphised for its block `KY × KX` and
 /// registers `V`: (geometry, first gy of the group, first input, out).
 type ChanGradTileFn = unsafe fn(&Positions, *const f32, *const f32, &mut ChanGradOut);
 
@@ -381,20 +381,42 @@ struct Positions {
 
 /// The weight gradient with output channels in the registers, for
 /// convolutions with 8 channels or more whose rows are short (LeNet's
-/// second): per `(ci, ky)` and block of `KB` kernel columns, a tile walks
-/// every output position once, broadcasting `KB` input values and loading
-/// `V` vectors of `gy` (transposed to `[position][channel]` first), so no
-/// lane is wasted on short rows and no lanes need summing.
+/// second): per input channel and block of up to [`MAX_KY`] kernel rows ×
+/// `KX` columns, a tile walks every output position once, broadcasting the
+/// block's input values and loading `V` vectors of `gy` (transposed to
+/// `[position][channel]` first), so no lane is wasted on short rows and no
+/// lanes need summing.
 pub(crate) struct ChanGradPlan {
     op: Conv2DOp,
     isa: Isa,
     pos: Positions,
     /// Registers per position (1 or 2).
     v: usize,
-    /// Kernel columns per tile.
-    kb: usize,
+    /// Kernel rows and columns per tile (the last block of each may be
+    /// smaller).
+    block: (usize, usize),
     hp: usize,
     wp: usize,
+}
+
+/// Kernel rows of a channel tile at most.
+const MAX_KY: usize = 3;
+
+/// The blocks of kernel rows and columns of a channel tile: as many columns
+/// as the accumulators allow, then as many rows as are left for them. A
+/// tile of a 3×3 kernel's one column block holds the taps of up to three
+/// rows, so that each position's `gy` load feeds more FMAs and enough
+/// accumulators are in flight to hide the FMA latency (a row's three alone
+/// leave it waiting).
+fn chan_grad_block(op: &Conv2DOp, isa: Isa, v: usize) -> (usize, usize) {
+    let kx = op.kw.min(isa.max_acc() / v);
+    let ky = op.kh.min(MAX_KY).min(isa.max_acc() / (v * kx));
+    (ky.max(1), kx)
+}
+
+/// The sizes of `n` split into blocks of `b`: the full ones, then the rest.
+fn blocks(n: usize, b: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).step_by(b).map(move |i| (i, b.min(n - i)))
 }
 
 impl ChanGradPlan {
@@ -414,9 +436,12 @@ impl ChanGradPlan {
     fn cost(op: &Conv2DOp, isa: Isa) -> usize {
         let l = isa.lanes();
         let v = if op.chan_out > l { 2 } else { 1 };
-        let kb = op.kw.min(isa.max_acc() / v);
-        let tiles = op.chan_out.div_ceil(l * v) * op.kh * op.kw.div_ceil(kb);
-        tiles * tap_cost(kb * v, kb + v)
+        let (ky, kx) = chan_grad_block(op, isa, v);
+        let per_group: usize = blocks(op.kh, ky)
+            .flat_map(|(_, rows)| blocks(op.kw, kx).map(move |(_, cols)| rows * cols))
+            .map(|taps| tap_cost(taps * v, taps + v))
+            .sum();
+        op.chan_out.div_ceil(l * v) * per_group
     }
 
     /// [`ChanGradPlan::new`] on `isa` (which must run here).
@@ -426,7 +451,7 @@ impl ChanGradPlan {
         }
         let l = isa.lanes();
         let v = if op.chan_out > l { 2 } else { 1 };
-        let kb = op.kw.min(isa.max_acc() / v);
+        let block = chan_grad_block(op, isa, v);
         let groups = op.chan_out.div_ceil(l * v);
         let hp = op.h_in + 2 * op.padding;
         let wp = op.w_in + 2 * op.padding;
@@ -442,7 +467,7 @@ impl ChanGradPlan {
             isa,
             pos,
             v,
-            kb,
+            block,
             hp,
             wp,
         })
@@ -510,20 +535,22 @@ impl ChanGradPlan {
         let mut out: ChanGradOut = [[0.0; MAX_LANES]; MAX_TAPS];
         for co0 in (0..op.chan_out).step_by(lanes) {
             for ci in 0..op.chan_in {
-                for ky in 0..op.kh {
-                    for kx0 in (0..op.kw).step_by(self.kb) {
-                        let kb = self.kb.min(op.kw - kx0);
-                        let Some(tile) = chan_grad_tile_fn(self.isa, kb, self.v) else {
-                            unreachable!("every channel tile with kb ≤ {MAX_TAPS} is monomorphised")
+                for (ky0, ky) in blocks(op.kh, self.block.0) {
+                    for (kx0, kx) in blocks(op.kw, self.block.1) {
+                        let Some(tile) = chan_grad_tile_fn(self.isa, (ky, kx), self.v) else {
+                            unreachable!(
+                                "every channel tile up to {MAX_TAPS} taps is monomorphised"
+                            )
                         };
-                        let x0 = (ci * self.hp + ky) * self.wp + kx0;
+                        let x0 = (ci * self.hp + ky0) * self.wp + kx0;
                         // SAFETY: the plan's `Isa` runs here (`on` checked) and
                         // `tile` is its kernel, with L lanes.
                         // The tile reads gy at co0 + oy·w_out·gy_pos + ox·gy_pos
                         // + lane for lane < L·v: inside gyt, as co0 + L·v ≤
-                        // gy_pos. It reads the input at x0 + (oy·s)·wp + ox·s +
-                        // k for k < kb: at most (ci·hp + ky + (h_out − 1)·s)·wp
-                        // + (w_out − 1)·s + kx0 + kb − 1, inside xpad because
+                        // gy_pos. It reads the input at x0 + (oy·s + r)·wp +
+                        // ox·s + c for r < ky, c < kx: at most (ci·hp + ky0 + ky
+                        // − 1 + (h_out − 1)·s)·wp + (w_out − 1)·s + kx0 + kx −
+                        // 1, inside xpad because ky0 + ky ≤ kh, kx0 + kx ≤ kw,
                         // (h_out − 1)·s + kh ≤ hp and (w_out − 1)·s + kw ≤ wp.
                         unsafe {
                             tile(
@@ -533,8 +560,9 @@ impl ChanGradPlan {
                                 &mut out,
                             )
                         };
-                        for (k, o) in out.iter().enumerate().take(kb) {
-                            let tap = (ci * op.kh + ky) * op.kw + kx0 + k;
+                        for (k, o) in out.iter().enumerate().take(ky * kx) {
+                            let (r, c) = (ky0 + k / kx, kx0 + k % kx);
+                            let tap = (ci * op.kh + r) * op.kw + c;
                             let row = &mut by_tap[tap * self.pos.gy_pos + co0..][..lanes];
                             row.iter_mut().zip(o).for_each(|(g, v)| *g += *v);
                         }
@@ -545,50 +573,64 @@ impl ChanGradPlan {
     }
 }
 
-/// The channel tile on `isa` for `kb` taps and `v` registers.
-fn chan_grad_tile_fn(isa: Isa, kb: usize, v: usize) -> Option<ChanGradTileFn> {
+/// The channel tile on `isa` for blocks of `ky` kernel rows × `kx` columns
+/// and `v` registers per position.
+fn chan_grad_tile_fn(isa: Isa, (ky, kx): (usize, usize), v: usize) -> Option<ChanGradTileFn> {
     #[cfg(target_arch = "x86_64")]
     {
         macro_rules! pick {
-            ($f:ident, $($v:literal: $($kb:literal)*;)*) => {
-                match (v, kb) {
-                    $($(($v, $kb) => Some($f::<$kb, $v> as ChanGradTileFn),)*)*
+            ($f:ident, $($v:literal, $ky:literal: $($kx:literal)*;)*) => {
+                match (v, ky, kx) {
+                    $($(($v, $ky, $kx) => Some($f::<$ky, $kx, $v> as ChanGradTileFn),)*)*
                     _ => None,
                 }
             };
         }
         match isa {
-            Isa::Avx2 => pick!(chan_grad_tile, 1: 1 2 3 4 5 6 7 8 9 10 11 12; 2: 1 2 3 4 5 6;),
+            Isa::Avx2 => pick!(
+                chan_grad_tile,
+                1, 1: 1 2 3 4 5 6 7 8 9 10 11 12;
+                1, 2: 1 2 3 4 5 6;
+                1, 3: 1 2 3 4;
+                2, 1: 1 2 3 4 5 6;
+                2, 2: 1 2 3;
+                2, 3: 1 2;
+            ),
             Isa::Avx512 => pick!(
                 chan_grad_tile_512,
-                1: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24;
-                2: 1 2 3 4 5 6 7 8 9 10 11 12;
+                1, 1: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24;
+                1, 2: 1 2 3 4 5 6 7 8 9 10 11 12;
+                1, 3: 1 2 3 4 5 6 7 8;
+                2, 1: 1 2 3 4 5 6 7 8 9 10 11 12;
+                2, 2: 1 2 3 4 5 6;
+                2, 3: 1 2 3 4;
             ),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, kb, v);
+        let _ = (isa, ky, kx, v);
         None
     }
 }
 
-/// One channel tile: `Σ_positions x[tap k] · gy[position][channels]` for
-/// `k < KB`, `8·V` channels.
+/// One channel tile: `Σ_positions x[tap (r, c)] · gy[position][channels]`
+/// for kernel rows `r < KY` and columns `c < KX`, `8·V` channels; the sums
+/// of tap `(r, c)` go to `out[r·KX + c]`.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `gy + (oy·w_out + ox)·gy_pos + q` for `q <
-/// 8·V` and `x + (oy·stride)·x_row + ox·stride + k` for `k < KB` are
-/// readable for every output position `(oy, ox)`.
+/// 8·V` and `x + (oy·stride + r)·x_row + ox·stride + c` for `r < KY`, `c <
+/// KX` are readable for every output position `(oy, ox)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn chan_grad_tile<const KB: usize, const V: usize>(
+unsafe fn chan_grad_tile<const KY: usize, const KX: usize, const V: usize>(
     p: &Positions,
     gy: *const f32,
     x: *const f32,
     out: &mut ChanGradOut,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); V]; KB];
+    let mut acc = [[[_mm256_setzero_ps(); V]; KX]; KY];
     for oy in 0..p.h_out {
         let x_row = x.add(oy * p.stride * p.x_row);
         let g_row = gy.add(oy * p.w_out * p.gy_pos);
@@ -597,16 +639,18 @@ unsafe fn chan_grad_tile<const KB: usize, const V: usize>(
             for (v, g) in g.iter_mut().enumerate() {
                 *g = _mm256_loadu_ps(g_row.add(ox * p.gy_pos + 8 * v));
             }
-            let xk = x_row.add(ox * p.stride);
-            for (k, a) in acc.iter_mut().enumerate() {
-                let b = _mm256_broadcast_ss(&*xk.add(k));
-                for (a, g) in a.iter_mut().zip(&g) {
-                    *a = _mm256_fmadd_ps(b, *g, *a);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let xk = x_row.add(r * p.x_row + ox * p.stride);
+                for (c, a) in acc.iter_mut().enumerate() {
+                    let b = _mm256_broadcast_ss(&*xk.add(c));
+                    for (a, g) in a.iter_mut().zip(&g) {
+                        *a = _mm256_fmadd_ps(b, *g, *a);
+                    }
                 }
             }
         }
     }
-    for (o, a) in out.iter_mut().zip(&acc) {
+    for (o, a) in out.iter_mut().zip(acc.iter().flatten()) {
         for (v, a) in a.iter().enumerate() {
             _mm256_storeu_ps(o.as_mut_ptr().add(8 * v), *a);
         }
@@ -619,13 +663,13 @@ unsafe fn chan_grad_tile<const KB: usize, const V: usize>(
 /// The CPU has AVX-512 F; otherwise as [`chan_grad_tile`], with `16·V`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn chan_grad_tile_512<const KB: usize, const V: usize>(
+unsafe fn chan_grad_tile_512<const KY: usize, const KX: usize, const V: usize>(
     p: &Positions,
     gy: *const f32,
     x: *const f32,
     out: &mut ChanGradOut,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); V]; KB];
+    let mut acc = [[[_mm512_setzero_ps(); V]; KX]; KY];
     for oy in 0..p.h_out {
         let x_row = x.add(oy * p.stride * p.x_row);
         let g_row = gy.add(oy * p.w_out * p.gy_pos);
@@ -634,16 +678,18 @@ unsafe fn chan_grad_tile_512<const KB: usize, const V: usize>(
             for (v, g) in g.iter_mut().enumerate() {
                 *g = _mm512_loadu_ps(g_row.add(ox * p.gy_pos + 16 * v));
             }
-            let xk = x_row.add(ox * p.stride);
-            for (k, a) in acc.iter_mut().enumerate() {
-                let b = _mm512_set1_ps(*xk.add(k));
-                for (a, g) in a.iter_mut().zip(&g) {
-                    *a = _mm512_fmadd_ps(b, *g, *a);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let xk = x_row.add(r * p.x_row + ox * p.stride);
+                for (c, a) in acc.iter_mut().enumerate() {
+                    let b = _mm512_set1_ps(*xk.add(c));
+                    for (a, g) in a.iter_mut().zip(&g) {
+                        *a = _mm512_fmadd_ps(b, *g, *a);
+                    }
                 }
             }
         }
     }
-    for (o, a) in out.iter_mut().zip(&acc) {
+    for (o, a) in out.iter_mut().zip(acc.iter().flatten()) {
         for (v, a) in a.iter().enumerate() {
             _mm512_storeu_ps(o.as_mut_ptr().add(16 * v), *a);
         }
@@ -742,6 +788,35 @@ mod tests {
         }
     }
 
+    /// A 3×3 kernel's channel tile holds several kernel rows, so that a
+    /// `gy` load feeds more FMAs than a row's three taps; a block never
+    /// holds more taps than the accumulators allow.
+    #[test]
+    fn channel_tiles_block_kernel_rows_within_the_accumulators() {
+        let op = |co, k| Conv2DOp::new(64, co, co, (14, 14), (k, k), 1, k / 2).unwrap();
+        assert_eq!(chan_grad_block(&op(16, 3), Isa::Avx512, 1), (3, 3));
+        assert_eq!(chan_grad_block(&op(32, 3), Isa::Avx512, 2), (3, 3));
+        assert_eq!(chan_grad_block(&op(16, 3), Isa::Avx2, 2), (2, 3));
+        assert_eq!(chan_grad_block(&op(16, 5), Isa::Avx512, 1), (3, 5));
+        assert_eq!(chan_grad_block(&op(16, 13), Isa::Avx2, 2), (1, 6));
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            for (co, k) in [(8, 1), (16, 3), (20, 4), (64, 5), (33, 7), (9, 13)] {
+                let l = isa.lanes();
+                let v = if co > l { 2 } else { 1 };
+                let (ky, kx) = chan_grad_block(&op(co, k), isa, v);
+                assert!(
+                    ky * kx * v <= isa.max_acc() && ky <= MAX_KY,
+                    "{isa:?} {co} {k}"
+                );
+                assert!(chan_grad_tile_fn(isa, (ky, kx), v).is_some());
+            }
+        }
+        // with 16 lanes the whole 3×3 kernel is one tile: cheaper than two
+        // blocks of 8-lane registers
+        let op = op(16, 3);
+        assert!(ChanGradPlan::cost(&op, Isa::Avx512) < ChanGradPlan::cost(&op, Isa::Avx2));
+    }
+
     /// Several samples in one call give the same bits as one call a sample,
     /// in order (the sums by tap are added into `gw` once, at the end).
     #[test]
@@ -827,8 +902,11 @@ mod tests {
                 }
             }
             for v in 1..=2 {
-                for kb in 1..=isa.max_acc() / v {
-                    assert!(chan_grad_tile_fn(isa, kb, v).is_some(), "{isa:?} {kb} {v}");
+                for kx in 1..=isa.max_acc() / v {
+                    for ky in 1..=MAX_KY.min(isa.max_acc() / (v * kx)) {
+                        let tile = chan_grad_tile_fn(isa, (ky, kx), v);
+                        assert!(tile.is_some(), "{isa:?} {ky}×{kx} {v}");
+                    }
                 }
                 assert!(isa.lanes() * v <= MAX_LANES && isa.max_acc() / v <= MAX_TAPS);
             }
