@@ -55,6 +55,7 @@ pub mod error;
 pub mod models;
 pub mod nn;
 pub mod ops;
+pub mod parallel;
 #[cfg(feature = "pictures")]
 pub mod pictures;
 pub mod prelude;

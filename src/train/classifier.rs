@@ -440,8 +440,34 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         self.fit_epoch_with(loader, epoch, loss, &move |_| lr)
     }
 
-    /// One epoch with the learning rate of each 0-based batch from `lr`.
+    /// One epoch with the learning rate of each 0-based batch from `lr`,
+    /// with the rayon pool's workers kept awake between the steps' parallel
+    /// loops ([`crate::parallel::keep_workers_awake`]); not in data-parallel
+    /// training, where the ranks often share the cores and each waits for
+    /// the others in every all-reduce.
     pub(super) fn fit_epoch_with<L>(
+        &mut self,
+        loader: &DataLoader,
+        epoch: usize,
+        loss: &L,
+        lr: &dyn Fn(usize) -> f64,
+    ) -> Result<EpochStats, TrainError>
+    where
+        M: ImageClassifier<D>,
+        L: Fn(
+            Logits<M::Classes, D, OwnedTape<f32, D>>,
+            Logits<M::Classes, D>,
+        ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
+    {
+        if self.dist.is_some() {
+            self.epoch_steps(loader, epoch, loss, lr)
+        } else {
+            crate::parallel::keep_workers_awake(|| self.epoch_steps(loader, epoch, loss, lr))
+        }
+    }
+
+    /// The steps of [`Classifier::fit_epoch_with`].
+    fn epoch_steps<L>(
         &mut self,
         loader: &DataLoader,
         epoch: usize,
