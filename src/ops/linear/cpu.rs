@@ -19,6 +19,7 @@ use crate::ops::cpu_util::{
 use crate::ops::memo::ParamView;
 use crate::ops::{Lease, Workspace};
 use dfdx::prelude::*;
+use std::any::Any;
 
 /// Lanes of each dot product's partial sums.
 const LANES: usize = 8;
@@ -75,19 +76,13 @@ pub(crate) fn small_batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, C
     bias: &Tensor<Rank1<O>, E, Cpu>,
     ws: &Workspace,
 ) -> Result<Tensor<(B, Const<O>), E, Cpu, T>, CpuError> {
-    let (batch, k) = (x.shape().0, x.shape().1.size());
-    let (x, tape) = x.split_tape();
-    let dev = x.device().clone();
-    let xs = copy_to_lease(&x, ws)?;
-    let params = vec![ParamView::of(weight), ParamView::of(bias)];
-    let wb = ws.memo().get_or_make(
-        params,
-        |(w, _): &(Vec<E>, Vec<E>)| w.len() == O * k,
-        || Ok::<_, CpuError>((copy_to_vec(weight)?, copy_to_vec(bias)?)),
-    )?;
-    let mut ys = output_vec::<E>(&dev, batch.size() * O)?;
-    dots(&xs, &wb.0, &wb.1, &mut ys, (batch.size(), k, O));
-    Ok(tensor_from_vec(&dev, ys, (batch, Const::<O>))?.put_tape(tape))
+    tapeless(
+        x,
+        (weight, bias, ws),
+        |(w, _): &(Vec<E>, Vec<E>), k| w.len() == O * k,
+        |w, b, _| Ok((w, b)),
+        |wb, xs, ys, (m, k)| dots(xs, &wb.0, &wb.1, ys, (m, k, O)),
+    )
 }
 
 /// The `Isa` that [`batch`] runs on: the widest this CPU has, for f32 (none
@@ -107,24 +102,49 @@ pub(crate) fn batch<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, Cpu>>(
     bias: &Tensor<Rank1<O>, E, Cpu>,
     ws: &Workspace,
 ) -> Result<Tensor<(B, Const<O>), E, Cpu, T>, CpuError> {
+    tapeless(
+        x,
+        (weight, bias, ws),
+        |d: &Dense, k| d.fits(O, k),
+        |w, b, k| {
+            let f32s = |v: &[E]| as_f32(v).map(<[f32]>::to_vec).unwrap_or_default();
+            Dense::new(isa, &f32s(&w), &f32s(&b), (O, k)).ok_or(CpuError::WrongNumElements)
+        },
+        |plan, xs, ys, _| {
+            if let (Some(x), Some(y)) = (as_f32(xs), as_f32_mut(ys)) {
+                plan.run(x, y);
+            }
+        },
+    )
+}
+
+/// The frame of [`small_batch`] and [`batch`]: `x` copied into a lease of
+/// `ws`, what `make` derives from copies of `W` and `b` (and `k`, the input
+/// features) kept in the memo of `ws` while they are unchanged and it
+/// `fits` `k`, and `run` on it, the copy and the output `[m][O]`, `(m, k)`.
+fn tapeless<B: Dim, I: Dim, const O: usize, E: Dtype, T: Tape<E, Cpu>, K: Any + Send + Sync>(
+    x: Tensor<(B, I), E, Cpu, T>,
+    (weight, bias, ws): (
+        &Tensor<(Const<O>, I), E, Cpu>,
+        &Tensor<Rank1<O>, E, Cpu>,
+        &Workspace,
+    ),
+    fits: impl Fn(&K, usize) -> bool,
+    make: impl FnOnce(Vec<E>, Vec<E>, usize) -> Result<K, CpuError>,
+    run: impl FnOnce(&K, &[E], &mut [E], (usize, usize)),
+) -> Result<Tensor<(B, Const<O>), E, Cpu, T>, CpuError> {
     let (batch, k) = (x.shape().0, x.shape().1.size());
     let (x, tape) = x.split_tape();
     let dev = x.device().clone();
     let xs = copy_to_lease(&x, ws)?;
     let params = vec![ParamView::of(weight), ParamView::of(bias)];
-    let plan = ws.memo().get_or_make(
+    let kept = ws.memo().get_or_make(
         params,
-        |d: &Dense| d.fits(O, k),
-        || {
-            let (w, b) = (copy_to_vec(weight)?, copy_to_vec(bias)?);
-            let f32s = |v: &[E]| as_f32(v).map(<[f32]>::to_vec).unwrap_or_default();
-            Dense::new(isa, &f32s(&w), &f32s(&b), (O, k)).ok_or(CpuError::WrongNumElements)
-        },
+        |v: &K| fits(v, k),
+        || make(copy_to_vec(weight)?, copy_to_vec(bias)?, k),
     )?;
     let mut ys = output_vec::<E>(&dev, batch.size() * O)?;
-    if let (Some(x), Some(y)) = (as_f32(&xs), as_f32_mut(&mut ys)) {
-        plan.run(x, y);
-    }
+    run(&kept, &xs, &mut ys, (batch.size(), k));
     Ok(tensor_from_vec(&dev, ys, (batch, Const::<O>))?.put_tape(tape))
 }
 

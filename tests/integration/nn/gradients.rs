@@ -476,12 +476,26 @@ fn a_reused_workspace_gives_the_same_bits_as_fresh_ones() {
             g.get(&b).as_vec(),
         )
     };
+    reused_against_fresh(&ops, &shared, run, |_, _| {});
+}
+
+/// Runs each of `ops` in three rounds with the `shared` workspace and with
+/// a fresh one, and checks that both give the same bits (and `also` on the
+/// shared one's result, with a label), and that `shared` kept buffers.
+fn reused_against_fresh<Op: Copy, R: PartialEq + std::fmt::Debug>(
+    ops: &[Op],
+    shared: &Workspace,
+    run: impl Fn(Op, &Workspace, u64) -> R,
+    also: impl Fn(&R, &str),
+) {
     for round in 0..3u64 {
         for (i, op) in ops.iter().enumerate() {
             let seed = round * 10 + i as u64;
-            let reused = run(*op, &shared, seed);
+            let reused = run(*op, shared, seed);
             let fresh = run(*op, &Workspace::default(), seed);
-            assert_eq!(reused, fresh, "round {round}, op {i}");
+            let label = format!("round {round}, op {i}");
+            assert_eq!(reused, fresh, "{label}");
+            also(&reused, &label);
         }
     }
     assert!(shared.idle_buffers() > 0, "the workspace kept no buffers");
@@ -510,17 +524,7 @@ fn a_reused_pool_workspace_gives_the_same_bits_as_fresh_ones() {
         let g = y.square().sum().backward();
         (untraced.as_vec(), yv, g.get(&x).as_vec())
     };
-    for round in 0..3u64 {
-        for (i, op) in ops.iter().enumerate() {
-            let seed = round * 10 + i as u64;
-            let reused = run(*op, &shared, seed);
-            let fresh = run(*op, &Workspace::default(), seed);
-            assert_eq!(reused, fresh, "round {round}, op {i}");
-            assert_eq!(
-                reused.0, reused.1,
-                "round {round}, op {i}: traced and untraced differ"
-            );
-        }
-    }
-    assert!(shared.idle_buffers() > 0, "the workspace kept no buffers");
+    reused_against_fresh(&ops, &shared, run, |r, label| {
+        assert_eq!(r.0, r.1, "{label}: traced and untraced differ");
+    });
 }
