@@ -18,6 +18,11 @@ use std::time::Instant;
 /// Logits for a batch: `(batch, N)`.
 pub type Logits<N, D, T = NoneTape> = Tensor<(usize, N), f32, D, T>;
 
+/// A loss of the logits and one-hot targets, as the epochs run it (what
+/// [`Classifier::fit_with_loss`] takes, behind a reference).
+type LossFn<'a, N, D> = dyn Fn(Logits<N, D, OwnedTape<f32, D>>, Logits<N, D>) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>
+    + 'a;
+
 /// A batch of the images that model `M` takes: `(batch, C, H, W)`.
 pub type ImagesOf<M, D, T = NoneTape> =
     Tensor<<<M as ImageInput>::Image as ImageShape>::Batched, f32, D, T>;
@@ -445,19 +450,15 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     /// loops ([`crate::parallel::keep_workers_awake`]); not in data-parallel
     /// training, where the ranks often share the cores and each waits for
     /// the others in every all-reduce.
-    pub(super) fn fit_epoch_with<L>(
+    pub(super) fn fit_epoch_with(
         &mut self,
         loader: &DataLoader,
         epoch: usize,
-        loss: &L,
+        loss: &LossFn<'_, M::Classes, D>,
         lr: &dyn Fn(usize) -> f64,
     ) -> Result<EpochStats, TrainError>
     where
         M: ImageClassifier<D>,
-        L: Fn(
-            Logits<M::Classes, D, OwnedTape<f32, D>>,
-            Logits<M::Classes, D>,
-        ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
     {
         if self.dist.is_some() {
             self.epoch_steps(loader, epoch, loss, lr)
@@ -467,19 +468,15 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     }
 
     /// The steps of [`Classifier::fit_epoch_with`].
-    fn epoch_steps<L>(
+    fn epoch_steps(
         &mut self,
         loader: &DataLoader,
         epoch: usize,
-        loss: &L,
+        loss: &LossFn<'_, M::Classes, D>,
         lr: &dyn Fn(usize) -> f64,
     ) -> Result<EpochStats, TrainError>
     where
         M: ImageClassifier<D>,
-        L: Fn(
-            Logits<M::Classes, D, OwnedTape<f32, D>>,
-            Logits<M::Classes, D>,
-        ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
     {
         if loader.is_empty() {
             return Err(TrainError::EmptyLoader);
