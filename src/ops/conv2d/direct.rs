@@ -190,6 +190,28 @@ pub(crate) struct Plan {
     wp: usize,
 }
 
+/// `w` (`o × k`, PyTorch's layout) and the bias `b` packed for channel
+/// tiles of `lanes` outputs: `[group][k][lanes]` and `[group][lanes]`, zero
+/// past `o` (and for the bias without `b`).
+pub(crate) fn pack_groups(
+    w: &[f32],
+    b: Option<&[f32]>,
+    (o, k): (usize, usize),
+    lanes: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let groups = o.div_ceil(lanes);
+    let mut wpk = vec![0.0f32; groups * k * lanes];
+    let mut bpk = vec![0.0f32; groups * lanes];
+    for co in 0..o {
+        let (g, l) = (co / lanes, co % lanes);
+        for (j, wv) in w[co * k..(co + 1) * k].iter().enumerate() {
+            wpk[(g * k + j) * lanes + l] = *wv;
+        }
+        bpk[g * lanes + l] = b.map_or(0.0, |b| b[co]);
+    }
+    (wpk, bpk)
+}
+
 /// Estimated cost of a tile per tap, in half cycles: the most of its FMAs,
 /// its loads (two of each per cycle) and one FMA latency (about 4.5 cycles:
 /// each accumulator takes one FMA per tap).
@@ -319,17 +341,7 @@ impl Plan {
             last,
             ..
         } = choice;
-        let groups = op.chan_out.div_ceil(lanes);
-        let ckk = op.patch_len();
-        let mut wpk = vec![0.0f32; groups * ckk * lanes];
-        let mut bpk = vec![0.0f32; groups * lanes];
-        for co in 0..op.chan_out {
-            let (g, l) = (co / lanes, co % lanes);
-            for k in 0..ckk {
-                wpk[(g * ckk + k) * lanes + l] = w[co * ckk + k];
-            }
-            bpk[g * lanes + l] = b.map_or(0.0, |b| b[co]);
-        }
+        let (wpk, bpk) = pack_groups(w, b, (op.chan_out, op.patch_len()), lanes);
         let hp = op.h_in + 2 * op.padding;
         let wp = (op.w_in + 2 * op.padding).max(last);
         let taps = Taps {

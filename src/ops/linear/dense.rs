@@ -13,7 +13,9 @@
 //!
 //! Each output is its bias plus the products in feature order, whatever the
 //! batch, the tile or the thread count.
-use crate::ops::conv2d::direct::{chan_tile_fn, ChanOut, ChanTileFn, Isa, Taps, MAX_LANES, MAX_P};
+use crate::ops::conv2d::direct::{
+    chan_tile_fn, pack_groups, ChanOut, ChanTileFn, Isa, Taps, MAX_LANES, MAX_P,
+};
 use rayon::prelude::*;
 
 /// Rows per rayon task: a batch of at most this many (a chunk of
@@ -49,16 +51,7 @@ impl Dense {
         let tiles = (1..=most)
             .map(|p| chan_tile_fn(isa, v, p))
             .collect::<Option<Vec<_>>>()?;
-        let groups = o.div_ceil(lanes);
-        let mut wpk = vec![0.0f32; groups * k * lanes];
-        let mut bpk = vec![0.0f32; groups * lanes];
-        for co in 0..o {
-            let (g, l) = (co / lanes, co % lanes);
-            for (j, wv) in w[co * k..(co + 1) * k].iter().enumerate() {
-                wpk[(g * k + j) * lanes + l] = *wv;
-            }
-            bpk[g * lanes + l] = b[co];
-        }
+        let (wpk, bpk) = pack_groups(w, Some(b), (o, k), lanes);
         Some(Self {
             k,
             o,
