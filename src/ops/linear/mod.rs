@@ -90,10 +90,10 @@ macro_rules! cpu_linear {
                 if T::OWNS_TAPE {
                     return generic::linear(x, weight, bias);
                 }
+                if x.shape().0.size() <= SMALL_BATCH {
+                    return cpu::small_batch(x, weight, bias, workspace);
+                }
                 match cpu::batch_isa::<$e>() {
-                    _ if x.shape().0.size() <= SMALL_BATCH => {
-                        cpu::small_batch(x, weight, bias, workspace)
-                    }
                     Some(isa) => cpu::batch(isa, x, weight, bias, workspace),
                     None => generic::linear(x, weight, bias),
                 }
