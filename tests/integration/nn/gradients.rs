@@ -419,6 +419,40 @@ fn lenet_convs_in_f32_match_and_are_thread_count_independent() {
     }
 }
 
+/// Strided 1×1 convolutions without padding (ResNet's projections, on
+/// im2col and `gemm` rather than the direct kernels): output and gradients
+/// within rounding of the generic composition in f32, the same bits with 1
+/// and 2 threads and with or without the input's gradient, on sizes that the
+/// stride does not divide and on more samples than one chunk holds.
+#[test]
+fn strided_1x1_convs_in_f32_match_and_are_thread_count_independent() {
+    for (batch, cin, cout, (h, w), stride) in [
+        (9, 16, 32, (28, 28), 2),
+        (5, 3, 7, (7, 9), 3),
+        (2, 8, 16, (15, 14), 2),
+        (1, 1, 1, (1, 1), 2),
+    ] {
+        let op = Conv2DOp::new(batch, cin, cout, (h, w), (1, 1), stride, 0).unwrap();
+        let x = random(batch * cin * h * w, 4);
+        let (wt, b) = (random(cout * cin, 5), random(cout, 6));
+        let slow = conv_grads_f32(op, &x, &wt, &b, false);
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| conv_grads_f32(op, &x, &wt, &b, true))
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one, two, "{op:?}");
+        f32_close(&one, &slow).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        let [y, gx, gw, gb] = conv_param_grads::<f32>(op, 8, false);
+        let [y2, gx2, gw2, gb2] = conv_param_grads::<f32>(op, 8, true);
+        assert!(gx.is_none() && gx2.is_some(), "{op:?}");
+        assert_eq!((y, gw, gb), (y2, gw2, gb2), "{op:?}");
+    }
+}
+
 #[test]
 fn mismatched_sizes_are_errors_not_panics() {
     let dev = Cpu::default();
