@@ -43,46 +43,6 @@ pub(crate) fn output_vec<E: Dtype>(dev: &Cpu, len: usize) -> Result<Vec<E>, CpuE
     Ok(data)
 }
 
-/// `x`'s contents in a buffer leased from `ws` ([`copy_to_lease`]) and an
-/// output buffer of `len` from `dev` ([`output_vec`]), side by side on two
-/// threads of the current rayon pool: both are single-threaded passes over
-/// memory inside dfdx (a copy and a zero fill), which nothing else can split,
-/// and that a layer's forward pass otherwise ran one after the other.
-pub(crate) fn input_and_output<S: Shape, E: Dtype>(
-    x: &Tensor<S, E, Cpu>,
-    ws: &Workspace,
-    dev: &Cpu,
-    len: usize,
-) -> Result<(Lease<E>, Vec<E>), CpuError> {
-    let (xs, y) = side_by_side(
-        x.shape().num_elements() + len,
-        || copy_to_lease(x, ws),
-        || output_vec::<E>(dev, len),
-    );
-    Ok((xs?, y?))
-}
-
-/// Elements that two memory passes (a copy, a zero fill) must move together
-/// before [`side_by_side`] runs them on two threads: 256 KiB of f32, some
-/// 20 µs of copying, where a `rayon::join` from outside the pool costs a
-/// few µs to wake the caller again (batch-1 inference stays on one thread).
-const SIDE_BY_SIDE_MIN: usize = 1 << 16;
-
-/// `(a(), b())`, on two threads of the current rayon pool (`rayon::join`)
-/// when the two passes move at least [`SIDE_BY_SIDE_MIN`] elements
-/// (`elements`), else one after the other.
-pub(crate) fn side_by_side<A: Send, B: Send>(
-    elements: usize,
-    a: impl FnOnce() -> A + Send,
-    b: impl FnOnce() -> B + Send,
-) -> (A, B) {
-    if elements >= SIDE_BY_SIDE_MIN {
-        rayon::join(a, b)
-    } else {
-        (a(), b())
-    }
-}
-
 /// The tensor of shape `shape` holding `data` (from [`output_vec`]), which
 /// returns to the device's cache when the tensor is dropped.
 pub(crate) fn tensor_from_vec<S: Shape, E: Dtype>(

@@ -5,7 +5,7 @@
 //! recompute from the input where the rectifier let values through).
 use super::{BatchNormOp, BatchStats};
 use crate::ops::cpu_util::{
-    as_f32, as_f32_mut, avx2_or_baseline, input_and_output, tensor_from_vec,
+    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec,
 };
 use crate::ops::Workspace;
 use dfdx::prelude::*;
@@ -343,16 +343,17 @@ fn eval_grad_plane_body<E: Dtype + Float>(
     }
 }
 
-/// `y = (x − mean) · inv · weight + bias` per channel, into `y` (an output
-/// buffer of the device, [`output_vec`](crate::ops::cpu_util::output_vec)).
+/// `y = (x − mean) · inv · weight + bias` per channel, into an output
+/// buffer of `dev` ([`output_vec`]).
 fn normalize<E: Dtype + Float>(
     op: &BatchNormOp,
     xs: &[E],
     (w, b): (&[E], &[E]),
     (mean, inv): (&[E], &[E]),
-    y: &mut [E],
-) {
-    per_sample(op, xs, y, |_, c, x, y| {
+    dev: &Cpu,
+) -> Result<Vec<E>, CpuError> {
+    let mut y = output_vec::<E>(dev, op.len())?;
+    per_sample(op, xs, &mut y, |_, c, x, y| {
         let msb = [mean[c], w[c] * inv[c], b[c]];
         if op.relu {
             normalize_relu_plane(x, y, msb);
@@ -360,6 +361,7 @@ fn normalize<E: Dtype + Float>(
             normalize_plane(x, y, msb);
         }
     });
+    Ok(y)
 }
 
 /// `(Σ dy, Σ dy·x̂)` per channel, with `x̂ = (x − mean) · inv`: the bias
@@ -382,28 +384,6 @@ fn affine_sums<E: Dtype + Float>(
             (narrow(dy), narrow::<E>(dyx) * inv[c])
         })
         .collect()
-}
-
-/// A gradient's storage in [`Gradients`] on the CPU.
-type GradVec<E> = <Cpu as Storage<E>>::Vec;
-
-/// [`affine_sums`], and `x`'s gradient from `grads` (`zeroed`: dfdx
-/// allocates and zero-fills it when it is new, a single-threaded pass over
-/// memory), side by side: the sums run on the pool while this thread fills.
-fn sums_and_zeroed<'g, E: Dtype + Float>(
-    op: &BatchNormOp,
-    (gy, xs): (&[E], &[E]),
-    wb: (&[E], &[E]),
-    stats: (&[E], &[E]),
-    zeroed: impl FnOnce(&'g mut Gradients<E, Cpu>) -> Result<&'g mut GradVec<E>, CpuError>,
-    grads: &'g mut Gradients<E, Cpu>,
-) -> Result<(Vec<(E, E)>, &'g mut GradVec<E>), CpuError> {
-    let mut sums = Vec::new();
-    let gx = rayon::in_place_scope(|s| {
-        s.spawn(|_| sums = affine_sums(op, gy, xs, wb, stats));
-        zeroed(grads)
-    })?;
-    Ok((sums, gx))
 }
 
 /// With [`BatchNormOp::with_relu`], channel `c`'s `[scale, shift] = [w·inv,
@@ -435,12 +415,12 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     let shape = *x.shape();
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
-    let (xs, mut y) = input_and_output(&x, ws, &dev, op.len())?;
+    let xs = copy_to_lease(&x, ws)?;
     let (w, b) = (weight.as_vec(), bias.as_vec());
     let n = E::from(op.count()).unwrap_or_else(E::one);
     let (mean, var) = mean_var(&op, &xs);
     let inv = inv_std(&var, op.eps);
-    normalize(&op, &xs, (&w, &b), (&mean, &inv), &mut y);
+    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), &dev)?;
     let y = tensor_from_vec(&dev, y, shape)?;
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
@@ -448,14 +428,8 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         tape.add_backward_op(move |grads| {
             let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let gy: &[E] = &gy_taken;
-            let (sums, gx) = sums_and_zeroed(
-                &op,
-                (gy, &xs),
-                (&w, &b),
-                (&mean, &inv),
-                |g| g.get_or_alloc_mut(&x_g),
-                grads,
-            )?;
+            let sums = affine_sums(&op, gy, &xs, (&w, &b), (&mean, &inv));
+            let gx = grads.get_or_alloc_mut(&x_g)?;
             per_sample(&op, gy, gx, |bi, c, gy, gx| {
                 let (dy, dyx) = (sums[c].0 / n, sums[c].1 / n);
                 let (k, m, inv_c) = (w[c] * inv[c], mean[c], inv[c]);
@@ -487,27 +461,21 @@ pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     let shape = *x.shape();
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
-    let (xs, mut y) = input_and_output(&x, ws, &dev, op.len())?;
+    let xs = copy_to_lease(&x, ws)?;
     let (w, b) = (weight.as_vec(), bias.as_vec());
     let (mean, inv) = (
         running_mean.as_vec(),
         inv_std(&running_var.as_vec(), op.eps),
     );
-    normalize(&op, &xs, (&w, &b), (&mean, &inv), &mut y);
+    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), &dev)?;
     let y = tensor_from_vec(&dev, y, shape)?;
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
             let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let gy: &[E] = &gy_taken;
-            let (sums, gx) = sums_and_zeroed(
-                &op,
-                (gy, &xs),
-                (&w, &b),
-                (&mean, &inv),
-                |g| g.get_or_alloc_mut(&x_g),
-                grads,
-            )?;
+            let sums = affine_sums(&op, gy, &xs, (&w, &b), (&mean, &inv));
+            let gx = grads.get_or_alloc_mut(&x_g)?;
             per_sample(&op, gy, gx, |bi, c, gy, gx| {
                 let (km, relu) = ([w[c] * inv[c], mean[c]], relu_of(&op, c, (&w, &b), &inv));
                 eval_grad_plane(gx, gy, plane(&op, &xs, bi, c), km, relu);

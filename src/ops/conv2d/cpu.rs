@@ -8,7 +8,7 @@
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
 use super::{direct, direct_grad, direct_input, Conv2DOp};
 use crate::ops::cpu_util::{
-    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, copy_to_vec, gemm, input_and_output,
+    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, copy_to_vec, gemm, output_vec,
     tensor_from_vec, Layout, Write,
 };
 use crate::ops::memo::ParamView;
@@ -404,9 +404,10 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
+    let xs = copy_to_lease(&x, ws)?;
     let (chw, ohw) = (op.chan_in * op.h_in * op.w_in, op.out_plane());
     let out_len = op.chan_out * ohw;
-    let (xs, mut y) = input_and_output(&x, ws, &dev, op.batch * out_len)?;
+    let mut y = output_vec::<E>(&dev, op.batch * out_len)?;
     let fc = forward_chunk(&op);
 
     if !T::OWNS_TAPE && direct_pays(&op) && as_f32::<E>(&[]).is_some() {

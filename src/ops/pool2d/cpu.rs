@@ -2,7 +2,7 @@
 //! argmax of each window for the backward pass.
 use super::max2x2::{max_plane_2x2, max_plane_2x2_values};
 use super::{Pool2DOp, PoolKind};
-use crate::ops::cpu_util::{input_and_output, is_nan, tensor_from_vec};
+use crate::ops::cpu_util::{copy_to_lease, is_nan, output_vec, tensor_from_vec};
 use crate::ops::Workspace;
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -76,8 +76,9 @@ pub(crate) fn pool2d<S: Shape, So: Shape, E: Dtype, T: Tape<E, Cpu>>(
     // dfdx lends no view of a tensor's storage: the input is copied into a
     // buffer from the layer's workspace, which the copy overwrites whole
     // (a buffer from the device would be zeroed first).
+    let xs = copy_to_lease(&x, ws)?;
     let (hw, ohw) = (op.h_in * op.w_in, op.h_out * op.w_out);
-    let (xs, mut ys) = input_and_output(&x, ws, &dev, op.planes * ohw)?;
+    let mut ys = output_vec::<E>(&dev, op.planes * ohw)?;
     let mut arg = <Cpu as Storage<u32>>::try_alloc_len(
         &dev,
         if op.kind == PoolKind::Max && T::OWNS_TAPE {

@@ -10,7 +10,7 @@
 //! backward pass adds `gy` where it was into `a`'s gradient, then into
 //! `b`'s: the same values, bit for bit, as the two ops.
 use super::cpu::BLOCK;
-use crate::ops::cpu_util::{avx2_or_baseline, output_vec, side_by_side, tensor_from_vec};
+use crate::ops::cpu_util::{avx2_or_baseline, output_vec, tensor_from_vec};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -39,16 +39,11 @@ pub(crate) fn add_relu<S: Shape, E: Dtype, T: Tape<E, Cpu>>(
     let dev = a.device().clone();
     let shape = *a.shape();
     let n = shape.num_elements();
-    // The output buffer (from dfdx's cache) holds a, then the rectified sum;
-    // the two copies (dfdx's, one thread each) run side by side.
-    let copy = |t: &Tensor<S, E, Cpu>| {
-        output_vec::<E>(&dev, n).map(|mut v| {
-            t.copy_into(&mut v);
-            v
-        })
-    };
-    let (ys, bs) = side_by_side(2 * n, || copy(&a), || copy(&b));
-    let (mut ys, bs) = (ys?, bs?);
+    // The output buffer (from dfdx's cache) holds a, then the rectified sum.
+    let mut ys = output_vec::<E>(&dev, n)?;
+    a.copy_into(&mut ys);
+    let mut bs = output_vec::<E>(&dev, n)?;
+    b.copy_into(&mut bs);
     let mut mask = <Cpu as Storage<u8>>::try_alloc_len(&dev, n)?;
     if n <= BLOCK {
         forward(&mut ys, &bs, &mut mask);
@@ -64,17 +59,8 @@ pub(crate) fn add_relu<S: Shape, E: Dtype, T: Tape<E, Cpu>>(
     tape.add_backward_op(move |grads| {
         // Borrow y's gradient out of `grads` (no copy); it goes back below.
         let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-        // a's gradient, taken out of `grads`, is added to on the pool while
-        // dfdx zero-fills b's (when new) on this thread. When `a` and `b`
-        // are the same tensor, b's entry is a's, empty meanwhile: b's part
-        // is then added after a's is back, as when they differ.
-        let mut ga = std::mem::take(&mut **grads.get_or_alloc_mut(&a_g)?);
-        let gb = rayon::in_place_scope(|s| {
-            s.spawn(|_| super::cpu::add_masked(&mut ga, &gy, &mask));
-            grads.get_or_alloc_mut(&b_g).map(|_| ())
-        });
-        **grads.get_or_alloc_mut(&a_g)? = ga;
-        gb?;
+        // one gradient at a time: `a` and `b` may be the same tensor
+        super::cpu::add_masked(grads.get_or_alloc_mut(&a_g)?, &gy, &mask);
         super::cpu::add_masked(grads.get_or_alloc_mut(&b_g)?, &gy, &mask);
         **grads.get_or_alloc_mut(&y_g)? = gy;
         Ok(())
