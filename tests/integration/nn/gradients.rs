@@ -381,15 +381,28 @@ fn fast_conv_gradients_are_thread_count_independent() {
     let x = random(37 * 3 * 144, 1);
     let wt = random(5 * 3 * 25, 2);
     let b = random(5, 3);
-    let run = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| conv_grads(op, &x, &wt, &b, true))
-    };
+    let run = |threads| on_threads(threads, || conv_grads(op, &x, &wt, &b, true));
     let (one, two) = (run(1), run(2));
     assert_eq!(one, two);
+}
+
+/// `f()` on a rayon pool of `threads` threads.
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+/// The fast f32 convolution of `(x, wt, b)` gives the same bits on 1 and 2
+/// threads, within rounding of the generic composition.
+fn f32_fast_matches_on_1_and_2_threads(op: Conv2DOp, x: &[f64], wt: &[f64], b: &[f64]) {
+    let slow = conv_grads_f32(op, x, wt, b, false);
+    let run = |threads| on_threads(threads, || conv_grads_f32(op, x, wt, b, true));
+    let (one, two) = (run(1), run(2));
+    assert_eq!(one, two, "{op:?}");
+    f32_close(&one, &slow).unwrap_or_else(|e| panic!("{op:?}: {e}"));
 }
 
 /// LeNet's convolutions in f32, where the direct kernels serve every pass:
@@ -405,17 +418,7 @@ fn lenet_convs_in_f32_match_and_are_thread_count_independent() {
         let x = random(37 * ci * op.input_shape().2 * op.input_shape().3, 1);
         let wt = random(co * ci * 25, 2);
         let b = random(co, 3);
-        let slow = conv_grads_f32(op, &x, &wt, &b, false);
-        let run = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| conv_grads_f32(op, &x, &wt, &b, true))
-        };
-        let (one, two) = (run(1), run(2));
-        assert_eq!(one, two, "{op:?}");
-        f32_close(&one, &slow).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        f32_fast_matches_on_1_and_2_threads(op, &x, &wt, &b);
     }
 }
 
@@ -435,17 +438,7 @@ fn strided_1x1_convs_in_f32_match_and_are_thread_count_independent() {
         let op = Conv2DOp::new(batch, cin, cout, (h, w), (1, 1), stride, 0).unwrap();
         let x = random(batch * cin * h * w, 4);
         let (wt, b) = (random(cout * cin, 5), random(cout, 6));
-        let slow = conv_grads_f32(op, &x, &wt, &b, false);
-        let run = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| conv_grads_f32(op, &x, &wt, &b, true))
-        };
-        let (one, two) = (run(1), run(2));
-        assert_eq!(one, two, "{op:?}");
-        f32_close(&one, &slow).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        f32_fast_matches_on_1_and_2_threads(op, &x, &wt, &b);
         let [y, gx, gw, gb] = conv_param_grads::<f32>(op, 8, false);
         let [y2, gx2, gw2, gb2] = conv_param_grads::<f32>(op, 8, true);
         assert!(gx.is_none() && gx2.is_some(), "{op:?}");
