@@ -18,13 +18,17 @@
 #   TORCH_VENV=/path/to/venv bench/race-pytorch.sh   # reuse a venv with torch
 #   MAX_ISA=avx2 bench/race-pytorch.sh   # on an AVX-512 machine: as on AVX2 only
 #
-# MAX_ISA=avx2 caps each side's vector instructions at AVX2 + FMA, to measure
-# on a machine with AVX-512 what an AVX2-only machine runs: static-nn by
-# STATIC_NN_MAX_ISA=avx2 (its direct convolutions; the gemm crate uses AVX2
-# anyway on stable Rust), PyTorch by ATEN_CPU_CAPABILITY=avx2,
-# ONEDNN_MAX_CPU_ISA=AVX2 and MKL_ENABLE_INSTRUCTIONS=AVX2. ONNX Runtime has
-# no such switch: its MLAS kernels keep AVX-512, so against it the capped
-# race is the harder one for static-nn.
+# MAX_ISA=avx2 makes all three sides run as on an AVX2-only machine, to
+# measure on a machine with AVX-512 what an AVX2-only one runs. Where the CPU
+# can fault on `cpuid` (flag cpuid_fault, Intel), every side runs with
+# bench/avx2only.c preloaded (built here with `cc`): the processes see a CPU
+# without AVX-512 or AMX, so each library picks its AVX2 kernels by itself,
+# ONNX Runtime's MLAS included, and GLIBC_TUNABLES keeps glibc's string
+# functions off AVX-512 too. Elsewhere the race falls back to each side's own
+# switch: STATIC_NN_MAX_ISA=avx2 for static-nn's direct convolutions (the
+# gemm crate uses AVX2 anyway on stable Rust), ATEN_CPU_CAPABILITY=avx2,
+# ONEDNN_MAX_CPU_ISA=AVX2 and MKL_ENABLE_INSTRUCTIONS=AVX2 for PyTorch; ONNX
+# Runtime has none, so it then keeps AVX-512 (the table says which).
 #
 # PyTorch comes from $TORCH_VENV when set, else bench/.venv (created and
 # filled with `pip install torch` from the default index on first use;
@@ -60,10 +64,7 @@ PY="$VENV/bin/python"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 MAX_ISA=${MAX_ISA:-}
 case $MAX_ISA in
-    "") ;;
-    avx2)
-        export STATIC_NN_MAX_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
-        ;;
+    "" | avx2) ;;
     *)
         echo "MAX_ISA must be avx2 or unset, not '$MAX_ISA'" >&2
         exit 2
@@ -75,8 +76,25 @@ cargo build --release --quiet --example race >&2
 TARGET=${CARGO_TARGET_DIR:-target}
 SN="$TARGET/release/examples/race"
 
+# SIDE_ENV prefixes each side's command (`env`, then the capping variables).
+SIDE_ENV=(env)
+CAP_HOW=""
+if [[ $MAX_ISA == avx2 ]]; then
+    SHIM="$TARGET/avx2only.so"
+    AVX512_OFF="glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX512ER,-AVX512PF"
+    if grep -qw cpuid_fault /proc/cpuinfo && cc -O2 -shared -fPIC -o "$SHIM" bench/avx2only.c &&
+        [[ $(env LD_PRELOAD="$PWD/$SHIM" "$PY" -c 'import torch; print(torch.backends.cpu.get_cpu_capability())' 2>/dev/null) == AVX2 ]]; then
+        SIDE_ENV+=(LD_PRELOAD="$PWD/$SHIM" GLIBC_TUNABLES="$AVX512_OFF")
+        CAP_HOW="every side sees a CPU without AVX-512 (cpuid masked by bench/avx2only.c)"
+    else
+        echo "this CPU cannot hide AVX-512 (no cpuid_fault, or no cc): capping each side by its own switch" >&2
+        SIDE_ENV+=(STATIC_NN_MAX_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2)
+        CAP_HOW="static-nn and PyTorch by their own switches; ONNX Runtime uncapped"
+    fi
+fi
+
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-echo "CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni)$' | tr '\n' ' ')${MAX_ISA:+(capped at $MAX_ISA: MAX_ISA=$MAX_ISA)}" >&2
+echo "CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni)$' | tr '\n' ' ')${MAX_ISA:+(capped at $MAX_ISA: $CAP_HOW)}" >&2
 echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY; torch $("$PY" -c 'import torch; print(torch.__version__)'), onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)'), static-nn $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
 
 OUT=$(mktemp)
@@ -88,11 +106,11 @@ for r in $(seq 1 "$ROUNDS"); do
         # rotate which side goes first, so none always runs warmer
         for ((i = 0; i < ${#sides[@]}; i++)); do
             case ${sides[(i + r) % ${#sides[@]}]} in
-                sn) RAYON_NUM_THREADS=2 "$SN" "$w" "$SECS" ;;
-                pt) OMP_NUM_THREADS=2 "$PY" bench/race_torch.py "$w" "$SECS" ;;
-                ort) OMP_NUM_THREADS=2 "$PY" bench/race_onnx.py "$w" "$SECS" ;;
+                sn) "${SIDE_ENV[@]}" RAYON_NUM_THREADS=2 "$SN" "$w" "$SECS" ;;
+                pt) "${SIDE_ENV[@]}" OMP_NUM_THREADS=2 "$PY" bench/race_torch.py "$w" "$SECS" ;;
+                ort) "${SIDE_ENV[@]}" OMP_NUM_THREADS=2 "$PY" bench/race_onnx.py "$w" "$SECS" ;;
             esac | tee -a "$OUT" >&2
         done
     done
 done
-MAX_ISA="$MAX_ISA" "$PY" bench/race_table.py < "$OUT"
+MAX_ISA="$MAX_ISA" CAP_HOW="$CAP_HOW" "$PY" bench/race_table.py < "$OUT"

@@ -49,7 +49,8 @@ def cpu():
 model, flags = cpu()
 print()
 cap = os.environ.get("MAX_ISA", "")
-capped = f" (capped at {cap} by MAX_ISA; ONNX Runtime uncapped)" if cap else ""
+how = os.environ.get("CAP_HOW", "")
+capped = f" (capped at {cap} by MAX_ISA: {how})" if cap else ""
 print(f"machine: {model}; CPU flags: {flags or 'none of fma/avx2/avx512'}{capped}")
 print(f"{'workload':<18}{'static-nn/s':>12}{'pytorch/s':>11}{'ort/s':>9}{'sn/pt':>7}{'sn/ort':>7}"
       f"{'sn GF/s':>9}{'pt GF/s':>9}{'ort GF/s':>9}{'sn step us':>11}{'pt step us':>11}"
