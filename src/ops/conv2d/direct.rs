@@ -41,13 +41,45 @@ pub(crate) const MAX_P: usize = 24;
 const MAX_NV: usize = 4;
 /// Channels of a position tile at most (AVX-512).
 const MAX_CB: usize = 8;
-/// Positions of a position tile at most (`L·NV`).
-const MAX_WIDTH: usize = 16 * MAX_NV;
 
-/// A channel tile's accumulators, spilled for the store: `[position][channel]`.
-pub(crate) type ChanOut = [[f32; MAX_LANES]; MAX_P];
-/// A position tile's accumulators: `[channel][position]`.
-type PosOut = [[f32; MAX_WIDTH]; MAX_CB];
+/// Where a channel tile stores its sums, straight from its registers: the
+/// first `nc` channels of its first `np` positions, position `q` at `y +
+/// q·row_stride` (`[position][channel]`).
+pub(crate) struct ChanDst {
+    /// The first position's first channel.
+    pub(crate) y: *mut f32,
+    /// Elements between two positions' rows.
+    pub(crate) row_stride: usize,
+    /// Positions to store, at most the tile's `P`.
+    pub(crate) np: usize,
+    /// Channels to store, at most the tile's lanes.
+    pub(crate) nc: usize,
+}
+
+/// Where a position tile stores its sums, straight from its registers: the
+/// first `np` positions of its first `nc` channels, channel `c` at `y +
+/// c·chan_stride`, each plus `bias[c]` (overwriting), or, when `bias` is
+/// null, added to what `y` holds.
+struct PosDst {
+    y: *mut f32,
+    chan_stride: usize,
+    np: usize,
+    nc: usize,
+    bias: *const f32,
+}
+
+/// `-1` (all bits) in the first 16 lanes, then 0: the load at `16 − n`
+/// is a mask of `n` lanes.
+#[cfg(target_arch = "x86_64")]
+static LANE_MASK: [i32; 32] = {
+    let mut m = [0i32; 32];
+    let mut i = 0;
+    while i < 16 {
+        m[i] = -1;
+        i += 1;
+    }
+    m
+};
 
 /// The vector instructions a plan runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -128,11 +160,11 @@ fn max_isa_from(value: Option<&str>) -> Isa {
 }
 
 /// The inner loop of a channel tile, monomorphised for its `P` and `V`:
-/// (taps, first input, weights, initial values, out).
-pub(crate) type ChanTileFn = unsafe fn(&Taps, *const f32, *const f32, *const f32, &mut ChanOut);
+/// (taps, first input, weights, initial values, where to store).
+pub(crate) type ChanTileFn = unsafe fn(&Taps, *const f32, *const f32, *const f32, &ChanDst);
 /// The inner loop of a position tile, monomorphised for its `CB` and `NV`:
-/// (taps, first input, weights, out).
-type PosTileFn = unsafe fn(&Taps, *const f32, *const f32, &mut PosOut);
+/// (taps, first input, weights, where to store).
+type PosTileFn = unsafe fn(&Taps, *const f32, *const f32, &PosDst);
 
 /// The sizes the inner loop walks: taps per input channel and the strides of
 /// the padded input.
@@ -436,7 +468,6 @@ impl Plan {
     ) {
         let (op, lanes, ld) = (&self.op, self.lanes, self.b.len());
         let zeros = [0.0f32; MAX_LANES];
-        let mut out: ChanOut = [[0.0; MAX_LANES]; MAX_P];
         let s = op.stride;
         for oy in 0..op.h_out {
             for ox0 in (0..op.w_out).step_by(p) {
@@ -448,6 +479,15 @@ impl Plan {
                         Write::Accumulate => zeros.as_ptr(),
                     };
                     let w = self.group_weights(g);
+                    let row0 = (oy * op.w_out + ox0) * ld + g * lanes;
+                    // the tile's last store ends at position np − 1's lanes
+                    assert!(row0 + (np - 1) * ld + lanes <= by_pos.len());
+                    let dst = ChanDst {
+                        y: by_pos[row0..].as_mut_ptr(),
+                        row_stride: ld,
+                        np,
+                        nc: lanes,
+                    };
                     // SAFETY: the plan's `Isa` runs here (`with_tiling`
                     // checked), and `tile` is its kernel. The tile reads the input at
                     // x0 + ci·plane + ky·row + kx + q·stride for ci, ky, kx,
@@ -455,12 +495,10 @@ impl Plan {
                     // (oy·s + kh − 1)·wp + (ox0 + p − 1)·s + kw − 1, below
                     // hp·wp because oy·s + kh ≤ hp and (ox0 + p − 1)·s + kw
                     // ≤ wp (how `new` sized wp). It reads the group's
-                    // ckk·lanes weights and `lanes` values from `init`.
-                    unsafe { tile(&self.taps, xpad[x0..].as_ptr(), w.as_ptr(), init, &mut out) };
-                    let row0 = (oy * op.w_out + ox0) * ld + g * lanes;
-                    for (q, o) in out.iter().enumerate().take(np) {
-                        copy_lanes(&mut by_pos[row0 + q * ld..][..lanes], &o[..lanes]);
-                    }
+                    // ckk·lanes weights and `lanes` values from `init`, and
+                    // writes `lanes` values at each of np ≤ p rows ld apart
+                    // from row0 (asserted above).
+                    unsafe { tile(&self.taps, xpad[x0..].as_ptr(), w.as_ptr(), init, &dst) };
                 }
             }
         }
@@ -476,7 +514,6 @@ impl Plan {
         write: Write,
     ) {
         let (op, lanes) = (&self.op, self.lanes);
-        let mut out: PosOut = [[0.0; MAX_WIDTH]; MAX_CB];
         let ohw = op.out_plane();
         for oy in 0..op.h_out {
             for ox0 in (0..op.w_out).step_by(width) {
@@ -484,41 +521,34 @@ impl Plan {
                 let x0 = oy * self.wp + ox0;
                 for g in 0..self.b.len() / lanes {
                     let w = self.group_weights(g);
+                    let co0 = g * lanes;
+                    let nc = lanes.min(op.chan_out - co0);
+                    let first = co0 * ohw + oy * op.w_out + ox0;
+                    // the tile's last store ends at channel co0 + nc − 1,
+                    // position ox0 + np − 1 of row oy: within `y`
+                    assert!(first + (nc - 1) * ohw + np <= y.len());
+                    let dst = PosDst {
+                        y: y[first..].as_mut_ptr(),
+                        chan_stride: ohw,
+                        np,
+                        nc,
+                        bias: match write {
+                            Write::Overwrite => self.b[co0..].as_ptr(),
+                            Write::Accumulate => std::ptr::null(),
+                        },
+                    };
                     // SAFETY: as in `run_channels`, with stride 1 and
                     // `width` positions: the last read within a plane is
                     // (oy + kh − 1)·wp + ox0 + width − 1 + kw − 1, below
                     // hp·wp because oy + kh ≤ hp and ox0 + width − 1 + kw ≤
-                    // wp (how `new` sized wp).
-                    unsafe { tile(&self.taps, xpad[x0..].as_ptr(), w.as_ptr(), &mut out) };
-                    let co0 = g * lanes;
-                    for l in 0..lanes.min(op.chan_out - co0) {
-                        let y = &mut y[(co0 + l) * ohw + oy * op.w_out + ox0..][..np];
-                        let o = &out[l][..np];
-                        match write {
-                            Write::Overwrite => {
-                                let b = self.b[co0 + l];
-                                y.iter_mut().zip(o).for_each(|(y, o)| *y = o + b);
-                            }
-                            Write::Accumulate => {
-                                y.iter_mut().zip(o).for_each(|(y, o)| *y += o);
-                            }
-                        }
-                    }
+                    // wp (how `new` sized wp). The tile writes (and with a
+                    // null bias reads) the first np ≤ width values of nc ≤
+                    // CB rows ohw apart from `first` (asserted above), and
+                    // reads nc ≤ lanes bias values from b[co0..].
+                    unsafe { tile(&self.taps, xpad[x0..].as_ptr(), w.as_ptr(), &dst) };
                 }
             }
         }
-    }
-}
-
-/// `dst = src` for the 8, 16 or 32 lanes of a channel tile's row, with the
-/// length known to the compiler (a few vector moves, not a call).
-#[inline(always)]
-fn copy_lanes(dst: &mut [f32], src: &[f32]) {
-    match src.len() {
-        8 => dst[..8].copy_from_slice(&src[..8]),
-        16 => dst[..16].copy_from_slice(&src[..16]),
-        32 => dst[..32].copy_from_slice(&src[..32]),
-        n => dst[..n].copy_from_slice(src),
     }
 }
 
@@ -577,7 +607,9 @@ pub(crate) fn chan_tile_fn(isa: Isa, v: usize, p: usize) -> Option<ChanTileFn> {
 /// # Safety
 /// The CPU has AVX2 and FMA; `x` is the tile's first input value and every
 /// `x + ci·plane + ky·row + kx + p·stride` is readable; `w` holds
-/// `chan_in·kh·kw·8·V` values and `init` `8·V`.
+/// `chan_in·kh·kw·8·V` values and `init` `8·V`; `out.np ≤ P`, `out.nc ≤
+/// 8·V`, and the first `nc` values at `out.y + q·row_stride` for `q < np`
+/// are writable.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn chan_tile<const P: usize, const V: usize>(
@@ -585,7 +617,7 @@ unsafe fn chan_tile<const P: usize, const V: usize>(
     x: *const f32,
     w: *const f32,
     init: *const f32,
-    out: &mut ChanOut,
+    out: &ChanDst,
 ) {
     let mut acc = [[_mm256_setzero_ps(); V]; P];
     for a in acc.iter_mut() {
@@ -614,9 +646,16 @@ unsafe fn chan_tile<const P: usize, const V: usize>(
             }
         }
     }
-    for (o, a) in out.iter_mut().zip(&acc) {
+    for (q, a) in acc.iter().enumerate().take(out.np) {
+        let y = out.y.add(q * out.row_stride);
         for (v, a) in a.iter().enumerate() {
-            _mm256_storeu_ps(o.as_mut_ptr().add(8 * v), *a);
+            let n = out.nc.saturating_sub(8 * v);
+            if n >= 8 {
+                _mm256_storeu_ps(y.add(8 * v), *a);
+            } else if n > 0 {
+                let m = _mm256_loadu_si256(LANE_MASK.as_ptr().add(16 - n).cast());
+                _mm256_maskstore_ps(y.add(8 * v), m, *a);
+            }
         }
     }
 }
@@ -658,14 +697,16 @@ fn pos_tile_fn(isa: Isa, cb: usize, nv: usize) -> Option<PosTileFn> {
 /// # Safety
 /// The CPU has AVX2 and FMA; `x` is the tile's first input value and every
 /// `x + ci·plane + ky·row + kx + q` for `q < 8·NV` is readable; `w` holds
-/// `chan_in·kh·kw·CB` values.
+/// `chan_in·kh·kw·CB` values; `out.np ≤ 8·NV`, `out.nc ≤ CB`, the first
+/// `np` values of `out.y + c·chan_stride` for `c < nc` are writable (and
+/// readable), and with a non-null `bias` it holds `nc` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pos_tile<const CB: usize, const NV: usize>(
     t: &Taps,
     x: *const f32,
     w: *const f32,
-    out: &mut PosOut,
+    out: &PosDst,
 ) {
     let mut acc = [[_mm256_setzero_ps(); NV]; CB];
     let mut wk = w;
@@ -689,9 +730,19 @@ unsafe fn pos_tile<const CB: usize, const NV: usize>(
             }
         }
     }
-    for (o, a) in out.iter_mut().zip(&acc) {
+    for (c, a) in acc.iter().enumerate().take(out.nc) {
+        let y = out.y.add(c * out.chan_stride);
+        let b = (!out.bias.is_null()).then(|| _mm256_broadcast_ss(&*out.bias.add(c)));
         for (v, a) in a.iter().enumerate() {
-            _mm256_storeu_ps(o.as_mut_ptr().add(8 * v), *a);
+            let (y, n) = (y.add(8 * v), out.np.saturating_sub(8 * v));
+            if n >= 8 {
+                let old = b.unwrap_or_else(|| _mm256_loadu_ps(y));
+                _mm256_storeu_ps(y, _mm256_add_ps(*a, old));
+            } else if n > 0 {
+                let m = _mm256_loadu_si256(LANE_MASK.as_ptr().add(16 - n).cast());
+                let old = b.unwrap_or_else(|| _mm256_maskload_ps(y, m));
+                _mm256_maskstore_ps(y, m, _mm256_add_ps(*a, old));
+            }
         }
     }
 }
@@ -707,7 +758,7 @@ unsafe fn chan_tile_512<const P: usize, const V: usize>(
     x: *const f32,
     w: *const f32,
     init: *const f32,
-    out: &mut ChanOut,
+    out: &ChanDst,
 ) {
     let mut acc = [[_mm512_setzero_ps(); V]; P];
     for a in acc.iter_mut() {
@@ -736,9 +787,15 @@ unsafe fn chan_tile_512<const P: usize, const V: usize>(
             }
         }
     }
-    for (o, a) in out.iter_mut().zip(&acc) {
+    for (q, a) in acc.iter().enumerate().take(out.np) {
+        let y = out.y.add(q * out.row_stride);
         for (v, a) in a.iter().enumerate() {
-            _mm512_storeu_ps(o.as_mut_ptr().add(16 * v), *a);
+            let n = out.nc.saturating_sub(16 * v);
+            if n >= 16 {
+                _mm512_storeu_ps(y.add(16 * v), *a);
+            } else if n > 0 {
+                _mm512_mask_storeu_ps(y.add(16 * v), (1u16 << n) - 1, *a);
+            }
         }
     }
 }
@@ -753,7 +810,7 @@ unsafe fn pos_tile_512<const CB: usize, const NV: usize>(
     t: &Taps,
     x: *const f32,
     w: *const f32,
-    out: &mut PosOut,
+    out: &PosDst,
 ) {
     let mut acc = [[_mm512_setzero_ps(); NV]; CB];
     let mut wk = w;
@@ -777,9 +834,19 @@ unsafe fn pos_tile_512<const CB: usize, const NV: usize>(
             }
         }
     }
-    for (o, a) in out.iter_mut().zip(&acc) {
+    for (c, a) in acc.iter().enumerate().take(out.nc) {
+        let y = out.y.add(c * out.chan_stride);
+        let b = (!out.bias.is_null()).then(|| _mm512_set1_ps(*out.bias.add(c)));
         for (v, a) in a.iter().enumerate() {
-            _mm512_storeu_ps(o.as_mut_ptr().add(16 * v), *a);
+            let (y, n) = (y.add(16 * v), out.np.saturating_sub(16 * v));
+            if n >= 16 {
+                let old = b.unwrap_or_else(|| _mm512_loadu_ps(y));
+                _mm512_storeu_ps(y, _mm512_add_ps(*a, old));
+            } else if n > 0 {
+                let m: __mmask16 = (1u16 << n) - 1;
+                let old = b.unwrap_or_else(|| _mm512_maskz_loadu_ps(m, y));
+                _mm512_mask_storeu_ps(y, m, _mm512_add_ps(*a, old));
+            }
         }
     }
 }
@@ -839,8 +906,13 @@ mod tests {
             for (isa, positions) in Isa::all().flat_map(|i| [(i, false), (i, true)]) {
                 let plan = Plan::with_tiling(&op, &wt, Some(&b), Some(positions), isa).unwrap();
                 let mut xpad = vec![0.0; plan.padded_len()];
-                let mut y = vec![f32::NAN; co * op.out_plane()];
-                plan.run(&x, &mut y, &mut xpad, Write::Overwrite);
+                // a canary past the end: the tiles store straight from
+                // their registers, and must not store past their outputs
+                let len = co * op.out_plane();
+                let mut buf = vec![f32::NAN; len + 64];
+                let (y, canary) = buf.split_at_mut(len);
+                plan.run(&x, y, &mut xpad, Write::Overwrite);
+                assert!(canary.iter().all(|c| c.is_nan()), "{op:?} {isa:?}");
                 let want = reference(&op, &x, &wt, &b);
                 for (i, (g, r)) in y.iter().zip(&want).enumerate() {
                     assert!(
@@ -849,7 +921,8 @@ mod tests {
                     );
                 }
                 // accumulate: adds conv(x) without the bias, padding reused
-                plan.run(&x, &mut y, &mut xpad, Write::Accumulate);
+                plan.run(&x, y, &mut xpad, Write::Accumulate);
+                assert!(canary.iter().all(|c| c.is_nan()), "{op:?} {isa:?}");
                 for (i, (g, r)) in y.iter().zip(&want).enumerate() {
                     let bias = b[i / op.out_plane()] as f64;
                     assert!(

@@ -14,7 +14,7 @@
 //! Each output is its bias plus the products in feature order, whatever the
 //! batch, the tile or the thread count.
 use crate::ops::conv2d::direct::{
-    chan_tile_fn, pack_groups, ChanOut, ChanTileFn, Isa, Taps, MAX_LANES, MAX_P,
+    chan_tile_fn, pack_groups, ChanDst, ChanTileFn, Isa, Taps, MAX_P,
 };
 use rayon::prelude::*;
 
@@ -97,31 +97,38 @@ impl Dense {
         let (k, o, lanes) = (self.k, self.o, self.lanes);
         let m = x.len() / k;
         let count = m.div_ceil(self.tiles.len());
-        let mut out: ChanOut = [[0.0; MAX_LANES]; MAX_P];
         let mut i0 = 0;
         for t in 0..count {
             // what is left, over the tiles left: p ≤ tiles.len()
             let p = (m - i0).div_ceil(count - t);
             let tile = self.tiles[p - 1];
             for g in 0..o.div_ceil(lanes) {
+                let nc = lanes.min(o - g * lanes);
+                let first = i0 * o + g * lanes;
+                // the tile's last store ends at row i0 + p − 1's output g·lanes + nc
+                assert!(first + (p - 1) * o + nc <= y.len());
+                let dst = ChanDst {
+                    y: y[first..].as_mut_ptr(),
+                    row_stride: o,
+                    np: p,
+                    nc,
+                };
                 // SAFETY: `tiles` holds `isa`'s kernels, checked to run here
                 // by `Isa::best`. The tile reads x[(i0 + q)·k + j] for q < p,
                 // j < k: below m·k because i0 + p ≤ m; the group's k·lanes
                 // weights from g·k·lanes, and `lanes` bias values from
                 // g·lanes, within the packing of o.div_ceil(lanes) groups.
+                // It writes nc values at each of p rows o apart from
+                // `first` (asserted above).
                 unsafe {
                     tile(
                         &self.taps,
                         x[i0 * k..].as_ptr(),
                         self.w[g * k * lanes..].as_ptr(),
                         self.b[g * lanes..].as_ptr(),
-                        &mut out,
+                        &dst,
                     )
                 };
-                let n = lanes.min(o - g * lanes);
-                for (q, row) in out.iter().take(p).enumerate() {
-                    y[(i0 + q) * o + g * lanes..][..n].copy_from_slice(&row[..n]);
-                }
             }
             i0 += p;
         }
@@ -162,8 +169,14 @@ mod tests {
                 assert!(plan.fits(o, k) && !plan.fits(o + 1, k));
                 for m in (0..=30).chain([31, 32, 64, 65, 200]) {
                     let x = values(m * k, 3 + m as u32);
-                    let mut y = vec![f32::NAN; m * o];
-                    plan.run(&x, &mut y);
+                    // a canary past the end, which the tiles' stores must miss
+                    let mut buf = vec![f32::NAN; m * o + 64];
+                    let (y, canary) = buf.split_at_mut(m * o);
+                    plan.run(&x, y);
+                    assert!(
+                        canary.iter().all(|c| c.is_nan()),
+                        "{isa:?} o={o} k={k} m={m}"
+                    );
                     for i in 0..m {
                         for c in 0..o {
                             let want = b[c] as f64
