@@ -25,9 +25,10 @@
 #[path = "../benches/common/raw_lenet.rs"]
 mod raw_lenet;
 use raw_lenet::RawLeNet;
+use static_nn::data::Batch;
 use static_nn::nn::ChunkedForward;
 use static_nn::prelude::*;
-use static_nn::train::{Optim, OptimizerConfig};
+use static_nn::train::{cross_entropy, ImageClassifier, Optim, OptimizerConfig, SplitStep};
 use std::time::{Duration, Instant};
 
 type Dev = Cpu;
@@ -91,6 +92,36 @@ fn onehot(dev: &Dev) -> Tensor<Rank2<B, 10>, f32, Dev> {
         v[i * 10 + (i * 7) % 10] = 1.0;
     }
     dev.tensor_from_vec(v, (Const::<B>, Const::<10>))
+}
+
+/// A training step of `model` on a batch of 64 random MNIST-sized images
+/// with Adam and cross-entropy, as `Classifier::fit` takes it: a
+/// [`SplitStep`] chosen for the model ([`SplitStep::auto`]: two chunks side
+/// by side for LeNet and the MLP), or the whole batch at once if `whole`.
+fn split_train<M: ImageClassifier<Dev>>(
+    dev: &Dev,
+    mut model: M,
+    secs: f64,
+    whole: bool,
+) -> (f64, usize, f64) {
+    let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
+    let mut step = if whole {
+        SplitStep::new(1).unwrap()
+    } else {
+        SplitStep::auto(&model)
+    };
+    let images: Vec<f32> = dev.sample_normal::<Rank4<B, 1, 28, 28>>().as_vec();
+    let batch = Batch {
+        images,
+        labels: (0..B).map(|i| (i * 7) % 10).collect(),
+        channels: 1,
+        rows: 28,
+        cols: 28,
+    };
+    time_it(secs, B, || {
+        step.step(&mut model, dev, &mut opt, batch.clone(), &cross_entropy)
+            .unwrap();
+    })
 }
 
 /// LeNet inference at batch `N`: `forward_chunked` (the library's inference
@@ -226,20 +257,9 @@ fn main() {
         .build()
         .expect("a rayon thread pool");
     let (sps, steps, med_us) = pool.install(|| match what.as_str() {
-        "lenet-train" => {
-            let mut model = dev.build_module::<LeNetClass, f32>();
-            let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
-            let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
-            let t = onehot(&dev);
-            let mut grads = Some(model.alloc_grads());
-            time_it(secs, B, || {
-                let logits = model.forward(NoInputGrad(x.trace(grads.take().unwrap())));
-                let loss = cross_entropy_with_logits_loss(logits, t.clone());
-                let mut g = loss.backward();
-                opt.update(&mut model, &g).unwrap();
-                model.zero_grads(&mut g);
-                grads = Some(g);
-            })
+        "lenet-train" | "lenet-train-whole" => {
+            let model = dev.build_module::<LeNetClass, f32>();
+            split_train(&dev, model, secs, what == "lenet-train-whole")
         }
         "lenet-train-ops" => {
             // The same computation, written directly with the ops and dfdx.
@@ -261,20 +281,9 @@ fn main() {
                 grads = Some(g);
             })
         }
-        "mlp-train" => {
-            let mut model = dev.build_module::<Mlp, f32>();
-            let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
-            let x = dev.sample_normal::<Rank4<B, 1, 28, 28>>();
-            let t = onehot(&dev);
-            let mut grads = Some(model.alloc_grads());
-            time_it(secs, B, || {
-                let logits = model.forward(NoInputGrad(x.trace(grads.take().unwrap())));
-                let loss = cross_entropy_with_logits_loss(logits, t.clone());
-                let mut g = loss.backward();
-                opt.update(&mut model, &g).unwrap();
-                model.zero_grads(&mut g);
-                grads = Some(g);
-            })
+        "mlp-train" | "mlp-train-whole" => {
+            let model = dev.build_module::<Mlp, f32>();
+            split_train(&dev, model, secs, what == "mlp-train-whole")
         }
         "resnet-train" => {
             // Training mode: batch statistics, running-stat updates, dropout

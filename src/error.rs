@@ -141,7 +141,13 @@ impl StdError for DeviceError {
 /// [`DeviceError`]: `Cpu` (its `CpuError`), and `Cuda` with the `cuda`
 /// feature (its `CudaError`, inside a `CudaFailure`, since dfdx 0.13's
 /// `CudaError` is not a `std::error::Error`). Implemented for both; sealed.
-pub trait TypedErrors: dfdx::tensor::HasErr + sealed::Sealed {
+pub trait TypedErrors: dfdx::tensor::HasErr + sealed::Sealed + Send + Sync {
+    /// Whether a training step gains from cutting its batch into chunks
+    /// that run side by side on replicas of the model
+    /// ([`SplitStep::auto`](crate::train::SplitStep::auto)): on the CPU,
+    /// yes; on CUDA, where one device runs the whole batch at once, no.
+    const SPLITS_BATCHES: bool;
+
     /// `e`, raised `during` the named step, as a [`DeviceError`].
     fn device_error(during: &'static str, e: Self::Err) -> DeviceError;
 
@@ -166,6 +172,8 @@ mod sealed {
 }
 
 impl TypedErrors for dfdx::tensor::Cpu {
+    const SPLITS_BATCHES: bool = true;
+
     fn device_error(during: &'static str, e: dfdx::tensor::CpuError) -> DeviceError {
         DeviceError::new(during, e)
     }
@@ -202,6 +210,8 @@ impl StdError for CudaFailure {}
 
 #[cfg(feature = "cuda")]
 impl TypedErrors for dfdx::tensor::Cuda {
+    const SPLITS_BATCHES: bool = false;
+
     fn device_error(during: &'static str, e: dfdx::tensor::CudaError) -> DeviceError {
         DeviceError::new(during, CudaFailure(e))
     }

@@ -1,7 +1,7 @@
 //! [`Batch`]: one batch of images as `f32`, and its conversion to typed
 //! dfdx tensors on any device.
 
-use dfdx::shapes::{Const, ConstDim, Rank1, Rank2, Rank4};
+use dfdx::shapes::{Const, ConstDim, Rank1, Rank2, Rank4, Shape};
 use dfdx::tensor::Tensor;
 use dfdx::tensor_ops::Device;
 
@@ -42,6 +42,21 @@ fn device_err<D: TypedErrors>(e: D::Err) -> DataError {
     D::device_error("copying a batch to the device", e).into()
 }
 
+/// `values` (as many as `shape` holds) as a tensor on `dev`, in memory
+/// that `dev`'s allocation cache hands out. A tensor made from a `Vec` of
+/// ours would go into an enabled cache when dropped and never come out of
+/// it again (dfdx 0.13 takes a `Vec` as it is): every training step's batch
+/// would stay allocated.
+fn upload<S: Shape, D: Device<f32> + TypedErrors>(
+    dev: &D,
+    values: &[f32],
+    shape: S,
+) -> Result<Tensor<S, f32, D>, DataError> {
+    let mut t = dev.try_zeros_like(&shape).map_err(device_err::<D>)?;
+    t.copy_from(values);
+    Ok(t)
+}
+
 impl Batch {
     /// Number of images in the batch.
     pub fn len(&self) -> usize {
@@ -56,6 +71,30 @@ impl Batch {
     /// `(channels, rows, cols)` of each image.
     pub fn image_shape(&self) -> (usize, usize, usize) {
         (self.channels, self.rows, self.cols)
+    }
+
+    /// Splits the batch in two at sample `at` (as [`Vec::split_off`]): this
+    /// batch keeps samples `0..at`, the one returned holds the rest. An
+    /// `at` past the end is taken as the end.
+    ///
+    /// ```
+    /// use static_nn::data::Batch;
+    /// let mut b = Batch { images: vec![0.0, 1.0, 2.0], labels: vec![7, 8, 9], channels: 1, rows: 1, cols: 1 };
+    /// let tail = b.split_off(2);
+    /// assert_eq!((b.images, b.labels), (vec![0.0, 1.0], vec![7, 8]));
+    /// assert_eq!((tail.images, tail.labels), (vec![2.0], vec![9]));
+    /// ```
+    pub fn split_off(&mut self, at: usize) -> Batch {
+        let at = at.min(self.len());
+        let pixels = self.channels * self.rows * self.cols;
+        let images = self.images.split_off((at * pixels).min(self.images.len()));
+        Batch {
+            images,
+            labels: self.labels.split_off(at),
+            channels: self.channels,
+            rows: self.rows,
+            cols: self.cols,
+        }
     }
 
     /// Checks the image shape against a tensor's `C`×`H`×`W` and the buffer length.
@@ -159,21 +198,7 @@ impl Batch {
         dev: &D,
     ) -> Result<Tensor<I::Batched, f32, D>, DataError> {
         self.check_dims(I::DIMS)?;
-        dev.try_tensor_from_vec(self.images.clone(), I::batched(self.len()))
-            .map_err(device_err::<D>)
-    }
-
-    /// [`images_tensor`](Self::images_tensor), moving the pixels into the
-    /// tensor instead of copying them (a training step's batch is used once).
-    /// The batch keeps its labels; its images are gone.
-    pub(crate) fn take_images_tensor<I: ImageShape, D: Device<f32> + TypedErrors>(
-        &mut self,
-        dev: &D,
-    ) -> Result<Tensor<I::Batched, f32, D>, DataError> {
-        self.check_dims(I::DIMS)?;
-        let images = std::mem::take(&mut self.images);
-        dev.try_tensor_from_vec(images, I::batched(self.len()))
-            .map_err(device_err::<D>)
+        upload(dev, &self.images, I::batched(self.len()))
     }
 
     /// One-hot targets `(usize, N)` for any const class dimension `N`.
@@ -181,8 +206,11 @@ impl Batch {
         &self,
         dev: &D,
     ) -> Result<Tensor<(usize, N), f32, D>, DataError> {
-        dev.try_tensor_from_vec(self.one_hot_values(N::SIZE), (self.len(), N::default()))
-            .map_err(device_err::<D>)
+        upload(
+            dev,
+            &self.one_hot_values(N::SIZE),
+            (self.len(), N::default()),
+        )
     }
 
     /// The batch as tensors with a const batch size `B`:
@@ -322,15 +350,23 @@ mod tests {
     }
 
     #[test]
-    fn taking_the_images_moves_them_once() {
+    fn images_and_targets_upload_through_the_cache() {
         let dev = Cpu::default();
+        dev.enable_cache();
         let mut b = batch(4);
-        let want = b.images_tensor::<Rank3<1, 2, 3>, _>(&dev).unwrap().as_vec();
-        let x = b.take_images_tensor::<Rank3<1, 2, 3>, _>(&dev).unwrap();
-        assert_eq!(x.as_vec(), want);
-        assert_eq!(b.len(), 4, "the labels stay");
-        // the images are gone: an error, not a panic or an empty tensor
-        let e = b.take_images_tensor::<Rank3<1, 2, 3>, _>(&dev).unwrap_err();
+        for _ in 0..3 {
+            let x = b.images_tensor::<Rank3<1, 2, 3>, _>(&dev).unwrap();
+            assert_eq!(x.as_vec(), b.images);
+            let t = b.one_hot_dim::<Const<10>, _>(&dev).unwrap().as_vec();
+            assert_eq!(t.len(), 40);
+            for (row, &l) in t.chunks(10).zip(&b.labels) {
+                assert_eq!(row.iter().sum::<f32>(), 1.0);
+                assert_eq!(row[l], 1.0);
+            }
+        }
+        // too few values for the batch: an error, not a panic
+        b.images.pop();
+        let e = b.images_tensor::<Rank3<1, 2, 3>, _>(&dev).unwrap_err();
         assert!(matches!(e, DataError::Inconsistent(_)), "{e:?}");
     }
 

@@ -3,6 +3,7 @@ use super::checkpoint::RunState;
 use super::distributed::{self, Collective, CommStats, DataParallel};
 use super::observer::{TrainEvent, TrainObserver};
 use super::optim::AnyOptimizer;
+use super::split::{ChunkLoss, SplitStep};
 use super::{Evaluation, Optim, OptimizerConfig, Schedule, TrainError};
 use crate::data::{Batch, DataLoader};
 use crate::error::{device, TypedErrors};
@@ -20,8 +21,7 @@ pub type Logits<N, D, T = NoneTape> = Tensor<(usize, N), f32, D, T>;
 
 /// A loss of the logits and one-hot targets, as the epochs run it (what
 /// [`Classifier::fit_with_loss`] takes, behind a reference).
-type LossFn<'a, N, D> = dyn Fn(Logits<N, D, OwnedTape<f32, D>>, Logits<N, D>) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>
-    + 'a;
+type LossFn<'a, N, D> = ChunkLoss<'a, N, D>;
 
 /// A batch of the images that model `M` takes: `(batch, C, H, W)`.
 pub type ImagesOf<M, D, T = NoneTape> =
@@ -44,7 +44,9 @@ pub type ImagesOf<M, D, T = NoneTape> =
 /// ([`evaluate`](Classifier::evaluate), [`predict`](Classifier::predict))
 /// calls `Module::forward`, which takes the model by `&self`: it cannot
 /// apply dropout or change any statistic.
-pub trait ImageClassifier<D: Device<f32>>: ImageInput + TensorCollection<f32, D> {
+pub trait ImageClassifier<D: Device<f32>>:
+    ImageInput + TensorCollection<f32, D, To<f32, D> = Self> + Send
+{
     /// The class dimension of the logits, `Const<N>`.
     type Classes: ConstDim;
 
@@ -71,7 +73,8 @@ pub trait ImageClassifier<D: Device<f32>>: ImageInput + TensorCollection<f32, D>
 impl<D: Device<f32>, N: ConstDim, M> ImageClassifier<D> for M
 where
     M: ImageInput
-        + TensorCollection<f32, D>
+        + TensorCollection<f32, D, To<f32, D> = M>
+        + Send
         + Module<ImagesOf<M, D>, Output = Logits<N, D>, Error = D::Err>
         + ModuleMut<
             ImagesOf<M, D, OwnedTape<f32, D>>,
@@ -174,13 +177,15 @@ pub struct Predictions {
 /// println!("{}", clf.evaluate(&test)?.accuracy_line("test"));
 /// # Ok(()) }
 /// ```
-pub struct Classifier<M, D: Device<f32>> {
+pub struct Classifier<M, D: Device<f32> + TypedErrors> {
     /// The model being trained.
     pub model: M,
     /// Its device.
     pub device: D,
     pub(super) optimizer: AnyOptimizer<M, D>,
     pub(super) grads: Option<Gradients<f32, D>>,
+    /// How each training step cuts its batch (see [`set_batch_chunks`](Self::set_batch_chunks)).
+    pub(super) split: SplitStep<M, D>,
     observer: Option<Box<dyn TrainObserver>>,
     /// Where a [`train`](Self::train) run stands (epochs, validation scores).
     pub(super) run: RunState,
@@ -203,11 +208,13 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     pub fn new(model: M, device: D, optimizer: OptimizerConfig) -> Self {
         let optimizer = AnyOptimizer::new(&model, optimizer);
         let base_lr = optimizer.learning_rate();
+        let split = SplitStep::auto(&model);
         Self {
             model,
             device,
             optimizer,
             grads: None,
+            split,
             observer: None,
             history: Vec::new(),
             schedule: Schedule::default(),
@@ -333,6 +340,27 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         Ok(Self::new(model, device, optimizer))
     }
 
+    /// How many chunks each training step cuts its batch into, run side
+    /// by side on replicas of the model (see [`SplitStep`]). The default is
+    /// [`SplitStep::auto`]'s: 2 for a convolutional network without
+    /// buffers on the CPU, else 1.
+    pub fn batch_chunks(&self) -> usize {
+        self.split.chunks()
+    }
+
+    /// Sets [`batch_chunks`](Self::batch_chunks). The count is part of the
+    /// run: the gradients' rounding depends on it (not on the thread count),
+    /// and with BatchNorm each chunk normalizes by its own statistics, whose
+    /// running averages are averaged over the chunks.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidHyperparameter`] if `chunks` is 0; the setting
+    /// is unchanged then.
+    pub fn set_batch_chunks(&mut self, chunks: usize) -> Result<(), TrainError> {
+        self.split = SplitStep::new(chunks)?;
+        Ok(())
+    }
+
     /// Clips the gradients to a total L2 norm of `max_norm` before each
     /// step (PyTorch's `clip_grad_norm_`); `None` turns it off.
     ///
@@ -407,9 +435,10 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     where
         M: ImageClassifier<D>,
         L: Fn(
-            Logits<M::Classes, D, OwnedTape<f32, D>>,
-            Logits<M::Classes, D>,
-        ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
+                Logits<M::Classes, D, OwnedTape<f32, D>>,
+                Logits<M::Classes, D>,
+            ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>
+            + Sync,
     {
         let first = self.history.len();
         let total = first + epochs;
@@ -437,9 +466,10 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     where
         M: ImageClassifier<D>,
         L: Fn(
-            Logits<M::Classes, D, OwnedTape<f32, D>>,
-            Logits<M::Classes, D>,
-        ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
+                Logits<M::Classes, D, OwnedTape<f32, D>>,
+                Logits<M::Classes, D>,
+            ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>
+            + Sync,
     {
         let lr = self.optimizer.learning_rate();
         self.fit_epoch_with(loader, epoch, loss, &move |_| lr)
@@ -498,7 +528,9 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 .try_alloc_grads()
                 .map_err(device::<D>("allocating gradients"))?,
         };
-        for (b, mut batch) in loader.epoch(epoch).enumerate() {
+        // replicas seeded anew from this epoch's device
+        self.split.reset();
+        for (b, batch) in loader.epoch(epoch).enumerate() {
             self.optimizer.set_learning_rate(lr(b));
             let non_finite = |value: f32| TrainError::NonFiniteLoss {
                 epoch: epoch + 1,
@@ -508,27 +540,37 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             // a rank's slice of a small last batch may be empty: its zeroed
             // gradients then count for nothing in the weighted mean
             let mut value = 0.0f32;
-            let mut global_samples = batch.len();
-            if !batch.is_empty() || self.dist.is_none() {
-                let targets = batch.one_hot_dim::<M::Classes, D>(&self.device)?;
-                let x = batch.take_images_tensor::<M::Image, D>(&self.device)?;
-                let logits = self
-                    .model
-                    .logits_mut_no_input_grad(x.traced(grads))
-                    .map_err(device::<D>("the forward pass"))?;
-                let l = loss(logits, targets);
-                value = l.as_vec().first().copied().unwrap_or(f32::NAN);
+            let n = batch.len();
+            let mut global_samples = n;
+            let mut split = false;
+            if n > 0 || self.dist.is_none() {
+                let (g, v) = self.split.forward_backward(
+                    &mut self.model,
+                    &self.device,
+                    grads,
+                    batch,
+                    loss,
+                )?;
+                (grads, value, split) = (g, v, self.split.split_last());
                 if !value.is_finite() && self.dist.is_none() {
                     return Err(non_finite(value));
                 }
-                grads = l.try_backward().map_err(device::<D>("the backward pass"))?;
             }
+            let chunks = &self.split;
             match self.dist.as_mut() {
-                None => self.optimizer.update(&mut self.model, &grads)?,
+                None if !split => self.optimizer.update(&mut self.model, &grads)?,
+                None => self.optimizer.update_reduced(
+                    &mut self.model,
+                    &grads,
+                    &mut |flat: &mut Vec<f32>| chunks.combine(flat),
+                )?,
                 Some(dp) => {
-                    let weight = batch.len() as f32;
+                    let weight = n as f32;
                     let mut global = (0.0f32, 0usize);
                     let mut reduce = |flat: &mut Vec<f32>| -> Result<(), TrainError> {
+                        if split {
+                            chunks.combine(flat)?;
+                        }
                         for g in flat.iter_mut() {
                             *g *= weight;
                         }

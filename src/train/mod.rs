@@ -33,6 +33,7 @@ mod optim;
 #[cfg(feature = "pictures")]
 mod pictures;
 mod run;
+mod split;
 
 pub use checkpoint::{checkpoint_path, RunState, CHECKPOINT_FILE};
 pub use classifier::{
@@ -52,3 +53,4 @@ pub use optim::{
 #[cfg(feature = "pictures")]
 pub use pictures::save_predictions_png;
 pub use run::{TrainOptions, TrainReport};
+pub use split::{ChunkLoss, SplitStep};

@@ -3,3 +3,4 @@ mod cifar_example;
 mod driver;
 mod resume;
 mod soak;
+mod split;

@@ -1,0 +1,583 @@
+//! A training step that cuts its batch into chunks and runs their forward
+//! and backward passes side by side, each on its own replica of the model.
+//!
+//! A small network's step is a chain of short operations. Each of them
+//! splits its work over the pool's threads, but between them runs serial
+//! work (dfdx's copies and zero fills, the tape's bookkeeping), and the
+//! other threads wait. Two halves of the batch, each run end to end by one
+//! thread, keep both busy: on a 2-core machine two single-threaded LeNet
+//! steps side by side do 40% more samples per second than one step on two
+//! threads (`PERFORMANCE.md`).
+//!
+//! The gradient of a loss that is a mean over the samples (cross-entropy,
+//! mean squared error) is the mean of the chunks' gradients, weighted by
+//! their sizes: [`SplitStep`] computes exactly that, in a fixed order, so
+//! the result depends on the chunk count but not on the thread count.
+//! Batch statistics are the exception: each chunk normalizes by its own
+//! (as data-parallel training does per device), which is why
+//! [`SplitStep::auto`] splits only models without buffers.
+use super::classifier::{ImageClassifier, Logits};
+use super::TrainError;
+use crate::data::Batch;
+use crate::error::{device, TypedErrors};
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorRef,
+};
+use dfdx::nn::{ToDevice, ZeroGrads};
+use dfdx::prelude::*;
+
+/// The loss a [`SplitStep`] runs on each chunk: of the logits and the
+/// one-hot targets, a mean over the chunk's samples.
+pub type ChunkLoss<'a, N, D> = dyn Fn(Logits<N, D, OwnedTape<f32, D>>, Logits<N, D>) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>
+    + Sync
+    + 'a;
+
+/// A training step on `chunks` parts of its batch at once (see the module
+/// docs): chunk 0 runs on the model itself, chunk `i` on replica `i`, a
+/// copy of the model on a device of its own (dfdx 0.13's allocation cache
+/// is not safe for concurrent allocations of one size), on a worker of the
+/// current rayon pool. Before each step the replicas take the model's
+/// tensors; after it, buffers such as BatchNorm's running statistics are
+/// averaged back into the model.
+///
+/// [`Classifier`](super::Classifier) trains through one; a loop of your own
+/// can too:
+///
+/// ```
+/// use static_nn::prelude::*;
+/// use static_nn::data::Batch;
+/// use static_nn::train::{cross_entropy, Optim, OptimizerConfig, SplitStep};
+/// let dev = Cpu::seed_from_u64(0);
+/// let mut model = dev.build_module::<(Input<1, 2, 2>, Flatten, Linear<4, 3>), f32>();
+/// let mut opt = Optim::new(&model, OptimizerConfig::sgd(0.1))?;
+/// let mut step = SplitStep::new(2)?;
+/// let batch = Batch { images: vec![0.5; 5 * 4], labels: vec![0, 1, 2, 0, 1], channels: 1, rows: 2, cols: 2 };
+/// // chunks of 3 and 2 samples, the loss weighted accordingly
+/// let loss = step.step(&mut model, &dev, &mut opt, batch, &cross_entropy)?;
+/// assert!(loss.is_finite());
+/// assert_eq!(opt.steps(), 1);
+/// # Ok::<(), static_nn::train::TrainError>(())
+/// ```
+pub struct SplitStep<M, D: Device<f32> + TypedErrors> {
+    chunks: usize,
+    /// Chunk 0's gradients, between [`step`](Self::step)s.
+    grads: Option<Gradients<f32, D>>,
+    replicas: Vec<Replica<M, D>>,
+    /// Each used chunk's weight in the last step (its share of the batch).
+    weights: Vec<f32>,
+}
+
+/// One replica: a device of its own, the model on it, its gradients and,
+/// after a step, its chunk's gradients end to end and its loss.
+struct Replica<M, D: Device<f32> + TypedErrors> {
+    device: D,
+    /// The model and its gradients (`None` only while dropping).
+    parts: Option<(M, Gradients<f32, D>)>,
+    flat: Vec<f32>,
+    loss: f32,
+}
+
+impl<M, D: Device<f32> + TypedErrors> Drop for Replica<M, D> {
+    fn drop(&mut self) {
+        // the tensors go back to the device's cache when dropped, and dfdx
+        // 0.13 frees a cache only when asked: drop them first, then free
+        self.parts = None;
+        // nothing to report a failure to; the memory is then kept
+        let _ = self.device.release_cache();
+    }
+}
+
+impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
+    /// A step that cuts each batch into `chunks` parts of nearly equal size
+    /// (the first ones one sample larger); a batch with fewer samples runs
+    /// one per chunk. `1` runs the whole batch on the model, as a plain step.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidHyperparameter`] if `chunks` is 0.
+    pub fn new(chunks: usize) -> Result<Self, TrainError> {
+        if chunks == 0 {
+            return Err(TrainError::InvalidHyperparameter(
+                "the batch's chunk count must be at least 1, not 0".into(),
+            ));
+        }
+        Ok(Self {
+            chunks,
+            grads: None,
+            replicas: Vec::new(),
+            weights: Vec::new(),
+        })
+    }
+
+    /// The step [`Classifier`](super::Classifier) takes by default for
+    /// `model`: 2 chunks on the CPU for a convolutional network (one with a
+    /// 4-dimensional weight) without buffers (tensors that the optimizer
+    /// leaves alone, such as BatchNorm's running statistics), so that its
+    /// gradients are those of the whole batch up to rounding; 1 (the whole
+    /// batch) otherwise.
+    ///
+    /// - A network of dense layers only has few activations per sample for
+    ///   its parameters: its step is nearly all matrix products, which use
+    ///   both threads on their own, and copying the parameters to a replica
+    ///   and adding up the gradients costs more than the split gains (the
+    ///   `Mlp`'s step: 85k against 139k samples/s on two threads).
+    /// - On CUDA one device already runs the whole batch at once.
+    ///
+    /// ```
+    /// use static_nn::prelude::*;
+    /// use static_nn::train::SplitStep;
+    /// let dev = Cpu::default();
+    /// let lenet = dev.build_module::<LeNetClass, f32>();
+    /// assert_eq!(SplitStep::auto(&lenet).chunks(), 2);
+    /// let mlp = dev.build_module::<Mlp, f32>();
+    /// assert_eq!(SplitStep::auto(&mlp).chunks(), 1);
+    /// let resnet = dev.build_module::<MnistResNet, f32>(); // BatchNorm
+    /// assert_eq!(SplitStep::auto(&resnet).chunks(), 1);
+    /// ```
+    pub fn auto(model: &M) -> Self
+    where
+        M: TensorCollection<f32, D>,
+    {
+        let (buffers, conv) = survey(model);
+        let chunks = if D::SPLITS_BATCHES && conv && !buffers {
+            2
+        } else {
+            1
+        };
+        Self {
+            chunks,
+            grads: None,
+            replicas: Vec::new(),
+            weights: Vec::new(),
+        }
+    }
+
+    /// The chunk count.
+    pub fn chunks(&self) -> usize {
+        self.chunks
+    }
+
+    /// Drops the replicas (and their devices' caches) and chunk 0's
+    /// gradients: the next step builds them again, the replicas on devices
+    /// seeded from the model's device. [`Classifier`](super::Classifier)
+    /// does this at the start of every epoch, so that a seeded run's
+    /// dropout masks repeat when it resumes.
+    pub fn reset(&mut self) {
+        self.replicas.clear();
+        self.grads = None;
+    }
+
+    /// One training step of `model` on `batch`: the forward and backward
+    /// passes of every chunk, then `optimizer`'s update from the chunks'
+    /// gradients weighted by their sizes. Returns the batch's loss, the
+    /// chunks' losses weighted the same way.
+    ///
+    /// # Errors
+    /// The batch's images do not fit the model ([`TrainError::Data`]), the
+    /// device fails, the loss is not finite
+    /// ([`TrainError::NonFiniteLoss`], batch 1 of epoch 1), or the
+    /// optimizer's.
+    pub fn step(
+        &mut self,
+        model: &mut M,
+        dev: &D,
+        optimizer: &mut super::Optim,
+        batch: Batch,
+        loss: &ChunkLoss<'_, M::Classes, D>,
+    ) -> Result<f32, TrainError>
+    where
+        M: ImageClassifier<D>,
+    {
+        let grads = match self.grads.take() {
+            Some(g) => g,
+            None => model
+                .try_alloc_grads()
+                .map_err(device::<D>("allocating gradients"))?,
+        };
+        let (mut grads, value) = self.forward_backward(model, dev, grads, batch, loss)?;
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                epoch: 1,
+                batch: 1,
+                loss: value,
+            });
+        }
+        if self.weights.len() > 1 {
+            optimizer.update_reduced(model, &grads, &mut |flat| self.combine(flat))?;
+        } else {
+            optimizer.update(model, &grads)?;
+        }
+        model
+            .try_zero_grads(&mut grads)
+            .map_err(device::<D>("zeroing gradients"))?;
+        self.grads = Some(grads);
+        Ok(value)
+    }
+
+    /// The forward and backward passes of `batch`'s chunks: chunk 0 on
+    /// `model` into `grads` (returned), the others on the replicas (built
+    /// on first use), whose gradients [`combine`](Self::combine) then adds
+    /// to chunk 0's. Returns the batch's loss too. The replicas' gradients
+    /// are zeroed again; `grads` is the caller's to zero.
+    pub(crate) fn forward_backward(
+        &mut self,
+        model: &mut M,
+        dev: &D,
+        grads: Gradients<f32, D>,
+        mut batch: Batch,
+        loss: &ChunkLoss<'_, M::Classes, D>,
+    ) -> Result<(Gradients<f32, D>, f32), TrainError>
+    where
+        M: ImageClassifier<D>,
+    {
+        let sizes = chunk_sizes(batch.len(), self.chunks);
+        let n = batch.len().max(1) as f32;
+        self.weights = sizes.iter().map(|&s| s as f32 / n).collect();
+        if sizes.len() == 1 {
+            let (grads, value) = run_chunk(model, dev, grads, batch, loss)?;
+            return Ok((grads, value));
+        }
+        self.build_replicas(model, dev)?;
+        self.sync_replicas(model, sizes.len() - 1);
+        // the chunks' batches, cut from the end so that chunk 0 keeps the
+        // batch's own buffers
+        let mut tails = Vec::with_capacity(sizes.len() - 1);
+        let mut end = batch.len();
+        for &size in sizes[1..].iter().rev() {
+            end -= size;
+            tails.push(batch.split_off(end));
+        }
+        tails.reverse();
+        let mut first = None;
+        let mut failures: Vec<Option<TrainError>> = Vec::new();
+        failures.resize_with(tails.len(), || None);
+        rayon::in_place_scope(|scope| {
+            for ((replica, chunk), failure) in
+                self.replicas.iter_mut().zip(tails).zip(&mut failures)
+            {
+                scope.spawn(move |_| {
+                    if let Err(e) = replica.run(chunk, loss) {
+                        *failure = Some(e);
+                    }
+                });
+            }
+            first = Some(run_chunk(model, dev, grads, batch, loss));
+        });
+        if let Some(e) = failures.into_iter().flatten().next() {
+            return Err(e);
+        }
+        let (grads, loss0) = first.expect("chunk 0 ran in the scope")?;
+        let mut value = self.weights[0] * loss0;
+        for (w, r) in self.weights[1..].iter().zip(&self.replicas) {
+            value += w * r.loss;
+        }
+        self.average_buffers(model, sizes.len() - 1);
+        Ok((grads, value))
+    }
+
+    /// Turns `flat`, chunk 0's gradients end to end (as
+    /// [`Optim::update_reduced`](super::Optim::update_reduced) gathers
+    /// them), into the batch's: the chunks' gradients weighted by their
+    /// sizes, added in chunk order.
+    pub(crate) fn combine(&self, flat: &mut [f32]) -> Result<(), TrainError> {
+        let Some((w0, rest)) = self.weights.split_first() else {
+            return Ok(());
+        };
+        for (r, _) in self.replicas.iter().zip(rest) {
+            if r.flat.len() != flat.len() {
+                return Err(TrainError::OptimizerMismatch(format!(
+                    "a replica of the model has {} trainable values, the optimizer gathered {}",
+                    r.flat.len(),
+                    flat.len()
+                )));
+            }
+        }
+        for g in flat.iter_mut() {
+            *g *= w0;
+        }
+        for (r, &w) in self.replicas.iter().zip(rest) {
+            for (g, x) in flat.iter_mut().zip(&r.flat) {
+                *g += w * x;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the last step ran more than one chunk (its gradients then
+    /// need [`combine`](Self::combine)).
+    pub(crate) fn split_last(&self) -> bool {
+        self.weights.len() > 1
+    }
+
+    /// Builds the replicas that are missing, each on a device seeded from
+    /// `device`.
+    fn build_replicas(&mut self, model: &M, dev: &D) -> Result<(), TrainError>
+    where
+        M: TensorCollection<f32, D, To<f32, D> = M>,
+    {
+        while self.replicas.len() + 1 < self.chunks {
+            let own = dev.reseeded(dev.random_u64())?;
+            let copy = model
+                .try_to_device(&own)
+                .map_err(device::<D>("copying the model to a replica's device"))?;
+            let grads = copy
+                .try_alloc_grads()
+                .map_err(device::<D>("allocating a replica's gradients"))?;
+            self.replicas.push(Replica {
+                device: own,
+                parts: Some((copy, grads)),
+                flat: Vec::new(),
+                loss: f32::NAN,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies every tensor of `model` into the first `used` replicas.
+    fn sync_replicas(&mut self, model: &M, used: usize)
+    where
+        M: TensorCollection<f32, D>,
+    {
+        let copies: Vec<&mut M> = self.replicas[..used]
+            .iter_mut()
+            .filter_map(|r| r.parts.as_mut().map(|(m, _)| m))
+            .collect();
+        let walked = M::iter_tensors(&mut RecursiveWalker {
+            m: (model, copies),
+            f: &mut CopyTensors { host: Vec::new() },
+        });
+        if let Err(never) = walked {
+            match never {}
+        }
+    }
+
+    /// Sets each buffer of `model` (a tensor the optimizer leaves alone) to
+    /// the mean of its value there and in the first `used` replicas.
+    fn average_buffers(&mut self, model: &mut M, used: usize)
+    where
+        M: TensorCollection<f32, D>,
+    {
+        let copies: Vec<&M> = self.replicas[..used]
+            .iter()
+            .filter_map(|r| r.parts.as_ref().map(|(m, _)| m))
+            .collect();
+        let walked = M::iter_tensors(&mut RecursiveWalker {
+            m: (model, copies),
+            f: &mut AverageBuffers {
+                sum: Vec::new(),
+                host: Vec::new(),
+            },
+        });
+        if let Err(never) = walked {
+            match never {}
+        }
+    }
+}
+
+impl<M, D: Device<f32> + TypedErrors> std::fmt::Debug for SplitStep<M, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitStep")
+            .field("chunks", &self.chunks)
+            .field("replicas", &self.replicas.len())
+            .finish()
+    }
+}
+
+impl<M: ImageClassifier<D>, D: Device<f32> + TypedErrors> Replica<M, D> {
+    /// Chunk `batch`'s forward and backward passes on this replica; leaves
+    /// its gradients in `flat` and its loss in `loss`.
+    fn run(&mut self, batch: Batch, loss: &ChunkLoss<'_, M::Classes, D>) -> Result<(), TrainError> {
+        let (model, grads) = self.parts.as_mut().expect("a replica's parts outlive it");
+        let taken = std::mem::replace(grads, Gradients::leaky());
+        let (mut g, value) = run_chunk(model, &self.device, taken, batch, loss)?;
+        self.flat.clear();
+        let walked = M::iter_tensors(&mut RecursiveWalker {
+            m: &*model,
+            f: &mut Flatten {
+                grads: &g,
+                out: &mut self.flat,
+            },
+        });
+        if let Err(never) = walked {
+            match never {}
+        }
+        model
+            .try_zero_grads(&mut g)
+            .map_err(device::<D>("zeroing a replica's gradients"))?;
+        *grads = g;
+        self.loss = value;
+        Ok(())
+    }
+}
+
+/// The forward and backward passes of one chunk on `model`, into `grads`;
+/// returns the gradients and the loss.
+fn run_chunk<M: ImageClassifier<D>, D: Device<f32> + TypedErrors>(
+    model: &mut M,
+    dev: &D,
+    grads: Gradients<f32, D>,
+    batch: Batch,
+    loss: &ChunkLoss<'_, M::Classes, D>,
+) -> Result<(Gradients<f32, D>, f32), TrainError> {
+    let targets = batch.one_hot_dim::<M::Classes, D>(dev)?;
+    let x = batch.images_tensor::<M::Image, D>(dev)?;
+    let logits = model
+        .logits_mut_no_input_grad(x.traced(grads))
+        .map_err(device::<D>("the forward pass"))?;
+    let l = loss(logits, targets);
+    let value = l.as_vec().first().copied().unwrap_or(f32::NAN);
+    let grads = l.try_backward().map_err(device::<D>("the backward pass"))?;
+    Ok((grads, value))
+}
+
+/// The sizes of the chunks of a batch of `n` samples cut into at most
+/// `chunks`: nearly equal, the first ones one larger, none empty (one
+/// chunk of 0 for an empty batch).
+fn chunk_sizes(n: usize, chunks: usize) -> Vec<usize> {
+    let k = chunks.min(n).max(1);
+    (0..k).map(|i| n / k + usize::from(i < n % k)).collect()
+}
+
+/// Whether `model` has a tensor that the optimizer leaves alone (a
+/// buffer), and whether it has a trainable 4-dimensional one (a
+/// convolution's weight).
+fn survey<M: TensorCollection<f32, D>, D: Device<f32>>(model: &M) -> (bool, bool) {
+    let mut found = Survey::default();
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut found,
+    });
+    if let Err(never) = walked {
+        match never {}
+    }
+    (found.buffers, found.conv)
+}
+
+/// What [`survey`] found.
+#[derive(Default)]
+struct Survey {
+    buffers: bool,
+    conv: bool,
+}
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for Survey {
+    type Viewer = ViewTensorRef;
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = D;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, D>,
+        _t: &Tensor<S, f32, D>,
+    ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        self.buffers |= !opts.do_gradient_update;
+        self.conv |= opts.do_gradient_update && S::NUM_DIMS == 4;
+        Ok(None)
+    }
+}
+
+/// Appends each trainable tensor's gradient to `out`, in the model's order
+/// (the optimizer's).
+struct Flatten<'a, D: Device<f32>> {
+    grads: &'a Gradients<f32, D>,
+    out: &'a mut Vec<f32>,
+}
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for Flatten<'_, D> {
+    type Viewer = ViewTensorRef;
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = D;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, D>,
+        t: &Tensor<S, f32, D>,
+    ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        if opts.do_gradient_update {
+            let at = self.out.len();
+            self.out.resize(at + t.shape().num_elements(), 0.0);
+            self.grads.get(t).copy_into(&mut self.out[at..]);
+        }
+        Ok(None)
+    }
+}
+
+/// Copies each tensor of a model into its replicas, through `host`.
+struct CopyTensors {
+    host: Vec<f32>,
+}
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for CopyTensors {
+    type Viewer = (ViewTensorRef, Vec<ViewTensorMut>);
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = D;
+
+    fn visit<S: Shape>(
+        &mut self,
+        _opts: TensorOptions<S, f32, D>,
+        (src, dsts): (&Tensor<S, f32, D>, Vec<&mut Tensor<S, f32, D>>),
+    ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        self.host.resize(src.shape().num_elements(), 0.0);
+        src.copy_into(&mut self.host);
+        for dst in dsts {
+            dst.copy_from(&self.host);
+        }
+        Ok(None)
+    }
+}
+
+/// Averages each buffer of a model with its replicas'.
+struct AverageBuffers {
+    sum: Vec<f32>,
+    host: Vec<f32>,
+}
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for AverageBuffers {
+    type Viewer = (ViewTensorMut, Vec<ViewTensorRef>);
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = D;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, D>,
+        (dst, srcs): (&mut Tensor<S, f32, D>, Vec<&Tensor<S, f32, D>>),
+    ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        if opts.do_gradient_update || srcs.is_empty() {
+            return Ok(None);
+        }
+        let len = dst.shape().num_elements();
+        self.sum.resize(len, 0.0);
+        self.host.resize(len, 0.0);
+        dst.copy_into(&mut self.sum);
+        for src in &srcs {
+            src.copy_into(&mut self.host);
+            for (s, h) in self.sum.iter_mut().zip(&self.host) {
+                *s += h;
+            }
+        }
+        let k = (srcs.len() + 1) as f32;
+        for s in &mut self.sum {
+            *s /= k;
+        }
+        dst.copy_from(&self.sum);
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_nearly_equal_and_never_empty() {
+        assert_eq!(chunk_sizes(64, 2), [32, 32]);
+        assert_eq!(chunk_sizes(5, 2), [3, 2]);
+        assert_eq!(chunk_sizes(7, 3), [3, 2, 2]);
+        assert_eq!(chunk_sizes(1, 2), [1]);
+        assert_eq!(chunk_sizes(0, 2), [0]);
+        assert_eq!(chunk_sizes(10, 1), [10]);
+    }
+}

@@ -1,0 +1,244 @@
+//! `SplitStep`: a batch cut into chunks that run side by side gives the
+//! whole batch's step, whatever the thread count.
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
+};
+use static_nn::data::Batch;
+use static_nn::prelude::*;
+use static_nn::train::{
+    cross_entropy, Classifier, ImageClassifier, Optim, OptimizerConfig, SplitStep, TrainError,
+};
+
+type SmallConv = (
+    Input<1, 8, 8>,
+    Conv2D<1, 4, 3>,
+    ReLU,
+    MaxPool2D<2, 2>,
+    Flatten,
+    Linear<36, 5>,
+);
+type SmallDropout = (
+    Input<1, 8, 8>,
+    Conv2D<1, 4, 3>,
+    ReLU,
+    Dropout<50>,
+    Flatten,
+    Linear<144, 5>,
+);
+type SmallNorm = (
+    Input<1, 8, 8>,
+    Conv2D<1, 4, 3>,
+    BatchNorm2D<4>,
+    ReLU,
+    Flatten,
+    Linear<144, 5>,
+);
+
+/// `n` 8×8 images of deterministic noise, labels cycling through 5 classes.
+fn batch(n: usize, seed: u32) -> Batch {
+    let mut state = seed;
+    let images = (0..n * 64)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect();
+    Batch {
+        images,
+        labels: (0..n).map(|i| (i * 3) % 5).collect(),
+        channels: 1,
+        rows: 8,
+        cols: 8,
+    }
+}
+
+/// Every tensor of a model, end to end, with the names of the buffers'.
+struct Values {
+    all: Vec<f32>,
+    buffers: Vec<f32>,
+}
+
+impl TensorVisitor<f32, Cpu> for Values {
+    type Viewer = ViewTensorRef;
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        t: &Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        self.all.extend(t.as_vec());
+        if !opts.do_gradient_update {
+            self.buffers.extend(t.as_vec());
+        }
+        Ok(None)
+    }
+}
+
+fn values<M: TensorCollection<f32, Cpu>>(m: &M) -> Values {
+    let mut v = Values {
+        all: Vec::new(),
+        buffers: Vec::new(),
+    };
+    M::iter_tensors(&mut RecursiveWalker { m, f: &mut v }).unwrap();
+    v
+}
+
+/// `steps` SGD steps (learning rate 1, so that a step's change is its
+/// gradient) of a fresh model seeded 7, on `chunks` chunks, on a pool of
+/// `threads`; the model's values after.
+fn trained<T>(chunks: usize, threads: usize, steps: usize, n: usize) -> Values
+where
+    T: BuildOnDevice<Cpu, f32>,
+    T::Built: ImageClassifier<Cpu>,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let dev = Cpu::seed_from_u64(7);
+        dev.enable_cache();
+        let mut model = dev.build_module::<T, f32>();
+        let mut opt = Optim::new(&model, OptimizerConfig::sgd(1.0)).unwrap();
+        let mut step = SplitStep::new(chunks).unwrap();
+        for s in 0..steps {
+            let loss = step
+                .step(
+                    &mut model,
+                    &dev,
+                    &mut opt,
+                    batch(n, s as u32),
+                    &cross_entropy,
+                )
+                .unwrap();
+            assert!(loss.is_finite());
+        }
+        values(&model)
+    })
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{what}: value {i} is {x}, the whole batch's {y}"
+        );
+    }
+}
+
+/// The chunks' gradients, weighted by their sizes, are the whole batch's:
+/// two chunks of 32, and three uneven ones (3, 2, 2) of a batch of 7.
+#[test]
+fn chunks_give_the_whole_batchs_step() {
+    let whole = trained::<SmallConv>(1, 2, 1, 64);
+    let split = trained::<SmallConv>(2, 2, 1, 64);
+    assert_close(&split.all, &whole.all, 1e-5, "2 chunks of 32");
+    let whole = trained::<SmallConv>(1, 2, 1, 7);
+    let split = trained::<SmallConv>(3, 2, 1, 7);
+    assert_close(&split.all, &whole.all, 1e-5, "3 chunks of a batch of 7");
+    // and the step does change the model: the comparison is not of two
+    // untouched models
+    let dev = Cpu::seed_from_u64(7);
+    let fresh = values(&dev.build_module::<SmallConv, f32>());
+    let moved = fresh
+        .all
+        .iter()
+        .zip(&whole.all)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(moved > whole.all.len() / 2, "only {moved} values changed");
+}
+
+/// Several steps give bit-identical models on one thread and on four: the
+/// chunks are fixed by the count, not by the threads.
+#[test]
+fn the_thread_count_does_not_change_the_result() {
+    let one = trained::<SmallConv>(2, 1, 3, 64);
+    let four = trained::<SmallConv>(2, 4, 3, 64);
+    assert_eq!(one.all, four.all);
+    // with dropout, the replicas' masks come from devices seeded by the
+    // model's: the same on every run
+    let one = trained::<SmallDropout>(2, 1, 3, 64);
+    let two = trained::<SmallDropout>(2, 2, 3, 64);
+    assert_eq!(one.all, two.all);
+}
+
+/// With BatchNorm each chunk normalizes by its own statistics, and the
+/// running statistics are the mean of the chunks' updates: the same as
+/// updating them separately from each chunk and averaging.
+#[test]
+fn batch_norm_running_statistics_are_averaged_over_the_chunks() {
+    let dev = Cpu::seed_from_u64(3);
+    let full = batch(16, 9);
+    let mut halves = full.clone();
+    let tail = halves.split_off(8);
+    let mut each = Vec::new();
+    // every model starts from the same weights
+    let fresh = || Cpu::seed_from_u64(3).build_module::<SmallNorm, f32>();
+    for chunk in [halves, tail] {
+        let mut m = fresh();
+        let mut opt = Optim::new(&m, OptimizerConfig::sgd(1e-3)).unwrap();
+        let mut step = SplitStep::new(1).unwrap();
+        step.step(&mut m, &dev, &mut opt, chunk, &cross_entropy)
+            .unwrap();
+        each.push(values(&m).buffers);
+    }
+    let mut m = fresh();
+    let before = values(&m).buffers;
+    let mut opt = Optim::new(&m, OptimizerConfig::sgd(1e-3)).unwrap();
+    let mut step = SplitStep::new(2).unwrap();
+    step.step(&mut m, &dev, &mut opt, full, &cross_entropy)
+        .unwrap();
+    let after = values(&m).buffers;
+    assert_ne!(after, before, "the running statistics moved");
+    let mean: Vec<f32> = each[0]
+        .iter()
+        .zip(&each[1])
+        .map(|(a, b)| (a + b) / 2.0)
+        .collect();
+    assert_close(&after, &mean, 1e-6, "running statistics");
+}
+
+/// The classifier splits convolutional networks without buffers by
+/// default; a count of 0 is refused; a batch that does not fit the model
+/// is an error from any chunk, not a panic.
+#[test]
+fn chunk_counts_and_errors() {
+    let dev = Cpu::seed_from_u64(0);
+    let lenet = dev.build_module::<LeNetClass, f32>();
+    let mut clf = Classifier::new(lenet, dev.clone(), OptimizerConfig::sgd(0.1));
+    assert_eq!(clf.batch_chunks(), 2);
+    assert!(matches!(
+        clf.set_batch_chunks(0),
+        Err(TrainError::InvalidHyperparameter(_))
+    ));
+    assert_eq!(clf.batch_chunks(), 2);
+    clf.set_batch_chunks(3).unwrap();
+    assert_eq!(clf.batch_chunks(), 3);
+    let mlp = dev.build_module::<Mlp, f32>();
+    assert_eq!(
+        Classifier::new(mlp, dev.clone(), OptimizerConfig::sgd(0.1)).batch_chunks(),
+        1
+    );
+    assert!(SplitStep::<SmallConv, Cpu>::new(0).is_err());
+
+    let mut model = dev.build_module::<SmallConv, f32>();
+    let mut opt = Optim::new(&model, OptimizerConfig::sgd(0.1)).unwrap();
+    let mut step = SplitStep::new(2).unwrap();
+    let mut wrong = batch(6, 1);
+    wrong.rows = 4;
+    wrong.cols = 16;
+    let e = step
+        .step(&mut model, &dev, &mut opt, wrong, &cross_entropy)
+        .unwrap_err();
+    assert!(e.to_string().contains("1×4×16"), "{e}");
+    // the step still works after the error
+    let loss = step
+        .step(&mut model, &dev, &mut opt, batch(6, 2), &cross_entropy)
+        .unwrap();
+    assert!(loss.is_finite());
+}
