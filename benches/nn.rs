@@ -51,11 +51,13 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
 };
 use dfdx::optim::{Adam, Optimizer};
+use static_nn::data::Batch;
 use static_nn::models::{BasicBlock, Projection};
 use static_nn::ops::{
     Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, ReluKernel, Workspace,
 };
 use static_nn::prelude::*;
+use static_nn::train::{cross_entropy, ImageClassifier, Optim, OptimizerConfig, SplitStep};
 use std::hint::black_box;
 
 #[path = "common/raw_lenet.rs"]
@@ -408,7 +410,50 @@ fn train(c: &mut Criterion) {
         NoInputGrad
     );
     train_bench!(g, dev, "mlp_no_input_grad/b64_adam", Mlp, NoInputGrad);
+    // `Classifier::fit`'s step: a `SplitStep` over a host batch, on a
+    // device with dfdx's cache, the batch whole and in two chunks side by
+    // side
+    let dev = Dev::seed_from_u64(0);
+    dev.enable_cache();
+    split_case::<LeNetClass>(&mut g, &dev, 1, "lenet_class_split1/b64_adam");
+    split_case::<LeNetClass>(&mut g, &dev, 2, "lenet_class_split2/b64_adam");
     g.finish();
+}
+
+/// `SplitStep` training steps of model `M` in `chunks` chunks on a host
+/// batch of 64 random MNIST-sized images.
+fn split_case<M>(g: &mut BenchmarkGroup<'_, WallTime>, dev: &Dev, chunks: usize, name: &str)
+where
+    M: BuildOnDevice<Dev, f32>,
+    M::Built: ImageClassifier<Dev>,
+{
+    let mut model = dev.build_module::<M, f32>();
+    let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();
+    let mut step = SplitStep::new(chunks).unwrap();
+    let batch = Batch {
+        images: dev.sample_normal::<Rank4<B, 1, 28, 28>>().as_vec(),
+        labels: (0..B).map(|i| (i * 7) % 10).collect(),
+        channels: 1,
+        rows: 28,
+        cols: 28,
+    };
+    // as the examples run `Classifier::fit`: on a worker of the pool, whose
+    // other worker looks for work between the parallel loops
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    g.bench_function(name, |bch| {
+        bch.iter_custom(|iters| {
+            pool.install(|| {
+                static_nn::parallel::keep_workers_awake(|| {
+                    let t = std::time::Instant::now();
+                    for _ in 0..iters {
+                        step.step(&mut model, dev, &mut opt, batch.clone(), &cross_entropy)
+                            .unwrap();
+                    }
+                    t.elapsed()
+                })
+            })
+        })
+    });
 }
 
 fn infer_at<const N: usize>(
