@@ -96,6 +96,11 @@ struct Args {
     /// Carry on from the checkpoint in --checkpoint-dir.
     #[arg(long)]
     resume: bool,
+    /// Cut each training batch into N chunks that run side by side on
+    /// replicas of the model [default: 2 for a convolutional network
+    /// without batch norm on the CPU, else 1].
+    #[arg(long)]
+    batch_chunks: Option<usize>,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -250,17 +255,24 @@ where
     let model = dev
         .try_build_module::<Net, f32>()
         .map_err(|e| format!("building the model: {e:?}"))?;
+    let params = model.num_trainable_params();
+    let mut clf = Classifier::try_new(model, dev, optimizer)?;
+    if let Some(n) = args.batch_chunks {
+        clf.set_batch_chunks(n)?;
+    }
     say!(
-        "{} trainable parameters; {optimizer:?}, batch {}, {epochs} epochs{}",
-        model.num_trainable_params(),
+        "{params} trainable parameters; {optimizer:?}, batch {}{}, {epochs} epochs{}",
         args.batch_size,
+        match clf.batch_chunks() {
+            1 => String::new(),
+            n => format!(" in {n} chunks side by side"),
+        },
         if shift > 0 {
             format!(", random shifts of up to {shift} px")
         } else {
             String::new()
         }
     );
-    let mut clf = Classifier::try_new(model, dev, optimizer)?;
     clf.set_seed(Some(args.seed));
     if let Some(comm) = ranks.collective() {
         clf.distribute(comm)?;

@@ -479,21 +479,29 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     /// with the rayon pool's workers kept awake between the steps' parallel
     /// loops ([`crate::parallel::keep_workers_awake`]); not in data-parallel
     /// training, where the ranks often share the cores and each waits for
-    /// the others in every all-reduce.
+    /// the others in every all-reduce. Called from outside any rayon pool,
+    /// the epoch runs on a worker of the global pool (`rayon::scope`), this
+    /// thread waiting: each of a step's hundreds of parallel loops then
+    /// starts from a worker, instead of waking the pool and parking this
+    /// thread every time.
     pub(super) fn fit_epoch_with(
         &mut self,
         loader: &DataLoader,
         epoch: usize,
         loss: &LossFn<'_, M::Classes, D>,
-        lr: &dyn Fn(usize) -> f64,
+        lr: &(dyn Fn(usize) -> f64 + Sync),
     ) -> Result<EpochStats, TrainError>
     where
         M: ImageClassifier<D>,
     {
         if self.dist.is_some() {
             self.epoch_steps(loader, epoch, loss, lr)
-        } else {
+        } else if rayon::current_thread_index().is_some() {
             crate::parallel::keep_workers_awake(|| self.epoch_steps(loader, epoch, loss, lr))
+        } else {
+            rayon::scope(|_| {
+                crate::parallel::keep_workers_awake(|| self.epoch_steps(loader, epoch, loss, lr))
+            })
         }
     }
 
@@ -503,7 +511,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         loader: &DataLoader,
         epoch: usize,
         loss: &LossFn<'_, M::Classes, D>,
-        lr: &dyn Fn(usize) -> f64,
+        lr: &(dyn Fn(usize) -> f64 + Sync),
     ) -> Result<EpochStats, TrainError>
     where
         M: ImageClassifier<D>,

@@ -242,3 +242,38 @@ fn chunk_counts_and_errors() {
         .unwrap();
     assert!(loss.is_finite());
 }
+
+/// `fit` gives the same model from a thread outside any pool (where it runs
+/// the epoch on a worker of the global pool) and from a worker of a pool of
+/// its own.
+#[test]
+fn fit_is_the_same_inside_and_outside_a_pool() {
+    use static_nn::data::{DataLoader, LabelledImages, LoaderConfig};
+    use std::sync::Arc;
+    let images: Vec<u8> = (0..96 * 64).map(|i| (i * 37 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..96).map(|i| (i % 5) as u8).collect();
+    let data = Arc::new(LabelledImages::new(8, 8, images, labels).unwrap());
+    let loader = DataLoader::new(
+        data,
+        LoaderConfig {
+            batch_size: 32,
+            shuffle: Some(1),
+            ..Default::default()
+        },
+    );
+    let run = || {
+        let dev = Cpu::seed_from_u64(5);
+        let model = dev.build_module::<SmallDropout, f32>();
+        let mut clf = Classifier::new(model, dev, OptimizerConfig::adam(1e-2));
+        assert_eq!(clf.batch_chunks(), 2);
+        clf.fit(&loader, 2).unwrap();
+        clf.parameter_hash()
+    };
+    let outside = run();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let inside = pool.install(run);
+    assert_eq!(outside, inside);
+}
