@@ -44,6 +44,11 @@ pub type ImagesOf<M, D, T = NoneTape> =
 /// ([`evaluate`](Classifier::evaluate), [`predict`](Classifier::predict))
 /// calls `Module::forward`, which takes the model by `&self`: it cannot
 /// apply dropout or change any statistic.
+///
+/// The model is `Send` and moves between devices as itself
+/// (`TensorCollection<f32, D, To<f32, D> = Self>`, as every dfdx and
+/// static-nn module and derived struct model does): a training step may run
+/// chunks of its batch on replicas of it, on other threads ([`SplitStep`]).
 pub trait ImageClassifier<D: Device<f32>>:
     ImageInput + TensorCollection<f32, D, To<f32, D> = Self> + Send
 {
