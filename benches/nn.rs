@@ -425,7 +425,7 @@ fn train(c: &mut Criterion) {
 fn split_case<M>(g: &mut BenchmarkGroup<'_, WallTime>, dev: &Dev, chunks: usize, name: &str)
 where
     M: BuildOnDevice<Dev, f32>,
-    M::Built: ImageClassifier<Dev>,
+    M::Built: ImageClassifier<Dev> + Send,
 {
     let mut model = dev.build_module::<M, f32>();
     let mut opt = Optim::new(&model, OptimizerConfig::adam(1e-3)).unwrap();

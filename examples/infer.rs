@@ -84,6 +84,13 @@ where
         + static_nn::ops::LayerKernels<f32>
         + Cache
         + DeviceBuildExt,
+    // each device has its own `ImageClassifier` (side-by-side replicas on
+    // the CPU): generic code names the models it picks from
+    <LeNetClass as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <LeNetSeq as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <LeNet5 as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <Mlp as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <MnistResNet as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
 {
     match args.model {
         NotebookModel::LeNet => run::<LeNetClass, D>(dev, args),

@@ -177,6 +177,18 @@ where
         + static_nn::ops::LayerKernels<f32>
         + Cache
         + DeviceBuildExt,
+    // each device has its own `ImageClassifier` (side-by-side replicas on
+    // the CPU): generic code names the models it picks from
+    <LeNetClass as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <LeNetSeq as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <LeNet5 as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <Mlp as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <MnistResNet as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <(LeNetClass, Softmax) as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <(LeNetSeq, Softmax) as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <(LeNet5, Softmax) as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <(Mlp, Softmax) as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
+    <(MnistResNet, Softmax) as BuildOnDevice<D, f32>>::Built: ImageClassifier<D>,
 {
     // dfdx's allocation cache: each step's tensors reuse the memory of the
     // step before instead of asking the allocator again (static-nn's kernels

@@ -273,6 +273,20 @@ where
         + static_nn::ops::LayerKernels<f32>
         + Cache
         + DeviceBuildExt,
+    // each device has its own `ImageClassifier` (side-by-side replicas on
+    // the CPU): generic code names the models it picks from
+    <LeNetClass as BuildOnDevice<D, f32>>::Built:
+        ImageClassifier<D> + ImageInput<Image = Rank3<1, 28, 28>>,
+    <LeNetSeq as BuildOnDevice<D, f32>>::Built:
+        ImageClassifier<D> + ImageInput<Image = Rank3<1, 28, 28>>,
+    <LeNet5 as BuildOnDevice<D, f32>>::Built:
+        ImageClassifier<D> + ImageInput<Image = Rank3<1, 28, 28>>,
+    <Mlp as BuildOnDevice<D, f32>>::Built:
+        ImageClassifier<D> + ImageInput<Image = Rank3<1, 28, 28>>,
+    <MnistResNet as BuildOnDevice<D, f32>>::Built:
+        ImageClassifier<D> + ImageInput<Image = Rank3<1, 28, 28>>,
+    <CifarResNet20 as BuildOnDevice<D, f32>>::Built:
+        ImageClassifier<D> + ImageInput<Image = Rank3<3, 32, 32>>,
 {
     dev.enable_cache();
     match args.model {

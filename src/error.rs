@@ -141,7 +141,7 @@ impl StdError for DeviceError {
 /// [`DeviceError`]: `Cpu` (its `CpuError`), and `Cuda` with the `cuda`
 /// feature (its `CudaError`, inside a `CudaFailure`, since dfdx 0.13's
 /// `CudaError` is not a `std::error::Error`). Implemented for both; sealed.
-pub trait TypedErrors: dfdx::tensor::HasErr + sealed::Sealed + Send + Sync {
+pub trait TypedErrors: dfdx::tensor::HasErr + sealed::Sealed {
     /// Whether a training step gains from cutting its batch into chunks
     /// that run side by side on replicas of the model
     /// ([`SplitStep::auto`](crate::train::SplitStep::auto)): on the CPU,

@@ -3,7 +3,7 @@ use super::checkpoint::RunState;
 use super::distributed::{self, Collective, CommStats, DataParallel};
 use super::observer::{TrainEvent, TrainObserver};
 use super::optim::AnyOptimizer;
-use super::split::{ChunkLoss, SplitStep};
+use super::split::{self, ChunkLoss, Replica, SplitStep};
 use super::{Evaluation, Optim, OptimizerConfig, Schedule, TrainError};
 use crate::data::{Batch, DataLoader};
 use crate::error::{device, TypedErrors};
@@ -45,12 +45,17 @@ pub type ImagesOf<M, D, T = NoneTape> =
 /// calls `Module::forward`, which takes the model by `&self`: it cannot
 /// apply dropout or change any statistic.
 ///
-/// The model is `Send` and moves between devices as itself
-/// (`TensorCollection<f32, D, To<f32, D> = Self>`, as every dfdx and
-/// static-nn module and derived struct model does): a training step may run
+/// The model moves between devices as itself (`TensorCollection<f32, D,
+/// To<f32, D> = Self>`, as every dfdx and static-nn module and derived
+/// struct model does), and on the CPU it is `Send`: a training step may run
 /// chunks of its batch on replicas of it, on other threads ([`SplitStep`]).
+/// So it is implemented per device (the CPU's needs `Send`; dfdx's CUDA
+/// device is not `Send`): code generic over the device that picks a
+/// concrete model states it, e.g. `<LeNetClass as BuildOnDevice<D,
+/// f32>>::Built: ImageClassifier<D>`, as the `lenet`, `train` and `infer`
+/// examples do.
 pub trait ImageClassifier<D: Device<f32>>:
-    ImageInput + TensorCollection<f32, D, To<f32, D> = Self> + Send
+    ImageInput + TensorCollection<f32, D, To<f32, D> = Self>
 {
     /// The class dimension of the logits, `Const<N>`.
     type Classes: ConstDim;
@@ -73,43 +78,132 @@ pub trait ImageClassifier<D: Device<f32>>:
         &mut self,
         x: ImagesOf<Self, D, OwnedTape<f32, D>>,
     ) -> Result<Logits<Self::Classes, D, OwnedTape<f32, D>>, D::Err>;
+
+    /// Runs `here` and each replica's chunk: side by side on the CPU, one
+    /// after the other on CUDA (whose device is not `Send`). The first
+    /// replica's failure, if any.
+    #[doc(hidden)]
+    fn run_replicas(
+        replicas: &mut [Replica<Self, D>],
+        chunks: Vec<Batch>,
+        loss: &ChunkLoss<'_, Self::Classes, D>,
+        here: &mut dyn FnMut(),
+    ) -> Option<TrainError>
+    where
+        D: TypedErrors,
+        Self: Sized;
+
+    /// [`Classifier`]'s epoch, on a worker of the global rayon pool when
+    /// called from outside any pool on the CPU.
+    #[doc(hidden)]
+    fn epoch_on_worker(
+        clf: &mut Classifier<Self, D>,
+        loader: &DataLoader,
+        epoch: usize,
+        loss: &LossFn<'_, Self::Classes, D>,
+        lr: &(dyn Fn(usize) -> f64 + Sync),
+    ) -> Result<EpochStats, TrainError>
+    where
+        D: TypedErrors,
+        Self: Sized;
 }
 
-impl<D: Device<f32>, N: ConstDim, M> ImageClassifier<D> for M
-where
-    M: ImageInput
-        + TensorCollection<f32, D, To<f32, D> = M>
-        + Send
-        + Module<ImagesOf<M, D>, Output = Logits<N, D>, Error = D::Err>
-        + ModuleMut<
-            ImagesOf<M, D, OwnedTape<f32, D>>,
-            Output = Logits<N, D, OwnedTape<f32, D>>,
-            Error = D::Err,
-        > + ModuleMut<
-            NoInputGrad<ImagesOf<M, D, OwnedTape<f32, D>>>,
-            Output = Logits<N, D, OwnedTape<f32, D>>,
-            Error = D::Err,
-        >,
-{
-    type Classes = N;
+/// The blanket [`ImageClassifier`] of device `$dev`, whose models have the
+/// extra bounds `$extra`, with its way of running replicas and epochs.
+macro_rules! image_classifier_on {
+    ($dev:ty, [$($extra:tt)*], $replicas:path, $epoch:ident) => {
+        impl<N: ConstDim, M> ImageClassifier<$dev> for M
+        where
+            M: ImageInput
+                + TensorCollection<f32, $dev, To<f32, $dev> = M>
+                $($extra)*
+                + Module<ImagesOf<M, $dev>, Output = Logits<N, $dev>, Error = <$dev as HasErr>::Err>
+                + ModuleMut<
+                    ImagesOf<M, $dev, OwnedTape<f32, $dev>>,
+                    Output = Logits<N, $dev, OwnedTape<f32, $dev>>,
+                    Error = <$dev as HasErr>::Err,
+                > + ModuleMut<
+                    NoInputGrad<ImagesOf<M, $dev, OwnedTape<f32, $dev>>>,
+                    Output = Logits<N, $dev, OwnedTape<f32, $dev>>,
+                    Error = <$dev as HasErr>::Err,
+                >,
+        {
+            type Classes = N;
 
-    fn logits(&self, x: ImagesOf<Self, D>) -> Result<Logits<N, D>, D::Err> {
-        self.try_forward(x)
-    }
+            fn logits(
+                &self,
+                x: ImagesOf<Self, $dev>,
+            ) -> Result<Logits<N, $dev>, <$dev as HasErr>::Err> {
+                self.try_forward(x)
+            }
 
-    fn logits_mut(
-        &mut self,
-        x: ImagesOf<Self, D, OwnedTape<f32, D>>,
-    ) -> Result<Logits<N, D, OwnedTape<f32, D>>, D::Err> {
-        self.try_forward_mut(x)
-    }
+            fn logits_mut(
+                &mut self,
+                x: ImagesOf<Self, $dev, OwnedTape<f32, $dev>>,
+            ) -> Result<Logits<N, $dev, OwnedTape<f32, $dev>>, <$dev as HasErr>::Err> {
+                self.try_forward_mut(x)
+            }
 
-    fn logits_mut_no_input_grad(
-        &mut self,
-        x: ImagesOf<Self, D, OwnedTape<f32, D>>,
-    ) -> Result<Logits<N, D, OwnedTape<f32, D>>, D::Err> {
-        self.try_forward_mut(NoInputGrad(x))
+            fn logits_mut_no_input_grad(
+                &mut self,
+                x: ImagesOf<Self, $dev, OwnedTape<f32, $dev>>,
+            ) -> Result<Logits<N, $dev, OwnedTape<f32, $dev>>, <$dev as HasErr>::Err> {
+                self.try_forward_mut(NoInputGrad(x))
+            }
+
+            fn run_replicas(
+                replicas: &mut [Replica<Self, $dev>],
+                chunks: Vec<Batch>,
+                loss: &ChunkLoss<'_, N, $dev>,
+                here: &mut dyn FnMut(),
+            ) -> Option<TrainError> {
+                $replicas(replicas, chunks, loss, here)
+            }
+
+            fn epoch_on_worker(
+                clf: &mut Classifier<Self, $dev>,
+                loader: &DataLoader,
+                epoch: usize,
+                loss: &LossFn<'_, N, $dev>,
+                lr: &(dyn Fn(usize) -> f64 + Sync),
+            ) -> Result<EpochStats, TrainError> {
+                $epoch(clf, loader, epoch, loss, lr)
+            }
+        }
+    };
+}
+
+image_classifier_on!(Cpu, [+ Send], split::run_side_by_side, epoch_on_a_worker);
+#[cfg(feature = "cuda")]
+image_classifier_on!(Cuda, [], split::run_in_turn, epoch_here);
+
+/// The epoch on a worker of the current rayon pool, or of the global one
+/// from outside any pool (`rayon::scope`), this thread waiting: each of a
+/// step's hundreds of parallel loops then starts from a worker, instead of
+/// waking the pool and parking this thread every time.
+fn epoch_on_a_worker<M: ImageClassifier<Cpu> + Send>(
+    clf: &mut Classifier<M, Cpu>,
+    loader: &DataLoader,
+    epoch: usize,
+    loss: &LossFn<'_, M::Classes, Cpu>,
+    lr: &(dyn Fn(usize) -> f64 + Sync),
+) -> Result<EpochStats, TrainError> {
+    if rayon::current_thread_index().is_some() {
+        epoch_here(clf, loader, epoch, loss, lr)
+    } else {
+        rayon::scope(|_| epoch_here(clf, loader, epoch, loss, lr))
     }
+}
+
+/// The epoch on this thread, with the pool's workers kept awake.
+fn epoch_here<M: ImageClassifier<D>, D: Device<f32> + TypedErrors>(
+    clf: &mut Classifier<M, D>,
+    loader: &DataLoader,
+    epoch: usize,
+    loss: &LossFn<'_, M::Classes, D>,
+    lr: &(dyn Fn(usize) -> f64 + Sync),
+) -> Result<EpochStats, TrainError> {
+    crate::parallel::keep_workers_awake(|| clf.epoch_steps(loader, epoch, loss, lr))
 }
 
 /// The number of classes of model `M`.
@@ -501,12 +595,8 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     {
         if self.dist.is_some() {
             self.epoch_steps(loader, epoch, loss, lr)
-        } else if rayon::current_thread_index().is_some() {
-            crate::parallel::keep_workers_awake(|| self.epoch_steps(loader, epoch, loss, lr))
         } else {
-            rayon::scope(|_| {
-                crate::parallel::keep_workers_awake(|| self.epoch_steps(loader, epoch, loss, lr))
-            })
+            M::epoch_on_worker(self, loader, epoch, loss, lr)
         }
     }
 

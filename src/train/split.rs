@@ -68,8 +68,10 @@ pub struct SplitStep<M, D: Device<f32> + TypedErrors> {
 }
 
 /// One replica: a device of its own, the model on it, its gradients and,
-/// after a step, its chunk's gradients end to end and its loss.
-struct Replica<M, D: Device<f32> + TypedErrors> {
+/// after a step, its chunk's gradients end to end and its loss. (Public
+/// only for [`ImageClassifier`]'s hidden methods: it cannot be named
+/// outside the crate.)
+pub struct Replica<M, D: Device<f32> + TypedErrors> {
     device: D,
     /// The model and its gradients (`None` only while dropping).
     parts: Option<(M, Gradients<f32, D>)>,
@@ -248,24 +250,16 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
         }
         tails.reverse();
         let mut first = None;
-        let mut failures: Vec<Option<TrainError>> = Vec::new();
-        failures.resize_with(tails.len(), || None);
-        rayon::in_place_scope(|scope| {
-            for ((replica, chunk), failure) in
-                self.replicas.iter_mut().zip(tails).zip(&mut failures)
-            {
-                scope.spawn(move |_| {
-                    if let Err(e) = replica.run(chunk, loss) {
-                        *failure = Some(e);
-                    }
-                });
+        let mut parts = Some((grads, batch));
+        let failure = M::run_replicas(&mut self.replicas, tails, loss, &mut || {
+            if let Some((grads, batch)) = parts.take() {
+                first = Some(run_chunk(&mut *model, dev, grads, batch, loss));
             }
-            first = Some(run_chunk(model, dev, grads, batch, loss));
         });
-        if let Some(e) = failures.into_iter().flatten().next() {
+        if let Some(e) = failure {
             return Err(e);
         }
-        let (grads, loss0) = first.expect("chunk 0 ran in the scope")?;
+        let (grads, loss0) = first.expect("chunk 0 ran beside the replicas")?;
         let mut value = self.weights[0] * loss0;
         for (w, r) in self.weights[1..].iter().zip(&self.replicas) {
             value += w * r.loss;
@@ -407,6 +401,53 @@ impl<M: ImageClassifier<D>, D: Device<f32> + TypedErrors> Replica<M, D> {
         self.loss = value;
         Ok(())
     }
+}
+
+/// Runs `here` on this thread and each replica's chunk as a job of the
+/// current rayon pool, side by side (`rayon::in_place_scope`); the first
+/// replica's failure.
+pub(crate) fn run_side_by_side<M, D>(
+    replicas: &mut [Replica<M, D>],
+    chunks: Vec<Batch>,
+    loss: &ChunkLoss<'_, M::Classes, D>,
+    here: &mut dyn FnMut(),
+) -> Option<TrainError>
+where
+    M: ImageClassifier<D> + Send,
+    D: Device<f32> + TypedErrors + Send + Sync,
+{
+    let mut failures: Vec<Option<TrainError>> = Vec::new();
+    failures.resize_with(chunks.len(), || None);
+    rayon::in_place_scope(|scope| {
+        for ((replica, chunk), failure) in replicas.iter_mut().zip(chunks).zip(&mut failures) {
+            scope.spawn(move |_| {
+                if let Err(e) = replica.run(chunk, loss) {
+                    *failure = Some(e);
+                }
+            });
+        }
+        here();
+    });
+    failures.into_iter().flatten().next()
+}
+
+/// Runs `here`, then each replica's chunk, on this thread (for devices that
+/// cannot move between threads); the first replica's failure.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) fn run_in_turn<M: ImageClassifier<D>, D: Device<f32> + TypedErrors>(
+    replicas: &mut [Replica<M, D>],
+    chunks: Vec<Batch>,
+    loss: &ChunkLoss<'_, M::Classes, D>,
+    here: &mut dyn FnMut(),
+) -> Option<TrainError> {
+    here();
+    let mut failure = None;
+    for (replica, chunk) in replicas.iter_mut().zip(chunks) {
+        if let Err(e) = replica.run(chunk, loss) {
+            failure.get_or_insert(e);
+        }
+    }
+    failure
 }
 
 /// The forward and backward passes of one chunk on `model`, into `grads`;
