@@ -12,7 +12,8 @@
 //! accuracy, and writes into `--out` (default `out/`): the weights
 //! (`<model>.safetensors`), a grid of test predictions (`predictions.png`)
 //! and the loss curve (`loss.png`). The last line is
-//! `test accuracy: 99.10% (9910/10000)`.
+//! `test accuracy: 99.12% (9912/10000)` (on an Intel Xeon with AVX-512; the last
+//! digits depend on the CPU).
 #[macro_use]
 mod common;
 
