@@ -7,9 +7,12 @@
 //! ```
 //!
 //! Workloads: `lenet-train`, `mlp-train` (batch 64, Adam, cross-entropy, on
-//! random data: the same steps `bench/race_torch.py` times in PyTorch; the
-//! batch goes in as [`NoInputGrad`], as `Classifier::fit` passes it, so no
-//! side computes the gradient of the data),
+//! random data: the same steps `bench/race_torch.py` times in PyTorch; run
+//! as `Classifier::fit` runs them, by a [`SplitStep`] chosen for the model:
+//! LeNet in two chunks of 32 side by side, the MLP whole; the batch goes in
+//! as [`NoInputGrad`], so no side computes the gradient of the data),
+//! `lenet-train-whole`, `mlp-train-whole` (the same with the whole batch at
+//! once),
 //! `lenet-infer-1`, `lenet-infer-64`, `lenet-infer-1000` (without a tape,
 //! through `ChunkedForward::forward_chunked`, which cuts a batch into
 //! chunks of at most 32 samples and runs each through the whole network on
