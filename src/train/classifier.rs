@@ -282,8 +282,8 @@ pub struct Classifier<M, D: Device<f32> + TypedErrors> {
     /// Its device.
     pub device: D,
     pub(super) optimizer: AnyOptimizer<M, D>,
-    pub(super) grads: Option<Gradients<f32, D>>,
-    /// How each training step cuts its batch (see [`set_batch_chunks`](Self::set_batch_chunks)).
+    /// How each training step cuts its batch (see [`set_batch_chunks`](Self::set_batch_chunks)),
+    /// and the model's gradients between steps.
     pub(super) split: SplitStep<M, D>,
     observer: Option<Box<dyn TrainObserver>>,
     /// Where a [`train`](Self::train) run stands (epochs, validation scores).
@@ -312,7 +312,6 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             model,
             device,
             optimizer,
-            grads: None,
             split,
             observer: None,
             history: Vec::new(),
@@ -624,15 +623,9 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         });
         let start = Instant::now();
         let (mut sum, mut batches, mut samples) = (0.0f64, 0usize, 0usize);
-        let mut grads = match self.grads.take() {
-            Some(g) => g,
-            None => self
-                .model
-                .try_alloc_grads()
-                .map_err(device::<D>("allocating gradients"))?,
-        };
+        let mut grads = self.split.take_grads(&self.model)?;
         // replicas seeded anew from this epoch's device
-        self.split.reset();
+        self.split.drop_replicas();
         for (b, batch) in loader.epoch(epoch).enumerate() {
             self.optimizer.set_learning_rate(lr(b));
             let non_finite = |value: f32| TrainError::NonFiniteLoss {
@@ -727,7 +720,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 });
             }
         }
-        self.grads = Some(grads);
+        self.split.keep_grads(grads);
         if let Some(dp) = &self.dist {
             self.check_replicas(dp.stats.steps)?;
         }

@@ -115,7 +115,7 @@ where
                 reason: format!("its optimizer state does not fit: {e}"),
             })?;
         self.model = model;
-        self.grads = None;
+        self.split.reset();
         self.history = run.history.clone();
         self.run = run.clone();
         if run.seed.is_some() {
@@ -171,7 +171,7 @@ where
                     .model
                     .try_to_device(&self.device)
                     .map_err(device::<D>("moving the model to the epoch's device"))?;
-                self.grads = None;
+                self.split.reset();
                 // the previous epoch's tensors are gone: free what its
                 // device's cache kept of them (dfdx does not on drop; without
                 // this every seeded epoch kept its tensors, ~190 MB an epoch

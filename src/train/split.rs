@@ -102,12 +102,17 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
                 "the batch's chunk count must be at least 1, not 0".into(),
             ));
         }
-        Ok(Self {
+        Ok(Self::with_chunks(chunks))
+    }
+
+    /// A step of `chunks` (at least 1) with nothing built yet.
+    fn with_chunks(chunks: usize) -> Self {
+        Self {
             chunks,
             grads: None,
             replicas: Vec::new(),
             weights: Vec::new(),
-        })
+        }
     }
 
     /// The step [`Classifier`](super::Classifier) takes by default for
@@ -140,17 +145,11 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
         M: TensorCollection<f32, D>,
     {
         let (buffers, conv) = survey(model);
-        let chunks = if D::SPLITS_BATCHES && conv && !buffers {
+        Self::with_chunks(if D::SPLITS_BATCHES && conv && !buffers {
             2
         } else {
             1
-        };
-        Self {
-            chunks,
-            grads: None,
-            replicas: Vec::new(),
-            weights: Vec::new(),
-        }
+        })
     }
 
     /// The chunk count.
@@ -164,8 +163,33 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
     /// does this at the start of every epoch, so that a seeded run's
     /// dropout masks repeat when it resumes.
     pub fn reset(&mut self) {
-        self.replicas.clear();
+        self.drop_replicas();
         self.grads = None;
+    }
+
+    /// Drops the replicas (and their devices' caches) but keeps chunk 0's
+    /// gradients, which belong to the model's device.
+    pub(crate) fn drop_replicas(&mut self) {
+        self.replicas.clear();
+    }
+
+    /// Chunk 0's gradients, kept from the step before or allocated for
+    /// `model`; hand them back with [`keep_grads`](Self::keep_grads).
+    pub(crate) fn take_grads(&mut self, model: &M) -> Result<Gradients<f32, D>, TrainError>
+    where
+        M: TensorCollection<f32, D>,
+    {
+        match self.grads.take() {
+            Some(g) => Ok(g),
+            None => Ok(model
+                .try_alloc_grads()
+                .map_err(device::<D>("allocating gradients"))?),
+        }
+    }
+
+    /// Keeps chunk 0's (zeroed) gradients for the next step.
+    pub(crate) fn keep_grads(&mut self, grads: Gradients<f32, D>) {
+        self.grads = Some(grads);
     }
 
     /// One training step of `model` on `batch`: the forward and backward
@@ -189,12 +213,7 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
     where
         M: ImageClassifier<D>,
     {
-        let grads = match self.grads.take() {
-            Some(g) => g,
-            None => model
-                .try_alloc_grads()
-                .map_err(device::<D>("allocating gradients"))?,
-        };
+        let grads = self.take_grads(model)?;
         let (mut grads, value) = self.forward_backward(model, dev, grads, batch, loss)?;
         if !value.is_finite() {
             return Err(TrainError::NonFiniteLoss {
@@ -211,7 +230,7 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
         model
             .try_zero_grads(&mut grads)
             .map_err(device::<D>("zeroing gradients"))?;
-        self.grads = Some(grads);
+        self.keep_grads(grads);
         Ok(value)
     }
 
