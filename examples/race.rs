@@ -16,8 +16,10 @@
 //! `lenet-infer-1`, `lenet-infer-64`, `lenet-infer-1000` (without a tape,
 //! through `ChunkedForward::forward_chunked`, which cuts a batch into
 //! chunks of at most 32 samples and runs each through the whole network on
-//! one worker), `resnet-train` ([`MnistResNet`] in training mode,
-//! `forward_mut`: batch 64, Adam), `resnet-infer-256` (`MnistResNet` in
+//! one worker), `resnet-train` ([`MnistResNet`] in training mode, batch
+//! 64, Adam, through `SplitStep::auto`: two chunks whose batch norms share
+//! the whole batch's statistics), `resnet-train-whole` (the same step on
+//! the whole batch at once, `forward_mut`), `resnet-infer-256` (`MnistResNet` in
 //! inference mode, `forward_chunked`, batch 256), `lenet-infer-64-forward`,
 //! `lenet-infer-1000-forward` and `resnet-infer-256-forward` (the same with
 //! plain `forward`, each layer on the whole batch), and `lenet-train-ops` / `lenet-infer-64-ops` (the class LeNet
@@ -289,6 +291,13 @@ fn main() {
             split_train(&dev, model, secs, what == "mlp-train-whole")
         }
         "resnet-train" => {
+            // Training mode (PyTorch's model.train()): batch statistics
+            // (shared by the chunks of the split step), running-stat
+            // updates, dropout.
+            let model = dev.build_module::<MnistResNet, f32>();
+            split_train(&dev, model, secs, false)
+        }
+        "resnet-train-whole" => {
             // Training mode: batch statistics, running-stat updates, dropout
             // (PyTorch's model.train()).
             let mut model = dev.build_module::<MnistResNet, f32>();

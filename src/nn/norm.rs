@@ -249,7 +249,7 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
         let (y, stats) =
             D::try_batch_norm_train(op, x, (&self.weight, &self.bias), &self.workspace)?;
         let m = self.momentum;
-        let unbiased = op.unbiased_factor();
+        let unbiased = stats.unbiased_factor();
         let blend = |running: &mut Tensor<Rank1<C>, E, D>, batch: &[E], factor: f64| {
             let old = running.as_vec();
             let new: Vec<E> = old

@@ -3,7 +3,7 @@ use super::checkpoint::RunState;
 use super::distributed::{self, Collective, CommStats, DataParallel};
 use super::observer::{TrainEvent, TrainObserver};
 use super::optim::AnyOptimizer;
-use super::split::{self, ChunkLoss, Replica, SplitStep};
+use super::split::{self, ChunkLoss, ChunkOutcome, FirstChunk, Replica, SplitStep};
 use super::{Evaluation, Optim, OptimizerConfig, Schedule, TrainError};
 use crate::data::{Batch, DataLoader};
 use crate::error::{device, TypedErrors};
@@ -79,16 +79,17 @@ pub trait ImageClassifier<D: Device<f32>>:
         x: ImagesOf<Self, D, OwnedTape<f32, D>>,
     ) -> Result<Logits<Self::Classes, D, OwnedTape<f32, D>>, D::Err>;
 
-    /// Runs `here` and each replica's chunk: side by side on the CPU, one
-    /// after the other on CUDA (whose device is not `Send`). The first
-    /// replica's failure, if any.
+    /// Runs chunk 0 and each replica's chunk: side by side on the CPU (with
+    /// `share_stats`, sharing their batch norms' statistics), one after the
+    /// other on CUDA (whose device is not `Send`).
     #[doc(hidden)]
-    fn run_replicas(
+    fn run_chunks(
+        first: FirstChunk<'_, Self, D>,
         replicas: &mut [Replica<Self, D>],
         chunks: Vec<Batch>,
         loss: &ChunkLoss<'_, Self::Classes, D>,
-        here: &mut dyn FnMut(),
-    ) -> Option<TrainError>
+        share_stats: bool,
+    ) -> ChunkOutcome<D>
     where
         D: TypedErrors,
         Self: Sized;
@@ -151,13 +152,14 @@ macro_rules! image_classifier_on {
                 self.try_forward_mut(NoInputGrad(x))
             }
 
-            fn run_replicas(
+            fn run_chunks(
+                first: FirstChunk<'_, Self, $dev>,
                 replicas: &mut [Replica<Self, $dev>],
                 chunks: Vec<Batch>,
                 loss: &ChunkLoss<'_, N, $dev>,
-                here: &mut dyn FnMut(),
-            ) -> Option<TrainError> {
-                $replicas(replicas, chunks, loss, here)
+                share_stats: bool,
+            ) -> ChunkOutcome<$dev> {
+                $replicas(first, replicas, chunks, loss, share_stats)
             }
 
             fn epoch_on_worker(

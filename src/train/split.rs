@@ -13,18 +13,28 @@
 //! mean squared error) is the mean of the chunks' gradients, weighted by
 //! their sizes: [`SplitStep`] computes exactly that, in a fixed order, so
 //! the result depends on the chunk count but not on the thread count.
-//! Batch statistics are the exception: each chunk normalizes by its own
-//! (as data-parallel training does per device), which is why
-//! [`SplitStep::auto`] splits only models without buffers.
+//!
+//! A batch norm in training mode normalizes by the statistics of the whole
+//! batch. On the CPU the chunks of a model with batch norms share them:
+//! each chunk runs on a thread of its own, and each batch norm gathers
+//! every chunk's statistics in its forward pass and every chunk's gradient
+//! sums in its backward pass (PyTorch's `SyncBatchNorm`, between threads;
+//! see `ops::batch_norm::sync`). The step is then the whole batch's up to
+//! rounding, and so are the running statistics. On CUDA, whose chunks run
+//! one after the other, each chunk normalizes by its own statistics (as
+//! data-parallel training does per device without `SyncBatchNorm`).
 use super::classifier::{ImageClassifier, Logits};
 use super::TrainError;
 use crate::data::Batch;
 use crate::error::{device, TypedErrors};
+use crate::ops::batch_norm::sync::{as_member, ChunkSync};
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorRef,
 };
 use dfdx::nn::{ToDevice, ZeroGrads};
 use dfdx::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// The loss a [`SplitStep`] runs on each chunk: of the logits and the
 /// one-hot targets, a mean over the chunk's samples.
@@ -38,7 +48,11 @@ pub type ChunkLoss<'a, N, D> = dyn Fn(Logits<N, D, OwnedTape<f32, D>>, Logits<N,
 /// is not safe for concurrent allocations of one size), on a worker of the
 /// current rayon pool. Before each step the replicas take the model's
 /// tensors; after it, buffers such as BatchNorm's running statistics are
-/// averaged back into the model.
+/// averaged back into the model. The batch norms of chunks on the CPU
+/// share their batch statistics (see the module docs): each chunk then runs
+/// on a thread of its own, on a pool of the step's own for the step if the
+/// current one has fewer threads than chunks. Run one such step at a time
+/// in a pool.
 ///
 /// [`Classifier`](super::Classifier) trains through one; a loop of your own
 /// can too:
@@ -65,6 +79,9 @@ pub struct SplitStep<M, D: Device<f32> + TypedErrors> {
     replicas: Vec<Replica<M, D>>,
     /// Each used chunk's weight in the last step (its share of the batch).
     weights: Vec<f32>,
+    /// Whether the model has buffers (BatchNorm's running statistics): its
+    /// chunks then share their batch statistics (set with the replicas).
+    shares_stats: bool,
 }
 
 /// One replica: a device of its own, the model on it, its gradients and,
@@ -112,15 +129,15 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
             grads: None,
             replicas: Vec::new(),
             weights: Vec::new(),
+            shares_stats: false,
         }
     }
 
     /// The step [`Classifier`](super::Classifier) takes by default for
     /// `model`: 2 chunks on the CPU for a convolutional network (one with a
-    /// 4-dimensional weight) without buffers (tensors that the optimizer
-    /// leaves alone, such as BatchNorm's running statistics), so that its
-    /// gradients are those of the whole batch up to rounding; 1 (the whole
-    /// batch) otherwise.
+    /// 4-dimensional weight), whose gradients are then those of the whole
+    /// batch up to rounding (its batch norms share their statistics); 1
+    /// (the whole batch) otherwise.
     ///
     /// - A network of dense layers only has few activations per sample for
     ///   its parameters: its step is nearly all matrix products, which use
@@ -138,18 +155,14 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
     /// let mlp = dev.build_module::<Mlp, f32>();
     /// assert_eq!(SplitStep::auto(&mlp).chunks(), 1);
     /// let resnet = dev.build_module::<MnistResNet, f32>(); // BatchNorm
-    /// assert_eq!(SplitStep::auto(&resnet).chunks(), 1);
+    /// assert_eq!(SplitStep::auto(&resnet).chunks(), 2);
     /// ```
     pub fn auto(model: &M) -> Self
     where
         M: TensorCollection<f32, D>,
     {
-        let (buffers, conv) = survey(model);
-        Self::with_chunks(if D::SPLITS_BATCHES && conv && !buffers {
-            2
-        } else {
-            1
-        })
+        let (_, conv) = survey(model);
+        Self::with_chunks(if D::SPLITS_BATCHES && conv { 2 } else { 1 })
     }
 
     /// The chunk count.
@@ -257,6 +270,9 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
             let (grads, value) = run_chunk(model, dev, grads, batch, loss)?;
             return Ok((grads, value));
         }
+        if self.replicas.is_empty() {
+            self.shares_stats = survey(model).0;
+        }
         self.build_replicas(model, dev)?;
         self.sync_replicas(model, sizes.len() - 1);
         // the chunks' batches, cut from the end so that chunk 0 keeps the
@@ -268,17 +284,18 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
             tails.push(batch.split_off(end));
         }
         tails.reverse();
-        let mut first = None;
-        let mut parts = Some((grads, batch));
-        let failure = M::run_replicas(&mut self.replicas, tails, loss, &mut || {
-            if let Some((grads, batch)) = parts.take() {
-                first = Some(run_chunk(&mut *model, dev, grads, batch, loss));
-            }
-        });
+        let first = FirstChunk {
+            model: &mut *model,
+            dev,
+            grads,
+            batch,
+        };
+        let (first, failure) =
+            M::run_chunks(first, &mut self.replicas, tails, loss, self.shares_stats);
         if let Some(e) = failure {
             return Err(e);
         }
-        let (grads, loss0) = first.expect("chunk 0 ran beside the replicas")?;
+        let (grads, loss0) = first?;
         let mut value = self.weights[0] * loss0;
         for (w, r) in self.weights[1..].iter().zip(&self.replicas) {
             value += w * r.loss;
@@ -422,22 +439,55 @@ impl<M: ImageClassifier<D>, D: Device<f32> + TypedErrors> Replica<M, D> {
     }
 }
 
-/// Runs `here` on this thread and each replica's chunk as a job of the
-/// current rayon pool, side by side (`rayon::in_place_scope`); the first
-/// replica's failure.
+/// Chunk 0 of a step: the model itself, its device, its gradients and its
+/// batch. (Public only for [`ImageClassifier`]'s hidden methods: it cannot
+/// be named outside the crate.)
+pub struct FirstChunk<'a, M, D: Device<f32>> {
+    model: &'a mut M,
+    dev: &'a D,
+    grads: Gradients<f32, D>,
+    batch: Batch,
+}
+
+impl<M: ImageClassifier<D>, D: Device<f32> + TypedErrors> FirstChunk<'_, M, D> {
+    fn run(
+        self,
+        loss: &ChunkLoss<'_, M::Classes, D>,
+    ) -> Result<(Gradients<f32, D>, f32), TrainError> {
+        run_chunk(self.model, self.dev, self.grads, self.batch, loss)
+    }
+}
+
+/// What running a step's chunks gives: chunk 0's gradients and loss, and
+/// a replica's failure (the one that failed first where the chunks share
+/// batch statistics, else the first replica's), to report before chunk
+/// 0's result.
+pub type ChunkOutcome<D> = (
+    Result<(Gradients<f32, D>, f32), TrainError>,
+    Option<TrainError>,
+);
+
+/// Runs chunk 0 on this thread and each replica's chunk as a job of the
+/// current rayon pool, side by side (`rayon::in_place_scope`); where the
+/// chunks share batch statistics, each on a thread of its own
+/// ([`run_sharing_stats`]).
 pub(crate) fn run_side_by_side<M, D>(
+    first: FirstChunk<'_, M, D>,
     replicas: &mut [Replica<M, D>],
     chunks: Vec<Batch>,
     loss: &ChunkLoss<'_, M::Classes, D>,
-    here: &mut dyn FnMut(),
-) -> Option<TrainError>
+    share_stats: bool,
+) -> ChunkOutcome<D>
 where
     M: ImageClassifier<D> + Send,
     D: Device<f32> + TypedErrors + Send + Sync,
 {
+    if share_stats {
+        return run_sharing_stats(first, replicas, chunks, loss);
+    }
     let mut failures: Vec<Option<TrainError>> = Vec::new();
     failures.resize_with(chunks.len(), || None);
-    rayon::in_place_scope(|scope| {
+    let first = rayon::in_place_scope(|scope| {
         for ((replica, chunk), failure) in replicas.iter_mut().zip(chunks).zip(&mut failures) {
             scope.spawn(move |_| {
                 if let Err(e) = replica.run(chunk, loss) {
@@ -445,28 +495,111 @@ where
                 }
             });
         }
-        here();
+        first.run(loss)
     });
-    failures.into_iter().flatten().next()
+    (first, failures.into_iter().flatten().next())
 }
 
-/// Runs `here`, then each replica's chunk, on this thread (for devices that
-/// cannot move between threads); the first replica's failure.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-pub(crate) fn run_in_turn<M: ImageClassifier<D>, D: Device<f32> + TypedErrors>(
+/// One chunk's work in [`run_sharing_stats`].
+enum Work<'a, M, D: Device<f32> + TypedErrors> {
+    First(FirstChunk<'a, M, D>),
+    Replica(&'a mut Replica<M, D>, Batch),
+}
+
+/// Runs every chunk on a thread of its own, as a member of one
+/// [`ChunkSync`], so that their batch norms normalize by the statistics of
+/// the whole batch: one job on each thread of the current rayon pool
+/// (`rayon::broadcast`), of which the first to start take a chunk each; a
+/// pool with fewer threads than chunks runs them on a pool of its own for
+/// the step.
+///
+/// A chunk waits in each batch norm until every chunk has reached it, so
+/// no thread may run two chunks. A broadcast job is the first thing its
+/// thread takes up when it looks for work (before it steals from others),
+/// and a chunk's thread steals only the parts of the other chunks' parallel
+/// loops, which never wait in a batch norm.
+fn run_sharing_stats<M, D>(
+    first: FirstChunk<'_, M, D>,
     replicas: &mut [Replica<M, D>],
     chunks: Vec<Batch>,
     loss: &ChunkLoss<'_, M::Classes, D>,
-    here: &mut dyn FnMut(),
-) -> Option<TrainError> {
-    here();
+) -> ChunkOutcome<D>
+where
+    M: ImageClassifier<D> + Send,
+    D: Device<f32> + TypedErrors + Send + Sync,
+{
+    let count = chunks.len() + 1;
+    let sync = ChunkSync::new(count);
+    let mut works = vec![Mutex::new(Some(Work::First(first)))];
+    for (replica, chunk) in replicas.iter_mut().zip(chunks) {
+        works.push(Mutex::new(Some(Work::Replica(replica, chunk))));
+    }
+    let mut results: Vec<Mutex<Option<Result<(), TrainError>>>> = Vec::new();
+    results.resize_with(count, || Mutex::new(None));
+    let first_result = Mutex::new(None);
+    let next = AtomicUsize::new(0);
+    let body = |_: rayon::BroadcastContext<'_>| {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(work) = works.get(i).and_then(|w| lock(w).take()) else {
+            return;
+        };
+        match work {
+            Work::First(first) => {
+                *lock(&first_result) = Some(as_member(&sync, i, || first.run(loss)));
+            }
+            Work::Replica(replica, chunk) => {
+                *lock(&results[i]) = Some(as_member(&sync, i, || replica.run(chunk, loss)));
+            }
+        }
+    };
+    if rayon::current_num_threads() >= count {
+        rayon::broadcast(body);
+    } else {
+        match rayon::ThreadPoolBuilder::new().num_threads(count).build() {
+            Ok(pool) => {
+                pool.broadcast(body);
+            }
+            Err(e) => {
+                let e =
+                    crate::DeviceError::new("starting a thread for each of the batch's chunks", e);
+                return (Err(e.into()), None);
+            }
+        }
+    }
+    let first = lock(&first_result).take().expect("a thread ran chunk 0");
+    // the chunk that failed first has the cause; the others then failed
+    // at a batch norm that could not gather their statistics
+    let failure = match sync.first_failure() {
+        Some(i) if i > 0 => lock(&results[i]).take().and_then(Result::err),
+        _ => None,
+    };
+    (first, failure)
+}
+
+/// `m`'s value, also where a thread panicked while holding it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs chunk 0, then each replica's chunk, on this thread (for devices
+/// that cannot move between threads); the first replica's failure. Each
+/// chunk normalizes by its own batch statistics.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) fn run_in_turn<M: ImageClassifier<D>, D: Device<f32> + TypedErrors>(
+    first: FirstChunk<'_, M, D>,
+    replicas: &mut [Replica<M, D>],
+    chunks: Vec<Batch>,
+    loss: &ChunkLoss<'_, M::Classes, D>,
+    _share_stats: bool,
+) -> ChunkOutcome<D> {
+    let first = first.run(loss);
     let mut failure = None;
     for (replica, chunk) in replicas.iter_mut().zip(chunks) {
         if let Err(e) = replica.run(chunk, loss) {
             failure.get_or_insert(e);
         }
     }
-    failure
+    (first, failure)
 }
 
 /// The forward and backward passes of one chunk on `model`, into `grads`;

@@ -3,6 +3,7 @@
 //! then one fused pass per sample; backward, the two per-channel sums in
 //! one pass, then one fused pass per sample (behind a fused ReLU, both
 //! recompute from the input where the rectifier let values through).
+use super::sync::{self, Member};
 use super::{BatchNormOp, BatchStats};
 use crate::ops::cpu_util::{
     as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec,
@@ -193,11 +194,11 @@ fn narrow<E: Float>(v: f64) -> E {
     E::from(v).unwrap_or_else(E::zero)
 }
 
-/// `Σ v / n` and `Σ (v − mean)² / n` per channel, in one pass: the sums of
-/// `d = v − k` and of `d²`, with `k` the channel's first value. In f64 and
-/// shifted by a value of the channel, `Σd²/n − (Σd/n)²` keeps the digits
-/// that one pass of `Σv²` would cancel away.
-fn mean_var<E: Dtype + Float>(op: &BatchNormOp, xs: &[E]) -> (Vec<E>, Vec<E>) {
+/// `Σ v / n` and `Σ (v − mean)² / n` per channel in f64, in one pass: the
+/// sums of `d = v − k` and of `d²`, with `k` the channel's first value. In
+/// f64 and shifted by a value of the channel, `Σd²/n − (Σd/n)²` keeps the
+/// digits that one pass of `Σv²` would cancel away.
+fn moments<E: Dtype + Float>(op: &BatchNormOp, xs: &[E]) -> Vec<[f64; 2]> {
     let n = op.count() as f64;
     (0..op.channels)
         .into_par_iter()
@@ -205,14 +206,93 @@ fn mean_var<E: Dtype + Float>(op: &BatchNormOp, xs: &[E]) -> (Vec<E>, Vec<E>) {
             let k = xs.get(c * op.plane).copied().unwrap_or_else(E::zero);
             let [s1, s2] = channel_sums(op, (xs, xs), c, [k, k], None);
             let (m, v) = (s1 / n, s2 / n - (s1 / n) * (s1 / n));
-            let k = wide(k);
             // rounding may leave a tiny negative variance; NaN stays NaN
-            (
-                narrow::<E>(k + m),
-                narrow::<E>(if v < 0.0 { 0.0 } else { v }),
-            )
+            [wide(k) + m, if v < 0.0 { 0.0 } else { v }]
         })
-        .unzip()
+        .collect()
+}
+
+/// The batch's mean and variance per channel, in `E`, and how many values
+/// of a channel they are over: this call's own ([`moments`]), or, in a
+/// chunk of a split step, those of all chunks together (see [`sync`]).
+fn batch_moments<E: Dtype + Float>(
+    op: &BatchNormOp,
+    xs: &[E],
+    member: Option<&Member>,
+) -> Result<(Vec<E>, Vec<E>, usize), CpuError> {
+    let own = moments(op, xs);
+    let Some(member) = member else {
+        let (mean, var): (Vec<E>, Vec<E>) = own
+            .iter()
+            .map(|[m, v]| (narrow::<E>(*m), narrow::<E>(*v)))
+            .unzip();
+        return Ok((mean, var, op.count()));
+    };
+    let mut part = Vec::with_capacity(1 + 2 * op.channels);
+    part.push(op.count() as f64);
+    part.extend(own.iter().map(|mv| mv[0]));
+    part.extend(own.iter().map(|mv| mv[1]));
+    let parts = gather(member, op, part)?;
+    let n: f64 = parts.iter().map(|p| p[0]).sum();
+    let ch = op.channels;
+    let (mut mean, mut var) = (Vec::with_capacity(ch), Vec::with_capacity(ch));
+    for c in 0..ch {
+        // Chan et al.'s combination of the chunks' means and variances
+        let m = parts.iter().map(|p| p[0] * p[1 + c]).sum::<f64>() / n;
+        let m2: f64 = parts
+            .iter()
+            .map(|p| p[0] * (p[1 + ch + c] + (p[1 + c] - m) * (p[1 + c] - m)))
+            .sum();
+        mean.push(narrow(m));
+        var.push(narrow(m2 / n));
+    }
+    Ok((mean, var, n as usize))
+}
+
+/// The backward pass's per-channel `(Σ dy, Σ dy·x̂)` divided by the count
+/// of values: of this call's `sums`, or, in a chunk of a split step, of all
+/// chunks' sums. A chunk's gradients are those of its own loss (a mean over
+/// its samples), so chunk `j`'s sums count `n_j / n` towards the batch's,
+/// and chunk `i` scales the result back by `n / n_i`.
+fn shared_sums<E: Dtype + Float>(
+    op: &BatchNormOp,
+    sums: &[(E, E)],
+    member: Option<&Member>,
+) -> Result<Vec<(E, E)>, CpuError> {
+    let own = op.count();
+    let Some(member) = member else {
+        let n = E::from(own).unwrap_or_else(E::one);
+        return Ok(sums.iter().map(|(dy, dyx)| (*dy / n, *dyx / n)).collect());
+    };
+    let mut part = Vec::with_capacity(1 + 2 * op.channels);
+    part.push(own as f64);
+    part.extend(sums.iter().map(|s| wide(s.0)));
+    part.extend(sums.iter().map(|s| wide(s.1)));
+    let parts = gather(member, op, part)?;
+    let n: f64 = parts.iter().map(|p| p[0]).sum();
+    let ch = op.channels;
+    let shared = |i: usize| parts.iter().map(|p| p[0] / n * p[i]).sum::<f64>() / own as f64;
+    Ok((0..ch)
+        .map(|c| (narrow(shared(1 + c)), narrow(shared(1 + ch + c))))
+        .collect())
+}
+
+/// Every chunk's `part` (of `1 + 2·channels` values), through `member`.
+fn gather(
+    member: &Member,
+    op: &BatchNormOp,
+    part: Vec<f64>,
+) -> Result<std::sync::Arc<Vec<Vec<f64>>>, CpuError> {
+    let len = part.len();
+    let parts = member
+        .all_gather(part)
+        .map_err(|_| CpuError::WrongNumElements)?;
+    // the chunks run one model: a part of another size is a bug, not data
+    if parts.iter().any(|p| p.len() != len) || parts.len() <= member.chunk() {
+        return Err(CpuError::WrongNumElements);
+    }
+    debug_assert_eq!(len, 1 + 2 * op.channels);
+    Ok(parts)
 }
 
 /// `y[b, c, :] = f(c, x[b, c, :])` over all samples, in parallel.
@@ -417,8 +497,8 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     let dev = x.device().clone();
     let xs = copy_to_lease(&x, ws)?;
     let (w, b) = (weight.as_vec(), bias.as_vec());
-    let n = E::from(op.count()).unwrap_or_else(E::one);
-    let (mean, var) = mean_var(&op, &xs);
+    let member = sync::member();
+    let (mean, var, count) = batch_moments(&op, &xs, member.as_ref())?;
     let inv = inv_std(&var, op.eps);
     let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), &dev)?;
     let y = tensor_from_vec(&dev, y, shape)?;
@@ -429,9 +509,10 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
             let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let gy: &[E] = &gy_taken;
             let sums = affine_sums(&op, gy, &xs, (&w, &b), (&mean, &inv));
+            let shared = shared_sums(&op, &sums, member.as_ref())?;
             let gx = grads.get_or_alloc_mut(&x_g)?;
             per_sample(&op, gy, gx, |bi, c, gy, gx| {
-                let (dy, dyx) = (sums[c].0 / n, sums[c].1 / n);
+                let (dy, dyx) = shared[c];
                 let (k, m, inv_c) = (w[c] * inv[c], mean[c], inv[c]);
                 let relu = relu_of(&op, c, (&w, &b), &inv);
                 train_grad_plane(
@@ -448,7 +529,7 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
             Ok(())
         });
     }
-    Ok((y.put_tape(tape), BatchStats { mean, var }))
+    Ok((y.put_tape(tape), BatchStats { mean, var, count }))
 }
 
 pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
@@ -506,7 +587,7 @@ mod tests {
         let gy: Vec<f32> = (0..op.len())
             .map(|i| ((i * 31) % 17) as f32 - 8.0)
             .collect();
-        let (mean, var) = mean_var(&op, &xs);
+        let (mean, var, _) = batch_moments(&op, &xs, None).unwrap();
         for c in 0..channels {
             let vals: Vec<f64> = (0..batch)
                 .flat_map(|b| {
@@ -636,13 +717,13 @@ mod tests {
                 xs[b * 10 + 5 + i] = (b * 5 + i) as f32;
             }
         }
-        let (mean, var) = mean_var(&op, &xs);
+        let (mean, var, _) = batch_moments(&op, &xs, None).unwrap();
         assert_eq!((mean[0], var[0]), (12345.678, 0.0));
         // 0..15: mean 7, variance (15² − 1) / 12
         assert_eq!(mean[1], 7.0);
         assert!((var[1] - 224.0 / 12.0).abs() < 1e-5, "{}", var[1]);
         xs[17] = f32::NAN;
-        let (mean, var) = mean_var(&op, &xs);
+        let (mean, var, _) = batch_moments(&op, &xs, None).unwrap();
         assert!(mean[1].is_nan() && var[1].is_nan());
         assert_eq!(var[0], 0.0);
     }

@@ -50,6 +50,7 @@ pub fn train<S: Shape, Sc: Shape, E: Dtype + Float, D: Device<E>, T: Tape<E, D>>
     let stats = BatchStats {
         mean: mean_values,
         var: var_values,
+        count: op.count(),
     };
     Ok((y.try_reshape_like(&shape)?, stats))
 }

@@ -6,6 +6,7 @@ use dfdx::prelude::*;
 
 pub(crate) mod cpu;
 pub mod generic;
+pub(crate) mod sync;
 
 /// The runtime sizes of one batch normalisation: `batch` samples of
 /// `channels` channels of `plane` values each (`H·W` for images, 1 for
@@ -72,12 +73,16 @@ impl BatchNormOp {
     /// The factor `n / (n − 1)` that turns the biased variance of a batch
     /// into the unbiased one for the running variance (1 when `n = 1`).
     pub fn unbiased_factor(&self) -> f64 {
-        let n = self.count();
-        if n > 1 {
-            n as f64 / (n - 1) as f64
-        } else {
-            1.0
-        }
+        unbiased_factor(self.count())
+    }
+}
+
+/// `n / (n − 1)`, or 1 when `n` is at most 1.
+fn unbiased_factor(n: usize) -> f64 {
+    if n > 1 {
+        n as f64 / (n - 1) as f64
+    } else {
+        1.0
     }
 }
 
@@ -89,6 +94,19 @@ pub struct BatchStats<E> {
     /// The biased variance of each channel (divided by `n`), which
     /// normalises the batch.
     pub var: Vec<E>,
+    /// How many values of each channel the statistics are over: the
+    /// batch's `batch × plane`, or in a chunk of a split training step,
+    /// that of all chunks together (whose statistics the chunks share).
+    pub count: usize,
+}
+
+impl<E> BatchStats<E> {
+    /// The factor `n / (n − 1)`, with `n` the [`count`](Self::count), that
+    /// turns the biased variance into the unbiased one for the running
+    /// variance (1 when `n = 1`).
+    pub fn unbiased_factor(&self) -> f64 {
+        unbiased_factor(self.count)
+    }
 }
 
 /// A device that can run [`BatchNormOp`] with autograd.

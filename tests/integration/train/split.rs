@@ -165,46 +165,66 @@ fn the_thread_count_does_not_change_the_result() {
     let one = trained::<SmallDropout>(2, 1, 3, 64);
     let two = trained::<SmallDropout>(2, 2, 3, 64);
     assert_eq!(one.all, two.all);
+    // chunks that share batch statistics: on a pool of the step's own with
+    // one thread, on a pool of two and on one of four
+    let one = trained::<SmallNorm>(2, 1, 3, 64);
+    let two = trained::<SmallNorm>(2, 2, 3, 64);
+    let four = trained::<SmallNorm>(2, 4, 3, 64);
+    assert_eq!(one.all, two.all);
+    assert_eq!(one.all, four.all);
 }
 
-/// With BatchNorm each chunk normalizes by its own statistics, and the
-/// running statistics are the mean of the chunks' updates: the same as
-/// updating them separately from each chunk and averaging.
+/// With BatchNorm the chunks share their batch statistics (each batch
+/// norm gathers every chunk's): the split step normalizes by the whole
+/// batch's, so it gives the whole batch's step and running statistics up to
+/// rounding. With as many threads as chunks, with fewer (the step then runs
+/// on a pool of its own), and with uneven chunks.
 #[test]
-fn batch_norm_running_statistics_are_averaged_over_the_chunks() {
-    let dev = Cpu::seed_from_u64(3);
-    let full = batch(16, 9);
-    let mut halves = full.clone();
-    let tail = halves.split_off(8);
-    let mut each = Vec::new();
-    // every model starts from the same weights
-    let fresh = || Cpu::seed_from_u64(3).build_module::<SmallNorm, f32>();
-    for chunk in [halves, tail] {
-        let mut m = fresh();
-        let mut opt = Optim::new(&m, OptimizerConfig::sgd(1e-3)).unwrap();
-        let mut step = SplitStep::new(1).unwrap();
-        step.step(&mut m, &dev, &mut opt, chunk, &cross_entropy)
-            .unwrap();
-        each.push(values(&m).buffers);
+fn batch_norm_shares_the_whole_batchs_statistics() {
+    let whole = trained::<SmallNorm>(1, 2, 2, 64);
+    for (chunks, threads) in [(2, 2), (2, 1), (4, 2)] {
+        let split = trained::<SmallNorm>(chunks, threads, 2, 64);
+        let what = format!("{chunks} chunks on {threads} threads");
+        assert_close(&split.all, &whole.all, 2e-5, &what);
+        assert_close(&split.buffers, &whole.buffers, 2e-5, &what);
     }
-    let mut m = fresh();
-    let before = values(&m).buffers;
-    let mut opt = Optim::new(&m, OptimizerConfig::sgd(1e-3)).unwrap();
-    let mut step = SplitStep::new(2).unwrap();
-    step.step(&mut m, &dev, &mut opt, full, &cross_entropy)
-        .unwrap();
-    let after = values(&m).buffers;
-    assert_ne!(after, before, "the running statistics moved");
-    let mean: Vec<f32> = each[0]
-        .iter()
-        .zip(&each[1])
-        .map(|(a, b)| (a + b) / 2.0)
-        .collect();
-    assert_close(&after, &mean, 1e-6, "running statistics");
+    let whole = trained::<SmallNorm>(1, 2, 2, 7);
+    let split = trained::<SmallNorm>(3, 2, 2, 7);
+    assert_close(&split.all, &whole.all, 2e-5, "3 chunks of a batch of 7");
+    // the steps moved the running statistics: not two untouched models
+    let dev = Cpu::seed_from_u64(7);
+    let fresh = values(&dev.build_module::<SmallNorm, f32>());
+    assert_ne!(fresh.buffers, whole.buffers);
 }
 
-/// The classifier splits convolutional networks without buffers by
-/// default; a count of 0 is refused; a batch that does not fit the model
+/// A chunk that panics ends the step with its panic: the other chunks,
+/// waiting for its statistics in a batch norm, give up instead of waiting
+/// forever.
+#[test]
+fn a_panicking_chunk_does_not_leave_the_others_waiting() {
+    let dev = Cpu::seed_from_u64(0);
+    let mut model = dev.build_module::<SmallNorm, f32>();
+    let mut opt = Optim::new(&model, OptimizerConfig::sgd(0.1)).unwrap();
+    let mut step = SplitStep::new(2).unwrap();
+    // chunk 1 (3 of the 7 samples) panics after its forward pass, while
+    // chunk 0 goes on to the backward pass's batch norm
+    let loss = |logits: Tensor<(usize, Const<5>), f32, Cpu, OwnedTape<f32, Cpu>>,
+                targets: Tensor<(usize, Const<5>), f32, Cpu>| {
+        assert_ne!(logits.shape().0, 3, "chunk 1 fails");
+        cross_entropy(logits, targets)
+    };
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        step.step(&mut model, &dev, &mut opt, batch(7, 1), &loss)
+    }));
+    let message = caught.expect_err("the step panics");
+    let text = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(text.contains("chunk 1 fails"), "{text}");
+}
+
+/// The classifier splits convolutional networks by default; a count of 0 is refused; a batch that does not fit the model
 /// is an error from any chunk, not a panic.
 #[test]
 fn chunk_counts_and_errors() {
@@ -225,6 +245,11 @@ fn chunk_counts_and_errors() {
         1
     );
     assert!(SplitStep::<SmallConv, Cpu>::new(0).is_err());
+    let resnet = dev.build_module::<MnistResNet, f32>();
+    assert_eq!(
+        Classifier::new(resnet, dev.clone(), OptimizerConfig::sgd(0.1)).batch_chunks(),
+        2
+    );
 
     let mut model = dev.build_module::<SmallConv, f32>();
     let mut opt = Optim::new(&model, OptimizerConfig::sgd(0.1)).unwrap();
