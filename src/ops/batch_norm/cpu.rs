@@ -40,7 +40,9 @@ pub(super) fn check<Sc: Shape, E: Dtype>(
 /// fixed by the shape, so the sums are the same with any thread count.
 /// With `relu = Some([scale, shift])`, `a`'s values count only where `(b −
 /// kb)·scale + shift > 0` (the gradient behind a fused ReLU, see
-/// [`plane_sums`]).
+/// [`plane_sums`]). The kernels take all channels at once
+/// ([`all_channel_sums`]); the tests check them one at a time.
+#[cfg(test)]
 fn channel_sums<E: Dtype + Float>(
     op: &BatchNormOp,
     (a, b): (&[E], &[E]),
@@ -48,36 +50,87 @@ fn channel_sums<E: Dtype + Float>(
     shifts: [E; 2],
     relu: Option<[E; 2]>,
 ) -> [f64; 2] {
-    let (p, cp) = (op.plane, op.channels * op.plane);
-    let mut wide_lanes = [[0.0f64; BLOCK_LANES]; 2];
-    let mut lanes = [[E::zero(); BLOCK_LANES]; 2];
-    let mut rows = 0;
-    let mut widen = |lanes: &mut [[E; BLOCK_LANES]; 2]| {
-        for (w, l) in wide_lanes.iter_mut().zip(lanes.iter_mut()) {
+    let mut acc = ChannelAcc::new();
+    for s in 0..op.batch {
+        acc.add(plane(op, a, s, c), plane(op, b, s, c), shifts, relu);
+    }
+    acc.finish()
+}
+
+/// [`channel_sums`] of every channel `c`, with its `(shifts, relu)` from
+/// `per_channel(c)`: the same sums, bit for bit, but read in the order of
+/// memory (sample by sample, each sample's channels one after the other),
+/// which the CPU's prefetchers follow, by groups of channels in parallel.
+fn all_channel_sums<E: Dtype + Float>(
+    op: &BatchNormOp,
+    (a, b): (&[E], &[E]),
+    per_channel: impl Fn(usize) -> ([E; 2], Option<[E; 2]>) + Sync,
+) -> Vec<[f64; 2]> {
+    let groups = rayon::current_num_threads().clamp(1, op.channels);
+    let per_group = op.channels.div_ceil(groups);
+    let starts: Vec<usize> = (0..op.channels).step_by(per_group).collect();
+    let sums: Vec<Vec<[f64; 2]>> = starts
+        .into_par_iter()
+        .map(|c0| {
+            let cs = c0..(c0 + per_group).min(op.channels);
+            let params: Vec<_> = cs.clone().map(&per_channel).collect();
+            let mut accs: Vec<ChannelAcc<E>> = cs.clone().map(|_| ChannelAcc::new()).collect();
+            for s in 0..op.batch {
+                for ((c, acc), (shifts, relu)) in cs.clone().zip(&mut accs).zip(&params) {
+                    acc.add(plane(op, a, s, c), plane(op, b, s, c), *shifts, *relu);
+                }
+            }
+            accs.into_iter().map(ChannelAcc::finish).collect()
+        })
+        .collect();
+    sums.concat()
+}
+
+/// The running sums of [`channel_sums`] for one channel: [`BLOCK_LANES`]
+/// lanes in `E`, to which no lane adds more than [`BLOCK_ROWS`] values
+/// before they are added into lanes in f64.
+struct ChannelAcc<E> {
+    wide_lanes: [[f64; BLOCK_LANES]; 2],
+    lanes: [[E; BLOCK_LANES]; 2],
+    rows: usize,
+}
+
+impl<E: Dtype + Float> ChannelAcc<E> {
+    fn new() -> Self {
+        Self {
+            wide_lanes: [[0.0; BLOCK_LANES]; 2],
+            lanes: [[E::zero(); BLOCK_LANES]; 2],
+            rows: 0,
+        }
+    }
+
+    /// Adds one plane of the channel: its values in `a` and `b`.
+    fn add(&mut self, a: &[E], b: &[E], shifts: [E; 2], relu: Option<[E; 2]>) {
+        let chunk = BLOCK_ROWS * BLOCK_LANES;
+        for (a, b) in a.chunks(chunk).zip(b.chunks(chunk)) {
+            let r = a.len().div_ceil(BLOCK_LANES);
+            if self.rows + r > BLOCK_ROWS {
+                self.widen();
+            }
+            plane_sums(a, b, shifts, relu, &mut self.lanes);
+            self.rows += r;
+        }
+    }
+
+    fn widen(&mut self) {
+        for (w, l) in self.wide_lanes.iter_mut().zip(self.lanes.iter_mut()) {
             for (w, l) in w.iter_mut().zip(l.iter_mut()) {
                 *w += wide(*l);
                 *l = E::zero();
             }
         }
-    };
-    for s in 0..op.batch {
-        let start = s * cp + c * p;
-        let chunk = BLOCK_ROWS * BLOCK_LANES;
-        let blocks = a[start..start + p]
-            .chunks(chunk)
-            .zip(b[start..start + p].chunks(chunk));
-        for (a, b) in blocks {
-            let r = a.len().div_ceil(BLOCK_LANES);
-            if rows + r > BLOCK_ROWS {
-                widen(&mut lanes);
-                rows = 0;
-            }
-            plane_sums(a, b, shifts, relu, &mut lanes);
-            rows += r;
-        }
+        self.rows = 0;
     }
-    widen(&mut lanes);
-    wide_lanes.map(|l| l.iter().sum())
+
+    fn finish(mut self) -> [f64; 2] {
+        self.widen();
+        self.wide_lanes.map(|l| l.iter().sum())
+    }
 }
 
 /// Lanes of the sums in `E` of [`plane_sums`].
@@ -200,14 +253,14 @@ fn narrow<E: Float>(v: f64) -> E {
 /// digits that one pass of `Σv²` would cancel away.
 fn moments<E: Dtype + Float>(op: &BatchNormOp, xs: &[E]) -> Vec<[f64; 2]> {
     let n = op.count() as f64;
-    (0..op.channels)
-        .into_par_iter()
-        .map(|c| {
-            let k = xs.get(c * op.plane).copied().unwrap_or_else(E::zero);
-            let [s1, s2] = channel_sums(op, (xs, xs), c, [k, k], None);
+    let first = |c: usize| xs.get(c * op.plane).copied().unwrap_or_else(E::zero);
+    let sums = all_channel_sums(op, (xs, xs), |c| ([first(c), first(c)], None));
+    sums.iter()
+        .enumerate()
+        .map(|(c, [s1, s2])| {
             let (m, v) = (s1 / n, s2 / n - (s1 / n) * (s1 / n));
             // rounding may leave a tiny negative variance; NaN stays NaN
-            [wide(k) + m, if v < 0.0 { 0.0 } else { v }]
+            [wide(first(c)) + m, if v < 0.0 { 0.0 } else { v }]
         })
         .collect()
 }
@@ -455,14 +508,12 @@ fn affine_sums<E: Dtype + Float>(
     (w, b): (&[E], &[E]),
     (mean, inv): (&[E], &[E]),
 ) -> Vec<(E, E)> {
-    (0..op.channels)
-        .into_par_iter()
-        .map(|c| {
-            let m = mean[c];
-            let relu = relu_of(op, c, (w, b), inv);
-            let [dy, dyx] = channel_sums(op, (gy, xs), c, [E::zero(), m], relu);
-            (narrow(dy), narrow::<E>(dyx) * inv[c])
-        })
+    let sums = all_channel_sums(op, (gy, xs), |c| {
+        ([E::zero(), mean[c]], relu_of(op, c, (w, b), inv))
+    });
+    sums.iter()
+        .zip(inv)
+        .map(|([dy, dyx], inv)| (narrow(*dy), narrow::<E>(*dyx) * *inv))
         .collect()
 }
 
