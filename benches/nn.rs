@@ -417,6 +417,11 @@ fn train(c: &mut Criterion) {
     dev.enable_cache();
     split_case::<LeNetClass>(&mut g, &dev, 1, "lenet_class_split1/b64_adam");
     split_case::<LeNetClass>(&mut g, &dev, 2, "lenet_class_split2/b64_adam");
+    // ResNet in training mode: in two chunks, its batch norms share the
+    // batch's statistics between them (a step takes tens of milliseconds)
+    g.sample_size(20);
+    split_case::<MnistResNet>(&mut g, &dev, 1, "resnet_split1/b64_adam");
+    split_case::<MnistResNet>(&mut g, &dev, 2, "resnet_split2/b64_adam");
     g.finish();
 }
 
