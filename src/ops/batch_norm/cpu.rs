@@ -202,10 +202,11 @@ unsafe fn plane_sums_f32_avx2(
     // SAFETY: four loads of 8 at offsets 0, 8, 16, 24 of the 32 in `acc`.
     let mut sums: [__m256; 4] =
         std::array::from_fn(|j| unsafe { _mm256_loadu_ps(acc.as_ptr().add(8 * j)) });
-    let mut i = 0;
-    while i + BLOCK_LANES <= n {
+    // 16 values into `sums` (their lanes 0..16 of each row), from index i
+    let add16 = |sums: &mut [__m256; 4], i: usize| {
         for h in 0..2 {
-            // SAFETY: i + 8h + 8 ≤ i + 16 ≤ n, within both slices.
+            // SAFETY: the callers keep i + 16 ≤ n, so i + 8h + 8 is within
+            // both slices.
             let (x, y) = unsafe {
                 (
                     _mm256_loadu_ps(a.as_ptr().add(i + 8 * h)),
@@ -220,7 +221,22 @@ unsafe fn plane_sums_f32_avx2(
             sums[h] = _mm256_add_ps(sums[h], u);
             sums[2 + h] = _mm256_fmadd_ps(u, d, sums[2 + h]);
         }
+    };
+    // two sets of registers, each a chain of its own: one chain's adds
+    // wait for each other (4 cycles each), two keep the units busy
+    let mut more = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 2 * BLOCK_LANES <= n {
+        add16(&mut sums, i);
+        add16(&mut more, i + BLOCK_LANES);
+        i += 2 * BLOCK_LANES;
+    }
+    if i + BLOCK_LANES <= n {
+        add16(&mut sums, i);
         i += BLOCK_LANES;
+    }
+    for (s, m) in sums.iter_mut().zip(more) {
+        *s = _mm256_add_ps(*s, m);
     }
     for (j, sum) in sums.iter().enumerate() {
         // SAFETY: as the loads above.
