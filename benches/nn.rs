@@ -443,19 +443,26 @@ where
         cols: 28,
     };
     // as the examples run `Classifier::fit`: on a worker of the pool, whose
-    // other worker looks for work between the parallel loops
+    // other worker looks for work between the parallel loops (unless the
+    // chunks run on threads of the step's own)
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let awake = !step.runs_on_own_threads(&model);
     g.bench_function(name, |bch| {
         bch.iter_custom(|iters| {
+            let mut run = || {
+                let t = std::time::Instant::now();
+                for _ in 0..iters {
+                    step.step(&mut model, dev, &mut opt, batch.clone(), &cross_entropy)
+                        .unwrap();
+                }
+                t.elapsed()
+            };
             pool.install(|| {
-                static_nn::parallel::keep_workers_awake(|| {
-                    let t = std::time::Instant::now();
-                    for _ in 0..iters {
-                        step.step(&mut model, dev, &mut opt, batch.clone(), &cross_entropy)
-                            .unwrap();
-                    }
-                    t.elapsed()
-                })
+                if awake {
+                    static_nn::parallel::keep_workers_awake(run)
+                } else {
+                    run()
+                }
             })
         })
     });

@@ -98,8 +98,8 @@ struct Args {
     #[arg(long)]
     resume: bool,
     /// Cut each training batch into N chunks that run side by side on
-    /// replicas of the model [default: 2 for a convolutional network
-    /// without batch norm on the CPU, else 1].
+    /// replicas of the model [default: 2 for a convolutional network on
+    /// the CPU, else 1].
     #[arg(long)]
     batch_chunks: Option<usize>,
     /// No progress bars.

@@ -53,7 +53,20 @@ fn peak_rss_kib() -> u64 {
 
 /// Runs `step` (which processes `per_step` samples) for a warm-up, then for
 /// `secs` seconds; returns (samples/s, steps, median step µs).
-fn time_it(secs: f64, per_step: usize, mut step: impl FnMut()) -> (f64, usize, f64) {
+fn time_it(secs: f64, per_step: usize, step: impl FnMut()) -> (f64, usize, f64) {
+    time_it_awake(secs, per_step, true, step)
+}
+
+/// [`time_it`], with the pool's other worker kept looking for work between
+/// the parallel loops (`awake`, as `Classifier::fit` runs its epochs:
+/// OpenMP's active wait, ONNX Runtime's spinning) or not (for a split step
+/// whose chunks run on threads of its own, as `fit` runs those).
+fn time_it_awake(
+    secs: f64,
+    per_step: usize,
+    awake: bool,
+    mut step: impl FnMut(),
+) -> (f64, usize, f64) {
     // `RACE_STEPS=n`: exactly n steps, no warm-up (for callgrind).
     if let Some(n) = std::env::var("RACE_STEPS")
         .ok()
@@ -66,10 +79,11 @@ fn time_it(secs: f64, per_step: usize, mut step: impl FnMut()) -> (f64, usize, f
         let dt = t0.elapsed().as_secs_f64();
         return ((n * per_step) as f64 / dt, n, dt / n as f64 * 1e6);
     }
-    // every workload's loop, as `Classifier::fit` runs its epochs: the
-    // pool's other worker looks for work between the parallel loops
-    // instead of sleeping (OpenMP's active wait, ONNX Runtime's spinning)
-    static_nn::parallel::keep_workers_awake(|| timed_steps(secs, per_step, step))
+    if awake {
+        static_nn::parallel::keep_workers_awake(|| timed_steps(secs, per_step, step))
+    } else {
+        timed_steps(secs, per_step, step)
+    }
 }
 
 /// The timed part of [`time_it`]: a warm-up, then steps for `secs` seconds.
@@ -102,7 +116,8 @@ fn onehot(dev: &Dev) -> Tensor<Rank2<B, 10>, f32, Dev> {
 /// A training step of `model` on a batch of 64 random MNIST-sized images
 /// with Adam and cross-entropy, as `Classifier::fit` takes it: a
 /// [`SplitStep`] chosen for the model ([`SplitStep::auto`]: two chunks side
-/// by side for LeNet and the MLP), or the whole batch at once if `whole`.
+/// by side for LeNet and the ResNet, the whole batch for the MLP), or the
+/// whole batch at once if `whole`.
 fn split_train<M: ImageClassifier<Dev>>(
     dev: &Dev,
     mut model: M,
@@ -123,7 +138,10 @@ fn split_train<M: ImageClassifier<Dev>>(
         rows: 28,
         cols: 28,
     };
-    time_it(secs, B, || {
+    // as `Classifier::fit` runs it: the pool's workers kept awake unless
+    // the chunks run on threads of the step's own
+    let awake = !step.runs_on_own_threads(&model);
+    time_it_awake(secs, B, awake, || {
         step.step(&mut model, dev, &mut opt, batch.clone(), &cross_entropy)
             .unwrap();
     })

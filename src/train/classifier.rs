@@ -3,7 +3,7 @@ use super::checkpoint::RunState;
 use super::distributed::{self, Collective, CommStats, DataParallel};
 use super::observer::{TrainEvent, TrainObserver};
 use super::optim::AnyOptimizer;
-use super::split::{self, ChunkLoss, ChunkOutcome, FirstChunk, Replica, SplitStep};
+use super::split::{self, ChunkLoss, ChunkOutcome, ChunkThreads, FirstChunk, Replica, SplitStep};
 use super::{Evaluation, Optim, OptimizerConfig, Schedule, TrainError};
 use crate::data::{Batch, DataLoader};
 use crate::error::{device, TypedErrors};
@@ -80,15 +80,16 @@ pub trait ImageClassifier<D: Device<f32>>:
     ) -> Result<Logits<Self::Classes, D, OwnedTape<f32, D>>, D::Err>;
 
     /// Runs chunk 0 and each replica's chunk: side by side on the CPU (with
-    /// `share_stats`, sharing their batch norms' statistics), one after the
-    /// other on CUDA (whose device is not `Send`).
+    /// `threads`, each on its own and sharing their batch norms'
+    /// statistics), one after the other on CUDA (whose device is not
+    /// `Send`).
     #[doc(hidden)]
     fn run_chunks(
         first: FirstChunk<'_, Self, D>,
         replicas: &mut [Replica<Self, D>],
         chunks: Vec<Batch>,
         loss: &ChunkLoss<'_, Self::Classes, D>,
-        share_stats: bool,
+        threads: Option<&ChunkThreads>,
     ) -> ChunkOutcome<D>
     where
         D: TypedErrors,
@@ -157,9 +158,9 @@ macro_rules! image_classifier_on {
                 replicas: &mut [Replica<Self, $dev>],
                 chunks: Vec<Batch>,
                 loss: &ChunkLoss<'_, N, $dev>,
-                share_stats: bool,
+                threads: Option<&ChunkThreads>,
             ) -> ChunkOutcome<$dev> {
-                $replicas(first, replicas, chunks, loss, share_stats)
+                $replicas(first, replicas, chunks, loss, threads)
             }
 
             fn epoch_on_worker(
@@ -197,7 +198,9 @@ fn epoch_on_a_worker<M: ImageClassifier<Cpu> + Send>(
     }
 }
 
-/// The epoch on this thread, with the pool's workers kept awake.
+/// The epoch on this thread, with the pool's workers kept awake, unless
+/// the steps run on threads of their own
+/// ([`SplitStep::runs_on_own_threads`]).
 fn epoch_here<M: ImageClassifier<D>, D: Device<f32> + TypedErrors>(
     clf: &mut Classifier<M, D>,
     loader: &DataLoader,
@@ -205,7 +208,11 @@ fn epoch_here<M: ImageClassifier<D>, D: Device<f32> + TypedErrors>(
     loss: &LossFn<'_, M::Classes, D>,
     lr: &(dyn Fn(usize) -> f64 + Sync),
 ) -> Result<EpochStats, TrainError> {
-    crate::parallel::keep_workers_awake(|| clf.epoch_steps(loader, epoch, loss, lr))
+    if clf.split.runs_on_own_threads(&clf.model) {
+        clf.epoch_steps(loader, epoch, loss, lr)
+    } else {
+        crate::parallel::keep_workers_awake(|| clf.epoch_steps(loader, epoch, loss, lr))
+    }
 }
 
 /// The number of classes of model `M`.
@@ -442,16 +449,17 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
 
     /// How many chunks each training step cuts its batch into, run side
     /// by side on replicas of the model (see [`SplitStep`]). The default is
-    /// [`SplitStep::auto`]'s: 2 for a convolutional network without
-    /// buffers on the CPU, else 1.
+    /// [`SplitStep::auto`]'s: 2 for a convolutional network on the CPU,
+    /// else 1.
     pub fn batch_chunks(&self) -> usize {
         self.split.chunks()
     }
 
     /// Sets [`batch_chunks`](Self::batch_chunks). The count is part of the
     /// run: the gradients' rounding depends on it (not on the thread count),
-    /// and with BatchNorm each chunk normalizes by its own statistics, whose
-    /// running averages are averaged over the chunks.
+    /// and so do the dropout masks. On the CPU the chunks' batch norms share
+    /// the whole batch's statistics (on CUDA each chunk normalizes by its
+    /// own, and the running averages are averaged over the chunks).
     ///
     /// # Errors
     /// [`TrainError::InvalidHyperparameter`] if `chunks` is 0; the setting

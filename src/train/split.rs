@@ -33,7 +33,6 @@ use dfdx::nn::tensor_collection::{
 };
 use dfdx::nn::{ToDevice, ZeroGrads};
 use dfdx::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// The loss a [`SplitStep`] runs on each chunk: of the logits and the
@@ -50,9 +49,9 @@ pub type ChunkLoss<'a, N, D> = dyn Fn(Logits<N, D, OwnedTape<f32, D>>, Logits<N,
 /// tensors; after it, buffers such as BatchNorm's running statistics are
 /// averaged back into the model. The batch norms of chunks on the CPU
 /// share their batch statistics (see the module docs): each chunk then runs
-/// on a thread of its own, on a pool of the step's own for the step if the
-/// current one has fewer threads than chunks. Run one such step at a time
-/// in a pool.
+/// on a thread that the step starts on its first step and keeps (one per
+/// chunk, whatever the current rayon pool's size; see
+/// [`runs_on_own_threads`](Self::runs_on_own_threads)).
 ///
 /// [`Classifier`](super::Classifier) trains through one; a loop of your own
 /// can too:
@@ -82,6 +81,9 @@ pub struct SplitStep<M, D: Device<f32> + TypedErrors> {
     /// Whether the model has buffers (BatchNorm's running statistics): its
     /// chunks then share their batch statistics (set with the replicas).
     shares_stats: bool,
+    /// The chunks' own threads, where they share batch statistics on the
+    /// CPU (started on first use).
+    threads: Option<ChunkThreads>,
 }
 
 /// One replica: a device of its own, the model on it, its gradients and,
@@ -130,6 +132,7 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
             replicas: Vec::new(),
             weights: Vec::new(),
             shares_stats: false,
+            threads: None,
         }
     }
 
@@ -170,6 +173,31 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
         self.chunks
     }
 
+    /// Whether steps of `model` run each chunk on a thread of this step's
+    /// own: on the CPU, when the step splits a model with buffers (batch
+    /// norms), whose chunks share their batch statistics. The current
+    /// rayon pool's workers then have nothing to do during a step, so do
+    /// not keep them looking for work around such steps
+    /// ([`keep_workers_awake`](crate::parallel::keep_workers_awake)): they
+    /// would take turns on the cores with the chunks' threads.
+    /// [`Classifier::fit`](super::Classifier::fit) asks this.
+    ///
+    /// ```
+    /// use static_nn::prelude::*;
+    /// use static_nn::train::SplitStep;
+    /// let dev = Cpu::default();
+    /// let resnet = dev.build_module::<MnistResNet, f32>();
+    /// assert!(SplitStep::auto(&resnet).runs_on_own_threads(&resnet));
+    /// let lenet = dev.build_module::<LeNetClass, f32>();
+    /// assert!(!SplitStep::auto(&lenet).runs_on_own_threads(&lenet));
+    /// ```
+    pub fn runs_on_own_threads(&self, model: &M) -> bool
+    where
+        M: TensorCollection<f32, D>,
+    {
+        self.chunks > 1 && D::SPLITS_BATCHES && survey(model).0
+    }
+
     /// Drops the replicas (and their devices' caches) and chunk 0's
     /// gradients: the next step builds them again, the replicas on devices
     /// seeded from the model's device. [`Classifier`](super::Classifier)
@@ -178,6 +206,7 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
     pub fn reset(&mut self) {
         self.drop_replicas();
         self.grads = None;
+        self.threads = None;
     }
 
     /// Drops the replicas (and their devices' caches) but keeps chunk 0's
@@ -273,6 +302,9 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
         if self.replicas.is_empty() {
             self.shares_stats = survey(model).0;
         }
+        if self.shares_stats && D::SPLITS_BATCHES && self.threads.is_none() {
+            self.threads = Some(ChunkThreads::start(self.chunks)?);
+        }
         self.build_replicas(model, dev)?;
         self.sync_replicas(model, sizes.len() - 1);
         // the chunks' batches, cut from the end so that chunk 0 keeps the
@@ -290,8 +322,8 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
             grads,
             batch,
         };
-        let (first, failure) =
-            M::run_chunks(first, &mut self.replicas, tails, loss, self.shares_stats);
+        let threads = self.threads.as_ref().filter(|_| self.shares_stats);
+        let (first, failure) = M::run_chunks(first, &mut self.replicas, tails, loss, threads);
         if let Some(e) = failure {
             return Err(e);
         }
@@ -468,22 +500,22 @@ pub type ChunkOutcome<D> = (
 );
 
 /// Runs chunk 0 on this thread and each replica's chunk as a job of the
-/// current rayon pool, side by side (`rayon::in_place_scope`); where the
-/// chunks share batch statistics, each on a thread of its own
-/// ([`run_sharing_stats`]).
+/// current rayon pool, side by side (`rayon::in_place_scope`); with
+/// `threads` (where the chunks share batch statistics), each on a thread of
+/// its own ([`run_sharing_stats`]).
 pub(crate) fn run_side_by_side<M, D>(
     first: FirstChunk<'_, M, D>,
     replicas: &mut [Replica<M, D>],
     chunks: Vec<Batch>,
     loss: &ChunkLoss<'_, M::Classes, D>,
-    share_stats: bool,
+    threads: Option<&ChunkThreads>,
 ) -> ChunkOutcome<D>
 where
     M: ImageClassifier<D> + Send,
     D: Device<f32> + TypedErrors + Send + Sync,
 {
-    if share_stats {
-        return run_sharing_stats(first, replicas, chunks, loss);
+    if let Some(threads) = threads {
+        return run_sharing_stats(first, replicas, chunks, loss, threads);
     }
     let mut failures: Vec<Option<TrainError>> = Vec::new();
     failures.resize_with(chunks.len(), || None);
@@ -500,73 +532,47 @@ where
     (first, failures.into_iter().flatten().next())
 }
 
-/// One chunk's work in [`run_sharing_stats`].
-enum Work<'a, M, D: Device<f32> + TypedErrors> {
-    First(FirstChunk<'a, M, D>),
-    Replica(&'a mut Replica<M, D>, Batch),
-}
-
-/// Runs every chunk on a thread of its own, as a member of one
-/// [`ChunkSync`], so that their batch norms normalize by the statistics of
-/// the whole batch: one job on each thread of the current rayon pool
-/// (`rayon::broadcast`), of which the first to start take a chunk each; a
-/// pool with fewer threads than chunks runs them on a pool of its own for
-/// the step.
+/// Runs every chunk on a thread of its own, `threads[i]` (one-thread pools
+/// that the [`SplitStep`] keeps), as a member of one [`ChunkSync`], so that
+/// their batch norms normalize by the statistics of the whole batch. This
+/// thread waits for them.
 ///
 /// A chunk waits in each batch norm until every chunk has reached it, so
-/// no thread may run two chunks. A broadcast job is the first thing its
-/// thread takes up when it looks for work (before it steals from others),
-/// and a chunk's thread steals only the parts of the other chunks' parallel
-/// loops, which never wait in a batch norm.
+/// no thread may run two chunks, and no chunk may start on a thread that
+/// holds work another chunk waits for: a thread of the current pool could
+/// take a chunk's job up while it waits inside a parallel loop of another
+/// chunk (or of another step). Each chunk's thread runs only its chunk,
+/// whose parallel loops therefore run on that thread alone, and only there
+/// is the thread a member of the step's [`ChunkSync`].
 fn run_sharing_stats<M, D>(
     first: FirstChunk<'_, M, D>,
     replicas: &mut [Replica<M, D>],
     chunks: Vec<Batch>,
     loss: &ChunkLoss<'_, M::Classes, D>,
+    threads: &ChunkThreads,
 ) -> ChunkOutcome<D>
 where
     M: ImageClassifier<D> + Send,
     D: Device<f32> + TypedErrors + Send + Sync,
 {
     let count = chunks.len() + 1;
+    assert!(threads.pools.len() >= count, "a thread for every chunk");
     let sync = ChunkSync::new(count);
-    let mut works = vec![Mutex::new(Some(Work::First(first)))];
-    for (replica, chunk) in replicas.iter_mut().zip(chunks) {
-        works.push(Mutex::new(Some(Work::Replica(replica, chunk))));
-    }
+    let first_result = Mutex::new(None);
     let mut results: Vec<Mutex<Option<Result<(), TrainError>>>> = Vec::new();
     results.resize_with(count, || Mutex::new(None));
-    let first_result = Mutex::new(None);
-    let next = AtomicUsize::new(0);
-    let body = |_: rayon::BroadcastContext<'_>| {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(work) = works.get(i).and_then(|w| lock(w).take()) else {
-            return;
-        };
-        match work {
-            Work::First(first) => {
-                *lock(&first_result) = Some(as_member(&sync, i, || first.run(loss)));
-            }
-            Work::Replica(replica, chunk) => {
-                *lock(&results[i]) = Some(as_member(&sync, i, || replica.run(chunk, loss)));
-            }
-        }
-    };
-    if rayon::current_num_threads() >= count {
-        rayon::broadcast(body);
-    } else {
-        match rayon::ThreadPoolBuilder::new().num_threads(count).build() {
-            Ok(pool) => {
-                pool.broadcast(body);
-            }
-            Err(e) => {
-                let e =
-                    crate::DeviceError::new("starting a thread for each of the batch's chunks", e);
-                return (Err(e.into()), None);
-            }
-        }
+    let mut tasks: Vec<Box<dyn FnOnce() + Send + '_>> = Vec::with_capacity(count);
+    let (sync, first_result, results) = (&sync, &first_result, &results);
+    tasks.push(Box::new(move || {
+        *lock(first_result) = Some(as_member(sync, 0, || first.run(loss)));
+    }));
+    for (i, (replica, chunk)) in replicas.iter_mut().zip(chunks).enumerate() {
+        tasks.push(Box::new(move || {
+            *lock(&results[i + 1]) = Some(as_member(sync, i + 1, || replica.run(chunk, loss)));
+        }));
     }
-    let first = lock(&first_result).take().expect("a thread ran chunk 0");
+    run_each(&threads.pools, tasks);
+    let first = lock(first_result).take().expect("chunk 0's thread ran it");
     // the chunk that failed first has the cause; the others then failed
     // at a batch norm that could not gather their statistics
     let failure = match sync.first_failure() {
@@ -574,6 +580,45 @@ where
         _ => None,
     };
     (first, failure)
+}
+
+/// Runs `tasks[i]` on `pools[i]`, all at once, and returns when all have
+/// ended (a task's panic then unwinds from here).
+fn run_each<'a>(pools: &[rayon::ThreadPool], mut tasks: Vec<Box<dyn FnOnce() + Send + 'a>>) {
+    let Some(task) = tasks.pop() else {
+        return;
+    };
+    pools[tasks.len()].in_place_scope(|scope| {
+        scope.spawn(move |_| task());
+        run_each(pools, tasks);
+    });
+}
+
+/// The threads of a [`SplitStep`] whose chunks share batch statistics:
+/// one-thread rayon pools, one per chunk, started on the first such step
+/// and ended with the step (or [`SplitStep::reset`]). (Public only for
+/// [`ImageClassifier`]'s hidden methods: it cannot be named outside the
+/// crate.)
+pub struct ChunkThreads {
+    pools: Vec<rayon::ThreadPool>,
+}
+
+impl ChunkThreads {
+    /// `count` threads, named after their chunks.
+    fn start(count: usize) -> Result<Self, TrainError> {
+        let pools = (0..count)
+            .map(|i| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .thread_name(move |_| format!("static-nn chunk {i}"))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                crate::DeviceError::new("starting a thread for each of the batch's chunks", e)
+            })?;
+        Ok(Self { pools })
+    }
 }
 
 /// `m`'s value, also where a thread panicked while holding it.
@@ -590,7 +635,7 @@ pub(crate) fn run_in_turn<M: ImageClassifier<D>, D: Device<f32> + TypedErrors>(
     replicas: &mut [Replica<M, D>],
     chunks: Vec<Batch>,
     loss: &ChunkLoss<'_, M::Classes, D>,
-    _share_stats: bool,
+    _threads: Option<&ChunkThreads>,
 ) -> ChunkOutcome<D> {
     let first = first.run(loss);
     let mut failure = None;

@@ -96,6 +96,7 @@ struct ChannelAcc<E> {
 }
 
 impl<E: Dtype + Float> ChannelAcc<E> {
+    /// No values yet.
     fn new() -> Self {
         Self {
             wide_lanes: [[0.0; BLOCK_LANES]; 2],
@@ -117,6 +118,7 @@ impl<E: Dtype + Float> ChannelAcc<E> {
         }
     }
 
+    /// Adds the `E` lanes into the f64 ones and clears them.
     fn widen(&mut self) {
         for (w, l) in self.wide_lanes.iter_mut().zip(self.lanes.iter_mut()) {
             for (w, l) in w.iter_mut().zip(l.iter_mut()) {
@@ -127,6 +129,7 @@ impl<E: Dtype + Float> ChannelAcc<E> {
         self.rows = 0;
     }
 
+    /// The two sums.
     fn finish(mut self) -> [f64; 2] {
         self.widen();
         self.wide_lanes.map(|l| l.iter().sum())
@@ -179,7 +182,9 @@ fn plane_sums<E: Dtype + Float>(
 }
 
 /// [`plane_sums`] for f32 with AVX2 and FMA: the 16 lanes of each sum in
-/// two registers; `acc` holds the two rows of lanes one after the other.
+/// two registers, in two sets that take alternate blocks of 16 values and
+/// are added at the end; `acc` holds the two rows of lanes one after the
+/// other.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -204,6 +209,7 @@ unsafe fn plane_sums_f32_avx2(
         std::array::from_fn(|j| unsafe { _mm256_loadu_ps(acc.as_ptr().add(8 * j)) });
     // 16 values into `sums` (their lanes 0..16 of each row), from index i
     let add16 = |sums: &mut [__m256; 4], i: usize| {
+        debug_assert!(i + BLOCK_LANES <= n);
         for h in 0..2 {
             // SAFETY: the callers keep i + 16 ≤ n, so i + 8h + 8 is within
             // both slices.
@@ -741,6 +747,95 @@ mod tests {
 
     /// Planes of every size share or split the lanes: the channel sums
     /// against plain f64 sums.
+    #[test]
+    fn all_channels_at_once_give_each_channels_sums_bit_for_bit() {
+        // 7 channels on pools of 1, 2 and 3 threads: groups that do not
+        // divide the channels; with and without a rectifier
+        let op = BatchNormOp::new(5, 7, 49, 1e-5).expect("sizes");
+        let xs: Vec<f32> = (0..op.len())
+            .map(|i| ((i * 7919) % 101) as f32 * 0.01 - 0.3)
+            .collect();
+        let gy: Vec<f32> = (0..op.len())
+            .map(|i| ((i * 31) % 17) as f32 * 0.1 - 0.8)
+            .collect();
+        let params = |c: usize| {
+            (
+                [0.25, 0.01 * c as f32],
+                c.is_multiple_of(2).then_some([1.5, -0.1]),
+            )
+        };
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let all = pool.install(|| all_channel_sums(&op, (&gy, &xs), params));
+            for (c, sums) in all.iter().enumerate() {
+                let (shifts, relu) = params(c);
+                let one = channel_sums(&op, (&gy, &xs), c, shifts, relu);
+                assert_eq!(sums, &one, "channel {c} on {threads} threads");
+            }
+        }
+    }
+
+    /// Chunks of 3 and 2 samples, each on its own thread as a member of one
+    /// split step, get the statistics of all 5 samples and their count (for
+    /// the running variance's unbiased factor); the backward pass's sums
+    /// of chunk `i` are the chunks' sums weighted by `n_j / n`, over `n_i`.
+    #[test]
+    fn chunks_share_the_whole_batchs_moments_and_sums() {
+        use super::super::sync::{as_member, ChunkSync};
+        let (channels, plane) = (3, 10);
+        let whole = BatchNormOp::new(5, channels, plane, 1e-5).expect("sizes");
+        let xs: Vec<f32> = (0..whole.len())
+            .map(|i| ((i * 7919) % 101) as f32 * 0.05 + 3.0)
+            .collect();
+        let (mean, var, count) = batch_moments(&whole, &xs, None).unwrap();
+        assert_eq!(count, 5 * plane);
+        let cut = 3 * channels * plane;
+        let sync = ChunkSync::new(2);
+        let chunk_sums = [
+            vec![(1.0f32, 2.0f32); channels],
+            vec![(4.0f32, -8.0f32); channels],
+        ];
+        let got: Vec<_> = std::thread::scope(|s| {
+            let jobs: Vec<_> = [(0, &xs[..cut], 3), (1, &xs[cut..], 2)]
+                .into_iter()
+                .map(|(i, part, n)| {
+                    let (sync, chunk_sums) = (&sync, &chunk_sums);
+                    s.spawn(move || {
+                        as_member(sync, i, || {
+                            let op = BatchNormOp::new(n, channels, plane, 1e-5).expect("sizes");
+                            let m = sync::member();
+                            let moments = batch_moments(&op, part, m.as_ref())?;
+                            let shared = shared_sums(&op, &chunk_sums[i], m.as_ref())?;
+                            Ok::<_, CpuError>((moments, shared))
+                        })
+                        .expect("both chunks gather")
+                    })
+                })
+                .collect();
+            jobs.into_iter().map(|j| j.join().unwrap()).collect()
+        });
+        for (i, ((m, v, n), shared)) in got.iter().enumerate() {
+            assert_eq!(*n, 5 * plane, "chunk {i}'s count");
+            for c in 0..channels {
+                assert!((m[c] - mean[c]).abs() < 1e-5, "chunk {i} mean {c}");
+                assert!(
+                    (v[c] - var[c]).abs() < 1e-5 * var[c],
+                    "chunk {i} variance {c}"
+                );
+                // (3/5·1 + 2/5·4) / n_i and (3/5·2 − 2/5·8) / n_i, n_i = 30 or 20
+                let own = ([3, 2][i] * plane) as f32;
+                assert!((shared[c].0 - 2.2 / own).abs() < 1e-6, "chunk {i} Σdy {c}");
+                assert!(
+                    (shared[c].1 - -2.0 / own).abs() < 1e-6,
+                    "chunk {i} Σdy·x̂ {c}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn channel_sums_match_for_small_and_large_planes() {
         for (batch, channels, plane) in [(70, 2, 1), (9, 3, 49), (3, 2, 1500), (2, 1, 17)] {

@@ -70,8 +70,11 @@ impl BatchNormOp {
         self.len() == 0
     }
 
-    /// The factor `n / (n − 1)` that turns the biased variance of a batch
-    /// into the unbiased one for the running variance (1 when `n = 1`).
+    /// The factor `n / (n − 1)`, with `n` this op's [`count`](Self::count),
+    /// that turns the biased variance of its batch into the unbiased one (1
+    /// when `n = 1`). The running variance takes
+    /// [`BatchStats::unbiased_factor`], whose count is the whole batch's
+    /// also in a chunk of a split training step.
     pub fn unbiased_factor(&self) -> f64 {
         unbiased_factor(self.count())
     }

@@ -9,11 +9,11 @@
 //! The chunks run the same model, so the `k`-th gathering of one chunk
 //! meets the `k`-th of every other.
 //!
-//! The split step runs each chunk on a thread of its own and, for the
-//! duration of the chunk, makes that thread a [`Member`] of the step's
-//! [`ChunkSync`] ([`as_member`]); the CPU batch norm asks [`member`] on the
-//! thread that runs its forward pass. Outside a split step there is none,
-//! and nothing is shared.
+//! The split step runs each chunk on a thread of its own, which runs
+//! nothing else, and for the duration of the chunk makes that thread a
+//! [`Member`] of the step's [`ChunkSync`] ([`as_member`]); the CPU batch
+//! norm asks [`member`] on the thread that runs its forward pass. Outside a
+//! split step there is none, and nothing is shared.
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};

@@ -213,14 +213,22 @@ fn a_panicking_chunk_does_not_leave_the_others_waiting() {
         assert_ne!(logits.shape().0, 3, "chunk 1 fails");
         cross_entropy(logits, targets)
     };
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        step.step(&mut model, &dev, &mut opt, batch(7, 1), &loss)
-    }));
-    let message = caught.expect_err("the step panics");
-    let text = message
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    // on a thread of its own, so that a hang fails the test instead of
+    // stopping the run
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step.step(&mut model, &dev, &mut opt, batch(7, 1), &loss)
+        }));
+        let text = match caught {
+            Ok(_) => "no panic".to_string(),
+            Err(p) => p.downcast_ref::<String>().cloned().unwrap_or_default(),
+        };
+        let _ = tx.send(text);
+    });
+    let text = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the step ends within two minutes");
     assert!(text.contains("chunk 1 fails"), "{text}");
 }
 
@@ -258,9 +266,22 @@ fn chunk_counts_and_errors() {
     wrong.rows = 4;
     wrong.cols = 16;
     let e = step
-        .step(&mut model, &dev, &mut opt, wrong, &cross_entropy)
+        .step(&mut model, &dev, &mut opt, wrong.clone(), &cross_entropy)
         .unwrap_err();
     assert!(e.to_string().contains("1×4×16"), "{e}");
+    // the same where the chunks share batch statistics: the chunk's own
+    // error, not that of a gathering it broke
+    let mut norm = dev.build_module::<SmallNorm, f32>();
+    let mut norm_opt = Optim::new(&norm, OptimizerConfig::sgd(0.1)).unwrap();
+    let mut norm_step = SplitStep::new(2).unwrap();
+    let e = norm_step
+        .step(&mut norm, &dev, &mut norm_opt, wrong, &cross_entropy)
+        .unwrap_err();
+    assert!(e.to_string().contains("1×4×16"), "{e}");
+    let loss = norm_step
+        .step(&mut norm, &dev, &mut norm_opt, batch(6, 2), &cross_entropy)
+        .unwrap();
+    assert!(loss.is_finite());
     // the step still works after the error
     let loss = step
         .step(&mut model, &dev, &mut opt, batch(6, 2), &cross_entropy)
@@ -286,19 +307,27 @@ fn fit_is_the_same_inside_and_outside_a_pool() {
             ..Default::default()
         },
     );
-    let run = || {
+    fn run<T>(loader: &DataLoader) -> u64
+    where
+        T: BuildOnDevice<Cpu, f32>,
+        T::Built: ImageClassifier<Cpu> + Send,
+    {
         let dev = Cpu::seed_from_u64(5);
-        let model = dev.build_module::<SmallDropout, f32>();
+        let model = dev.build_module::<T, f32>();
         let mut clf = Classifier::new(model, dev, OptimizerConfig::adam(1e-2));
         assert_eq!(clf.batch_chunks(), 2);
-        clf.fit(&loader, 2).unwrap();
+        clf.fit(loader, 2).unwrap();
         clf.parameter_hash()
-    };
-    let outside = run();
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(3)
         .build()
         .unwrap();
-    let inside = pool.install(run);
+    let outside = run::<SmallDropout>(&loader);
+    let inside = pool.install(|| run::<SmallDropout>(&loader));
+    assert_eq!(outside, inside);
+    // with batch norms, whose chunks run on threads of the step's own
+    let outside = run::<SmallNorm>(&loader);
+    let inside = pool.install(|| run::<SmallNorm>(&loader));
     assert_eq!(outside, inside);
 }
