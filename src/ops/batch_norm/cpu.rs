@@ -303,12 +303,7 @@ fn batch_moments<E: Dtype + Float>(
             .unzip();
         return Ok((mean, var, op.count()));
     };
-    let mut part = Vec::with_capacity(1 + 2 * op.channels);
-    part.push(op.count() as f64);
-    part.extend(own.iter().map(|mv| mv[0]));
-    part.extend(own.iter().map(|mv| mv[1]));
-    let parts = gather(member, op, part)?;
-    let n: f64 = parts.iter().map(|p| p[0]).sum();
+    let (parts, n) = gather(member, op, &own)?;
     let ch = op.channels;
     let (mut mean, mut var) = (Vec::with_capacity(ch), Vec::with_capacity(ch));
     for c in 0..ch {
@@ -339,12 +334,8 @@ fn shared_sums<E: Dtype + Float>(
         let n = E::from(own).unwrap_or_else(E::one);
         return Ok(sums.iter().map(|(dy, dyx)| (*dy / n, *dyx / n)).collect());
     };
-    let mut part = Vec::with_capacity(1 + 2 * op.channels);
-    part.push(own as f64);
-    part.extend(sums.iter().map(|s| wide(s.0)));
-    part.extend(sums.iter().map(|s| wide(s.1)));
-    let parts = gather(member, op, part)?;
-    let n: f64 = parts.iter().map(|p| p[0]).sum();
+    let wide_sums: Vec<[f64; 2]> = sums.iter().map(|s| [wide(s.0), wide(s.1)]).collect();
+    let (parts, n) = gather(member, op, &wide_sums)?;
     let ch = op.channels;
     let shared = |i: usize| parts.iter().map(|p| p[0] / n * p[i]).sum::<f64>() / own as f64;
     Ok((0..ch)
@@ -352,12 +343,19 @@ fn shared_sums<E: Dtype + Float>(
         .collect())
 }
 
-/// Every chunk's `part` (of `1 + 2·channels` values), through `member`.
+/// Every chunk's part, through `member`, and the count of values of all
+/// chunks together. This call's part is its [`count`](BatchNormOp::count),
+/// then the first value of each channel's pair in `pairs`, then the second
+/// (`1 + 2·channels` values).
 fn gather(
     member: &Member,
     op: &BatchNormOp,
-    part: Vec<f64>,
-) -> Result<std::sync::Arc<Vec<Vec<f64>>>, CpuError> {
+    pairs: &[[f64; 2]],
+) -> Result<(std::sync::Arc<Vec<Vec<f64>>>, f64), CpuError> {
+    let mut part = Vec::with_capacity(1 + 2 * op.channels);
+    part.push(op.count() as f64);
+    part.extend(pairs.iter().map(|p| p[0]));
+    part.extend(pairs.iter().map(|p| p[1]));
     let len = part.len();
     let parts = member
         .all_gather(part)
@@ -367,7 +365,8 @@ fn gather(
         return Err(CpuError::WrongNumElements);
     }
     debug_assert_eq!(len, 1 + 2 * op.channels);
-    Ok(parts)
+    let n = parts.iter().map(|p| p[0]).sum();
+    Ok((parts, n))
 }
 
 /// `y[b, c, :] = f(c, x[b, c, :])` over all samples, in parallel.
