@@ -78,11 +78,9 @@ pub struct SplitStep<M, D: Device<f32> + TypedErrors> {
     replicas: Vec<Replica<M, D>>,
     /// Each used chunk's weight in the last step (its share of the batch).
     weights: Vec<f32>,
-    /// Whether the model has buffers (BatchNorm's running statistics): its
-    /// chunks then share their batch statistics (set with the replicas).
-    shares_stats: bool,
     /// The chunks' own threads, where they share batch statistics on the
-    /// CPU (started on first use).
+    /// CPU (started on first use, see
+    /// [`runs_on_own_threads`](Self::runs_on_own_threads)).
     threads: Option<ChunkThreads>,
 }
 
@@ -131,7 +129,6 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
             grads: None,
             replicas: Vec::new(),
             weights: Vec::new(),
-            shares_stats: false,
             threads: None,
         }
     }
@@ -299,10 +296,9 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
             let (grads, value) = run_chunk(model, dev, grads, batch, loss)?;
             return Ok((grads, value));
         }
-        if self.replicas.is_empty() {
-            self.shares_stats = survey(model).0;
-        }
-        if self.shares_stats && D::SPLITS_BATCHES && self.threads.is_none() {
+        // asked with the replicas' building (once an epoch in `fit`), not
+        // every step
+        if self.replicas.is_empty() && self.threads.is_none() && self.runs_on_own_threads(model) {
             self.threads = Some(ChunkThreads::start(self.chunks)?);
         }
         self.build_replicas(model, dev)?;
@@ -322,7 +318,7 @@ impl<M, D: Device<f32> + TypedErrors> SplitStep<M, D> {
             grads,
             batch,
         };
-        let threads = self.threads.as_ref().filter(|_| self.shares_stats);
+        let threads = self.threads.as_ref();
         let (first, failure) = M::run_chunks(first, &mut self.replicas, tails, loss, threads);
         if let Some(e) = failure {
             return Err(e);
@@ -559,8 +555,9 @@ where
     assert!(threads.pools.len() >= count, "a thread for every chunk");
     let sync = ChunkSync::new(count);
     let first_result = Mutex::new(None);
+    // the replicas' results: chunk i's at i − 1
     let mut results: Vec<Mutex<Option<Result<(), TrainError>>>> = Vec::new();
-    results.resize_with(count, || Mutex::new(None));
+    results.resize_with(count - 1, || Mutex::new(None));
     let mut tasks: Vec<Box<dyn FnOnce() + Send + '_>> = Vec::with_capacity(count);
     let (sync, first_result, results) = (&sync, &first_result, &results);
     tasks.push(Box::new(move || {
@@ -568,7 +565,7 @@ where
     }));
     for (i, (replica, chunk)) in replicas.iter_mut().zip(chunks).enumerate() {
         tasks.push(Box::new(move || {
-            *lock(&results[i + 1]) = Some(as_member(sync, i + 1, || replica.run(chunk, loss)));
+            *lock(&results[i]) = Some(as_member(sync, i + 1, || replica.run(chunk, loss)));
         }));
     }
     run_each(&threads.pools, tasks);
@@ -576,7 +573,7 @@ where
     // the chunk that failed first has the cause; the others then failed
     // at a batch norm that could not gather their statistics
     let failure = match sync.first_failure() {
-        Some(i) if i > 0 => lock(&results[i]).take().and_then(Result::err),
+        Some(i) if i > 0 => lock(&results[i - 1]).take().and_then(Result::err),
         _ => None,
     };
     (first, failure)
