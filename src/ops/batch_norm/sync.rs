@@ -273,30 +273,35 @@ mod tests {
         assert!(member().is_none(), "nothing is left on this thread");
     }
 
-    #[test]
-    fn a_failed_chunk_breaks_the_others_gatherings() {
+    /// Chunk 0 of two ends with `end` while chunk 1 gathers: whether chunk
+    /// 0 ended well, chunk 1's gathering, and the chunk that failed first.
+    fn beside_a_gathering<E>(
+        end: impl FnOnce() -> Result<(), E>,
+    ) -> (bool, Result<Arc<Vec<Vec<f64>>>, Broken>, Option<usize>) {
         let sync = ChunkSync::new(2);
-        std::thread::scope(|s| {
+        let (ended, gathered) = std::thread::scope(|s| {
             let waiting =
                 s.spawn(|| as_member(&sync, 1, || member().unwrap().all_gather(vec![1.0])));
-            let failed: Result<(), &str> = as_member(&sync, 0, || Err("chunk 0 fails"));
-            assert!(failed.is_err());
-            assert_eq!(waiting.join().unwrap(), Err(Broken));
+            let ended = as_member(&sync, 0, end).is_ok();
+            (ended, waiting.join().unwrap())
         });
-        assert_eq!(sync.first_failure(), Some(0));
+        (ended, gathered, sync.first_failure())
+    }
+
+    #[test]
+    fn a_failed_chunk_breaks_the_others_gatherings() {
+        let (ended, gathered, failed) = beside_a_gathering(|| Err("chunk 0 fails"));
+        assert!(!ended);
+        assert_eq!(gathered, Err(Broken));
+        assert_eq!(failed, Some(0));
     }
 
     #[test]
     fn a_chunk_that_ends_early_breaks_a_gathering_it_skips() {
-        let sync = ChunkSync::new(2);
-        std::thread::scope(|s| {
-            let waiting =
-                s.spawn(|| as_member(&sync, 1, || member().unwrap().all_gather(vec![1.0])));
-            let ended: Result<(), Broken> = as_member(&sync, 0, || Ok(()));
-            assert!(ended.is_ok());
-            assert_eq!(waiting.join().unwrap(), Err(Broken));
-        });
-        assert_eq!(sync.first_failure(), Some(1));
+        let (ended, gathered, failed) = beside_a_gathering(|| Ok::<(), Broken>(()));
+        assert!(ended);
+        assert_eq!(gathered, Err(Broken));
+        assert_eq!(failed, Some(1));
     }
 
     #[test]
