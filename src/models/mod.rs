@@ -20,6 +20,7 @@ mod choice;
 mod cifar;
 mod lenet;
 mod resnet;
+mod resnet_fused;
 mod summary;
 
 pub use choice::{ModelName, NotebookModel};

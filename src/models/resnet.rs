@@ -6,8 +6,8 @@ use crate::nn::{
 };
 use crate::ops::ReluKernel;
 use crate::shapes::checks::ResidualShapes;
-use crate::{forward, Network};
-use dfdx::nn::Module;
+use crate::Network;
+use dfdx::nn::{Module, ModuleMut};
 use dfdx::prelude::*;
 
 /// ResNet's basic block (He et al., 2016), with PyTorch's field names:
@@ -70,62 +70,91 @@ pub struct BasicBlock<
 pub type Projection<const IN: usize, const OUT: usize, const S: usize> =
     (Conv2D<IN, OUT, 1, S, 0, false>, BatchNorm2D<OUT>);
 
-#[forward]
-impl<
-        const IN: usize,
-        const OUT: usize,
-        const S: usize,
-        SC,
-        C1,
-        B1,
-        C2,
-        B2,
-        B: Dim,
-        const C: usize,
-        const H: usize,
-        const W: usize,
-        const C3: usize,
-        const H3: usize,
-        const W3: usize,
-        const C4: usize,
-        const H4: usize,
-        const W4: usize,
-        E: Dtype,
-        D: Device<E>,
-        T: Tape<E, D> + Merge<T> + Default,
-    > Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>>
-    for BasicBlock<IN, OUT, S, SC, C1, B1, C2, B2>
-where
-    C1: Module<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>, Error = D::Err>,
-    B1: Module<C1::Output, Output = C1::Output, Error = D::Err>,
-    C2: Module<
-        C1::Output,
-        Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>,
-        Error = D::Err,
-    >,
-    B2: Module<C2::Output, Output = C2::Output, Error = D::Err>,
-    SC: Module<
-        Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
-        Output = Tensor<(B, Const<C4>, Const<H4>, Const<W4>), E, D, T>,
-        Error = D::Err,
-    >,
-    D: ReluKernel<E>,
-    (): ResidualShapes<C3, H3, W3, C4, H4, W4>,
-{
-    type Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>;
-    type Error = D::Err;
+/// `Module` (inference) or `ModuleMut` (training) of [`BasicBlock`]: the
+/// trait, its method, the receiver, and how the pass starts (the training
+/// pass first tries the fused block, see [`resnet_fused`](super::resnet_fused)).
+macro_rules! basic_block_forward {
+    ($trait:ident, $method:ident, [$($mut:tt)?], $start:ident) => {
+        impl<
+                const IN: usize,
+                const OUT: usize,
+                const S: usize,
+                SC,
+                C1,
+                B1,
+                C2,
+                B2,
+                B: Dim,
+                const C: usize,
+                const H: usize,
+                const W: usize,
+                const C3: usize,
+                const H3: usize,
+                const W3: usize,
+                const C4: usize,
+                const H4: usize,
+                const W4: usize,
+                E: Dtype,
+                D: Device<E>,
+                T: Tape<E, D> + Merge<T> + Default + 'static,
+            > $trait<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>>
+            for BasicBlock<IN, OUT, S, SC, C1, B1, C2, B2>
+        where
+            C1: $trait<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>, Error = D::Err> + 'static,
+            B1: $trait<C1::Output, Output = C1::Output, Error = D::Err> + 'static,
+            C2: $trait<
+                    C1::Output,
+                    Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>,
+                    Error = D::Err,
+                > + 'static,
+            B2: $trait<C2::Output, Output = C2::Output, Error = D::Err> + 'static,
+            SC: $trait<
+                    Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
+                    Output = Tensor<(B, Const<C4>, Const<H4>, Const<W4>), E, D, T>,
+                    Error = D::Err,
+                > + 'static,
+            D: ReluKernel<E>,
+            (): ResidualShapes<C3, H3, W3, C4, H4, W4>,
+        {
+            type Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>;
+            type Error = D::Err;
 
-    fn try_forward(
-        &self,
-        x: Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
-        let y = self.conv1.try_forward(x.with_empty_tape())?;
-        let y = self.bn1.try_forward(y)?;
-        let y = self.bn2.try_forward(self.conv2.try_forward(y)?)?;
-        let shortcut = self.shortcut.try_forward(x)?;
-        add_residual_relu(y, shortcut)
-    }
+            fn $method(
+                &$($mut)? self,
+                x: Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
+            ) -> Result<Self::Output, D::Err> {
+                let x = $start!(self, x);
+                let y = self.conv1.$method(x.with_empty_tape())?;
+                let y = self.bn1.$method(y)?;
+                let y = self.bn2.$method(self.conv2.$method(y)?)?;
+                let shortcut = self.shortcut.$method(x)?;
+                add_residual_relu(y, shortcut)
+            }
+        }
+    };
 }
+
+/// The inference pass starts with the layers.
+macro_rules! layer_by_layer {
+    ($block:ident, $x:ident) => {
+        $x
+    };
+}
+
+/// The training pass runs the fused block where it can.
+macro_rules! fused_where_possible {
+    ($block:ident, $x:ident) => {{
+        let batch = $x.shape().0;
+        let out = (batch, Const::<C3>, Const::<H3>, Const::<W3>);
+        match super::resnet_fused::train($block, $x, (batch.size(), H, W), out) {
+            Ok(result) => return result,
+            Err(x) => x,
+        }
+    }};
+}
+
+basic_block_forward!(Module, try_forward, [], layer_by_layer);
+basic_block_forward!(ModuleMut, try_forward_mut, [mut], fused_where_possible);
 
 /// The residual network for MNIST, matching this PyTorch model key for
 /// key (so PyTorch-trained weights load and predict the same):

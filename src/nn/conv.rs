@@ -378,8 +378,13 @@ impl<
         D: Storage<E>,
     > Conv2DModule<I, O, KH, KW, S, P, E, D, BIAS>
 {
+    /// The scratch memory of its CPU kernel.
+    pub(crate) fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
     /// The runtime sizes for a batch of `batch` images of `h × w`.
-    fn op(&self, batch: usize, h: usize, w: usize) -> Conv2DOp {
+    pub(crate) fn op(&self, batch: usize, h: usize, w: usize) -> Conv2DOp {
         let size = |n, k| crate::shapes::try_conv_output_size(n, k, S, P).unwrap_or(0);
         Conv2DOp {
             batch,

@@ -3,7 +3,7 @@
 //! `BatchNorm1D` over features.
 use super::build::BuildOnDevice;
 use super::infer::{push, InferShape, LayerRow};
-use crate::ops::{BatchNormKernel, BatchNormOp, Workspace};
+use crate::ops::{BatchNormKernel, BatchNormOp, BatchStats, Workspace};
 use crate::shapes::checks::{
     BatchNorm1DLayer, BatchNorm2DLayer, BatchNormChannels, BatchNormReLU2DLayer,
 };
@@ -207,7 +207,7 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
     /// The op for `batch` samples of `plane` values per channel. An empty
     /// batch or an infinite eps gives an op that fits no input, so the
     /// kernel's own size check reports it.
-    fn op(&self, batch: usize, plane: usize, relu: bool) -> BatchNormOp {
+    pub(crate) fn op(&self, batch: usize, plane: usize, relu: bool) -> BatchNormOp {
         let empty = BatchNormOp {
             batch: 0,
             channels: C,
@@ -248,6 +248,13 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
         let op = self.op(batch, plane, relu);
         let (y, stats) =
             D::try_batch_norm_train(op, x, (&self.weight, &self.bias), &self.workspace)?;
+        self.update_running(&stats);
+        Ok(y)
+    }
+
+    /// Moves the running statistics towards a training batch's `stats`
+    /// (PyTorch's update, with `momentum`) and counts the batch.
+    pub(crate) fn update_running(&mut self, stats: &BatchStats<E>) {
         let m = self.momentum;
         let unbiased = stats.unbiased_factor();
         let blend = |running: &mut Tensor<Rank1<C>, E, D>, batch: &[E], factor: f64| {
@@ -266,7 +273,6 @@ impl<const C: usize, E: Dtype + Float, D: BatchNormKernel<E>, L> BatchNormModule
         blend(&mut self.running_var, &stats.var, unbiased);
         let count = self.num_batches_tracked.as_vec()[0] + E::one();
         self.num_batches_tracked.copy_from(&[count]);
-        Ok(y)
     }
 }
 

@@ -20,6 +20,7 @@
 //! The ops work on runtime sizes ([`Conv2DOp`], [`Pool2DOp`]); the layers in
 //! [`nn`](crate::nn) compute those sizes from their types.
 
+pub(crate) mod basic_block;
 pub mod batch_norm;
 pub mod conv2d;
 pub(crate) mod cpu_util;

@@ -507,7 +507,19 @@ fn normalize<E: Dtype + Float>(
     dev: &Cpu,
 ) -> Result<Vec<E>, CpuError> {
     let mut y = output_vec::<E>(dev, op.len())?;
-    per_sample(op, xs, &mut y, |_, c, x, y| {
+    normalize_into(op, xs, (w, b), (mean, inv), &mut y);
+    Ok(y)
+}
+
+/// [`normalize`] into `y` (every element written).
+pub(crate) fn normalize_into<E: Dtype + Float>(
+    op: &BatchNormOp,
+    xs: &[E],
+    (w, b): (&[E], &[E]),
+    (mean, inv): (&[E], &[E]),
+    y: &mut [E],
+) {
+    per_sample(op, xs, y, |_, c, x, y| {
         let msb = [mean[c], w[c] * inv[c], b[c]];
         if op.relu {
             normalize_relu_plane(x, y, msb);
@@ -515,7 +527,71 @@ fn normalize<E: Dtype + Float>(
             normalize_plane(x, y, msb);
         }
     });
-    Ok(y)
+}
+
+/// The statistics of a training batch norm's forward pass: the batch's
+/// per-channel mean and (biased) variance, `1 / √(var + eps)`, and the
+/// count of values they are over.
+pub(crate) struct TrainStats<E> {
+    pub(crate) mean: Vec<E>,
+    pub(crate) var: Vec<E>,
+    pub(crate) inv: Vec<E>,
+    pub(crate) count: usize,
+}
+
+impl<E: Clone> TrainStats<E> {
+    /// The statistics for the running ones.
+    pub(crate) fn batch_stats(&self) -> BatchStats<E> {
+        BatchStats {
+            mean: self.mean.clone(),
+            var: self.var.clone(),
+            count: self.count,
+        }
+    }
+}
+
+/// The batch statistics of `xs`, shared with the other chunks of a split
+/// step through `member` (see [`batch_moments`]).
+pub(crate) fn train_stats<E: Dtype + Float>(
+    op: &BatchNormOp,
+    xs: &[E],
+    member: Option<&Member>,
+) -> Result<TrainStats<E>, CpuError> {
+    let (mean, var, count) = batch_moments(op, xs, member)?;
+    let inv = inv_std(&var, op.eps);
+    Ok(TrainStats {
+        mean,
+        var,
+        inv,
+        count,
+    })
+}
+
+/// The backward pass of a training batch norm with input `xs`, parameters
+/// `(w, b)` and statistics `st`: adds the input gradient into `gx` (after
+/// zeroing each plane first when `zero_gx`) and returns the per-channel
+/// `(Σ dy, Σ dy·x̂)`, the bias and weight gradients ([`add_sums`]).
+pub(crate) fn train_backward_into<E: Dtype + Float>(
+    op: &BatchNormOp,
+    (gy, xs): (&[E], &[E]),
+    (w, b): (&[E], &[E]),
+    st: &TrainStats<E>,
+    member: Option<&Member>,
+    (gx, zero_gx): (&mut [E], bool),
+) -> Result<Vec<(E, E)>, CpuError> {
+    let (mean, inv) = (&st.mean, &st.inv);
+    let sums = affine_sums(op, gy, xs, (w, b), (mean, inv));
+    let shared = shared_sums(op, &sums, member)?;
+    per_sample(op, gy, gx, |bi, c, gy, gx| {
+        if zero_gx {
+            gx.fill(E::zero());
+        }
+        let (dy, dyx) = shared[c];
+        let (k, m, inv_c) = (w[c] * inv[c], mean[c], inv[c]);
+        let relu = relu_of(op, c, (w, b), inv);
+        train_grad_plane(gx, gy, plane(op, xs, bi, c), [k, dy, m, inv_c * dyx], relu);
+    });
+    Ok(sums)
 }
 
 /// `(Σ dy, Σ dy·x̂)` per channel, with `x̂ = (x − mean) · inv`: the bias
@@ -554,7 +630,7 @@ fn relu_of<E: Dtype + Float>(
 }
 
 /// Adds one of the per-channel sums to a gradient.
-fn add_sums<E: Dtype>(g: &mut [E], sums: &[(E, E)], pick: impl Fn(&(E, E)) -> E) {
+pub(crate) fn add_sums<E: Dtype>(g: &mut [E], sums: &[(E, E)], pick: impl Fn(&(E, E)) -> E) {
     g.iter_mut().zip(sums).for_each(|(g, s)| *g += pick(s));
 }
 
@@ -570,38 +646,24 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
     let xs = copy_to_lease(&x, ws)?;
     let (w, b) = (weight.as_vec(), bias.as_vec());
     let member = sync::member();
-    let (mean, var, count) = batch_moments(&op, &xs, member.as_ref())?;
-    let inv = inv_std(&var, op.eps);
-    let y = normalize(&op, &xs, (&w, &b), (&mean, &inv), &dev)?;
+    let st = train_stats(&op, &xs, member.as_ref())?;
+    let y = normalize(&op, &xs, (&w, &b), (&st.mean, &st.inv), &dev)?;
     let y = tensor_from_vec(&dev, y, shape)?;
+    let stats = st.batch_stats();
     if T::OWNS_TAPE {
         let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
-        let mean = mean.clone();
         tape.add_backward_op(move |grads| {
-            let gy_taken: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let gy: &[E] = &gy_taken;
-            let sums = affine_sums(&op, gy, &xs, (&w, &b), (&mean, &inv));
-            let shared = shared_sums(&op, &sums, member.as_ref())?;
+            let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let gx = grads.get_or_alloc_mut(&x_g)?;
-            per_sample(&op, gy, gx, |bi, c, gy, gx| {
-                let (dy, dyx) = shared[c];
-                let (k, m, inv_c) = (w[c] * inv[c], mean[c], inv[c]);
-                let relu = relu_of(&op, c, (&w, &b), &inv);
-                train_grad_plane(
-                    gx,
-                    gy,
-                    plane(&op, &xs, bi, c),
-                    [k, dy, m, inv_c * dyx],
-                    relu,
-                );
-            });
+            let sums =
+                train_backward_into(&op, (&gy, &xs), (&w, &b), &st, member.as_ref(), (gx, false))?;
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
-            **grads.get_or_alloc_mut(&y_g)? = gy_taken;
+            **grads.get_or_alloc_mut(&y_g)? = gy;
             Ok(())
         });
     }
-    Ok((y.put_tape(tape), BatchStats { mean, var, count }))
+    Ok((y.put_tape(tape), stats))
 }
 
 pub(super) fn eval<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(

@@ -430,19 +430,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
     }
     let w = copy_to_lease(weight, ws)?;
     let b = bias.map(|b| copy_to_lease(b, ws)).transpose()?;
-    let plan = direct_plan(&op, &w, b.as_deref().map(Vec::as_slice));
-    if let Some(plan) = &plan {
-        run_direct(plan, (&xs, &mut y), (chw, out_len, fc), ws);
-    } else if op.batch <= fc {
-        // one task: no rayon round trip (batch-1 inference)
-        forward_chunk_run(&op, (&w, b.as_deref().map(Vec::as_slice)), &xs, &mut y, ws);
-    } else {
-        y.par_chunks_mut(out_len * fc)
-            .zip(xs.par_chunks(chw * fc))
-            .for_each(|(ys, xc)| {
-                forward_chunk_run(&op, (&w, b.as_deref().map(Vec::as_slice)), xc, ys, ws)
-            });
-    }
+    forward_into(&op, (&w, b.as_deref().map(Vec::as_slice)), &xs, &mut y, ws);
     let y = tensor_from_vec(&dev, y, out)?;
     drop(b);
 
@@ -453,56 +441,124 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
         tape.add_backward_op(move |grads| {
             // Borrow y's gradient out of `grads` (no copy) and put it back below.
             let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            let chunks = op.batch.div_ceil(REDUCE_CHUNK);
-            // each chunk's slice of x's gradient, or none where nobody wants it
-            let gx_chunks: Vec<Option<&mut [E]>> = if input_grad {
-                let gx = grads.get_or_alloc_mut(&x_g)?;
-                gx.chunks_mut(chw * REDUCE_CHUNK).map(Some).collect()
+            let gx = if input_grad {
+                Some(&mut grads.get_or_alloc_mut(&x_g)?[..])
             } else {
-                (0..chunks).map(|_| None).collect()
+                None
             };
-
-            // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of
-            // the chunk (recomputed from x, cheaper than keeping it), the
-            // partial weight and bias gradients, and the chunk's dx.
-            let plans = BackwardPlans {
-                weight: (as_f32(&w).filter(|_| direct_pays(&op)))
-                    .and_then(|_| direct_grad::WeightGrad::new(&op)),
-                input: (as_f32(&w).filter(|_| input_grad && direct_pays(&op))).and_then(|w| {
-                    input_grad_plan(&op, w)
-                        .map(InputGrad::Transposed)
-                        .or_else(|| direct_input::ScatterPlan::new(&op, w).map(InputGrad::Scatter))
-                }),
-            };
-            let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
-            let mut gw_parts = ws.lease_any::<E>(chunks * gw_len);
-            let mut gb_parts = ws.lease_any::<E>(chunks * gb_len);
-            gy.par_chunks(out_len * REDUCE_CHUNK)
-                .zip(xs.par_chunks(chw * REDUCE_CHUNK))
-                .zip(gx_chunks)
-                .zip(gw_parts.par_chunks_mut(gw_len))
-                .zip(gb_parts.par_chunks_mut(gb_len))
-                .for_each(|((((gys, xc), gxc), gw), gb)| {
-                    backward_chunk_run(&op, &w, (gys, xc), gxc, (gw, gb), (&plans, &ws))
-                });
-
+            let parts = backward_into(&op, &w, (&xs, &gy), (gx, false), &ws);
             **grads.get_or_alloc_mut(&y_g)? = gy;
-            // the chunks' partial sums, added in order (the same bits with
-            // any number of threads)
-            let gw = grads.get_or_alloc_mut(&w_g)?;
-            for part in gw_parts.chunks(gw_len) {
-                gw.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
-            }
+            parts.add_weight(grads.get_or_alloc_mut(&w_g)?);
             if let Some(b_g) = &b_g {
-                let gb = grads.get_or_alloc_mut(b_g)?;
-                for part in gb_parts.chunks(gb_len) {
-                    gb.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
-                }
+                parts.add_bias(grads.get_or_alloc_mut(b_g)?);
             }
             Ok(())
         });
     }
     Ok(y.put_tape(tape))
+}
+
+/// The forward pass of `op` on the samples `xs` into `y` (every element
+/// written): the direct kernels where they serve, else im2col + `gemm`,
+/// parallel over the batch.
+pub(crate) fn forward_into<E: Dtype>(
+    op: &Conv2DOp,
+    (w, b): (&[E], Option<&[E]>),
+    xs: &[E],
+    y: &mut [E],
+    ws: &Workspace,
+) {
+    let (chw, out_len) = (op.chan_in * op.h_in * op.w_in, op.chan_out * op.out_plane());
+    let fc = forward_chunk(op);
+    if let Some(plan) = &direct_plan(op, w, b) {
+        run_direct(plan, (xs, y), (chw, out_len, fc), ws);
+    } else if op.batch <= fc {
+        // one task: no rayon round trip (batch-1 inference)
+        forward_chunk_run(op, (w, b), xs, y, ws);
+    } else {
+        y.par_chunks_mut(out_len * fc)
+            .zip(xs.par_chunks(chw * fc))
+            .for_each(|(ys, xc)| forward_chunk_run(op, (w, b), xc, ys, ws));
+    }
+}
+
+/// The weight and bias gradients of a backward pass ([`backward_into`]),
+/// as partial sums of fixed chunks of samples.
+pub(crate) struct ParamGrads<E: Dtype> {
+    weight: Lease<E>,
+    bias: Lease<E>,
+    chan_out: usize,
+}
+
+impl<E: Dtype> ParamGrads<E> {
+    /// Adds the weight gradient into `gw`: the chunks' partial sums in
+    /// order (the same bits with any number of threads).
+    pub(crate) fn add_weight(&self, gw: &mut [E]) {
+        for part in self.weight.chunks(gw.len()) {
+            gw.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
+        }
+    }
+
+    /// Adds the bias gradient into `gb`, in the same way.
+    pub(crate) fn add_bias(&self, gb: &mut [E]) {
+        for part in self.bias.chunks(self.chan_out) {
+            gb.iter_mut().zip(part).for_each(|(g, p)| *g += *p);
+        }
+    }
+}
+
+/// The backward pass of `op` with weights `w`, inputs `xs` and output
+/// gradient `gy`: adds the input gradient into `gx` when given (after
+/// zeroing it, chunk by chunk, when `zero_gx`: cheaper than a separate pass,
+/// since each chunk is then in cache), and returns the weight and bias
+/// gradients. Per fixed chunk of samples, in parallel.
+pub(crate) fn backward_into<E: Dtype>(
+    op: &Conv2DOp,
+    w: &[E],
+    (xs, gy): (&[E], &[E]),
+    (gx, zero_gx): (Option<&mut [E]>, bool),
+    ws: &Workspace,
+) -> ParamGrads<E> {
+    let (chw, out_len) = (op.chan_in * op.h_in * op.w_in, op.chan_out * op.out_plane());
+    let chunks = op.batch.div_ceil(REDUCE_CHUNK);
+    let input_grad = gx.is_some();
+    // each chunk's slice of x's gradient, or none where nobody wants it
+    let gx_chunks: Vec<Option<&mut [E]>> = match gx {
+        Some(gx) => gx.chunks_mut(chw * REDUCE_CHUNK).map(Some).collect(),
+        None => (0..chunks).map(|_| None).collect(),
+    };
+    // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of the
+    // chunk (recomputed from x, cheaper than keeping it), the partial
+    // weight and bias gradients, and the chunk's dx.
+    let plans = BackwardPlans {
+        weight: (as_f32(w).filter(|_| direct_pays(op)))
+            .and_then(|_| direct_grad::WeightGrad::new(op)),
+        input: (as_f32(w).filter(|_| input_grad && direct_pays(op))).and_then(|w| {
+            input_grad_plan(op, w)
+                .map(InputGrad::Transposed)
+                .or_else(|| direct_input::ScatterPlan::new(op, w).map(InputGrad::Scatter))
+        }),
+    };
+    let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
+    let mut weight = ws.lease_any::<E>(chunks * gw_len);
+    let mut bias = ws.lease_any::<E>(chunks * gb_len);
+    gy.par_chunks(out_len * REDUCE_CHUNK)
+        .zip(xs.par_chunks(chw * REDUCE_CHUNK))
+        .zip(gx_chunks)
+        .zip(weight.par_chunks_mut(gw_len))
+        .zip(bias.par_chunks_mut(gb_len))
+        .for_each(|((((gys, xc), gxc), gw), gb)| {
+            let mut gxc = gxc;
+            if let (true, Some(g)) = (zero_gx, gxc.as_deref_mut()) {
+                g.fill(E::default());
+            }
+            backward_chunk_run(op, w, (gys, xc), gxc, (gw, gb), (&plans, ws))
+        });
+    ParamGrads {
+        weight,
+        bias,
+        chan_out: op.chan_out,
+    }
 }
 
 /// Whether the direct kernels may serve `op`: not for a strided 1×1

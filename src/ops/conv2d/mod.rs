@@ -101,6 +101,11 @@ impl Conv2DOp {
         self.h_out * self.w_out
     }
 
+    /// Elements of the output: `batch · chan_out · h_out · w_out`.
+    pub(crate) fn output_len(&self) -> usize {
+        self.batch * self.chan_out * self.out_plane()
+    }
+
     /// The input's shape `(batch, chan_in, h_in, w_in)`.
     pub fn input_shape(&self) -> (usize, usize, usize, usize) {
         (self.batch, self.chan_in, self.h_in, self.w_in)

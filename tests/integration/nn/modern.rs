@@ -356,15 +356,16 @@ fn resnet_convolutions_match_the_generic_composition() {
 /// ResNet's basic block fuses two pairs of ops on the CPU: `bn1` is a
 /// `BatchNormReLU2D`, and it ends in `relu(y + shortcut)` as one op
 /// (`add_residual_relu`). In training mode, the block's output and the
-/// gradients of its input, weights and batch norms are those of the same
-/// block written with `BatchNorm2D`, `add_residual` and `ReLU`, bit for bit,
-/// with the identity shortcut and with a projection.
+/// gradients of its input, weights and batch norms, and the running
+/// statistics, are those of the same block written with `BatchNorm2D`,
+/// `add_residual` and `ReLU`, bit for bit, with the identity shortcut and
+/// with a projection. (On the CPU in f32 the whole block runs as one op.)
 #[test]
 fn basic_block_matches_its_unfused_composition() {
     use static_nn::models::{BasicBlock, Projection};
     use static_nn::nn::add_residual;
     macro_rules! case {
-        ($block:ty, $out:literal, $x:ty, $y:ty, |$b:ident| $extra:expr) => {{
+        ($block:ty, $out:literal, $x:ty, $y:ty, |$b:ident| $extra:expr, |$c:ident| $stats:expr) => {{
             let dev = Cpu::seed_from_u64(21);
             let block = dev.build_module::<$block, f32>();
             let x: Tensor<$x, f32, _> = dev.sample_normal();
@@ -386,8 +387,14 @@ fn basic_block_matches_its_unfused_composition() {
                     let y = ReLU.forward_mut(bn1.forward_mut(y));
                     let y = b.bn2.forward_mut(b.conv2.forward_mut(y));
                     let s = b.shortcut.forward_mut(x);
+                    b.bn1.running_mean = bn1.running_mean.clone();
+                    b.bn1.running_var = bn1.running_var.clone();
                     ReLU.forward(add_residual(y, s).unwrap())
                 };
+                let mut stats = vec![b.bn1.running_mean.as_vec(), b.bn1.running_var.as_vec()];
+                stats.extend([b.bn2.running_mean.as_vec(), b.bn2.running_var.as_vec()]);
+                let $c = &b;
+                stats.extend($stats);
                 let ys = y.retaped::<NoneTape>().as_vec();
                 let g = (y * probe.clone()).sum().backward();
                 let $b = &block;
@@ -398,6 +405,7 @@ fn basic_block_matches_its_unfused_composition() {
                     grads.push(g.get(t).as_vec());
                 }
                 grads.extend($extra(&g));
+                grads.extend(stats);
                 grads
             };
             let (fused, plain) = (run(true), run(false));
@@ -419,16 +427,34 @@ fn basic_block_matches_its_unfused_composition() {
             }
         }};
     }
-    case!(BasicBlock<4, 4, 1>, 4, Rank4<3, 4, 6, 6>, Rank4<3, 4, 6, 6>, |b| |_: &Gradients<f32, Cpu>| {
-        let _ = b;
-        Vec::<Vec<f32>>::new()
-    });
+    case!(
+        BasicBlock<4, 4, 1>,
+        4,
+        Rank4<3, 4, 6, 6>,
+        Rank4<3, 4, 6, 6>,
+        |b| |_: &Gradients<f32, Cpu>| {
+            let _ = b;
+            Vec::<Vec<f32>>::new()
+        },
+        |c| {
+            let _ = c;
+            Vec::<Vec<f32>>::new()
+        }
+    );
     case!(
         BasicBlock<4, 8, 2, Projection<4, 8, 2>>,
         8,
         Rank4<3, 4, 6, 6>,
         Rank4<3, 8, 3, 3>,
-        |b| |g: &Gradients<f32, Cpu>| vec![g.get(&b.shortcut.0 .0.weight).as_vec(), g.get(&b.shortcut.0 .1.weight).as_vec()]
+        |b| |g: &Gradients<f32, Cpu>| vec![
+            g.get(&b.shortcut.0 .0.weight).as_vec(),
+            g.get(&b.shortcut.0 .1.weight).as_vec(),
+            g.get(&b.shortcut.0 .1.bias).as_vec()
+        ],
+        |c| {
+            let bn = &c.shortcut.0 .1;
+            vec![bn.running_mean.as_vec(), bn.running_var.as_vec(), bn.num_batches_tracked.as_vec()]
+        }
     );
 }
 

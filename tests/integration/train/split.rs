@@ -33,6 +33,17 @@ type SmallNorm = (
     Flatten,
     Linear<144, 5>,
 );
+/// Two residual blocks, a projection and the identity: their training
+/// pass runs as one op each on the CPU.
+type SmallBlocks = (
+    Input<1, 8, 8>,
+    Conv2D<1, 4, 3, 1, 1, false>,
+    BatchNormReLU2D<4>,
+    static_nn::models::BasicBlock<4, 8, 2, static_nn::models::Projection<4, 8, 2>>,
+    static_nn::models::BasicBlock<8, 8, 1>,
+    GlobalAvgPool2D,
+    Linear<8, 5>,
+);
 
 /// `n` 8×8 images of deterministic noise, labels cycling through 5 classes.
 fn batch(n: usize, seed: u32) -> Batch {
@@ -172,6 +183,9 @@ fn the_thread_count_does_not_change_the_result() {
     let four = trained::<SmallNorm>(2, 4, 3, 64);
     assert_eq!(one.all, two.all);
     assert_eq!(one.all, four.all);
+    let one = trained::<SmallBlocks>(2, 1, 2, 64);
+    let two = trained::<SmallBlocks>(2, 2, 2, 64);
+    assert_eq!(one.all, two.all);
 }
 
 /// With BatchNorm the chunks share their batch statistics (each batch
@@ -191,6 +205,14 @@ fn batch_norm_shares_the_whole_batchs_statistics() {
     let whole = trained::<SmallNorm>(1, 2, 2, 7);
     let split = trained::<SmallNorm>(3, 2, 2, 7);
     assert_close(&split.all, &whole.all, 2e-5, "3 chunks of a batch of 7");
+    // residual blocks, each one op: its three batch norms share too
+    let whole = trained::<SmallBlocks>(1, 2, 2, 64);
+    for (chunks, threads, n) in [(2, 2, 64), (3, 1, 64)] {
+        let split = trained::<SmallBlocks>(chunks, threads, 2, n);
+        let what = format!("blocks: {chunks} chunks on {threads} threads");
+        assert_close(&split.all, &whole.all, 5e-5, &what);
+        assert_close(&split.buffers, &whole.buffers, 5e-5, &what);
+    }
     // the steps moved the running statistics: not two untouched models
     let dev = Cpu::seed_from_u64(7);
     let fresh = values(&dev.build_module::<SmallNorm, f32>());

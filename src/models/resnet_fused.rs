@@ -1,0 +1,203 @@
+//! The training forward pass of a [`BasicBlock`] built with its default
+//! layers, f32 on the CPU: one op for the whole block
+//! ([`crate::ops::basic_block`]) instead of seven.
+//!
+//! The block is generic over its layers, and stable Rust has no
+//! specialisation, so the choice is made at run time by type: when the
+//! block's layers are exactly the defaults (a [`Projection`](super::Projection) or the
+//! identity as shortcut), on [`Cpu`] in f32, the fused op runs. Any other
+//! block runs layer by layer, as does one whose sizes do not fit (the
+//! layers then report the error).
+use super::resnet::BasicBlock;
+use crate::nn::{BatchNormModule, Conv2DModule, Identity, Sequential};
+use crate::ops::basic_block::{self, BlockParts, ConvPart, NormPart};
+use crate::shapes::checks::{BatchNorm2DLayer, BatchNormReLU2DLayer};
+use dfdx::prelude::*;
+use std::any::{Any, TypeId};
+
+/// The built [`Projection`](super::Projection) in f32 on the CPU.
+type ProjectionModule<const IN: usize, const OUT: usize, const S: usize> = Sequential<(
+    Conv2DModule<IN, OUT, 1, 1, S, 0, f32, Cpu, false>,
+    BatchNormModule<OUT, f32, Cpu, BatchNorm2DLayer>,
+)>;
+
+/// `a` as `B`: the same type, which the caller has checked by `TypeId`.
+fn same<A: 'static, B: 'static>(a: A) -> B {
+    let mut slot = Some(a);
+    match (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<B>>()
+        .and_then(Option::take)
+    {
+        Some(b) => b,
+        None => unreachable!("the caller checked that the types are the same"),
+    }
+}
+
+/// `TypeId::of::<A>() == TypeId::of::<B>()`.
+fn is<A: 'static, B: 'static>() -> bool {
+    TypeId::of::<A>() == TypeId::of::<B>()
+}
+
+/// `m` as the module `M`, if it is one.
+fn module<M: 'static>(m: &mut dyn Any) -> Option<&mut M> {
+    m.downcast_mut::<M>()
+}
+
+/// The block's training forward pass on `x`, a batch of `batch` images of
+/// `h × w`, in one op, where the block is built with the default layers on
+/// the CPU in f32 and the sizes fit; otherwise `x` back, for the
+/// layer-by-layer pass.
+#[allow(clippy::type_complexity)]
+pub(super) fn train<
+    const IN: usize,
+    const OUT: usize,
+    const S: usize,
+    SC: 'static,
+    C1: 'static,
+    B1: 'static,
+    C2: 'static,
+    B2: 'static,
+    Sx: Shape,
+    Sy: Shape,
+    E: Dtype,
+    D: Device<E>,
+    T: 'static,
+>(
+    block: &mut BasicBlock<IN, OUT, S, SC, C1, B1, C2, B2>,
+    x: Tensor<Sx, E, D, T>,
+    (batch, h, w): (usize, usize, usize),
+    out: Sy,
+) -> Result<Result<Tensor<Sy, E, D, T>, D::Err>, Tensor<Sx, E, D, T>> {
+    let cpu_f32 = is::<E, f32>() && is::<D, Cpu>() && is::<D::Err, CpuError>();
+    let owned = is::<T, OwnedTape<f32, Cpu>>();
+    if !cpu_f32 || !(owned || is::<T, NoneTape>()) {
+        return Err(x);
+    }
+    let BasicBlock {
+        conv1,
+        bn1,
+        conv2,
+        bn2,
+        shortcut,
+    } = block;
+    let (Some(conv1), Some(bn1), Some(conv2), Some(bn2)) = (
+        module::<Conv2DModule<IN, OUT, 3, 3, S, 1, f32, Cpu, false>>(conv1),
+        module::<BatchNormModule<OUT, f32, Cpu, BatchNormReLU2DLayer>>(bn1),
+        module::<Conv2DModule<OUT, OUT, 3, 3, 1, 1, f32, Cpu, false>>(conv2),
+        module::<BatchNormModule<OUT, f32, Cpu, BatchNorm2DLayer>>(bn2),
+    ) else {
+        return Err(x);
+    };
+    let projection = if is::<SC, Identity>() {
+        None
+    } else if let Some(p) = module::<ProjectionModule<IN, OUT, S>>(shortcut) {
+        Some(&mut p.0)
+    } else {
+        return Err(x);
+    };
+
+    // the layers' sizes for this input, as their own forward passes take them
+    let a1 = conv1.op(batch, h, w);
+    let a2 = conv2.op(batch, a1.h_out, a1.w_out);
+    let plane = a2.h_out * a2.w_out;
+    let parts = BlockParts {
+        conv1: ConvPart {
+            op: a1,
+            weight: &conv1.weight,
+            workspace: conv1.workspace(),
+        },
+        bn1: NormPart {
+            op: bn1.op(batch, a1.h_out * a1.w_out, true),
+            weight: &bn1.weight,
+            bias: &bn1.bias,
+        },
+        conv2: ConvPart {
+            op: a2,
+            weight: &conv2.weight,
+            workspace: conv2.workspace(),
+        },
+        bn2: NormPart {
+            op: bn2.op(batch, plane, false),
+            weight: &bn2.weight,
+            bias: &bn2.bias,
+        },
+        projection: projection.as_ref().map(|(conv, norm)| {
+            (
+                ConvPart {
+                    op: conv.op(batch, h, w),
+                    weight: &conv.weight,
+                    workspace: conv.workspace(),
+                },
+                NormPart {
+                    op: norm.op(batch, plane, false),
+                    weight: &norm.weight,
+                    bias: &norm.bias,
+                },
+            )
+        }),
+    };
+    if !parts.fit(x.shape().num_elements(), out.num_elements()) {
+        return Err(x);
+    }
+
+    let result = if owned {
+        let x: Tensor<Sx, f32, Cpu, OwnedTape<f32, Cpu>> = same(x);
+        basic_block::train(x, &parts, out).map(|(y, stats)| (same(y), stats))
+    } else {
+        let x: Tensor<Sx, f32, Cpu, NoneTape> = same(x);
+        basic_block::train(x, &parts, out).map(|(y, stats)| (same(y), stats))
+    };
+    let (y, stats) = match result {
+        Ok(done) => done,
+        Err(e) => return Ok(Err(same(e))),
+    };
+    bn1.update_running(&stats.bn1);
+    bn2.update_running(&stats.bn2);
+    if let (Some((_, norm)), Some(st)) = (projection, &stats.projection) {
+        norm.update_running(st);
+    }
+    Ok(Ok(y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::Projection;
+    use crate::nn::{Conv2D, DeviceBuildExt};
+
+    type Out<const C: usize, const H: usize> = (Const<2>, Const<C>, Const<H>, Const<H>);
+
+    /// The default layers on the CPU in f32 run fused, with or without a
+    /// tape; another layer, another dtype or sizes that do not fit run
+    /// layer by layer (the input comes back).
+    #[test]
+    fn only_the_default_layers_in_f32_are_fused() {
+        let dev = Cpu::seed_from_u64(0);
+        let x = || -> Tensor<Rank4<2, 4, 6, 6>, f32, Cpu> { dev.sample_normal() };
+        let traced =
+            || -> Tensor<Rank4<2, 4, 6, 6>, f32, Cpu, OwnedTape<f32, Cpu>> { x().leaky_trace() };
+        let out: Out<4, 6> = Default::default();
+        let mut block = dev.build_module::<BasicBlock<4, 4, 1>, f32>();
+        assert!(matches!(
+            train(&mut block, traced(), (2, 6, 6), out),
+            Ok(Ok(_))
+        ));
+        assert!(matches!(train(&mut block, x(), (2, 6, 6), out), Ok(Ok(_))));
+        let mut proj = dev.build_module::<BasicBlock<4, 8, 2, Projection<4, 8, 2>>, f32>();
+        let half: Out<8, 3> = Default::default();
+        assert!(matches!(
+            train(&mut proj, traced(), (2, 6, 6), half),
+            Ok(Ok(_))
+        ));
+
+        // a first convolution with a bias is not the default
+        type Biased = BasicBlock<4, 4, 1, Identity, Conv2D<4, 4, 3, 1, 1, true>>;
+        let mut biased = dev.build_module::<Biased, f32>();
+        assert!(train(&mut biased, traced(), (2, 6, 6), out).is_err());
+        let mut wide = dev.build_module::<BasicBlock<4, 4, 1>, f64>();
+        let x64 = x().to_dtype::<f64>();
+        assert!(train(&mut wide, x64, (2, 6, 6), out).is_err());
+        // sizes that do not match the input
+        assert!(train(&mut block, x(), (3, 6, 6), out).is_err());
+    }
+}
