@@ -166,6 +166,7 @@ impl ConvNormSaved {
             &self.weight,
             (xs, &g_conv),
             (Some(gx), zero_gx),
+            false,
             &self.workspace,
         );
         Ok((conv, sums))

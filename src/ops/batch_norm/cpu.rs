@@ -451,8 +451,10 @@ avx2_or_baseline!(
     /// One plane's input gradient in training mode, `gx += k·(gy − dy −
     /// (x − mean)·q)`, with `c = [k, dy, mean, q]`; behind a fused ReLU
     /// (`relu = Some([scale, shift])`, see [`relu_of`]) with `gy`
-    /// [`rectified`]. Compiled for AVX2 where the CPU has it.
-    fn train_grad_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], c: [E; 4], relu: Option<[E; 2]>) => train_grad_plane_body
+    /// [`rectified`]. Without `acc`, `gx = 0 + …` instead (what adding into
+    /// zeros gives, without reading them). Compiled for AVX2 where the CPU
+    /// has it.
+    fn train_grad_plane<E: Dtype + Float>(gx: &mut [E], gy: &[E], x: &[E], c: [E; 4], relu: Option<[E; 2]>, acc: bool) => train_grad_plane_body
 );
 
 #[inline(always)]
@@ -462,13 +464,19 @@ fn train_grad_plane_body<E: Dtype + Float>(
     x: &[E],
     [k, dy, m, q]: [E; 4],
     relu: Option<[E; 2]>,
+    acc: bool,
 ) {
     let planes = gx.iter_mut().zip(gy).zip(x);
-    match relu {
-        Some([scale, shift]) => planes.for_each(|((d, g), x)| {
+    let z = E::zero();
+    match (relu, acc) {
+        (Some([scale, shift]), true) => planes.for_each(|((d, g), x)| {
             *d += k * (rectified(*g, *x, [m, scale, shift]) - dy - (*x - m) * q);
         }),
-        None => planes.for_each(|((d, g), x)| *d += k * (*g - dy - (*x - m) * q)),
+        (Some([scale, shift]), false) => planes.for_each(|((d, g), x)| {
+            *d = z + k * (rectified(*g, *x, [m, scale, shift]) - dy - (*x - m) * q);
+        }),
+        (None, true) => planes.for_each(|((d, g), x)| *d += k * (*g - dy - (*x - m) * q)),
+        (None, false) => planes.for_each(|((d, g), x)| *d = z + k * (*g - dy - (*x - m) * q)),
     }
 }
 
@@ -568,8 +576,8 @@ pub(crate) fn train_stats<E: Dtype + Float>(
 }
 
 /// The backward pass of a training batch norm with input `xs`, parameters
-/// `(w, b)` and statistics `st`: adds the input gradient into `gx` (after
-/// zeroing each plane first when `zero_gx`) and returns the per-channel
+/// `(w, b)` and statistics `st`: adds the input gradient into `gx` (or,
+/// with `zero_gx`, writes it as if `gx` held zeros) and returns the per-channel
 /// `(Σ dy, Σ dy·x̂)`, the bias and weight gradients ([`add_sums`]).
 pub(crate) fn train_backward_into<E: Dtype + Float>(
     op: &BatchNormOp,
@@ -583,13 +591,11 @@ pub(crate) fn train_backward_into<E: Dtype + Float>(
     let sums = affine_sums(op, gy, xs, (w, b), (mean, inv));
     let shared = shared_sums(op, &sums, member)?;
     per_sample(op, gy, gx, |bi, c, gy, gx| {
-        if zero_gx {
-            gx.fill(E::zero());
-        }
         let (dy, dyx) = shared[c];
         let (k, m, inv_c) = (w[c] * inv[c], mean[c], inv[c]);
         let relu = relu_of(op, c, (w, b), inv);
-        train_grad_plane(gx, gy, plane(op, xs, bi, c), [k, dy, m, inv_c * dyx], relu);
+        let x = plane(op, xs, bi, c);
+        train_grad_plane(gx, gy, x, [k, dy, m, inv_c * dyx], relu, !zero_gx);
     });
     Ok(sums)
 }

@@ -280,7 +280,7 @@ fn backward_chunk_run<E: Dtype>(
     w: &[E],
     (gys, xc): (&[E], &[E]),
     gxc: Option<&mut [E]>,
-    (gw, gb): (&mut [E], &mut [E]),
+    (gw, gb): (&mut [E], Option<&mut [E]>),
     (plans, ws): (&BackwardPlans, &Workspace),
 ) {
     let (chw, ckk, ohw) = (
@@ -290,10 +290,12 @@ fn backward_chunk_run<E: Dtype>(
     );
     let out_len = op.chan_out * ohw;
     let ld = gys.len() / out_len * ohw;
-    gb.fill(E::default());
-    for gyi in gys.chunks(out_len) {
-        for (o, gb) in gb.iter_mut().enumerate() {
-            *gb += sum(&gyi[o * ohw..(o + 1) * ohw]);
+    if let Some(gb) = gb {
+        gb.fill(E::default());
+        for gyi in gys.chunks(out_len) {
+            for (o, gb) in gb.iter_mut().enumerate() {
+                *gb += sum(&gyi[o * ohw..(o + 1) * ohw]);
+            }
         }
     }
     // gy as one `chan_out × n·ohw` matrix, for the `gemm` paths alone
@@ -446,7 +448,8 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
             } else {
                 None
             };
-            let parts = backward_into(&op, &w, (&xs, &gy), (gx, false), &ws);
+            let bias = b_g.is_some();
+            let parts = backward_into(&op, &w, (&xs, &gy), (gx, false), bias, &ws);
             **grads.get_or_alloc_mut(&y_g)? = gy;
             parts.add_weight(grads.get_or_alloc_mut(&w_g)?);
             if let Some(b_g) = &b_g {
@@ -486,6 +489,7 @@ pub(crate) fn forward_into<E: Dtype>(
 /// as partial sums of fixed chunks of samples.
 pub(crate) struct ParamGrads<E: Dtype> {
     weight: Lease<E>,
+    /// Empty for a convolution without bias.
     bias: Lease<E>,
     chan_out: usize,
 }
@@ -510,13 +514,14 @@ impl<E: Dtype> ParamGrads<E> {
 /// The backward pass of `op` with weights `w`, inputs `xs` and output
 /// gradient `gy`: adds the input gradient into `gx` when given (after
 /// zeroing it, chunk by chunk, when `zero_gx`: cheaper than a separate pass,
-/// since each chunk is then in cache), and returns the weight and bias
-/// gradients. Per fixed chunk of samples, in parallel.
+/// since each chunk is then in cache), and returns the weight gradient and,
+/// with `bias`, the bias gradient. Per fixed chunk of samples, in parallel.
 pub(crate) fn backward_into<E: Dtype>(
     op: &Conv2DOp,
     w: &[E],
     (xs, gy): (&[E], &[E]),
     (gx, zero_gx): (Option<&mut [E]>, bool),
+    bias: bool,
     ws: &Workspace,
 ) -> ParamGrads<E> {
     let (chw, out_len) = (op.chan_in * op.h_in * op.w_in, op.chan_out * op.out_plane());
@@ -541,12 +546,16 @@ pub(crate) fn backward_into<E: Dtype>(
     };
     let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
     let mut weight = ws.lease_any::<E>(chunks * gw_len);
-    let mut bias = ws.lease_any::<E>(chunks * gb_len);
+    let mut bias = ws.lease_any::<E>(if bias { chunks * gb_len } else { 0 });
+    let gb_chunks: Vec<Option<&mut [E]>> = match bias.is_empty() {
+        false => bias.chunks_mut(gb_len).map(Some).collect(),
+        true => (0..chunks).map(|_| None).collect(),
+    };
     gy.par_chunks(out_len * REDUCE_CHUNK)
         .zip(xs.par_chunks(chw * REDUCE_CHUNK))
         .zip(gx_chunks)
         .zip(weight.par_chunks_mut(gw_len))
-        .zip(bias.par_chunks_mut(gb_len))
+        .zip(gb_chunks)
         .for_each(|((((gys, xc), gxc), gw), gb)| {
             let mut gxc = gxc;
             if let (true, Some(g)) = (zero_gx, gxc.as_deref_mut()) {
