@@ -71,10 +71,12 @@ pub type Projection<const IN: usize, const OUT: usize, const S: usize> =
     (Conv2D<IN, OUT, 1, S, 0, false>, BatchNorm2D<OUT>);
 
 /// `Module` (inference) or `ModuleMut` (training) of [`BasicBlock`]: the
-/// trait, its method, the receiver, and how the pass starts (the training
-/// pass first tries the fused block, see [`resnet_fused`](super::resnet_fused)).
+/// trait, its method, the receiver, how the pass starts (the training pass
+/// first tries the fused block, see [`resnet_fused`](super::resnet_fused)),
+/// and the extra bound that needs on the layers and the tape (`'static`,
+/// for its run-time type check).
 macro_rules! basic_block_forward {
-    ($trait:ident, $method:ident, [$($mut:tt)?], $start:ident) => {
+    ($trait:ident, $method:ident, [$($mut:tt)?], $start:ident, [$($extra:tt)*]) => {
         impl<
                 const IN: usize,
                 const OUT: usize,
@@ -96,23 +98,23 @@ macro_rules! basic_block_forward {
                 const W4: usize,
                 E: Dtype,
                 D: Device<E>,
-                T: Tape<E, D> + Merge<T> + Default + 'static,
+                T: Tape<E, D> + Merge<T> + Default $($extra)*,
             > $trait<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>>
             for BasicBlock<IN, OUT, S, SC, C1, B1, C2, B2>
         where
-            C1: $trait<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>, Error = D::Err> + 'static,
-            B1: $trait<C1::Output, Output = C1::Output, Error = D::Err> + 'static,
+            C1: $trait<Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>, Error = D::Err> $($extra)*,
+            B1: $trait<C1::Output, Output = C1::Output, Error = D::Err> $($extra)*,
             C2: $trait<
                     C1::Output,
                     Output = Tensor<(B, Const<C3>, Const<H3>, Const<W3>), E, D, T>,
                     Error = D::Err,
-                > + 'static,
-            B2: $trait<C2::Output, Output = C2::Output, Error = D::Err> + 'static,
+                > $($extra)*,
+            B2: $trait<C2::Output, Output = C2::Output, Error = D::Err> $($extra)*,
             SC: $trait<
                     Tensor<(B, Const<C>, Const<H>, Const<W>), E, D, T>,
                     Output = Tensor<(B, Const<C4>, Const<H4>, Const<W4>), E, D, T>,
                     Error = D::Err,
-                > + 'static,
+                > $($extra)*,
             D: ReluKernel<E>,
             (): ResidualShapes<C3, H3, W3, C4, H4, W4>,
         {
@@ -146,15 +148,21 @@ macro_rules! fused_where_possible {
     ($block:ident, $x:ident) => {{
         let batch = $x.shape().0;
         let out = (batch, Const::<C3>, Const::<H3>, Const::<W3>);
-        match super::resnet_fused::train($block, $x, (batch.size(), H, W), out) {
-            Ok(result) => return result,
-            Err(x) => x,
+        use super::resnet_fused::{train, Fused};
+        match train($block, $x, (batch.size(), H, W), out) {
+            Fused::Ran(result) => return result,
+            Fused::Declined(x) => x,
         }
     }};
 }
 
-basic_block_forward!(Module, try_forward, [], layer_by_layer);
-basic_block_forward!(ModuleMut, try_forward_mut, [mut], fused_where_possible);
+basic_block_forward!(Module, try_forward, [], layer_by_layer, []);
+basic_block_forward!(ModuleMut, try_forward_mut, [mut], fused_where_possible, [+ 'static]);
+// first in a model: the input's gradient is computed (and dropped)
+crate::nn::no_input_grad::no_input_grad_traced!(
+    [const IN: usize, const OUT: usize, const S: usize, SC, C1, B1, C2, B2,]
+    BasicBlock<IN, OUT, S, SC, C1, B1, C2, B2>
+);
 
 /// The residual network for MNIST, matching this PyTorch model key for
 /// key (so PyTorch-trained weights load and predict the same):

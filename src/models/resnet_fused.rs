@@ -1,6 +1,6 @@
 //! The training forward pass of a [`BasicBlock`] built with its default
 //! layers, f32 on the CPU: one op for the whole block
-//! ([`crate::ops::basic_block`]) instead of seven.
+//! ([`crate::ops::basic_block`]) instead of five (seven with a projection).
 //!
 //! The block is generic over its layers, and stable Rust has no
 //! specialisation, so the choice is made at run time by type: when the
@@ -21,33 +21,41 @@ type ProjectionModule<const IN: usize, const OUT: usize, const S: usize> = Seque
     BatchNormModule<OUT, f32, Cpu, BatchNorm2DLayer>,
 )>;
 
-/// `a` as `B`: the same type, which the caller has checked by `TypeId`.
-fn same<A: 'static, B: 'static>(a: A) -> B {
+/// `a` as `B`, which the caller has checked to be `A` itself (by
+/// `TypeId`, [`same_type`]): the move that `Any::downcast` makes for a
+/// box, without the box.
+fn identity_cast<A: 'static, B: 'static>(a: A) -> B {
     let mut slot = Some(a);
-    match (&mut slot as &mut dyn Any)
-        .downcast_mut::<Option<B>>()
-        .and_then(Option::take)
-    {
+    let any: &mut dyn Any = &mut slot;
+    match any.downcast_mut::<Option<B>>().and_then(Option::take) {
         Some(b) => b,
-        None => unreachable!("the caller checked that the types are the same"),
+        None => unreachable!("identity_cast between different types"),
     }
 }
 
 /// `TypeId::of::<A>() == TypeId::of::<B>()`.
-fn is<A: 'static, B: 'static>() -> bool {
+fn same_type<A: 'static, B: 'static>() -> bool {
     TypeId::of::<A>() == TypeId::of::<B>()
 }
 
 /// `m` as the module `M`, if it is one.
-fn module<M: 'static>(m: &mut dyn Any) -> Option<&mut M> {
+fn as_module<M: 'static>(m: &mut dyn Any) -> Option<&mut M> {
     m.downcast_mut::<M>()
 }
 
+/// What [`train`] did with its input.
+pub(super) enum Fused<Y, X> {
+    /// It ran the fused block: its output, or its error.
+    Ran(Y),
+    /// The block is not one that the fused op serves: the input back, for
+    /// the layer-by-layer pass.
+    Declined(X),
+}
+
 /// The block's training forward pass on `x`, a batch of `batch` images of
-/// `h × w`, in one op, where the block is built with the default layers on
-/// the CPU in f32 and the sizes fit; otherwise `x` back, for the
-/// layer-by-layer pass.
-#[allow(clippy::type_complexity)]
+/// `h × w`, in one op, where the block is built with the default layers
+/// (no bias set by hand on its convolutions) on the CPU in f32 and the
+/// sizes fit.
 pub(super) fn train<
     const IN: usize,
     const OUT: usize,
@@ -67,11 +75,11 @@ pub(super) fn train<
     x: Tensor<Sx, E, D, T>,
     (batch, h, w): (usize, usize, usize),
     out: Sy,
-) -> Result<Result<Tensor<Sy, E, D, T>, D::Err>, Tensor<Sx, E, D, T>> {
-    let cpu_f32 = is::<E, f32>() && is::<D, Cpu>() && is::<D::Err, CpuError>();
-    let owned = is::<T, OwnedTape<f32, Cpu>>();
-    if !cpu_f32 || !(owned || is::<T, NoneTape>()) {
-        return Err(x);
+) -> Fused<Result<Tensor<Sy, E, D, T>, D::Err>, Tensor<Sx, E, D, T>> {
+    let cpu_f32 = same_type::<E, f32>() && same_type::<D, Cpu>() && same_type::<D::Err, CpuError>();
+    let owned = same_type::<T, OwnedTape<f32, Cpu>>();
+    if !cpu_f32 || !(owned || same_type::<T, NoneTape>()) {
+        return Fused::Declined(x);
     }
     let BasicBlock {
         conv1,
@@ -81,20 +89,28 @@ pub(super) fn train<
         shortcut,
     } = block;
     let (Some(conv1), Some(bn1), Some(conv2), Some(bn2)) = (
-        module::<Conv2DModule<IN, OUT, 3, 3, S, 1, f32, Cpu, false>>(conv1),
-        module::<BatchNormModule<OUT, f32, Cpu, BatchNormReLU2DLayer>>(bn1),
-        module::<Conv2DModule<OUT, OUT, 3, 3, 1, 1, f32, Cpu, false>>(conv2),
-        module::<BatchNormModule<OUT, f32, Cpu, BatchNorm2DLayer>>(bn2),
+        as_module::<Conv2DModule<IN, OUT, 3, 3, S, 1, f32, Cpu, false>>(conv1),
+        as_module::<BatchNormModule<OUT, f32, Cpu, BatchNormReLU2DLayer>>(bn1),
+        as_module::<Conv2DModule<OUT, OUT, 3, 3, 1, 1, f32, Cpu, false>>(conv2),
+        as_module::<BatchNormModule<OUT, f32, Cpu, BatchNorm2DLayer>>(bn2),
     ) else {
-        return Err(x);
+        return Fused::Declined(x);
     };
-    let projection = if is::<SC, Identity>() {
+    let projection = if same_type::<SC, Identity>() {
         None
-    } else if let Some(p) = module::<ProjectionModule<IN, OUT, S>>(shortcut) {
+    } else if let Some(p) = as_module::<ProjectionModule<IN, OUT, S>>(shortcut) {
         Some(&mut p.0)
     } else {
-        return Err(x);
+        return Fused::Declined(x);
     };
+    // a bias put by hand on a convolution built without one: the layers
+    // apply it, the fused op would not
+    let proj_bias = projection
+        .as_ref()
+        .is_some_and(|(conv, _)| conv.bias.is_some());
+    if conv1.bias.is_some() || conv2.bias.is_some() || proj_bias {
+        return Fused::Declined(x);
+    }
 
     // the layers' sizes for this input, as their own forward passes take them
     let a1 = conv1.op(batch, h, w);
@@ -137,26 +153,27 @@ pub(super) fn train<
         }),
     };
     if !parts.fit(x.shape().num_elements(), out.num_elements()) {
-        return Err(x);
+        // the layers report the error
+        return Fused::Declined(x);
     }
 
     let result = if owned {
-        let x: Tensor<Sx, f32, Cpu, OwnedTape<f32, Cpu>> = same(x);
-        basic_block::train(x, &parts, out).map(|(y, stats)| (same(y), stats))
+        let x: Tensor<Sx, f32, Cpu, OwnedTape<f32, Cpu>> = identity_cast(x);
+        basic_block::train(x, &parts, out).map(|(y, stats)| (identity_cast(y), stats))
     } else {
-        let x: Tensor<Sx, f32, Cpu, NoneTape> = same(x);
-        basic_block::train(x, &parts, out).map(|(y, stats)| (same(y), stats))
+        let x: Tensor<Sx, f32, Cpu, NoneTape> = identity_cast(x);
+        basic_block::train(x, &parts, out).map(|(y, stats)| (identity_cast(y), stats))
     };
     let (y, stats) = match result {
         Ok(done) => done,
-        Err(e) => return Ok(Err(same(e))),
+        Err(e) => return Fused::Ran(Err(identity_cast(e))),
     };
     bn1.update_running(&stats.bn1);
     bn2.update_running(&stats.bn2);
     if let (Some((_, norm)), Some(st)) = (projection, &stats.projection) {
         norm.update_running(st);
     }
-    Ok(Ok(y))
+    Fused::Ran(Ok(y))
 }
 
 #[cfg(test)]
@@ -180,24 +197,43 @@ mod tests {
         let mut block = dev.build_module::<BasicBlock<4, 4, 1>, f32>();
         assert!(matches!(
             train(&mut block, traced(), (2, 6, 6), out),
-            Ok(Ok(_))
+            Fused::Ran(Ok(_))
         ));
-        assert!(matches!(train(&mut block, x(), (2, 6, 6), out), Ok(Ok(_))));
+        assert!(matches!(
+            train(&mut block, x(), (2, 6, 6), out),
+            Fused::Ran(Ok(_))
+        ));
         let mut proj = dev.build_module::<BasicBlock<4, 8, 2, Projection<4, 8, 2>>, f32>();
         let half: Out<8, 3> = Default::default();
         assert!(matches!(
             train(&mut proj, traced(), (2, 6, 6), half),
-            Ok(Ok(_))
+            Fused::Ran(Ok(_))
         ));
 
         // a first convolution with a bias is not the default
         type Biased = BasicBlock<4, 4, 1, Identity, Conv2D<4, 4, 3, 1, 1, true>>;
         let mut biased = dev.build_module::<Biased, f32>();
-        assert!(train(&mut biased, traced(), (2, 6, 6), out).is_err());
+        assert!(matches!(
+            train(&mut biased, traced(), (2, 6, 6), out),
+            Fused::Declined(_)
+        ));
+        // nor is a bias put by hand on one built without
+        let mut by_hand = dev.build_module::<BasicBlock<4, 4, 1>, f32>();
+        by_hand.conv2.bias = Some(dev.zeros());
+        assert!(matches!(
+            train(&mut by_hand, traced(), (2, 6, 6), out),
+            Fused::Declined(_)
+        ));
         let mut wide = dev.build_module::<BasicBlock<4, 4, 1>, f64>();
         let x64 = x().to_dtype::<f64>();
-        assert!(train(&mut wide, x64, (2, 6, 6), out).is_err());
+        assert!(matches!(
+            train(&mut wide, x64, (2, 6, 6), out),
+            Fused::Declined(_)
+        ));
         // sizes that do not match the input
-        assert!(train(&mut block, x(), (3, 6, 6), out).is_err());
+        assert!(matches!(
+            train(&mut block, x(), (3, 6, 6), out),
+            Fused::Declined(_)
+        ));
     }
 }

@@ -141,7 +141,8 @@ pub fn add_residual<
 where
     (): ResidualShapes<C, H, W, C2, H2, W2>,
 {
-    let (s, tape) = shortcut.split_tape();
+    // reshaped with its tape, so that a strided shortcut's copy is recorded
+    let (s, tape) = shortcut.try_reshape_like(y.shape())?.split_tape();
     let (y, y_tape) = y.split_tape();
     add_same(y.put_tape(y_tape.merge(tape)), s)
 }
@@ -182,9 +183,9 @@ pub fn add_residual_relu<
 where
     (): ResidualShapes<C, H, W, C2, H2, W2>,
 {
-    let (s, tape) = shortcut.split_tape();
+    // reshaped with its tape, so that a strided shortcut's copy is recorded
     let shape = *y.shape();
-    D::try_add_relu(y, s.try_reshape_like(&shape)?.put_tape(tape))
+    D::try_add_relu(y, shortcut.try_reshape_like(&shape)?)
 }
 
 /// `Module` or `ModuleMut` of `Residual` for `(B, C, H, W)` inputs.
@@ -229,7 +230,9 @@ macro_rules! residual_impl {
             ) -> Result<Self::Output, Self::Error> {
                 let (x, tape) = x.split_tape();
                 let (a, tape) = self.block.$method(x.clone().put_tape(tape))?.split_tape();
-                let (b, tape) = self.shortcut.$method(x.put_tape(tape))?.split_tape();
+                let b = self.shortcut.$method(x.put_tape(tape))?;
+                // reshaped with its tape (see `add_residual`)
+                let (b, tape) = b.try_reshape_like(a.shape())?.split_tape();
                 add_same(a.put_tape(tape), b)
             }
         }

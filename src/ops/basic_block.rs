@@ -19,9 +19,11 @@ use super::batch_norm::cpu::{
 };
 use super::batch_norm::sync::{self, Member};
 use super::conv2d::cpu::{backward_into, forward_into, ParamGrads};
-use super::cpu_util::{avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec};
+use super::cpu_util::{avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec, Write};
+use super::relu::cpu::BLOCK;
 use super::{BatchNormOp, BatchStats, Conv2DOp, Lease, Workspace};
 use dfdx::prelude::*;
+use dfdx::tensor::Gradients;
 use rayon::prelude::*;
 
 /// A convolution of the block: its sizes, kernels (no bias) and scratch.
@@ -94,88 +96,254 @@ impl<Sw1: Shape, Sw2: Shape, Swp: Shape, Sc: Shape> BlockParts<'_, Sw1, Sw2, Swp
     }
 }
 
-/// What the backward pass of a convolution + batch norm keeps: the
-/// convolution's input is kept by whoever owns it.
-struct ConvNormSaved {
+/// A convolution and the batch norm after it, from the forward pass, for
+/// the normalisation and the backward pass. The convolution's input is
+/// kept by whoever owns it.
+struct ConvNorm {
+    /// The convolution's sizes.
     op: Conv2DOp,
+    /// Its kernels, copied out of their tensor.
     weight: Lease<f32>,
+    /// Its scratch memory.
     workspace: Workspace,
+    /// The batch norm's sizes.
     norm: BatchNormOp,
-    affine: (Vec<f32>, Vec<f32>),
+    /// The batch norm's weight (γ).
+    gamma: Vec<f32>,
+    /// The batch norm's bias (β).
+    beta: Vec<f32>,
+    /// The batch's statistics.
     stats: TrainStats<f32>,
     /// The convolution's output, the batch norm's input.
     conv_out: Lease<f32>,
+    /// Adds the parameters' gradients into a backward pass's (it holds
+    /// the ghosts of the kernels, γ and β).
+    add_grads: AddGrads,
 }
 
-/// `bn(conv(xs))` without the batch norm's normalisation: the convolution's
-/// output and the batch statistics, shared with the other chunks of a split
-/// step through `member`.
-fn conv_norm_stats<Sw: Shape, Sc: Shape>(
-    conv: &ConvPart<'_, Sw>,
-    norm: &NormPart<'_, Sc>,
-    xs: &[f32],
-    member: Option<&Member>,
-) -> Result<ConvNormSaved, CpuError> {
-    let ws = conv.workspace;
-    let weight = copy_to_lease(conv.weight, ws)?;
-    let mut conv_out = ws.lease_any::<f32>(conv.op.output_len());
-    forward_into(&conv.op, (&weight, None), xs, &mut conv_out, ws);
-    let stats = train_stats(&norm.op, &conv_out, member)?;
-    Ok(ConvNormSaved {
-        op: conv.op,
-        weight,
-        workspace: ws.clone_handle(),
-        norm: norm.op,
-        affine: (norm.weight.as_vec(), norm.bias.as_vec()),
-        stats,
-        conv_out,
-    })
+/// The gradients of a [`ConvNorm`]'s parameters from one backward pass.
+struct ConvNormGrads {
+    conv: ParamGrads<f32>,
+    /// Per channel `(Σ dy, Σ dy·x̂)`: β's and γ's gradients.
+    sums: Vec<(f32, f32)>,
 }
 
-impl ConvNormSaved {
-    /// `[mean, scale, shift]` of channel `c`, as the batch norm's forward
-    /// pass normalises with it.
-    fn msb(&self, c: usize) -> [f32; 3] {
-        let (w, b) = &self.affine;
-        let st = &self.stats;
-        [st.mean[c], w[c] * st.inv[c], b[c]]
+/// See [`ConvNorm::add_grads`].
+type AddGrads =
+    Box<dyn Fn(&mut Gradients<f32, Cpu>, &ConvNormGrads) -> Result<(), CpuError> + Send + Sync>;
+
+impl ConvNorm {
+    /// `conv(xs)` and the batch statistics of the result, shared with the
+    /// other chunks of a split step through `member`.
+    fn forward<Sw: Shape, Sc: Shape>(
+        conv: &ConvPart<'_, Sw>,
+        norm: &NormPart<'_, Sc>,
+        xs: &[f32],
+        member: Option<&Member>,
+    ) -> Result<Self, CpuError> {
+        let ws = conv.workspace;
+        let weight = copy_to_lease(conv.weight, ws)?;
+        let mut conv_out = ws.lease_any::<f32>(conv.op.output_len());
+        forward_into(&conv.op, (&weight, None), xs, &mut conv_out, ws);
+        let stats = train_stats(&norm.op, &conv_out, member)?;
+        let (w, gamma, beta) = (conv.weight.ghost(), norm.weight.ghost(), norm.bias.ghost());
+        let add_grads: AddGrads = Box::new(move |grads, g| {
+            g.conv.add_weight(grads.get_or_alloc_mut(&w)?);
+            add_sums(grads.get_or_alloc_mut(&gamma)?, &g.sums, |s| s.1);
+            add_sums(grads.get_or_alloc_mut(&beta)?, &g.sums, |s| s.0);
+            Ok(())
+        });
+        Ok(Self {
+            op: conv.op,
+            weight,
+            workspace: ws.clone_handle(),
+            norm: norm.op,
+            gamma: norm.weight.as_vec(),
+            beta: norm.bias.as_vec(),
+            stats,
+            conv_out,
+            add_grads,
+        })
     }
 
-    /// The backward pass from the batch norm's output gradient `gy`: adds
-    /// the convolution's input gradient into `gx` (zeroing it first when
-    /// `zero_gx`), and returns the parameters' gradients.
-    fn backward(
+    /// `[mean, scale, shift]` of channel `c`, with which the batch norm
+    /// normalises.
+    fn msb(&self, c: usize) -> [f32; 3] {
+        let st = &self.stats;
+        [st.mean[c], self.gamma[c] * st.inv[c], self.beta[c]]
+    }
+
+    /// The batch norm's output (rectified if it rectifies), into `y`.
+    fn normalize(&self, y: &mut [f32]) {
+        let ms = (&self.stats.mean[..], &self.stats.inv[..]);
+        normalize_into(&self.norm, &self.conv_out, (&self.gamma, &self.beta), ms, y);
+    }
+
+    /// The batch norm's backward pass from its output gradient `gy`: the
+    /// gradient of the convolution's output, and the per-channel `(Σ dy,
+    /// Σ dy·x̂)` (β's and γ's gradients).
+    fn norm_backward(
         &self,
         gy: &[f32],
-        xs: &[f32],
-        (gx, zero_gx): (&mut [f32], bool),
         member: Option<&Member>,
-    ) -> Result<(ParamGrads<f32>, Vec<(f32, f32)>), CpuError> {
-        let (w, b) = (&self.affine.0[..], &self.affine.1[..]);
+    ) -> Result<(Lease<f32>, Vec<(f32, f32)>), CpuError> {
         let mut g_conv = self.workspace.lease_any::<f32>(self.conv_out.len());
         let sums = train_backward_into(
             &self.norm,
             (gy, &self.conv_out),
-            (w, b),
+            (&self.gamma, &self.beta),
             &self.stats,
             member,
-            (&mut g_conv, true),
+            (&mut g_conv, Write::Overwrite),
         )?;
-        let conv = backward_into(
+        Ok((g_conv, sums))
+    }
+
+    /// The convolution's backward pass from its output gradient `g_conv`
+    /// and input `xs`: its input gradient into `gx` (`Write::Overwrite`:
+    /// as if `gx` held zeros), and its kernels' gradient.
+    fn conv_backward(
+        &self,
+        (g_conv, xs): (&[f32], &[f32]),
+        gx: (&mut [f32], Write),
+    ) -> ParamGrads<f32> {
+        let (gx, write) = gx;
+        backward_into(
             &self.op,
             &self.weight,
-            (xs, &g_conv),
-            (Some(gx), zero_gx),
+            (xs, g_conv),
+            (Some(gx), write),
             false,
             &self.workspace,
-        );
-        Ok((conv, sums))
+        )
+    }
+}
+
+/// What the block's backward pass needs from its forward pass.
+struct BlockSaved {
+    /// The block's input, copied out of its tensor.
+    xs: Lease<f32>,
+    /// `conv1` and `bn1`.
+    first: ConvNorm,
+    /// `bn1`'s output, `conv2`'s input.
+    h1: Lease<f32>,
+    /// `conv2` and `bn2`.
+    second: ConvNorm,
+    /// The projection shortcut, if any.
+    projection: Option<ConvNorm>,
+    /// Where the block's output was positive.
+    mask: Lease<u8>,
+    /// This chunk's place in a split step, if it runs in one.
+    member: Option<Member>,
+}
+
+/// The block's backward pass up to the convolutions that read its input.
+struct InnerGrads {
+    /// The gradient of the sum before the last rectifier (of bn2's output
+    /// and of the shortcut's).
+    g_sum: Lease<f32>,
+    /// The projection's batch norm: its convolution's output gradient and
+    /// its sums.
+    projection: Option<(Lease<f32>, Vec<(f32, f32)>)>,
+    /// conv2's kernels' gradient and bn2's sums.
+    second: ConvNormGrads,
+    /// bn1: conv1's output gradient and its sums.
+    first: (Lease<f32>, Vec<(f32, f32)>),
+}
+
+impl BlockSaved {
+    /// The backward pass from the block's output gradient `gy`, as far as
+    /// it goes without `x`'s gradient. The batch norms gather in the order
+    /// of the layer-by-layer tape: the projection's, bn2, bn1.
+    fn inner_backward(&self, gy: &[f32]) -> Result<InnerGrads, CpuError> {
+        let member = self.member.as_ref();
+        let mut g_sum = self.second.workspace.lease_any::<f32>(gy.len());
+        g_sum
+            .par_chunks_mut(BLOCK)
+            .zip(gy.par_chunks(BLOCK).zip(self.mask.par_chunks(BLOCK)))
+            .for_each(|(g, (gy, m))| masked(g, gy, m));
+        let projection = match &self.projection {
+            Some(p) => Some(p.norm_backward(&g_sum, member)?),
+            None => None,
+        };
+        let (g_conv2, sums) = self.second.norm_backward(&g_sum, member)?;
+        let mut g_h1 = self.second.workspace.lease_any::<f32>(self.h1.len());
+        let conv = self
+            .second
+            .conv_backward((&g_conv2, &self.h1), (&mut g_h1, Write::Overwrite));
+        let first = self.first.norm_backward(&g_h1, member)?;
+        Ok(InnerGrads {
+            g_sum,
+            projection,
+            second: ConvNormGrads { conv, sums },
+            first,
+        })
+    }
+
+    /// Adds `x`'s gradient into `gx`: the shortcut's first, then conv1's,
+    /// as the tape of the layer-by-layer ops adds them (the same sums).
+    /// Returns the gradients of the projection's and conv1's kernels.
+    fn input_backward(
+        &self,
+        inner: &InnerGrads,
+        gx: &mut [f32],
+    ) -> (Option<ParamGrads<f32>>, ParamGrads<f32>) {
+        let projection = match (&self.projection, &inner.projection) {
+            (Some(p), Some((g_conv, _))) => {
+                Some(p.conv_backward((g_conv, &self.xs), (gx, Write::Accumulate)))
+            }
+            _ => {
+                add_into(gx, &inner.g_sum);
+                None
+            }
+        };
+        let first = self
+            .first
+            .conv_backward((&inner.first.0, &self.xs), (gx, Write::Accumulate));
+        (projection, first)
+    }
+
+    /// The backward pass from the block's output gradient `gy`: `x`'s
+    /// gradient into `gx` (through `with_gx`, which lends it), then the
+    /// parameters' into `grads`.
+    fn backward(
+        &self,
+        gy: &[f32],
+        grads: &mut Gradients<f32, Cpu>,
+        with_gx: impl FnOnce(
+            &mut Gradients<f32, Cpu>,
+            &mut dyn FnMut(&mut [f32]),
+        ) -> Result<(), CpuError>,
+    ) -> Result<(), CpuError> {
+        let mut inner = self.inner_backward(gy)?;
+        let mut convs = None;
+        with_gx(grads, &mut |gx| {
+            convs = Some(self.input_backward(&inner, gx))
+        })?;
+        // `with_gx` lends the gradient unless it fails (returned above)
+        let Some((projection, first)) = convs else {
+            return Ok(());
+        };
+        let first = ConvNormGrads {
+            conv: first,
+            sums: std::mem::take(&mut inner.first.1),
+        };
+        (self.first.add_grads)(grads, &first)?;
+        (self.second.add_grads)(grads, &inner.second)?;
+        if let (Some(p), Some(conv), Some((_, sums))) =
+            (&self.projection, projection, inner.projection.as_mut())
+        {
+            let sums = std::mem::take(sums);
+            (p.add_grads)(grads, &ConvNormGrads { conv, sums })?;
+        }
+        Ok(())
     }
 }
 
 /// One training forward pass of the block on `x` (see the module docs),
 /// with the backward pass on `x`'s tape when it owns one, and the batch
-/// norms' statistics. The caller checks the sizes first ([`BlockParts::fit`]).
+/// norms' statistics. Sizes that do not fit ([`BlockParts::fit`]) are
+/// `CpuError::WrongNumElements`.
 pub(crate) fn train<S: Shape, So: Shape, Sw1, Sw2, Swp, Sc, T: Tape<f32, Cpu>>(
     x: Tensor<S, f32, Cpu, T>,
     parts: &BlockParts<'_, Sw1, Sw2, Swp, Sc>,
@@ -187,20 +355,21 @@ where
     Swp: Shape,
     Sc: Shape,
 {
+    if !parts.fit(x.shape().num_elements(), out.num_elements()) {
+        return Err(CpuError::WrongNumElements);
+    }
     let x = x.try_contiguous()?;
     let (x, mut tape) = x.split_tape();
     let dev = x.device().clone();
     let member = sync::member();
     let xs = copy_to_lease(&x, parts.conv1.workspace)?;
 
-    let first = conv_norm_stats(&parts.conv1, &parts.bn1, &xs, member.as_ref())?;
+    let first = ConvNorm::forward(&parts.conv1, &parts.bn1, &xs, member.as_ref())?;
     let mut h1 = parts.conv1.workspace.lease_any::<f32>(first.conv_out.len());
-    let (w1, b1) = (&first.affine.0[..], &first.affine.1[..]);
-    let ms1 = (&first.stats.mean[..], &first.stats.inv[..]);
-    normalize_into(&first.norm, &first.conv_out, (w1, b1), ms1, &mut h1);
-    let second = conv_norm_stats(&parts.conv2, &parts.bn2, &h1, member.as_ref())?;
+    first.normalize(&mut h1);
+    let second = ConvNorm::forward(&parts.conv2, &parts.bn2, &h1, member.as_ref())?;
     let projection = match &parts.projection {
-        Some((conv, norm)) => Some(conv_norm_stats(conv, norm, &xs, member.as_ref())?),
+        Some((conv, norm)) => Some(ConvNorm::forward(conv, norm, &xs, member.as_ref())?),
         None => None,
     };
 
@@ -208,9 +377,9 @@ where
     let n = out.num_elements();
     let mut y = output_vec::<f32>(&dev, n)?;
     let mut mask = parts.conv2.workspace.lease_any::<u8>(n);
-    let (op2, plane) = (&second.norm, second.norm.plane);
+    let plane = second.norm.plane;
     let shortcut = projection.as_ref().map_or(&xs[..], |p| &p.conv_out[..]);
-    let sample = op2.channels * plane;
+    let sample = second.norm.channels * plane;
     y.par_chunks_mut(sample)
         .zip(mask.par_chunks_mut(sample))
         .zip(second.conv_out.par_chunks(sample))
@@ -232,48 +401,24 @@ where
     };
     if T::OWNS_TAPE {
         let (x_g, y_g) = (x.ghost(), y.ghost());
-        let g1 = (parts.conv1.weight.ghost(), parts.bn1.weight.ghost());
-        let g1b = parts.bn1.bias.ghost();
-        let g2 = (parts.conv2.weight.ghost(), parts.bn2.weight.ghost());
-        let g2b = parts.bn2.bias.ghost();
-        let gp = (parts.projection.as_ref())
-            .map(|(c, n)| (c.weight.ghost(), n.weight.ghost(), n.bias.ghost()));
+        let saved = BlockSaved {
+            xs,
+            first,
+            h1,
+            second,
+            projection,
+            mask,
+            member,
+        };
         tape.add_backward_op(move |grads| {
+            // borrowed out of `grads` (no copy), and put back after
             let gy: Vec<f32> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
-            // the gradient of bn2's output and of the shortcut's
-            let mut g_sum = second.workspace.lease_any::<f32>(gy.len());
-            g_sum
-                .par_chunks_mut(BLOCK)
-                .zip(gy.par_chunks(BLOCK).zip(mask.par_chunks(BLOCK)))
-                .for_each(|(g, (gy, m))| rectified(g, gy, m));
-            let gx = grads.get_or_alloc_mut(&x_g)?;
-            // the shortcut first, then the main path, as the tape of the
-            // layer-by-layer ops runs them (the same sums into x's gradient)
-            let proj = match &projection {
-                None => {
-                    add_into(gx, &g_sum);
-                    None
-                }
-                Some(p) => Some(p.backward(&g_sum, &xs, (gx, false), member.as_ref())?),
-            };
-            let mut g_h1 = second.workspace.lease_any::<f32>(h1.len());
-            let (conv2, bn2) = second.backward(&g_sum, &h1, (&mut g_h1, true), member.as_ref())?;
-            let gx = grads.get_or_alloc_mut(&x_g)?;
-            let (conv1, bn1) = first.backward(&g_h1, &xs, (gx, false), member.as_ref())?;
+            let done = saved.backward(&gy, grads, |grads, f| {
+                f(grads.get_or_alloc_mut(&x_g)?);
+                Ok(())
+            });
             **grads.get_or_alloc_mut(&y_g)? = gy;
-
-            conv1.add_weight(grads.get_or_alloc_mut(&g1.0)?);
-            add_sums(grads.get_or_alloc_mut(&g1.1)?, &bn1, |s| s.1);
-            add_sums(grads.get_or_alloc_mut(&g1b)?, &bn1, |s| s.0);
-            conv2.add_weight(grads.get_or_alloc_mut(&g2.0)?);
-            add_sums(grads.get_or_alloc_mut(&g2.1)?, &bn2, |s| s.1);
-            add_sums(grads.get_or_alloc_mut(&g2b)?, &bn2, |s| s.0);
-            if let (Some((conv, sums)), Some((w_g, nw_g, nb_g))) = (proj, &gp) {
-                conv.add_weight(grads.get_or_alloc_mut(w_g)?);
-                add_sums(grads.get_or_alloc_mut(nw_g)?, &sums, |s| s.1);
-                add_sums(grads.get_or_alloc_mut(nb_g)?, &sums, |s| s.0);
-            }
-            Ok(())
+            done
         });
     }
     Ok((y.put_tape(tape), stats))
@@ -311,19 +456,17 @@ fn add_norms_relu_body(
 }
 
 avx2_or_baseline!(
-    /// `g = gy` where `m` is set, else 0.
-    fn rectified(g: &mut [f32], gy: &[f32], m: &[u8]) => rectified_body
+    /// `g = gy` where `m` is set, else 0: the gradient through the block's
+    /// last rectifier.
+    fn masked(g: &mut [f32], gy: &[f32], m: &[u8]) => masked_body
 );
 
 #[inline(always)]
-fn rectified_body(g: &mut [f32], gy: &[f32], m: &[u8]) {
+fn masked_body(g: &mut [f32], gy: &[f32], m: &[u8]) {
     for ((g, gy), m) in g.iter_mut().zip(gy).zip(m) {
         *g = if *m != 0 { *gy } else { 0.0 };
     }
 }
-
-/// Elements per task of the element-wise passes.
-const BLOCK: usize = 1 << 14;
 
 /// `gx += g`, in parallel.
 fn add_into(gx: &mut [f32], g: &[f32]) {

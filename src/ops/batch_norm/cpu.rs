@@ -6,7 +6,7 @@
 use super::sync::{self, Member};
 use super::{BatchNormOp, BatchStats};
 use crate::ops::cpu_util::{
-    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec,
+    as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec, Write,
 };
 use crate::ops::Workspace;
 use dfdx::prelude::*;
@@ -576,8 +576,8 @@ pub(crate) fn train_stats<E: Dtype + Float>(
 }
 
 /// The backward pass of a training batch norm with input `xs`, parameters
-/// `(w, b)` and statistics `st`: adds the input gradient into `gx` (or,
-/// with `zero_gx`, writes it as if `gx` held zeros) and returns the per-channel
+/// `(w, b)` and statistics `st`: adds the input gradient into `gx` (with
+/// `Write::Overwrite`, writes it as if `gx` held zeros) and returns the per-channel
 /// `(Σ dy, Σ dy·x̂)`, the bias and weight gradients ([`add_sums`]).
 pub(crate) fn train_backward_into<E: Dtype + Float>(
     op: &BatchNormOp,
@@ -585,17 +585,18 @@ pub(crate) fn train_backward_into<E: Dtype + Float>(
     (w, b): (&[E], &[E]),
     st: &TrainStats<E>,
     member: Option<&Member>,
-    (gx, zero_gx): (&mut [E], bool),
+    (gx, write): (&mut [E], Write),
 ) -> Result<Vec<(E, E)>, CpuError> {
     let (mean, inv) = (&st.mean, &st.inv);
     let sums = affine_sums(op, gy, xs, (w, b), (mean, inv));
     let shared = shared_sums(op, &sums, member)?;
+    let acc = matches!(write, Write::Accumulate);
     per_sample(op, gy, gx, |bi, c, gy, gx| {
         let (dy, dyx) = shared[c];
         let (k, m, inv_c) = (w[c] * inv[c], mean[c], inv[c]);
         let relu = relu_of(op, c, (w, b), inv);
         let x = plane(op, xs, bi, c);
-        train_grad_plane(gx, gy, x, [k, dy, m, inv_c * dyx], relu, !zero_gx);
+        train_grad_plane(gx, gy, x, [k, dy, m, inv_c * dyx], relu, acc);
     });
     Ok(sums)
 }
@@ -661,8 +662,14 @@ pub(super) fn train<S: Shape, Sc: Shape, E: Dtype + Float, T: Tape<E, Cpu>>(
         tape.add_backward_op(move |grads| {
             let gy: Vec<E> = std::mem::take(&mut **grads.get_or_alloc_mut(&y_g)?);
             let gx = grads.get_or_alloc_mut(&x_g)?;
-            let sums =
-                train_backward_into(&op, (&gy, &xs), (&w, &b), &st, member.as_ref(), (gx, false))?;
+            let sums = train_backward_into(
+                &op,
+                (&gy, &xs),
+                (&w, &b),
+                &st,
+                member.as_ref(),
+                (gx, Write::Accumulate),
+            )?;
             add_sums(grads.get_or_alloc_mut(&w_g)?, &sums, |s| s.1);
             add_sums(grads.get_or_alloc_mut(&b_g)?, &sums, |s| s.0);
             **grads.get_or_alloc_mut(&y_g)? = gy;

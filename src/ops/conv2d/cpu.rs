@@ -449,7 +449,7 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
                 None
             };
             let bias = b_g.is_some();
-            let parts = backward_into(&op, &w, (&xs, &gy), (gx, false), bias, &ws);
+            let parts = backward_into(&op, &w, (&xs, &gy), (gx, Write::Accumulate), bias, &ws);
             **grads.get_or_alloc_mut(&y_g)? = gy;
             parts.add_weight(grads.get_or_alloc_mut(&w_g)?);
             if let Some(b_g) = &b_g {
@@ -512,15 +512,15 @@ impl<E: Dtype> ParamGrads<E> {
 }
 
 /// The backward pass of `op` with weights `w`, inputs `xs` and output
-/// gradient `gy`: adds the input gradient into `gx` when given (after
-/// zeroing it, chunk by chunk, when `zero_gx`: cheaper than a separate pass,
-/// since each chunk is then in cache), and returns the weight gradient and,
+/// gradient `gy`: adds the input gradient into `gx` when given (with
+/// `Write::Overwrite`, zeroes it first, chunk by chunk: cheaper than a
+/// separate pass, since each chunk is then in cache), and returns the weight gradient and,
 /// with `bias`, the bias gradient. Per fixed chunk of samples, in parallel.
 pub(crate) fn backward_into<E: Dtype>(
     op: &Conv2DOp,
     w: &[E],
     (xs, gy): (&[E], &[E]),
-    (gx, zero_gx): (Option<&mut [E]>, bool),
+    (gx, write): (Option<&mut [E]>, Write),
     bias: bool,
     ws: &Workspace,
 ) -> ParamGrads<E> {
@@ -558,7 +558,7 @@ pub(crate) fn backward_into<E: Dtype>(
         .zip(gb_chunks)
         .for_each(|((((gys, xc), gxc), gw), gb)| {
             let mut gxc = gxc;
-            if let (true, Some(g)) = (zero_gx, gxc.as_deref_mut()) {
+            if let (Write::Overwrite, Some(g)) = (write, gxc.as_deref_mut()) {
                 g.fill(E::default());
             }
             backward_chunk_run(op, w, (gys, xc), gxc, (gw, gb), (&plans, ws))

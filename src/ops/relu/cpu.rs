@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 /// Elements per parallel block: large enough that a block's work outweighs
 /// handing it to another core, small enough to spread LeNet's activations.
-pub(super) const BLOCK: usize = 1 << 14;
+pub(crate) const BLOCK: usize = 1 << 14;
 
 /// `y = max(y, 0)`, and `mask = (y > 0)`, elementwise.
 #[inline(always)]

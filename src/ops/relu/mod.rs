@@ -75,8 +75,10 @@ macro_rules! cpu_relu {
                 b: Tensor<S, $e, Self, R>,
             ) -> Result<Tensor<S, $e, Self, T>, Self::Err> {
                 if T::OWNS_TAPE {
-                    let (b, b_tape) = b.split_tape();
-                    let (a, a_tape) = a.split_tape();
+                    // strided copies with their tapes, so their backward
+                    // passes are recorded (the kernel reads plain memory)
+                    let (b, b_tape) = b.try_contiguous()?.split_tape();
+                    let (a, a_tape) = a.try_contiguous()?.split_tape();
                     add::add_relu(a.put_tape(a_tape.merge(b_tape)), b)
                 } else {
                     // dfdx adds into a tensor it owns alone, then rectifies

@@ -389,10 +389,13 @@ fn basic_block_matches_its_unfused_composition() {
                     let s = b.shortcut.forward_mut(x);
                     b.bn1.running_mean = bn1.running_mean.clone();
                     b.bn1.running_var = bn1.running_var.clone();
+                    b.bn1.num_batches_tracked = bn1.num_batches_tracked.clone();
                     ReLU.forward(add_residual(y, s).unwrap())
                 };
                 let mut stats = vec![b.bn1.running_mean.as_vec(), b.bn1.running_var.as_vec()];
                 stats.extend([b.bn2.running_mean.as_vec(), b.bn2.running_var.as_vec()]);
+                stats.push(b.bn1.num_batches_tracked.as_vec());
+                stats.push(b.bn2.num_batches_tracked.as_vec());
                 let $c = &b;
                 stats.extend($stats);
                 let ys = y.retaped::<NoneTape>().as_vec();
@@ -409,6 +412,12 @@ fn basic_block_matches_its_unfused_composition() {
                 grads
             };
             let (fused, plain) = (run(true), run(false));
+            // without a tape: the same output
+            let untraced = block.clone().forward_mut(x.clone()).as_vec();
+            assert!(untraced
+                .iter()
+                .zip(&fused[0])
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
             assert!(fused[0].iter().any(|v| *v == 0.0) && fused[0].iter().any(|v| *v > 0.0));
             assert!(
                 fused.iter().all(|g| g.iter().any(|v| *v != 0.0)),
@@ -456,6 +465,31 @@ fn basic_block_matches_its_unfused_composition() {
             vec![bn.running_mean.as_vec(), bn.running_var.as_vec(), bn.num_batches_tracked.as_vec()]
         }
     );
+    // ResNet's sizes, with a batch of 9 (the backward pass's fixed chunks
+    // of 4 samples, and a short one) and of 1
+    let none = |_: &Gradients<f32, Cpu>| Vec::<Vec<f32>>::new();
+    case!(BasicBlock<16, 16, 1>, 16, Rank4<9, 16, 28, 28>, Rank4<9, 16, 28, 28>, |b| {
+        let _ = b;
+        none
+    }, |c| {
+        let _ = c;
+        Vec::<Vec<f32>>::new()
+    });
+    case!(
+        BasicBlock<16, 32, 2, Projection<16, 32, 2>>,
+        32,
+        Rank4<9, 16, 28, 28>,
+        Rank4<9, 32, 14, 14>,
+        |b| |g: &Gradients<f32, Cpu>| vec![g.get(&b.shortcut.0 .0.weight).as_vec()],
+        |c| vec![c.shortcut.0 .1.running_var.as_vec()]
+    );
+    case!(BasicBlock<8, 8, 1>, 8, Rank4<1, 8, 10, 10>, Rank4<1, 8, 10, 10>, |b| {
+        let _ = b;
+        none
+    }, |c| {
+        let _ = c;
+        Vec::<Vec<f32>>::new()
+    });
 }
 
 /// `BatchNormReLU2D` against `(BatchNorm2D, ReLU)`: the same tensor names;
@@ -557,4 +591,46 @@ fn batch_norm_relu_cpu_kernels_match_the_generic_composition() {
     let gf = (fast * probe.clone()).sum().backward();
     let gs = (slow * probe).sum().backward();
     close(&gf.get(&x).as_vec(), &gs.get(&x).as_vec(), 1e-4);
+}
+
+/// A shortcut that is a strided view (here `x` with its height and width
+/// swapped) passes its gradient on through the sum and the rectifier, as
+/// dfdx's `relu(a + x)` does: the copy that makes it contiguous is on the
+/// tape.
+#[test]
+fn a_strided_shortcut_gets_its_gradient() {
+    use static_nn::nn::{add_residual, add_residual_relu};
+    let dev = Cpu::seed_from_u64(5);
+    let a: Tensor<Rank4<2, 3, 4, 4>, f32, _> = dev.sample_normal();
+    let x: Tensor<Rank4<2, 3, 4, 4>, f32, _> = dev.sample_normal();
+    let probe: Tensor<Rank4<2, 3, 4, 4>, f32, _> = dev.sample_normal();
+    let swapped = || x.leaky_trace().permute::<_, Axes4<0, 1, 3, 2>>();
+    let gx = |y: Tensor<Rank4<2, 3, 4, 4>, f32, Cpu, OwnedTape<f32, Cpu>>| {
+        let g = (y * probe.clone()).sum().backward();
+        (g.get(&x).as_vec(), g.get(&a).as_vec())
+    };
+    let fused = gx(add_residual_relu(a.leaky_trace(), swapped()).unwrap());
+    let want = gx((a.leaky_trace() + swapped()).relu());
+    assert!(fused.0.iter().any(|v| *v != 0.0), "x gets a gradient");
+    close(&fused.0, &want.0, 1e-6);
+    close(&fused.1, &want.1, 1e-6);
+    let plain = gx(add_residual(a.leaky_trace(), swapped()).unwrap());
+    let want = gx(a.leaky_trace() + swapped());
+    close(&plain.0, &want.0, 1e-6);
+}
+
+/// A model may start with a residual block: given a batch whose own
+/// gradient is not wanted (`NoInputGrad`), it trains as with a traced one.
+#[test]
+fn a_basic_block_takes_a_batch_without_its_gradient() {
+    use static_nn::models::BasicBlock;
+    let dev = Cpu::seed_from_u64(8);
+    let block = dev.build_module::<BasicBlock<3, 3, 1>, f32>();
+    let x: Tensor<Rank4<2, 3, 5, 5>, f32, _> = dev.sample_normal();
+    let weight_grad = |y: Tensor<Rank4<2, 3, 5, 5>, f32, Cpu, OwnedTape<f32, Cpu>>| {
+        y.sum().backward().get(&block.conv1.weight).as_vec()
+    };
+    let plain = weight_grad(block.clone().forward_mut(x.leaky_trace()));
+    let no_grad = weight_grad(block.clone().forward_mut(NoInputGrad(x.leaky_trace())));
+    assert_eq!(plain, no_grad);
 }
