@@ -23,8 +23,9 @@ use dfdx::prelude::{Device, Dtype, OwnedTape, PutTape, Shape, SplitTape, Tensor}
 /// - [`Conv2D`](super::Conv2D) and [`Linear`](super::Linear) record the
 ///   gradients of their weight and bias only (on the CPU; CUDA computes and
 ///   drops the input's);
-/// - any other layer (batch norm, residual blocks, struct models written
-///   with [`#[forward]`](crate::forward)) runs as on a traced tensor.
+/// - any other layer (batch norm, [`BasicBlock`](crate::models::BasicBlock),
+///   struct models written with [`#[forward]`](crate::forward)) runs as on a
+///   traced tensor.
 ///
 /// A layer of your own that should take it implements
 /// `Module<NoInputGrad<Tensor<S, E, D, OwnedTape<E, D>>>>` (or `ModuleMut`).

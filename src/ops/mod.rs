@@ -17,6 +17,12 @@
 //! dfdx's are slow (its ReLU backward runs one element at a time on one
 //! thread; its `matmul` packs the weight even for a single sample).
 //!
+//! `basic_block` has no device trait at all: it is ResNet's whole basic
+//! block in training mode as one CPU op, built from the convolution's and
+//! the batch norm's CPU pieces, which
+//! [`BasicBlock`](crate::models::BasicBlock) calls when its layers are the
+//! defaults (any other block runs layer by layer, on every device).
+//!
 //! The ops work on runtime sizes ([`Conv2DOp`], [`Pool2DOp`]); the layers in
 //! [`nn`](crate::nn) compute those sizes from their types.
 
