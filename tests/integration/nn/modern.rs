@@ -365,6 +365,23 @@ fn basic_block_matches_its_unfused_composition() {
     use static_nn::models::{BasicBlock, Projection};
     use static_nn::nn::add_residual;
     macro_rules! case {
+        // an identity shortcut: no other gradients or statistics
+        ($block:ty, $out:literal, $x:ty, $y:ty) => {
+            case!(
+                $block,
+                $out,
+                $x,
+                $y,
+                |b| {
+                    let _ = b;
+                    |_: &Gradients<f32, Cpu>| Vec::<Vec<f32>>::new()
+                },
+                |c| {
+                    let _ = c;
+                    Vec::<Vec<f32>>::new()
+                }
+            )
+        };
         ($block:ty, $out:literal, $x:ty, $y:ty, |$b:ident| $extra:expr, |$c:ident| $stats:expr) => {{
             let dev = Cpu::seed_from_u64(21);
             let block = dev.build_module::<$block, f32>();
@@ -436,20 +453,7 @@ fn basic_block_matches_its_unfused_composition() {
             }
         }};
     }
-    case!(
-        BasicBlock<4, 4, 1>,
-        4,
-        Rank4<3, 4, 6, 6>,
-        Rank4<3, 4, 6, 6>,
-        |b| |_: &Gradients<f32, Cpu>| {
-            let _ = b;
-            Vec::<Vec<f32>>::new()
-        },
-        |c| {
-            let _ = c;
-            Vec::<Vec<f32>>::new()
-        }
-    );
+    case!(BasicBlock<4, 4, 1>, 4, Rank4<3, 4, 6, 6>, Rank4<3, 4, 6, 6>);
     case!(
         BasicBlock<4, 8, 2, Projection<4, 8, 2>>,
         8,
@@ -467,14 +471,7 @@ fn basic_block_matches_its_unfused_composition() {
     );
     // ResNet's sizes, with a batch of 9 (the backward pass's fixed chunks
     // of 4 samples, and a short one) and of 1
-    let none = |_: &Gradients<f32, Cpu>| Vec::<Vec<f32>>::new();
-    case!(BasicBlock<16, 16, 1>, 16, Rank4<9, 16, 28, 28>, Rank4<9, 16, 28, 28>, |b| {
-        let _ = b;
-        none
-    }, |c| {
-        let _ = c;
-        Vec::<Vec<f32>>::new()
-    });
+    case!(BasicBlock<16, 16, 1>, 16, Rank4<9, 16, 28, 28>, Rank4<9, 16, 28, 28>);
     case!(
         BasicBlock<16, 32, 2, Projection<16, 32, 2>>,
         32,
@@ -483,13 +480,7 @@ fn basic_block_matches_its_unfused_composition() {
         |b| |g: &Gradients<f32, Cpu>| vec![g.get(&b.shortcut.0 .0.weight).as_vec()],
         |c| vec![c.shortcut.0 .1.running_var.as_vec()]
     );
-    case!(BasicBlock<8, 8, 1>, 8, Rank4<1, 8, 10, 10>, Rank4<1, 8, 10, 10>, |b| {
-        let _ = b;
-        none
-    }, |c| {
-        let _ = c;
-        Vec::<Vec<f32>>::new()
-    });
+    case!(BasicBlock<8, 8, 1>, 8, Rank4<1, 8, 10, 10>, Rank4<1, 8, 10, 10>);
 }
 
 /// `BatchNormReLU2D` against `(BatchNorm2D, ReLU)`: the same tensor names;
