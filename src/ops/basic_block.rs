@@ -474,3 +474,58 @@ fn add_into(gx: &mut [f32], g: &[f32]) {
         .zip(g.par_chunks(BLOCK))
         .for_each(|(gx, g)| gx.iter_mut().zip(g).for_each(|(d, s)| *d += *s));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A block of 2 channels on 4×4 images, identity shortcut, for a batch
+    /// of `batch`.
+    fn run(batch: usize, x_len: usize) -> Result<Vec<f32>, CpuError> {
+        let dev = Cpu::seed_from_u64(3);
+        let conv_op = Conv2DOp::new(batch, 2, 2, (4, 4), (3, 3), 1, 1).expect("sizes");
+        let norm_op = BatchNormOp::new(batch, 2, 16, 1e-5).expect("sizes");
+        let w1: Tensor<Rank4<2, 2, 3, 3>, f32, _> = dev.sample_normal();
+        let w2: Tensor<Rank4<2, 2, 3, 3>, f32, _> = dev.sample_normal();
+        let (gamma, beta): (Tensor<Rank1<2>, f32, _>, Tensor<Rank1<2>, f32, _>) =
+            (dev.ones(), dev.zeros());
+        let (ws1, ws2) = (Workspace::default(), Workspace::default());
+        let norm = |relu: bool| NormPart {
+            op: if relu { norm_op.with_relu() } else { norm_op },
+            weight: &gamma,
+            bias: &beta,
+        };
+        let parts: BlockParts<'_, _, _, Rank4<2, 2, 1, 1>, _> = BlockParts {
+            conv1: ConvPart {
+                op: conv_op,
+                weight: &w1,
+                workspace: &ws1,
+            },
+            bn1: norm(true),
+            conv2: ConvPart {
+                op: conv_op,
+                weight: &w2,
+                workspace: &ws2,
+            },
+            bn2: norm(false),
+            projection: None,
+        };
+        let x = dev.tensor_from_vec(vec![0.5f32; x_len], (x_len,));
+        let out = (batch * 32,);
+        train(x, &parts, out).map(|(y, _)| y.as_vec())
+    }
+
+    /// Sizes that fit give a rectified output; an input of another size is
+    /// `WrongNumElements`, not a slice panic.
+    #[test]
+    fn sizes_that_do_not_fit_are_an_error() {
+        let y = run(3, 3 * 32).expect("the sizes fit");
+        assert_eq!(y.len(), 3 * 32);
+        assert!(y.iter().all(|v| *v >= 0.0));
+        assert!(matches!(
+            run(3, 3 * 32 - 1),
+            Err(CpuError::WrongNumElements)
+        ));
+        assert!(matches!(run(3, 2 * 32), Err(CpuError::WrongNumElements)));
+    }
+}
