@@ -11,6 +11,7 @@
 use super::resnet::BasicBlock;
 use crate::nn::{BatchNormModule, Conv2DModule, Identity, Sequential};
 use crate::ops::basic_block::{self, BlockParts, ConvPart, NormPart};
+use crate::ops::{BatchNormOp, Conv2DOp};
 use crate::shapes::checks::{BatchNorm2DLayer, BatchNormReLU2DLayer};
 use dfdx::prelude::*;
 use std::any::{Any, TypeId};
@@ -41,6 +42,30 @@ fn same_type<A: 'static, B: 'static>() -> bool {
 /// `m` as the module `M`, if it is one.
 fn as_module<M: 'static>(m: &mut dyn Any) -> Option<&mut M> {
     m.downcast_mut::<M>()
+}
+
+/// A bias-free convolution of the block, with its sizes `op`, for the op.
+fn conv_part<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize>(
+    conv: &Conv2DModule<I, O, K, K, S, P, f32, Cpu, false>,
+    op: Conv2DOp,
+) -> ConvPart<'_, Rank4<O, I, K, K>> {
+    ConvPart {
+        op,
+        weight: &conv.weight,
+        workspace: conv.workspace(),
+    }
+}
+
+/// A batch norm of the block, with its sizes `op`, for the op.
+fn norm_part<const C: usize, L>(
+    norm: &BatchNormModule<C, f32, Cpu, L>,
+    op: BatchNormOp,
+) -> NormPart<'_, Rank1<C>> {
+    NormPart {
+        op,
+        weight: &norm.weight,
+        bias: &norm.bias,
+    }
 }
 
 /// What [`train`] did with its input.
@@ -117,39 +142,13 @@ pub(super) fn train<
     let a2 = conv2.op(batch, a1.h_out, a1.w_out);
     let plane = a2.h_out * a2.w_out;
     let parts = BlockParts {
-        conv1: ConvPart {
-            op: a1,
-            weight: &conv1.weight,
-            workspace: conv1.workspace(),
-        },
-        bn1: NormPart {
-            op: bn1.op(batch, a1.h_out * a1.w_out, true),
-            weight: &bn1.weight,
-            bias: &bn1.bias,
-        },
-        conv2: ConvPart {
-            op: a2,
-            weight: &conv2.weight,
-            workspace: conv2.workspace(),
-        },
-        bn2: NormPart {
-            op: bn2.op(batch, plane, false),
-            weight: &bn2.weight,
-            bias: &bn2.bias,
-        },
+        conv1: conv_part(conv1, a1),
+        bn1: norm_part(bn1, bn1.op(batch, a1.h_out * a1.w_out, true)),
+        conv2: conv_part(conv2, a2),
+        bn2: norm_part(bn2, bn2.op(batch, plane, false)),
         projection: projection.as_ref().map(|(conv, norm)| {
-            (
-                ConvPart {
-                    op: conv.op(batch, h, w),
-                    weight: &conv.weight,
-                    workspace: conv.workspace(),
-                },
-                NormPart {
-                    op: norm.op(batch, plane, false),
-                    weight: &norm.weight,
-                    bias: &norm.bias,
-                },
-            )
+            let op = norm.op(batch, plane, false);
+            (conv_part(conv, conv.op(batch, h, w)), norm_part(norm, op))
         }),
     };
     if !parts.fit(x.shape().num_elements(), out.num_elements()) {

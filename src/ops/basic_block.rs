@@ -15,12 +15,12 @@
 //! split step the batch norms share the whole batch's statistics as theirs
 //! do.
 use super::batch_norm::cpu::{
-    add_sums, normalize_into, train_backward_into, train_stats, TrainStats,
+    add_sums, check, normalize_into, normalized, train_backward_into, train_stats, TrainStats,
 };
 use super::batch_norm::sync::{self, Member};
 use super::conv2d::cpu::{backward_into, forward_into, ParamGrads};
 use super::cpu_util::{avx2_or_baseline, copy_to_lease, output_vec, tensor_from_vec, Write};
-use super::relu::cpu::BLOCK;
+use super::relu::cpu::{add_masked, BLOCK};
 use super::{BatchNormOp, BatchStats, Conv2DOp, Lease, Workspace};
 use dfdx::prelude::*;
 use dfdx::tensor::Gradients;
@@ -62,18 +62,15 @@ impl<Sw: Shape> ConvPart<'_, Sw> {
     /// Whether it maps an input of `x_len` elements to an output of `y_len`.
     fn fits(&self, x_len: usize, y_len: usize) -> bool {
         let w_len = self.weight.shape().num_elements();
-        self.op.fits(x_len, w_len, None, y_len) && self.op.output_len() == y_len
+        self.op.fits(x_len, w_len, None, y_len)
     }
 }
 
 impl<Sc: Shape> NormPart<'_, Sc> {
-    /// Whether it normalises `len` elements, rectifying when `relu`.
+    /// Whether it normalises `len` elements (the batch norm's own size
+    /// check), rectifying when `relu`.
     fn fits(&self, len: usize, relu: bool) -> bool {
-        let channels = self.op.channels;
-        self.op.len() == len
-            && self.op.relu == relu
-            && self.weight.shape().num_elements() == channels
-            && self.bias.shape().num_elements() == channels
+        self.op.relu == relu && check(&self.op, len, &[self.weight, self.bias]).is_ok()
     }
 }
 
@@ -239,9 +236,6 @@ struct BlockSaved {
 
 /// The block's backward pass up to the convolutions that read its input.
 struct InnerGrads {
-    /// The gradient of the sum before the last rectifier (of bn2's output
-    /// and of the shortcut's).
-    g_sum: Lease<f32>,
     /// The projection's batch norm: its convolution's output gradient and
     /// its sums.
     projection: Option<(Lease<f32>, Vec<(f32, f32)>)>,
@@ -257,6 +251,8 @@ impl BlockSaved {
     /// of the layer-by-layer tape: the projection's, bn2, bn1.
     fn inner_backward(&self, gy: &[f32]) -> Result<InnerGrads, CpuError> {
         let member = self.member.as_ref();
+        // the gradient of the sum before the last rectifier: of bn2's
+        // output, and of the shortcut's
         let mut g_sum = self.second.workspace.lease_any::<f32>(gy.len());
         g_sum
             .par_chunks_mut(BLOCK)
@@ -273,19 +269,21 @@ impl BlockSaved {
             .conv_backward((&g_conv2, &self.h1), (&mut g_h1, Write::Overwrite));
         let first = self.first.norm_backward(&g_h1, member)?;
         Ok(InnerGrads {
-            g_sum,
             projection,
             second: ConvNormGrads { conv, sums },
             first,
         })
     }
 
-    /// Adds `x`'s gradient into `gx`: the shortcut's first, then conv1's,
-    /// as the tape of the layer-by-layer ops adds them (the same sums).
-    /// Returns the gradients of the projection's and conv1's kernels.
+    /// Adds `x`'s gradient into `gx`, from the block's output gradient
+    /// `gy`: the shortcut's first, then conv1's, as the tape of the
+    /// layer-by-layer ops adds them (the same sums; the identity's is
+    /// `add_relu`'s own masked add). Returns the gradients of the
+    /// projection's and conv1's kernels.
     fn input_backward(
         &self,
         inner: &InnerGrads,
+        gy: &[f32],
         gx: &mut [f32],
     ) -> (Option<ParamGrads<f32>>, ParamGrads<f32>) {
         let projection = match (&self.projection, &inner.projection) {
@@ -293,7 +291,7 @@ impl BlockSaved {
                 Some(p.conv_backward((g_conv, &self.xs), (gx, Write::Accumulate)))
             }
             _ => {
-                add_into(gx, &inner.g_sum);
+                add_masked(gx, gy, &self.mask);
                 None
             }
         };
@@ -318,7 +316,7 @@ impl BlockSaved {
         let mut inner = self.inner_backward(gy)?;
         let mut convs = None;
         with_gx(grads, &mut |gx| {
-            convs = Some(self.input_backward(&inner, gx))
+            convs = Some(self.input_backward(&inner, gy, gx))
         })?;
         // `with_gx` lends the gradient unless it fails (returned above)
         let Some((projection, first)) = convs else {
@@ -439,7 +437,7 @@ fn add_norms_relu_body(
     (a, a_msb): (&[f32], [f32; 3]),
     (s, s_msb): (&[f32], Option<[f32; 3]>),
 ) {
-    let norm = |v: f32, [mean, scale, shift]: [f32; 3]| (v - mean) * scale + shift;
+    let norm = normalized::<f32>;
     let out = y.iter_mut().zip(m.iter_mut()).zip(a.iter().zip(s));
     match s_msb {
         None => out.for_each(|((y, m), (a, s))| {
@@ -466,13 +464,6 @@ fn masked_body(g: &mut [f32], gy: &[f32], m: &[u8]) {
     for ((g, gy), m) in g.iter_mut().zip(gy).zip(m) {
         *g = if *m != 0 { *gy } else { 0.0 };
     }
-}
-
-/// `gx += g`, in parallel.
-fn add_into(gx: &mut [f32], g: &[f32]) {
-    gx.par_chunks_mut(BLOCK)
-        .zip(g.par_chunks(BLOCK))
-        .for_each(|(gx, g)| gx.iter_mut().zip(g).for_each(|(d, s)| *d += *s));
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 /// Checks the sizes of `x` (`x_len` elements) and the per-channel tensors.
-pub(super) fn check<Sc: Shape, E: Dtype>(
+pub(crate) fn check<Sc: Shape, E: Dtype>(
     op: &BatchNormOp,
     x_len: usize,
     per_channel: &[&Tensor<Sc, E, Cpu>],
@@ -405,7 +405,7 @@ fn inv_std<E: Dtype + Float>(var: &[E], eps: f64) -> Vec<E> {
 /// through, so that the same bits decide (Rust contracts no `mul` and
 /// `add` into an FMA).
 #[inline(always)]
-fn normalized<E: Float>(x: E, [m, scale, shift]: [E; 3]) -> E {
+pub(crate) fn normalized<E: Float>(x: E, [m, scale, shift]: [E; 3]) -> E {
     (x - m) * scale + shift
 }
 

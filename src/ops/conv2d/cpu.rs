@@ -514,8 +514,8 @@ impl<E: Dtype> ParamGrads<E> {
 /// The backward pass of `op` with weights `w`, inputs `xs` and output
 /// gradient `gy`: adds the input gradient into `gx` when given (with
 /// `Write::Overwrite`, zeroes it first, chunk by chunk: cheaper than a
-/// separate pass, since each chunk is then in cache), and returns the weight gradient and,
-/// with `bias`, the bias gradient. Per fixed chunk of samples, in parallel.
+/// separate pass, since each chunk is then in cache), and returns the
+/// weight gradient and, with `bias`, the bias gradient. Per fixed chunk of samples, in parallel.
 pub(crate) fn backward_into<E: Dtype>(
     op: &Conv2DOp,
     w: &[E],
@@ -528,10 +528,7 @@ pub(crate) fn backward_into<E: Dtype>(
     let chunks = op.batch.div_ceil(REDUCE_CHUNK);
     let input_grad = gx.is_some();
     // each chunk's slice of x's gradient, or none where nobody wants it
-    let gx_chunks: Vec<Option<&mut [E]>> = match gx {
-        Some(gx) => gx.chunks_mut(chw * REDUCE_CHUNK).map(Some).collect(),
-        None => (0..chunks).map(|_| None).collect(),
-    };
+    let gx_chunks = chunks_or_none(gx, chw * REDUCE_CHUNK, chunks);
     // Per fixed chunk of REDUCE_CHUNK samples: the im2col matrix of the
     // chunk (recomputed from x, cheaper than keeping it), the partial
     // weight and bias gradients, and the chunk's dx.
@@ -546,11 +543,8 @@ pub(crate) fn backward_into<E: Dtype>(
     };
     let (gw_len, gb_len) = (op.chan_out * op.patch_len(), op.chan_out);
     let mut weight = ws.lease_any::<E>(chunks * gw_len);
-    let mut bias = ws.lease_any::<E>(if bias { chunks * gb_len } else { 0 });
-    let gb_chunks: Vec<Option<&mut [E]>> = match bias.is_empty() {
-        false => bias.chunks_mut(gb_len).map(Some).collect(),
-        true => (0..chunks).map(|_| None).collect(),
-    };
+    let mut bias_parts = ws.lease_any::<E>(if bias { chunks * gb_len } else { 0 });
+    let gb_chunks = chunks_or_none(bias.then_some(&mut bias_parts[..]), gb_len, chunks);
     gy.par_chunks(out_len * REDUCE_CHUNK)
         .zip(xs.par_chunks(chw * REDUCE_CHUNK))
         .zip(gx_chunks)
@@ -565,8 +559,16 @@ pub(crate) fn backward_into<E: Dtype>(
         });
     ParamGrads {
         weight,
-        bias,
+        bias: bias_parts,
         chan_out: op.chan_out,
+    }
+}
+
+/// `v` in `count` slices of `len`, or `count` times `None` without `v`.
+fn chunks_or_none<E>(v: Option<&mut [E]>, len: usize, count: usize) -> Vec<Option<&mut [E]>> {
+    match v {
+        Some(v) => v.chunks_mut(len).map(Some).collect(),
+        None => (0..count).map(|_| None).collect(),
     }
 }
 

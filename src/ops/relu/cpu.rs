@@ -67,7 +67,7 @@ pub(crate) fn relu<S: Shape, E: Dtype, T: Tape<E, Cpu>>(
 }
 
 /// `gx += gy` where `mask` is set, in blocks spread over the cores.
-pub(super) fn add_masked<E: Dtype>(gx: &mut [E], gy: &[E], mask: &[u8]) {
+pub(crate) fn add_masked<E: Dtype>(gx: &mut [E], gy: &[E], mask: &[u8]) {
     if gx.len() <= BLOCK {
         backward(gx, gy, mask);
     } else {
