@@ -6,7 +6,8 @@
 //! `col` again (recomputed from x: cheaper than keeping megabytes of it
 //! between the passes), `dW += gy · colᵀ`, `db += Σ gy`, `dcol = Wᵀ · gy` and
 //! `dx += col2im(dcol)`; the chunks' partial sums are added in order.
-use super::{direct, direct_grad, direct_input, Conv2DOp};
+use super::plan::SamplePlan;
+use super::{direct_grad, direct_input, Conv2DOp};
 use crate::ops::cpu_util::{
     as_f32, as_f32_mut, avx2_or_baseline, copy_to_lease, copy_to_vec, gemm, output_vec,
     tensor_from_vec, Layout, Write,
@@ -279,7 +280,7 @@ fn backward_chunk_run<E: Dtype>(
     op: &Conv2DOp,
     w: &[E],
     (gys, xc): (&[E], &[E]),
-    gxc: Option<&mut [E]>,
+    gxc: Option<(&mut [E], Write)>,
     (gw, gb): (&mut [E], Option<&mut [E]>),
     (plans, ws): (&BackwardPlans, &Workspace),
 ) {
@@ -329,22 +330,31 @@ fn backward_chunk_run<E: Dtype>(
         let col_t = (&col[..], Layout::Transposed);
         gemm((op.chan_out, ckk, ld), gw, Write::Overwrite, gy_op(), col_t);
     }
-    let Some(gxc) = gxc else {
+    let Some((gxc, write)) = gxc else {
         return;
+    };
+    // the scatter and col2im add into dx: zeroed first where it is to be
+    // overwritten
+    let zeroed = |gxc: &mut [E]| {
+        if let Write::Overwrite = write {
+            gxc.fill(E::default());
+        }
     };
     match &plans.input {
         Some(InputGrad::Transposed(plan)) => {
-            // dx += the transposed convolution of gy, directly
+            // dx (+)= the transposed convolution of gy, directly (written
+            // over dx, without a bias, where dx is to be overwritten)
             let gxc = as_f32_mut(gxc).expect("E is f32 when there is a plan");
             let gys = as_f32(gys).expect("E is f32 when there is a plan");
             let mut pad = ws.lease_zeroed::<f32>(Some(plan.padded_tag()), plan.padded_len());
             for (gxi, gyi) in gxc.chunks_mut(chw).zip(gys.chunks(out_len)) {
-                plan.run(gyi, gxi, &mut pad, Write::Accumulate);
+                plan.run(gyi, gxi, &mut pad, write);
             }
             return;
         }
         Some(InputGrad::Scatter(plan)) => {
             // dx += gy scattered through the kernel, directly
+            zeroed(gxc);
             let gxc = as_f32_mut(gxc).expect("E is f32 when there is a plan");
             let gys = as_f32(gys).expect("E is f32 when there is a plan");
             let mut scratch = ws.lease_any::<f32>(plan.scratch_len());
@@ -353,7 +363,7 @@ fn backward_chunk_run<E: Dtype>(
             }
             return;
         }
-        None => {}
+        None => zeroed(gxc),
     }
     // dcol = Wᵀ · gy, then dx += col2im(dcol)
     let mut dcol = ws.lease_any::<E>(ckk * ld);
@@ -370,10 +380,11 @@ fn backward_chunk_run<E: Dtype>(
     }
 }
 
-/// The direct kernel (f32 on AVX2 + FMA) on every sample of `xs` into
-/// `y`, in chunks of `fc` samples of `chw` inputs and `out_len` outputs.
-fn run_direct<E: Dtype>(
-    plan: &direct::Plan,
+/// A sample plan (Winograd's or the direct tiles, f32 on AVX2 and FMA) on
+/// every sample of `xs` into `y`, in chunks of `fc` samples of `chw`
+/// inputs and `out_len` outputs.
+fn run_plan<E: Dtype>(
+    plan: &SamplePlan,
     (xs, y): (&[E], &mut [E]),
     (chw, out_len, fc): (usize, usize, usize),
     ws: &Workspace,
@@ -419,14 +430,14 @@ pub(crate) fn conv2d<S: Shape, Sw: Shape, Sb: Shape, So: Shape, E: Dtype, T: Tap
         params.extend(bias.map(ParamView::of));
         let kept = ws.memo().get_or_make(
             params,
-            |plan: &Option<direct::Plan>| plan.as_ref().is_none_or(|p| p.serves(&op)),
+            |plan: &Option<SamplePlan>| plan.as_ref().is_none_or(|p| p.serves(&op)),
             || {
                 let (w, b) = (copy_to_vec(weight)?, bias.map(copy_to_vec).transpose()?);
-                Ok::<_, CpuError>(direct_plan(&op, &w, b.as_deref()))
+                Ok::<_, CpuError>(sample_plan(&op, &w, b.as_deref()))
             },
         )?;
         if let Some(plan) = kept.as_ref() {
-            run_direct(plan, (&xs, &mut y), (chw, out_len, fc), ws);
+            run_plan(plan, (&xs, &mut y), (chw, out_len, fc), ws);
             return tensor_from_vec(&dev, y, out).map(|y| y.put_tape(tape));
         }
     }
@@ -473,8 +484,8 @@ pub(crate) fn forward_into<E: Dtype>(
 ) {
     let (chw, out_len) = (op.chan_in * op.h_in * op.w_in, op.chan_out * op.out_plane());
     let fc = forward_chunk(op);
-    if let Some(plan) = &direct_plan(op, w, b) {
-        run_direct(plan, (xs, y), (chw, out_len, fc), ws);
+    if let Some(plan) = &sample_plan(op, w, b) {
+        run_plan(plan, (xs, y), (chw, out_len, fc), ws);
     } else if op.batch <= fc {
         // one task: no rayon round trip (batch-1 inference)
         forward_chunk_run(op, (w, b), xs, y, ws);
@@ -513,9 +524,10 @@ impl<E: Dtype> ParamGrads<E> {
 
 /// The backward pass of `op` with weights `w`, inputs `xs` and output
 /// gradient `gy`: adds the input gradient into `gx` when given (with
-/// `Write::Overwrite`, zeroes it first, chunk by chunk: cheaper than a
-/// separate pass, since each chunk is then in cache), and returns the
-/// weight gradient and, with `bias`, the bias gradient. Per fixed chunk of samples, in parallel.
+/// `Write::Overwrite`, writes it: as a transposed convolution straight
+/// over `gx`, else by zeroing each chunk first, while it is in cache), and
+/// returns the weight gradient and, with `bias`, the bias gradient. Per
+/// fixed chunk of samples, in parallel.
 pub(crate) fn backward_into<E: Dtype>(
     op: &Conv2DOp,
     w: &[E],
@@ -551,10 +563,7 @@ pub(crate) fn backward_into<E: Dtype>(
         .zip(weight.par_chunks_mut(gw_len))
         .zip(gb_chunks)
         .for_each(|((((gys, xc), gxc), gw), gb)| {
-            let mut gxc = gxc;
-            if let (Write::Overwrite, Some(g)) = (write, gxc.as_deref_mut()) {
-                g.fill(E::default());
-            }
+            let gxc = gxc.map(|g| (g, write));
             backward_chunk_run(op, w, (gys, xc), gxc, (gw, gb), (&plans, ws))
         });
     ParamGrads {
@@ -583,11 +592,12 @@ fn direct_pays(op: &Conv2DOp) -> bool {
     op.kh * op.kw > 1 || op.stride == 1
 }
 
-/// The direct forward plan of `op` with weights `w` and bias `b`, where the
-/// direct kernels serve it (f32 on AVX2 + FMA, and [`direct_pays`]).
-fn direct_plan<E: Dtype>(op: &Conv2DOp, w: &[E], b: Option<&[E]>) -> Option<direct::Plan> {
+/// The forward plan of `op` with weights `w` and bias `b`, where Winograd's
+/// or the direct kernels serve it (f32 on AVX2 and FMA, and
+/// [`direct_pays`]).
+fn sample_plan<E: Dtype>(op: &Conv2DOp, w: &[E], b: Option<&[E]>) -> Option<SamplePlan> {
     let w = as_f32(w).filter(|_| direct_pays(op))?;
-    direct::Plan::new(op, w, b.and_then(as_f32))
+    SamplePlan::new(op, w, b.and_then(as_f32))
 }
 
 /// The direct kernels a backward pass uses, where they pay (f32 on AVX2 and
@@ -602,7 +612,7 @@ struct BackwardPlans {
 /// How a backward pass computes the input gradient directly.
 enum InputGrad {
     /// As a convolution of the output gradient ("same" convolutions).
-    Transposed(direct::Plan),
+    Transposed(SamplePlan),
     /// By scattering the output gradient through the kernel.
     Scatter(direct_input::ScatterPlan),
 }
@@ -613,7 +623,7 @@ enum InputGrad {
 /// only for "same" convolutions (input about as large as the output): the
 /// padded `gy` of a "valid" one is mostly zeros, and im2col + `gemm` wastes
 /// nothing on them.
-fn input_grad_plan(op: &Conv2DOp, w: &[f32]) -> Option<direct::Plan> {
+fn input_grad_plan(op: &Conv2DOp, w: &[f32]) -> Option<SamplePlan> {
     let (inputs, outputs) = (op.h_in * op.w_in, op.out_plane());
     if op.stride != 1 || op.kh != op.kw || op.padding >= op.kh || 4 * inputs > 5 * outputs {
         return None;
@@ -643,7 +653,7 @@ fn input_grad_plan(op: &Conv2DOp, w: &[f32]) -> Option<direct::Plan> {
             }
         }
     }
-    direct::Plan::new(&t, &wt, None)
+    SamplePlan::new(&t, &wt, None)
 }
 
 /// A sum in 8 independent lanes (vectorises; fixed order, so deterministic).

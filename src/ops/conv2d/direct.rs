@@ -565,6 +565,32 @@ pub(super) fn pad_copy(op: &Conv2DOp, x: &[f32], (hp, wp): (usize, usize), xpad:
     }
 }
 
+#[cfg(test)]
+/// A convolution of one sample by its definition, in f64 (for tests).
+pub(crate) fn reference(op: &Conv2DOp, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f64> {
+    let mut y = vec![0.0f64; op.chan_out * op.out_plane()];
+    for co in 0..op.chan_out {
+        for oy in 0..op.h_out {
+            for ox in 0..op.w_out {
+                let mut s = b[co] as f64;
+                for ci in 0..op.chan_in {
+                    for ky in 0..op.kh {
+                        for kx in 0..op.kw {
+                            if let Some((iy, ix)) = op.source(oy, ox, ky, kx) {
+                                let xv = x[(ci * op.h_in + iy) * op.w_in + ix];
+                                let wv = w[((co * op.chan_in + ci) * op.kh + ky) * op.kw + kx];
+                                s += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                }
+                y[(co * op.h_out + oy) * op.w_out + ox] = s;
+            }
+        }
+    }
+    y
+}
+
 /// Deterministic test values in [−0.5, 0.5), different for each `seed`.
 #[cfg(test)]
 pub(super) fn test_values(n: usize, seed: u32) -> Vec<f32> {
@@ -854,31 +880,6 @@ unsafe fn pos_tile_512<const CB: usize, const NV: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The definition, in f64.
-    fn reference(op: &Conv2DOp, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f64> {
-        let mut y = vec![0.0f64; op.chan_out * op.out_plane()];
-        for co in 0..op.chan_out {
-            for oy in 0..op.h_out {
-                for ox in 0..op.w_out {
-                    let mut s = b[co] as f64;
-                    for ci in 0..op.chan_in {
-                        for ky in 0..op.kh {
-                            for kx in 0..op.kw {
-                                if let Some((iy, ix)) = op.source(oy, ox, ky, kx) {
-                                    let xv = x[(ci * op.h_in + iy) * op.w_in + ix];
-                                    let wv = w[((co * op.chan_in + ci) * op.kh + ky) * op.kw + kx];
-                                    s += xv as f64 * wv as f64;
-                                }
-                            }
-                        }
-                    }
-                    y[(co * op.h_out + oy) * op.w_out + ox] = s;
-                }
-            }
-        }
-        y
-    }
 
     #[test]
     fn matches_the_definition_for_many_shapes() {

@@ -18,7 +18,7 @@
 //! order, so the result does not depend on the thread count.
 use super::direct::{pad_copy, tap_cost, Isa};
 use super::transpose::planes_to_positions;
-use super::Conv2DOp;
+use super::{winograd, Conv2DOp};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -291,12 +291,16 @@ unsafe fn grad_tile_512<const CB: usize, const KB: usize>(
     }
 }
 
-/// The direct weight gradient of a convolution, with whichever kernel
-/// suits it: [`GradPlan`] for long rows at stride 1 of fewer than 8 input
-/// channels, [`ChanGradPlan`] for 8 output channels or more (and for 8
-/// input channels or more, where both would do); `None` (im2col + `gemm`)
+/// The weight gradient of a convolution without im2col, with whichever
+/// kernel suits it: Winograd's F(3×3, 2×2) ([`winograd::GradPlan`]) for 3×3
+/// kernels of stride 1 and channels in multiples of 8;
+/// [`GradPlan`] for long rows at stride 1 of fewer than 8 input channels,
+/// [`ChanGradPlan`] for 8 output channels or more (and for 8 input
+/// channels or more, where both would do); `None` (im2col + `gemm`)
 /// otherwise.
 pub(crate) enum WeightGrad {
+    /// Winograd's F(3×3, 2×2).
+    Winograd(winograd::GradPlan),
     /// Positions in the registers.
     Rows(GradPlan),
     /// Output channels in the registers.
@@ -315,6 +319,9 @@ impl WeightGrad {
     /// AVX2 alone, that of 16 channels at 28×28 from 4.8 to 3.5 ms; for
     /// the stem's single input channel, row tiles take half the time.
     pub(crate) fn new(op: &Conv2DOp) -> Option<Self> {
+        if let Some(plan) = winograd::GradPlan::new(op) {
+            return Some(Self::Winograd(plan));
+        }
         let rows = || GradPlan::new(op).map(Self::Rows);
         let channels = || ChanGradPlan::new(op).map(Self::Channels);
         if op.chan_in >= ROWS_BELOW_CHANNELS {
@@ -327,6 +334,7 @@ impl WeightGrad {
     /// Elements of the scratch one call needs.
     pub(crate) fn scratch_len(&self) -> usize {
         match self {
+            Self::Winograd(p) => p.scratch_len(),
             Self::Rows(p) => p.scratch_len(),
             Self::Channels(p) => p.scratch_len(),
         }
@@ -335,6 +343,7 @@ impl WeightGrad {
     /// The scratch's workspace tag.
     pub(crate) fn scratch_tag(&self) -> u64 {
         match self {
+            Self::Winograd(p) => p.scratch_tag(),
             Self::Rows(p) => p.scratch_tag(),
             Self::Channels(p) => p.scratch_tag(),
         }
@@ -344,6 +353,7 @@ impl WeightGrad {
     /// order (see [`GradPlan::add`] and [`ChanGradPlan::add`]).
     pub(crate) fn add(&self, xs: &[f32], gys: &[f32], gw: &mut [f32], scratch: &mut [f32]) {
         match self {
+            Self::Winograd(p) => p.add(xs, gys, gw, scratch),
             Self::Rows(p) => {
                 let op = &p.op;
                 let chw = op.chan_in * op.h_in * op.w_in;
@@ -709,6 +719,7 @@ mod tests {
         let kind = |ci, co, h| {
             let op = Conv2DOp::new(4, ci, co, (h, h), (3, 3), 1, 1).unwrap();
             match WeightGrad::new(&op) {
+                Some(WeightGrad::Winograd(_)) => "winograd",
                 Some(WeightGrad::Rows(_)) => "rows",
                 Some(WeightGrad::Channels(_)) => "channels",
                 None => "gemm",
@@ -717,10 +728,18 @@ mod tests {
         // LeNet's first convolution and the ResNet stem: one input channel
         assert_eq!(kind(1, 6, 28), "rows");
         assert_eq!(kind(1, 16, 28), "rows");
-        // ResNet's stages
-        assert_eq!(kind(16, 16, 28), "channels");
-        assert_eq!(kind(32, 32, 14), "channels");
-        assert_eq!(kind(64, 64, 7), "channels");
+        // ResNet's stages: Winograd's F(3×3, 2×2)
+        assert_eq!(kind(16, 16, 28), "winograd");
+        assert_eq!(kind(32, 32, 14), "winograd");
+        assert_eq!(kind(64, 64, 7), "winograd");
+        // channel tiles where the channels are no multiple of 8
+        assert_eq!(kind(12, 20, 14), "channels");
+        // a strided one is no Winograd's
+        let op = Conv2DOp::new(4, 16, 32, (28, 28), (3, 3), 2, 1).unwrap();
+        assert!(!matches!(
+            WeightGrad::new(&op),
+            Some(WeightGrad::Winograd(_))
+        ));
     }
 
     #[test]

@@ -7,7 +7,9 @@ pub(crate) mod direct;
 mod direct_grad;
 mod direct_input;
 pub mod generic;
+mod plan;
 mod transpose;
+mod winograd;
 
 /// The runtime sizes of one 2-D convolution, checked against each other:
 /// build it with [`Conv2DOp::new`], read it with the `*_shape` methods.

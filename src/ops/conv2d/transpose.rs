@@ -111,7 +111,7 @@ unsafe fn blocks(src: &[f32], (c8, p8, n): (usize, usize, usize), dst: &mut [f32
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+pub(super) unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     // pairs of rows interleaved, then quadruples, then halves
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
