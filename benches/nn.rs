@@ -121,12 +121,15 @@ fn conv_case<const C: usize, const O: usize, const H: usize, const HO: usize, co
 fn conv(c: &mut Criterion) {
     let dev = Dev::seed_from_u64(0);
     // LeNet's two convolutions, and the ResNet's 3×3 ones and a projection
-    // shortcut (each takes other kernels: see src/ops/conv2d/direct.rs,
-    // direct_grad.rs, and im2col + gemm for the strided 1×1)
+    // shortcut (each takes other kernels: the direct tiles of
+    // src/ops/conv2d/direct.rs and direct_grad.rs for LeNet, Winograd's
+    // (winograd/) for the 3×3 ones of stride 1, im2col + gemm for the
+    // strided 1×1)
     conv_case::<1, 6, 28, 28, 5>(c, &dev, "b64_1x28x28_k5_p2_o6", (1, 2));
     conv_case::<6, 16, 14, 10, 5>(c, &dev, "b64_6x14x14_k5_p0_o16", (1, 0));
     conv_case::<16, 16, 28, 28, 3>(c, &dev, "b64_16x28x28_k3_p1_o16", (1, 1));
     conv_case::<32, 32, 14, 14, 3>(c, &dev, "b64_32x14x14_k3_p1_o32", (1, 1));
+    conv_case::<64, 64, 7, 7, 3>(c, &dev, "b64_64x7x7_k3_p1_o64", (1, 1));
     conv_case::<16, 32, 28, 14, 1>(c, &dev, "b64_16x28x28_k1_s2_o32", (2, 0));
 }
 
