@@ -66,5 +66,5 @@ impl<E: dfdx::prelude::Dtype, D> LayerKernels<E> for D where
     D: Conv2DKernel<E> + Pool2DKernel<E> + BatchNormKernel<E> + ReluKernel<E> + LinearKernel<E>
 {
 }
-pub(crate) use workspace::Lease;
 pub use workspace::Workspace;
+pub(crate) use workspace::{tag_of, Lease};

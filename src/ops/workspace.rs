@@ -145,6 +145,16 @@ impl Workspace {
     }
 }
 
+/// A tag for [`Workspace::lease_zeroed`] from `key` (what the buffer
+/// holds, and its geometry): never 0, the tag of untagged buffers, so a
+/// tagged lease never takes over an untagged buffer's leftovers.
+pub(crate) fn tag_of(key: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish() | 1
+}
+
 /// A buffer lent by a [`Workspace`]; it goes back when dropped.
 pub(crate) struct Lease<E: Send + 'static> {
     buf: Vec<E>,

@@ -13,7 +13,7 @@ use crate::ops::cpu_util::{
     tensor_from_vec, Layout, Write,
 };
 use crate::ops::memo::ParamView;
-use crate::ops::{Lease, Workspace};
+use crate::ops::{tag_of, Lease, Workspace};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -215,10 +215,7 @@ const REDUCE_CHUNK: usize = 4;
 /// The workspace tag of an im2col matrix of `op` with row length `ld`: a
 /// buffer leased under it again still holds zeros in every padding position.
 fn col_tag(op: &Conv2DOp, ld: usize) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (op, ld).hash(&mut h);
-    h.finish() | 1
+    tag_of((op, ld))
 }
 
 /// The forward pass of `n` consecutive samples `xs` into `ys`, with scratch

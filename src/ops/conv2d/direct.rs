@@ -30,6 +30,7 @@
 use super::transpose::positions_to_planes;
 use super::Conv2DOp;
 use crate::ops::cpu_util::Write;
+use crate::ops::tag_of;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -420,10 +421,7 @@ impl Plan {
     /// A workspace tag for the padded copy: a buffer leased under it again
     /// still holds zeros in every padding position.
     pub(crate) fn padded_tag(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&self.op, self.wp, "direct").hash(&mut h);
-        h.finish() | 1
+        tag_of((&self.op, self.wp, "direct"))
     }
 
     /// One sample: `y = conv(x) + b` (or `y += conv(x)` with

@@ -19,6 +19,7 @@
 use super::direct::{pad_copy, tap_cost, Isa};
 use super::transpose::planes_to_positions;
 use super::{winograd, Conv2DOp};
+use crate::ops::tag_of;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -115,10 +116,7 @@ impl GradPlan {
     /// A workspace tag for the scratch: a buffer leased under it again
     /// still holds zeros in every padding position.
     pub(crate) fn scratch_tag(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&self.op, self.wp, "direct weight gradient").hash(&mut h);
-        h.finish() | 1
+        tag_of((&self.op, self.wp, "direct weight gradient"))
     }
 
     /// `gw += dW` of one sample `x` (`chan_in × h_in × w_in`) and its output
@@ -493,10 +491,7 @@ impl ChanGradPlan {
 
     /// A workspace tag for the scratch (zeros in the padding stay zeros).
     pub(crate) fn scratch_tag(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&self.op, "direct weight gradient, channels").hash(&mut h);
-        h.finish() | 1
+        tag_of((&self.op, "direct weight gradient, channels"))
     }
 
     /// `gw += dW` of the samples `xs` (each `chan_in × h_in × w_in`) and

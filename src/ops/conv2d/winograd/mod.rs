@@ -24,6 +24,7 @@
 use super::direct::Isa;
 use super::transpose::transpose8;
 use super::Conv2DOp;
+use crate::ops::tag_of;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -92,10 +93,7 @@ impl Tiles {
     /// A workspace tag for a scratch that starts with the padded input:
     /// a buffer leased under it again still holds zeros in its padding.
     fn tag(&self, what: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (self, what).hash(&mut h);
-        h.finish() | 1
+        tag_of((self, what))
     }
 
     /// One sample `x` (planes) into the interior of `xp` (the padded input
