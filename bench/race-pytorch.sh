@@ -33,6 +33,11 @@
 # PyTorch comes from $TORCH_VENV when set, else bench/.venv (created and
 # filled with `pip install torch` from the default index on first use;
 # git-ignored). Never run by CI.
+# With MNIST at hand ($MNIST_DIR, or static-nn's cache), each round also runs
+# the `lenet` example itself right after the LeNet training step
+# (`lenet --epochs 2 --quiet`, its second epoch's samples/s: the workload
+# lenet-example, static-nn only), for the example's epoch rate as a share of
+# the race's step rate in the same round. Without MNIST it is left out.
 # The table has each side's GFLOP/s; after it come the sgemm figures, the
 # share of the gemm crate's sgemm that LeNet training reaches, `resnet train
 # ratio (...)` and `resnet infer-256 ratio (...)` for the ResNet workloads
@@ -42,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 SECS=${SECS:-2}
-WORKLOADS=${WORKLOADS:-"sgemm-2048 lenet-train mlp-train lenet-infer-1 lenet-infer-64 lenet-infer-1000 resnet-train resnet-infer-256"}
+WORKLOADS=${WORKLOADS:-"sgemm-2048 lenet-train lenet-example mlp-train lenet-infer-1 lenet-infer-64 lenet-infer-1000 resnet-train resnet-infer-256"}
 
 VENV=${TORCH_VENV:-bench/.venv}
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
@@ -73,10 +78,28 @@ case $MAX_ISA in
         ;;
 esac
 
-echo "building the static-nn side (cargo build --release --example race) ..." >&2
-cargo build --release --quiet --example race >&2
+echo "building the static-nn side (cargo build --release --example race --example lenet) ..." >&2
+cargo build --release --quiet --example race --example lenet >&2
 TARGET=${CARGO_TARGET_DIR:-target}
 SN="$TARGET/release/examples/race"
+OUT=$(mktemp)
+EXAMPLE_OUT=$(mktemp -d)
+trap 'rm -rf "$OUT" "$EXAMPLE_OUT"' EXIT
+
+# The `lenet` example's second epoch as a JSON line like the race's (its
+# line `Epoch: 2/2, Loss: x (S samples/s, ...)`); nothing if it fails.
+lenet_example() {
+    local line
+    line=$("$@" "$TARGET/release/examples/lenet" --epochs 2 --quiet --out "$EXAMPLE_OUT" 2>/dev/null |
+        grep '^Epoch: 2/2' || true)
+    [[ $line =~ \(([0-9.]+)\ samples/s ]] || return 0
+    echo "{\"side\":\"static-nn\",\"workload\":\"lenet-example\",\"samples_per_s\":${BASH_REMATCH[1]},\"steps\":0,\"median_step_us\":0,\"peak_rss_kib\":0}"
+}
+if [[ " $WORKLOADS " == *" lenet-example "* ]] &&
+    [[ -z $(lenet_example env RAYON_NUM_THREADS=2 timeout 600) ]]; then
+    echo "the lenet example found no MNIST (set MNIST_DIR): leaving out lenet-example" >&2
+    WORKLOADS=${WORKLOADS/lenet-example/}
+fi
 
 # SIDE_ENV prefixes each side's command (`env`, then the capping variables).
 SIDE_ENV=(env)
@@ -99,10 +122,12 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo "CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni)$' | tr '\n' ' ')${MAX_ISA:+(capped at $MAX_ISA: $CAP_HOW)}" >&2
 echo "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset (OpenMP default)}; torch $("$PY" -c 'import torch; print(torch.__version__)'), onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)'), static-nn $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
 
-OUT=$(mktemp)
-trap 'rm -f "$OUT"' EXIT
 for r in $(seq 1 "$ROUNDS"); do
     for w in $WORKLOADS; do
+        if [[ $w == lenet-example ]]; then
+            lenet_example "${SIDE_ENV[@]}" RAYON_NUM_THREADS=2 | tee -a "$OUT" >&2
+            continue
+        fi
         sides=(sn pt)
         [[ $w == lenet-infer-* ]] && sides+=(ort)
         # rotate which side goes first, so none always runs warmer

@@ -6,7 +6,8 @@ of it that LeNet training reaches, one ratio line per ResNet workload that
 ran, `lenet train ratio (static-nn / pytorch samples/s): R` and, last,
 `lenet infer-1000 ratio (static-nn / onnxruntime samples/s): R`. Between
 the table and those lines, each LeNet inference workload's ratio to ONNX
-Runtime round by round."""
+Runtime round by round, and the `lenet` example's epoch rate as a share of
+the LeNet training step's, round by round (when lenet-example ran)."""
 import os
 import json
 import statistics
@@ -78,6 +79,13 @@ for w in order:
     if s and o:
         pr = [a["samples_per_s"] / b["samples_per_s"] for a, b in zip(s, o)]
         print(f"{w} vs onnxruntime by round: {', '.join(f'{r:.2f}' for r in pr)} (median {med(pr):.2f})")
+# The `lenet` example's second epoch (lenet-example) ran right after the
+# race's LeNet step in each round: its rate as a share of that step's.
+ex, st = by.get(("lenet-example", "static-nn"), []), by.get(("lenet-train", "static-nn"), [])
+if ex and st:
+    pr = [a["samples_per_s"] / b["samples_per_s"] for a, b in zip(ex, st)]
+    print(f"lenet example epochs: {med([r['samples_per_s'] for r in ex]):.0f} samples/s; "
+          f"share of the race's lenet-train step by round: {', '.join(f'{r:.2f}' for r in pr)} (median {med(pr):.2f})")
 print()
 g_sn, g_pt = gflops("sgemm-2048", "static-nn"), gflops("sgemm-2048", "pytorch")
 if g_sn == g_sn:
