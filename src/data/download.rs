@@ -280,9 +280,20 @@ fn check(
     }
 }
 
+/// The folders among `dest` and its ancestors that do not exist yet,
+/// deepest first: those that `fs::create_dir_all(dest)` would create.
+fn missing_folders(dest: &Path) -> Vec<PathBuf> {
+    dest.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
 /// Downloads one file into `dest`, trying `mirrors` in order. Returns the
 /// path of the verified file, or `None` with one line per failed attempt
-/// appended to `failures`.
+/// appended to `failures`. The folders it had to create for `dest` are
+/// removed again if every mirror failed and they are still empty, so a
+/// failed download (offline, say) leaves no empty cache folder behind.
 pub(crate) fn download_file(
     cfg: &DownloadConfig,
     file: &FileSpec,
@@ -291,10 +302,33 @@ pub(crate) fn download_file(
     dest: &Path,
     failures: &mut Vec<String>,
 ) -> Option<PathBuf> {
+    let created = missing_folders(dest);
     if let Err(e) = fs::create_dir_all(dest) {
         failures.push(format!("cannot create {}: {e}", dest.display()));
         return None;
     }
+    let found = try_mirrors(cfg, file, structure, mirrors, dest, failures);
+    if found.is_none() {
+        for folder in &created {
+            // `remove_dir` removes only an empty folder: one holding
+            // another file's download stays
+            if fs::remove_dir(folder).is_err() {
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// [`download_file`]'s attempts, into the existing folder `dest`.
+fn try_mirrors(
+    cfg: &DownloadConfig,
+    file: &FileSpec,
+    structure: Check<'_>,
+    mirrors: &[String],
+    dest: &Path,
+    failures: &mut Vec<String>,
+) -> Option<PathBuf> {
     remove_stale_parts(dest, &file.name);
     for mirror in mirrors {
         let url = super::locate::join_url(mirror, &file.name);
@@ -392,6 +426,36 @@ mod tests {
         assert!(!stale.exists());
         assert!(fresh.exists());
         assert!(other.exists());
+    }
+
+    #[test]
+    fn a_failed_download_removes_the_folders_it_created() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("cache").join("tiny");
+        let cfg = DownloadConfig {
+            timeout: Duration::from_secs(5),
+            verify: false,
+            observer: None,
+        };
+        let file = FileSpec::new("a.gz", "", vec![]);
+        let structure: Check<'_> = &|_, _| Ok(());
+        // port 1 on the loopback: nothing listens, the connection is refused
+        let mirrors = ["http://127.0.0.1:1/".to_string()];
+        let mut failures = Vec::new();
+        assert!(download_file(&cfg, &file, structure, &mirrors, &dest, &mut failures).is_none());
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].starts_with("http://127.0.0.1:1/a.gz"),
+            "{failures:?}"
+        );
+        assert!(!root.path().join("cache").exists());
+        assert!(root.path().exists());
+        // a folder that holds something (an earlier file) stays
+        fs::create_dir_all(&dest).unwrap();
+        fs::write(dest.join("b.gz"), b"x").unwrap();
+        let mut failures = Vec::new();
+        assert!(download_file(&cfg, &file, structure, &mirrors, &dest, &mut failures).is_none());
+        assert!(dest.join("b.gz").exists());
     }
 
     #[test]
