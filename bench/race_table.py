@@ -84,8 +84,9 @@ for w in order:
 ex, st = by.get(("lenet-example", "static-nn"), []), by.get(("lenet-train", "static-nn"), [])
 if ex and st:
     pr = [a["samples_per_s"] / b["samples_per_s"] for a, b in zip(ex, st)]
-    print(f"lenet example epochs: {med([r['samples_per_s'] for r in ex]):.0f} samples/s; "
-          f"share of the race's lenet-train step by round: {', '.join(f'{r:.2f}' for r in pr)} (median {med(pr):.2f})")
+    e, t = med([r["samples_per_s"] for r in ex]), sps("lenet-train", "static-nn")
+    print(f"lenet example epochs: {e:.0f} samples/s, {e / t:.2f} of the race's lenet-train step ({t:.0f}); "
+          f"by round: {', '.join(f'{r:.2f}' for r in pr)} (median {med(pr):.2f})")
 print()
 g_sn, g_pt = gflops("sgemm-2048", "static-nn"), gflops("sgemm-2048", "pytorch")
 if g_sn == g_sn:
