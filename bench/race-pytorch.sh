@@ -33,11 +33,13 @@
 # PyTorch comes from $TORCH_VENV when set, else bench/.venv (created and
 # filled with `pip install torch` from the default index on first use;
 # git-ignored). Never run by CI.
-# With MNIST at hand ($MNIST_DIR, or static-nn's cache), each round also runs
+# Where the `lenet` example finds MNIST ($MNIST_DIR, static-nn's cache, or a
+# download into that cache, as the example always does), each round also runs
 # the `lenet` example itself right after the LeNet training step
 # (`lenet --epochs 2 --quiet`, its second epoch's samples/s: the workload
 # lenet-example, static-nn only), for the example's epoch rate as a share of
-# the race's step rate in the same round. Without MNIST it is left out.
+# the race's step rate in the same round. Without MNIST it is left out (the
+# script says so).
 # The table has each side's GFLOP/s; after it come the sgemm figures, the
 # share of the gemm crate's sgemm that LeNet training reaches, `resnet train
 # ratio (...)` and `resnet infer-256 ratio (...)` for the ResNet workloads
