@@ -387,6 +387,7 @@ impl Producer {
         let idx = &global[local.clone()];
         let d = &*self.data;
         let per = d.image_len();
+        prefetch_images(&d.pixels, idx, per);
         let mut images = Vec::with_capacity(idx.len() * per);
         let mut labels = Vec::with_capacity(idx.len());
         let t: &[[f32; 256]] = &self.tables;
@@ -426,6 +427,32 @@ impl Producer {
             cols: d.cols,
         })
     }
+}
+
+/// Asks the CPU to start loading images `idx` (each `per` bytes of
+/// `pixels`) into its caches. A shuffled batch's images lie at random places
+/// in a set larger than the caches (MNIST's training images: 47 MB), so
+/// each image's first bytes come from memory: converting them one after the
+/// other waited for each image in turn (41 µs for a batch of 64 MNIST
+/// images on an AMD EPYC, in a loop that both threads of a step wait for).
+/// Asked all at once, the loads overlap. Elsewhere than on x86-64 it does
+/// nothing.
+fn prefetch_images(pixels: &[u8], idx: &[usize], per: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for &i in idx {
+        let Some(image) = pixels.get(i * per..(i + 1) * per) else {
+            continue;
+        };
+        for line in image.chunks(64) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: a prefetch only hints the cache (it never faults),
+            // and the address lies inside `pixels`; SSE, which it needs,
+            // is part of every x86-64 CPU.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (pixels, idx, per);
 }
 
 enum Inner {
