@@ -140,15 +140,17 @@ fn truncated_download_moves_on_and_leaves_nothing() {
         msg.contains("/nolen/cifar-10-binary.tar.gz: checksum mismatch"),
         "{msg}"
     );
+    // nothing left: no partial file, and not even the folder the download made
     let folder = cache.path().join("cifar10");
-    assert!(std::fs::read_dir(&folder).unwrap().next().is_none());
+    assert!(!folder.exists(), "{folder:?} was left behind");
+    assert!(cache.path().exists());
 
     // Without the checksum (--no-verify), the archive's own structure catches it.
     let mut o = download_opts(cache.path(), vec![server.url("nolen")]);
     o.verify = false;
     let msg = spec.load(&o).unwrap_err().to_string();
     assert!(msg.contains("corrupt or truncated archive"), "{msg}");
-    assert!(std::fs::read_dir(&folder).unwrap().next().is_none());
+    assert!(!folder.exists(), "{folder:?} was left behind");
 
     let o = download_opts(cache.path(), vec![server.url("cut"), server.url("good")]);
     check_content(&spec.load(&o).unwrap());
