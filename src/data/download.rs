@@ -307,28 +307,6 @@ pub(crate) fn download_file(
         failures.push(format!("cannot create {}: {e}", dest.display()));
         return None;
     }
-    let found = try_mirrors(cfg, file, structure, mirrors, dest, failures);
-    if found.is_none() {
-        for folder in &created {
-            // `remove_dir` removes only an empty folder: one holding
-            // another file's download stays
-            if fs::remove_dir(folder).is_err() {
-                break;
-            }
-        }
-    }
-    found
-}
-
-/// [`download_file`]'s attempts, into the existing folder `dest`.
-fn try_mirrors(
-    cfg: &DownloadConfig,
-    file: &FileSpec,
-    structure: Check<'_>,
-    mirrors: &[String],
-    dest: &Path,
-    failures: &mut Vec<String>,
-) -> Option<PathBuf> {
     remove_stale_parts(dest, &file.name);
     for mirror in mirrors {
         let url = super::locate::join_url(mirror, &file.name);
@@ -350,6 +328,13 @@ fn try_mirrors(
                 });
                 failures.push(line);
             }
+        }
+    }
+    for folder in &created {
+        // `remove_dir` removes only an empty folder: one holding another
+        // file's download stays
+        if fs::remove_dir(folder).is_err() {
+            break;
         }
     }
     None
