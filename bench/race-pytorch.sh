@@ -97,11 +97,6 @@ lenet_example() {
     [[ $line =~ \(([0-9.]+)\ samples/s ]] || return 0
     echo "{\"side\":\"static-nn\",\"workload\":\"lenet-example\",\"samples_per_s\":${BASH_REMATCH[1]},\"steps\":0,\"median_step_us\":0,\"peak_rss_kib\":0}"
 }
-if [[ " $WORKLOADS " == *" lenet-example "* ]] &&
-    [[ -z $(lenet_example env RAYON_NUM_THREADS=2 timeout 600) ]]; then
-    echo "the lenet example found no MNIST (set MNIST_DIR): leaving out lenet-example" >&2
-    WORKLOADS=${WORKLOADS/lenet-example/}
-fi
 
 # SIDE_ENV prefixes each side's command (`env`, then the capping variables).
 SIDE_ENV=(env)
@@ -127,7 +122,14 @@ echo "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset (OpenMP default)}; torch $("$PY" 
 for r in $(seq 1 "$ROUNDS"); do
     for w in $WORKLOADS; do
         if [[ $w == lenet-example ]]; then
-            lenet_example "${SIDE_ENV[@]}" RAYON_NUM_THREADS=2 | tee -a "$OUT" >&2
+            line=$(lenet_example "${SIDE_ENV[@]}" RAYON_NUM_THREADS=2 timeout 600)
+            if [[ -z $line ]]; then
+                # from the next round on
+                echo "the lenet example found no MNIST (set MNIST_DIR): leaving out lenet-example" >&2
+                WORKLOADS=${WORKLOADS/lenet-example/}
+            else
+                echo "$line" | tee -a "$OUT" >&2
+            fi
             continue
         fi
         sides=(sn pt)
