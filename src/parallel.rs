@@ -66,6 +66,23 @@ pub fn keep_workers_awake<R>(f: impl FnOnce() -> R) -> R {
     })
 }
 
+/// Runs `main` on this thread and `side` beside it, on another worker of
+/// the current rayon pool if one takes it meanwhile (else on this thread
+/// once `main` is done), and returns `main`'s result when both are done.
+/// Outside a rayon pool, or in a pool of one thread, both run here in turn:
+/// no pool is started.
+pub(crate) fn alongside<R>(main: impl FnOnce() -> R, side: impl FnOnce() + Send) -> R {
+    if rayon::current_thread_index().is_none() || rayon::current_num_threads() < 2 {
+        let r = main();
+        side();
+        return r;
+    }
+    rayon::in_place_scope(|scope| {
+        scope.spawn(|_| side());
+        main()
+    })
+}
+
 /// Sets its flag when dropped.
 struct StopOnDrop<'a>(&'a AtomicBool);
 
@@ -124,6 +141,42 @@ mod tests {
             })
         });
         assert_ne!(ran_on, caller);
+    }
+
+    #[test]
+    fn alongside_runs_both_and_returns_mains_result() {
+        for threads in [1, 2, 3] {
+            let (r, side) = pool(threads).install(|| {
+                let mut side = 0u64;
+                let r = alongside(|| (0..1000u64).sum::<u64>(), || side = 7);
+                (r, side)
+            });
+            assert_eq!((r, side), (499_500, 7), "{threads} threads");
+        }
+        // outside a pool: in turn, on this thread
+        let mut ran_on = None;
+        let r = alongside(|| 5, || ran_on = Some(std::thread::current().id()));
+        assert_eq!((r, ran_on), (5, Some(std::thread::current().id())));
+    }
+
+    #[test]
+    fn alongside_runs_the_side_work_on_another_worker_meanwhile() {
+        // `main` waits for a message that only `side` sends: this returns
+        // only if `side` ran while `main` was still running
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (got, side_on, main_on) = pool(2).install(move || {
+            let mut side_on = None;
+            let got = alongside(
+                || rx.recv_timeout(std::time::Duration::from_secs(30)).is_ok(),
+                || {
+                    side_on = rayon::current_thread_index();
+                    let _ = tx.send(());
+                },
+            );
+            (got, side_on, rayon::current_thread_index())
+        });
+        assert!(got, "side work ran only after the main work");
+        assert_ne!(side_on, main_on);
     }
 
     #[test]

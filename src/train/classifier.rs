@@ -636,7 +636,10 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         let mut grads = self.split.take_grads(&self.model)?;
         // replicas seeded anew from this epoch's device
         self.split.drop_replicas();
-        for (b, batch) in loader.epoch(epoch).enumerate() {
+        let mut epoch_batches = loader.epoch(epoch);
+        let mut next = epoch_batches.next();
+        let mut b = 0;
+        while let Some(batch) = next.take() {
             self.optimizer.set_learning_rate(lr(b));
             let non_finite = |value: f32| TrainError::NonFiniteLoss {
                 epoch: epoch + 1,
@@ -663,53 +666,64 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                 }
             }
             let chunks = &self.split;
-            match self.dist.as_mut() {
-                None if !split => self.optimizer.update(&mut self.model, &grads)?,
-                None => self.optimizer.update_reduced(
-                    &mut self.model,
-                    &grads,
-                    &mut |flat: &mut Vec<f32>| chunks.combine(flat),
-                )?,
-                Some(dp) => {
-                    let weight = n as f32;
-                    let mut global = (0.0f32, 0usize);
-                    let mut reduce = |flat: &mut Vec<f32>| -> Result<(), TrainError> {
-                        if split {
-                            chunks.combine(flat)?;
+            let (model, optimizer, dist) = (&mut self.model, &mut self.optimizer, &mut self.dist);
+            // the next batch is built on another worker while this one
+            // updates the weights (both wait for the step before)
+            let updated = crate::parallel::alongside(
+                || -> Result<(), TrainError> {
+                    match dist.as_mut() {
+                        None if !split => optimizer.update(model, &grads)?,
+                        None => optimizer.update_reduced(
+                            model,
+                            &grads,
+                            &mut |flat: &mut Vec<f32>| chunks.combine(flat),
+                        )?,
+                        Some(dp) => {
+                            let weight = n as f32;
+                            let mut global = (0.0f32, 0usize);
+                            let mut reduce = |flat: &mut Vec<f32>| -> Result<(), TrainError> {
+                                if split {
+                                    chunks.combine(flat)?;
+                                }
+                                for g in flat.iter_mut() {
+                                    *g *= weight;
+                                }
+                                flat.push(value * weight);
+                                flat.push(weight);
+                                let t = Instant::now();
+                                dp.comm.all_reduce_sum_f32(flat)?;
+                                dp.stats.seconds += t.elapsed().as_secs_f64();
+                                dp.stats.steps += 1;
+                                dp.stats.bytes_per_step = flat.len() * std::mem::size_of::<f32>();
+                                let total = flat.pop().unwrap_or(0.0);
+                                let loss_sum = flat.pop().unwrap_or(f32::NAN);
+                                // the loader's batches are never empty: the global
+                                // count is at least 1 on every rank alike
+                                let total_n = total.max(1.0);
+                                for g in flat.iter_mut() {
+                                    *g /= total_n;
+                                }
+                                global = (loss_sum / total_n, total as usize);
+                                if !global.0.is_finite() {
+                                    return Err(non_finite(global.0));
+                                }
+                                Ok(())
+                            };
+                            optimizer.update_reduced(model, &grads, &mut reduce)?;
+                            value = global.0;
+                            // the epoch's figures count the global batch
+                            global_samples = global.1;
                         }
-                        for g in flat.iter_mut() {
-                            *g *= weight;
-                        }
-                        flat.push(value * weight);
-                        flat.push(weight);
-                        let t = Instant::now();
-                        dp.comm.all_reduce_sum_f32(flat)?;
-                        dp.stats.seconds += t.elapsed().as_secs_f64();
-                        dp.stats.steps += 1;
-                        dp.stats.bytes_per_step = flat.len() * std::mem::size_of::<f32>();
-                        let total = flat.pop().unwrap_or(0.0);
-                        let loss_sum = flat.pop().unwrap_or(f32::NAN);
-                        // the loader's batches are never empty: the global
-                        // count is at least 1 on every rank alike
-                        let total_n = total.max(1.0);
-                        for g in flat.iter_mut() {
-                            *g /= total_n;
-                        }
-                        global = (loss_sum / total_n, total as usize);
-                        if !global.0.is_finite() {
-                            return Err(non_finite(global.0));
-                        }
-                        Ok(())
-                    };
-                    self.optimizer
-                        .update_reduced(&mut self.model, &grads, &mut reduce)?;
-                    value = global.0;
-                    // the epoch's figures count the global batch
-                    global_samples = global.1;
-                    let (steps, every) = (dp.stats.steps, dp.check_every);
-                    if every > 0 && steps % every == 0 {
-                        self.check_replicas(steps)?;
                     }
+                    Ok(())
+                },
+                || next = epoch_batches.next(),
+            );
+            updated?;
+            if let Some(dp) = &self.dist {
+                let (steps, every) = (dp.stats.steps, dp.check_every);
+                if every > 0 && steps % every == 0 {
+                    self.check_replicas(steps)?;
                 }
             }
             self.model
@@ -729,6 +743,7 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                     seconds: start.elapsed().as_secs_f64(),
                 });
             }
+            b += 1;
         }
         self.split.keep_grads(grads);
         if let Some(dp) = &self.dist {
