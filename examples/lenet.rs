@@ -251,10 +251,12 @@ where
         batch_size: args.batch_size,
         shuffle: Some(args.seed),
         augment: (shift > 0).then(|| static_nn::data::Augment::shifts(shift)),
-        // An MNIST batch is a copy of 64 small images, microseconds of work:
-        // a prefetch thread would cost more, taking a core from the rayon
-        // pool's workers (kept awake between the steps' parallel loops) each
-        // time it wakes. Shifted batches take longer: those are prefetched.
+        // An MNIST batch is a copy of 64 small images, microseconds of work,
+        // which the epoch loop hands to the pool's other worker while the
+        // weights are updated: a prefetch thread would cost more, taking a
+        // core from the rayon pool's workers (kept awake between the steps'
+        // parallel loops) each time it wakes. Shifted batches take longer:
+        // those are prefetched.
         prefetch: if shift > 0 { 2 } else { 0 },
         ..Default::default()
     };
