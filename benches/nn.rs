@@ -41,6 +41,9 @@
 //! - `train_step/*`: forward, cross-entropy, backward, Adam (batch 64), with
 //!   the batch traced as usual and as `NoInputGrad` (`*_no_input_grad`, as
 //!   `Classifier::fit` passes it);
+//!   `train_step/lenet_class_epoch/*` is `Classifier::fit_epoch` over 100
+//!   batches from a `DataLoader` (per sample: against
+//!   `lenet_class_split2`, the epoch loop's own cost);
 //! - `inference/*`: the class LeNet at batch 1, 64, 1000;
 //! - `typed_overhead/*`: the typed `LeNetClass` against the same computation
 //!   written directly with the ops (see `benches/common/raw_lenet.rs`).
@@ -51,14 +54,18 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
 };
 use dfdx::optim::{Adam, Optimizer};
-use static_nn::data::Batch;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use static_nn::data::{Batch, DataLoader, LabelledImages, LoaderConfig};
 use static_nn::models::{BasicBlock, Projection};
 use static_nn::ops::{
     Conv2DKernel, Conv2DOp, Pool2DKernel, Pool2DOp, PoolKind, ReluKernel, Workspace,
 };
 use static_nn::prelude::*;
-use static_nn::train::{cross_entropy, ImageClassifier, Optim, OptimizerConfig, SplitStep};
+use static_nn::train::{
+    cross_entropy, Classifier, ImageClassifier, Optim, OptimizerConfig, SplitStep,
+};
 use std::hint::black_box;
+use std::sync::Arc;
 
 #[path = "common/raw_lenet.rs"]
 mod raw_lenet;
@@ -420,12 +427,57 @@ fn train(c: &mut Criterion) {
     dev.enable_cache();
     split_case::<LeNetClass>(&mut g, &dev, 1, "lenet_class_split1/b64_adam");
     split_case::<LeNetClass>(&mut g, &dev, 2, "lenet_class_split2/b64_adam");
+    // the same steps inside `Classifier::fit_epoch`, batches from a loader
+    epoch_case(&mut g);
     // ResNet in training mode: in two chunks, its batch norms share the
     // batch's statistics between them (a step takes tens of milliseconds)
     g.sample_size(20);
     split_case::<MnistResNet>(&mut g, &dev, 1, "resnet_split1/b64_adam");
     split_case::<MnistResNet>(&mut g, &dev, 2, "resnet_split2/b64_adam");
     g.finish();
+}
+
+/// [`Classifier::fit_epoch`] of the class LeNet over 100 shuffled batches of
+/// 64 random MNIST-sized images, as the `lenet` example runs its epochs (a
+/// device with dfdx's cache, no prefetch thread, two chunks side by side):
+/// against `lenet_class_split2`, what the epoch loop adds to its steps
+/// (batching, the learning rate, the loss bookkeeping).
+fn epoch_case(g: &mut BenchmarkGroup<'_, WallTime>) {
+    const BATCHES: usize = 100;
+    let n = BATCHES * B;
+    let mut rng = StdRng::seed_from_u64(1);
+    let pixels: Vec<u8> = (0..n * 28 * 28).map(|_| rng.gen()).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let data = LabelledImages::new(28, 28, pixels, labels).unwrap();
+    let loader = DataLoader::new(
+        Arc::new(data),
+        LoaderConfig {
+            batch_size: B,
+            shuffle: Some(0),
+            prefetch: 0,
+            ..Default::default()
+        },
+    );
+    let dev = Dev::seed_from_u64(0);
+    dev.enable_cache();
+    let model = dev.build_module::<LeNetClass, f32>();
+    let mut clf = Classifier::try_new(model, dev, OptimizerConfig::adam(1e-3)).unwrap();
+    // as the examples do: on a worker of a pool (`fit_epoch` keeps the
+    // pool's other worker awake itself)
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("lenet_class_epoch/100x_b64_adam", |bch| {
+        bch.iter_custom(|iters| {
+            pool.install(|| {
+                let t = std::time::Instant::now();
+                for e in 0..iters as usize {
+                    clf.fit_epoch(&loader, e, &cross_entropy).unwrap();
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.throughput(Throughput::Elements(B as u64));
 }
 
 /// `SplitStep` training steps of model `M` in `chunks` chunks on a host
