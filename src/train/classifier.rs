@@ -591,7 +591,9 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
     /// the epoch runs on a worker of the global pool (`rayon::scope`), this
     /// thread waiting: each of a step's hundreds of parallel loops then
     /// starts from a worker, instead of waking the pool and parking this
-    /// thread every time.
+    /// thread every time. On a worker of a pool of two or more threads, the
+    /// loader's next batch is built by another worker while this one updates
+    /// the weights (`parallel::alongside`).
     pub(super) fn fit_epoch_with(
         &mut self,
         loader: &DataLoader,
