@@ -652,7 +652,6 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
             // gradients then count for nothing in the weighted mean
             let mut value = 0.0f32;
             let n = batch.len();
-            let mut global_samples = n;
             let mut split = false;
             if n > 0 || self.dist.is_none() {
                 let (g, v) = self.split.forward_backward(
@@ -667,61 +666,12 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
                     return Err(non_finite(value));
                 }
             }
-            let chunks = &self.split;
-            let (model, optimizer, dist) = (&mut self.model, &mut self.optimizer, &mut self.dist);
             // the next batch is built on another worker while this one
             // updates the weights (both wait for the step before)
-            let updated = crate::parallel::alongside(
-                || -> Result<(), TrainError> {
-                    match dist.as_mut() {
-                        None if !split => optimizer.update(model, &grads)?,
-                        None => optimizer.update_reduced(
-                            model,
-                            &grads,
-                            &mut |flat: &mut Vec<f32>| chunks.combine(flat),
-                        )?,
-                        Some(dp) => {
-                            let weight = n as f32;
-                            let mut global = (0.0f32, 0usize);
-                            let mut reduce = |flat: &mut Vec<f32>| -> Result<(), TrainError> {
-                                if split {
-                                    chunks.combine(flat)?;
-                                }
-                                for g in flat.iter_mut() {
-                                    *g *= weight;
-                                }
-                                flat.push(value * weight);
-                                flat.push(weight);
-                                let t = Instant::now();
-                                dp.comm.all_reduce_sum_f32(flat)?;
-                                dp.stats.seconds += t.elapsed().as_secs_f64();
-                                dp.stats.steps += 1;
-                                dp.stats.bytes_per_step = flat.len() * std::mem::size_of::<f32>();
-                                let total = flat.pop().unwrap_or(0.0);
-                                let loss_sum = flat.pop().unwrap_or(f32::NAN);
-                                // the loader's batches are never empty: the global
-                                // count is at least 1 on every rank alike
-                                let total_n = total.max(1.0);
-                                for g in flat.iter_mut() {
-                                    *g /= total_n;
-                                }
-                                global = (loss_sum / total_n, total as usize);
-                                if !global.0.is_finite() {
-                                    return Err(non_finite(global.0));
-                                }
-                                Ok(())
-                            };
-                            optimizer.update_reduced(model, &grads, &mut reduce)?;
-                            value = global.0;
-                            // the epoch's figures count the global batch
-                            global_samples = global.1;
-                        }
-                    }
-                    Ok(())
-                },
+            let (value, global_samples) = crate::parallel::alongside(
+                || self.update_weights(&grads, n, value, split, &non_finite),
                 || next = epoch_batches.next(),
-            );
-            updated?;
+            )?;
             if let Some(dp) = &self.dist {
                 let (steps, every) = (dp.stats.steps, dp.check_every);
                 if every > 0 && steps % every == 0 {
@@ -759,6 +709,67 @@ impl<M: TensorCollection<f32, D>, D: Device<f32> + TypedErrors> Classifier<M, D>
         };
         self.history.push(stats);
         Ok(stats)
+    }
+
+    /// The optimizer's update from `grads`, the gradients of a batch of `n`
+    /// samples (of chunks side by side if `split`) whose mean loss was
+    /// `value`; in data-parallel training averaged over the ranks first.
+    /// Returns the step's loss and sample count: in data-parallel training
+    /// those of the global batch, else `value` and `n`.
+    fn update_weights(
+        &mut self,
+        grads: &Gradients<f32, D>,
+        n: usize,
+        value: f32,
+        split: bool,
+        non_finite: &impl Fn(f32) -> TrainError,
+    ) -> Result<(f32, usize), TrainError> {
+        let chunks = &self.split;
+        let Some(dp) = self.dist.as_mut() else {
+            if split {
+                self.optimizer
+                    .update_reduced(&mut self.model, grads, &mut |flat: &mut Vec<f32>| {
+                        chunks.combine(flat)
+                    })?;
+            } else {
+                self.optimizer.update(&mut self.model, grads)?;
+            }
+            return Ok((value, n));
+        };
+        let weight = n as f32;
+        let mut global = (0.0f32, 0usize);
+        let mut reduce = |flat: &mut Vec<f32>| -> Result<(), TrainError> {
+            if split {
+                chunks.combine(flat)?;
+            }
+            for g in flat.iter_mut() {
+                *g *= weight;
+            }
+            flat.push(value * weight);
+            flat.push(weight);
+            let t = Instant::now();
+            dp.comm.all_reduce_sum_f32(flat)?;
+            dp.stats.seconds += t.elapsed().as_secs_f64();
+            dp.stats.steps += 1;
+            dp.stats.bytes_per_step = flat.len() * std::mem::size_of::<f32>();
+            let total = flat.pop().unwrap_or(0.0);
+            let loss_sum = flat.pop().unwrap_or(f32::NAN);
+            // the loader's batches are never empty: the global count is at
+            // least 1 on every rank alike
+            let total_n = total.max(1.0);
+            for g in flat.iter_mut() {
+                *g /= total_n;
+            }
+            global = (loss_sum / total_n, total as usize);
+            if !global.0.is_finite() {
+                return Err(non_finite(global.0));
+            }
+            Ok(())
+        };
+        self.optimizer
+            .update_reduced(&mut self.model, grads, &mut reduce)?;
+        // the epoch's figures count the global batch
+        Ok(global)
     }
 
     /// Accuracy, per-class accuracy and confusion matrix on `loader`
